@@ -1,0 +1,49 @@
+# fvm — see README.md. `make quickstart` sets up and boots a VM; `make test` runs every gate.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
+BIN       := bin/fvm
+E2E_FLAGS ?= -v -count=1 -timeout 40m
+
+.PHONY: all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+setup:
+	./scripts/setup.sh
+
+# One command: install dependencies, build fvm and a Debian image, boot a VM and open a shell.
+quickstart: setup build
+	$(BIN) image build debian
+	$(BIN) run debian-local
+
+# The test command: formatting, vet, static checks, darwin type-check, unit and e2e tests.
+test: setup check e2e
+
+check: fmt vet staticcheck darwin-check unit
+
+unit:
+	$(GO) test -race ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0 ./...
+
+darwin-check:
+	$(GO) run ./scripts/darwincheck ./...
+
+# Boots real VMs (TCG where KVM is unusable): builds/caches the Debian image first.
+e2e: build
+	FVM_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e $(E2E_FLAGS) ./scripts/e2e/
+
+clean:
+	rm -rf bin

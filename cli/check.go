@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newCheckCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "check",
+		Short: "Check what this host can run and say what is missing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l := a.layout
+			fmt.Fprintf(a.out, "config   %s\ndata     %s\ncache    %s\nsocket   %s\nhost log %s\n\n",
+				l.ConfigFile(), l.DataDir, l.CacheDir, l.SocketPath(), l.DaemonLog())
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			info, err := c.Host(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "host     fvm %s (pid %d)\n\n", info.Version, info.PID)
+			failed := 0
+			for _, ch := range info.Checks {
+				mark := "ok  "
+				if !ch.OK {
+					mark = "FAIL"
+					failed++
+				}
+				fmt.Fprintf(a.out, "[%s] %-12s %s\n", mark, ch.Name, ch.Detail)
+				if ch.Fix != "" {
+					fmt.Fprintf(a.out, "       fix: %s\n", ch.Fix)
+				}
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d check(s) failed: see the fixes above", failed)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api/client"
+)
+
+// client returns a client of a live host, starting `fvm daemon` detached (in its own
+// session, logging to the state dir) when the socket is absent or dead.
+func (a *app) client(ctx context.Context) (*client.Client, error) {
+	c := client.New(a.layout.SocketPath())
+	if _, err := c.Ping(ctx, 2*time.Second); err == nil {
+		return c, nil
+	}
+	if err := a.startHost(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		if _, last = c.Ping(ctx, time.Second); last == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("the fvm host did not come up on %s: %v; see %s", c.Socket(), last, a.layout.DaemonLog())
+}
+
+func (a *app) startHost() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if err := a.layout.EnsureRunDir(); err != nil {
+		return fmt.Errorf("run dir %s: %w", a.layout.RunDir, err)
+	}
+	logf, err := os.OpenFile(a.layout.DaemonLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("daemon log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(exe, "daemon")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this terminal
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start fvm daemon: %w", err)
+	}
+	// Reap it if it dies at once (e.g. another host won the race), without blocking.
+	go cmd.Wait()
+	return nil
+}
+
+// tail returns the last n lines of a file, for error messages.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var errInterrupted = errors.New("interrupted")

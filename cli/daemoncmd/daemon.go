@@ -1,0 +1,36 @@
+// Package daemoncmd is the `fvm daemon` verb: it hosts VMs in this process, so it
+// alone of the CLI imports drivers. main wires it into the command tree.
+package daemoncmd
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/cli"
+	"github.com/fvmhq/fvm/core/daemon"
+	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// New returns the `fvm daemon` command.
+func New() *cobra.Command {
+	return &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the fvm host in the foreground (started on demand by other commands)",
+		Long: `Run the fvm host: it serves the API on a Unix socket and runs the VMs.
+Other commands start it on demand, detached, logging to daemon.log in the run
+directory. VMs keep running when the host stops; the next host re-adopts them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			layout := store.DefaultLayout()
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			drv := qemu.New(qemu.Options{Log: os.Stderr})
+			d := daemon.New(daemon.Options{
+				Layout: layout, Driver: drv, Version: cli.Version, Log: log, Checks: drv.Checks,
+			})
+			return d.Serve(cmd.Context())
+		},
+	}
+}

@@ -1,0 +1,90 @@
+// Package cli holds the fvm command line: one file per verb. Client verbs reach
+// VMs only through core/api/client; the `daemon` verb, which hosts VMs in this
+// same binary, lives in cli/daemoncmd and is wired in by main.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/fvmhq/fvm/core/config"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// Version is set at build time with -ldflags "-X github.com/fvmhq/fvm/cli.Version=...".
+var Version = "dev"
+
+// app is what every verb shares: where state lives, settings and output streams.
+type app struct {
+	layout store.Layout
+	cfg    *viper.Viper
+	out    io.Writer
+	errOut io.Writer
+}
+
+// exitError carries a remote command's exit status out of cobra without a message.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// NewRoot builds the command tree; extra adds verbs wired in by main (the daemon).
+func NewRoot(extra ...*cobra.Command) *cobra.Command {
+	a := &app{layout: store.DefaultLayout(), out: os.Stdout, errOut: os.Stderr}
+	root := &cobra.Command{
+		Use:   "fvm",
+		Short: "Linux VMs from cloud images, as easy as docker run",
+		Long: `fvm runs Linux virtual machines from cloud images.
+
+  fvm image build debian          build a local Debian 12 image (no internet needed)
+  fvm run debian-local            create, boot and open a shell on a new VM
+  fvm run -d debian-local web1    ... in the background, named web1
+  fvm ssh web1 -- uname -a        run a command in it
+  fvm ps / ls / stop / start / rm manage VMs
+
+State lives under FVM_HOME when set (see "fvm check" for the paths).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(a.layout)
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+			return nil
+		},
+	}
+	root.SetOut(os.Stdout)
+	root.SetErr(os.Stderr)
+	root.AddCommand(
+		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newRestartCmd(a), newRmCmd(a),
+		newPsCmd(a), newLsCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
+		newLogsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
+	)
+	root.AddCommand(extra...)
+	return root
+}
+
+// Main runs the CLI and returns the process exit status.
+func Main(extra ...*cobra.Command) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := NewRoot(extra...)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	fmt.Fprintln(os.Stderr, "fvm:", err)
+	return 1
+}

@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/sshx"
+)
+
+func newRunCmd(a *app) *cobra.Command {
+	var f vmFlags
+	var detach, rm bool
+	cmd := &cobra.Command{
+		Use:   "run IMAGE [ARCH] [NAME] [-- CMD ARGS...]",
+		Short: "Create and boot a VM, then open a shell or run a command in it",
+		Long: `Create a VM from IMAGE (a local image name, see "fvm images", or a path to a
+qcow2/raw disk file), boot it and connect over SSH with a pinned host key.
+
+Without -d and without a command it opens an interactive shell. With a command
+after "--" it runs it, prints its output and exits with its status.`,
+		Example: `  fvm run debian-local
+  fvm run debian-local amd64 web1 -p 8080:80 -d
+  fvm run --rm debian-local -- uname -a
+  fvm run ./disk.qcow2 --cpus 4 --memory 4G`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			args, command := splitDash(cmd, args)
+			if detach && rm {
+				return errors.New("--rm and -d do not go together: a detached VM is removed with `fvm rm -f NAME`")
+			}
+			if detach && command != "" {
+				return errors.New("-d and a command do not go together: drop -d to run the command, or run it later with `fvm exec`")
+			}
+			spec, err := f.spec(a, cmd, args)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := a.client(ctx)
+			if err != nil {
+				return err
+			}
+			t0 := time.Now()
+			v, err := c.Create(ctx, api.CreateRequest{Spec: spec})
+			if err != nil {
+				return err
+			}
+			name := v.Spec.Name
+			a.phase("Created VM %s from %s in %s", name, spec.Image, since(t0))
+			cleanup := func(err error) error {
+				if !rm {
+					if errors.Is(err, context.Canceled) {
+						a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
+					}
+					return err
+				}
+				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				defer cancel()
+				if rerr := c.Remove(rctx, name, true); rerr != nil {
+					return errors.Join(err, rerr)
+				}
+				a.phase("VM %s removed", name)
+				return err
+			}
+			tb := time.Now()
+			if v, err = c.Start(ctx, name); err != nil {
+				return cleanup(err)
+			}
+			if v.Notice != "" {
+				a.phase("Note: %s", v.Notice)
+			}
+			a.phase("Booting %s (%s, %s): hypervisor up in %s", name, v.Backend, accelText(v.Accel), since(tb))
+			info, err := c.SSHInfo(ctx, name)
+			if err != nil {
+				return cleanup(err)
+			}
+			t, err := targetFromInfo(info)
+			if err != nil {
+				return cleanup(err)
+			}
+			t1 := time.Now()
+			a.phase("Waiting for SSH on %s:%d", info.Host, info.Port)
+			cl, err := sshx.WaitReady(ctx, t, nil)
+			if err != nil {
+				return cleanup(fmt.Errorf("vm %s: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name))
+			}
+			a.phase("SSH ready in %s (total %s)", since(t1), since(t0))
+			if detach {
+				cl.Close()
+				fmt.Fprintf(a.out, "%s\n", name)
+				a.phase("Connect with `fvm ssh %s`; stop with `fvm stop %s`", name, name)
+				return nil
+			}
+			code, err := cl.Shell(ctx, stdinFile(), a.out, a.errOut, command)
+			cl.Close()
+			if err := cleanup(err); err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitError{code}
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
+	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")
+	return cmd
+}
+
+// splitDash separates positional args from a command given after "--".
+func splitDash(cmd *cobra.Command, args []string) ([]string, string) {
+	i := cmd.ArgsLenAtDash()
+	if i < 0 {
+		return args, ""
+	}
+	return args[:i], shellJoin(args[i:])
+}
+
+// shellJoin quotes args for the remote shell so `-- echo "a b"` keeps its words.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, s := range args {
+		if s != "" && strings.IndexFunc(s, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,+@%", r))
+		}) < 0 {
+			q[i] = s
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
+
+// phase prints a progress line to stderr, so stdout stays the command's own output.
+func (a *app) phase(format string, args ...any) {
+	fmt.Fprintf(a.errOut, "==> "+format+"\n", args...)
+}
+
+func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }
+
+func accelText(accel string) string {
+	if accel == "tcg" {
+		return "tcg: software emulation, slow; see `fvm check`"
+	}
+	if accel == "" {
+		return "qemu"
+	}
+	return accel
+}

@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func newSSHCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh NAME [-- CMD ARGS...]",
+		Short: "Open a shell on a VM, or run a command there",
+		Example: `  fvm ssh web1
+  fvm ssh web1 -- sudo systemctl status`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			args, command := splitDash(cmd, args)
+			if len(args) != 1 {
+				return fmt.Errorf("give one VM name, then the command after --: fvm ssh NAME -- CMD")
+			}
+			return a.runIn(cmd, args[0], command)
+		},
+	}
+}
+
+func newExecCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "exec NAME CMD [ARGS...]",
+		Short: "Run a command in a VM and exit with its status",
+		Example: `  fvm exec web1 cat /etc/os-release
+  fvm exec web1 -- ls -la /`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runIn(cmd, args[0], shellJoin(args[1:]))
+		},
+	}
+	cmd.Flags().SetInterspersed(false) // flags after the command belong to it
+	return cmd
+}
+
+// runIn connects to a running VM and runs command (a shell when empty).
+func (a *app) runIn(cmd *cobra.Command, name, command string) error {
+	ctx := cmd.Context()
+	c, err := a.client(ctx)
+	if err != nil {
+		return err
+	}
+	t, err := sshTarget(ctx, c, name)
+	if err != nil {
+		return err
+	}
+	code, err := a.session(ctx, t, command, true)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return exitError{code}
+	}
+	return nil
+}
+
+func stdinFile() *os.File { return os.Stdin }

@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/sshx"
+)
+
+func newSSHConfigCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ssh-config NAME",
+		Short: "Print an OpenSSH config block for a VM (strict host-key checking)",
+		Long: `Print an OpenSSH config block so plain ssh, scp, rsync and editors reach the VM
+with its host key pinned (known_hosts file + HostKeyAlias, StrictHostKeyChecking yes).`,
+		Example: `  fvm ssh-config web1 >> ~/.ssh/config && ssh web1.fvm
+  fvm ssh-config web1 > /tmp/cfg && scp -F /tmp/cfg file web1.fvm:`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			info, err := c.SSHInfo(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(a.out, sshx.SSHConfig(args[0], sshx.SSHConfigInfo{
+				HostName: info.Host, Port: info.Port, User: info.User, IdentityFile: info.IdentityFile,
+				KnownHostsFile: info.KnownHosts, HostKeyAlias: info.HostKeyAlias,
+			}))
+			return err
+		},
+	}
+}

@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/sshx"
+)
+
+// sshTarget asks the host how to reach a VM and loads fvm's key for it.
+func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target, error) {
+	info, err := c.SSHInfo(ctx, name)
+	if err != nil {
+		return sshx.Target{}, err
+	}
+	return targetFromInfo(info)
+}
+
+func targetFromInfo(info api.SSHInfo) (sshx.Target, error) {
+	pem, err := os.ReadFile(info.IdentityFile)
+	if err != nil {
+		return sshx.Target{}, fmt.Errorf("fvm's ssh key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return sshx.Target{}, fmt.Errorf("fvm's ssh key %s: %w", info.IdentityFile, err)
+	}
+	return sshx.Target{
+		Addr:    net.JoinHostPort(info.Host, strconv.Itoa(info.Port)),
+		User:    info.User,
+		Signer:  signer,
+		HostKey: info.HostKey,
+	}, nil
+}
+
+// session runs cmd (or a login shell when empty) on the VM and returns its exit status.
+// With a terminal on stdin it gets a PTY; otherwise stdin/stdout are plain streams.
+func (a *app) session(ctx context.Context, t sshx.Target, cmd string, wait bool) (int, error) {
+	var cl *sshx.Client
+	var err error
+	if wait {
+		cl, err = sshx.WaitReady(ctx, t, nil)
+	} else {
+		cl, err = sshx.Dial(ctx, t)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	return cl.Shell(ctx, os.Stdin, a.out, a.errOut, cmd)
+}

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/config"
+	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// vmFlags are the flags shared by `run` and `create`.
+type vmFlags struct {
+	name    string
+	cpus    int
+	memory  string
+	disk    string
+	user    string
+	sshKeys []string
+	ports   []string
+	accel   string
+}
+
+func (f *vmFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.name, "name", "", "VM name (lowercase letters, digits, hyphens); generated when omitted")
+	fl.IntVar(&f.cpus, "cpus", vm.DefaultCPUs, "virtual CPUs")
+	fl.StringVar(&f.memory, "memory", "2G", "memory, e.g. 512M, 2G")
+	fl.StringVar(&f.disk, "disk", "20G", "disk size; the root filesystem grows to fill it")
+	fl.StringVar(&f.user, "user", vm.DefaultUser, "login user created in the guest (passwordless sudo)")
+	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
+	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
+	fl.StringVar(&f.accel, "accel", "auto", "acceleration: auto, kvm, hvf or tcg")
+}
+
+// setting returns a flag's value when given on the command line, else the config
+// file / FVM_* environment value (viper), else the flag's default.
+func (a *app) setting(cmd *cobra.Command, flag, key string) string {
+	if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
+		return f.Value.String()
+	}
+	if a.cfg != nil && a.cfg.IsSet(key) {
+		return a.cfg.GetString(key)
+	}
+	if f := cmd.Flags().Lookup(flag); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+// spec builds a VM spec from positional IMAGE [ARCH] [NAME] and the flags.
+func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, error) {
+	if len(args) == 0 {
+		return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)", cmd.Name())
+	}
+	s := vm.Spec{Image: args[0], Name: f.name}
+	rest := args[1:]
+	if len(rest) > 0 && vm.IsArch(rest[0]) {
+		arch, _ := vm.ParseArch(rest[0])
+		s.Arch = arch
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		if s.Name != "" && s.Name != rest[0] {
+			return s, fmt.Errorf("two names given (%q and --name %q): give one", rest[0], s.Name)
+		}
+		s.Name = rest[0]
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		return s, fmt.Errorf("unexpected argument %q: usage is IMAGE [ARCH] [NAME]; put a command after --", rest[0])
+	}
+	if s.Name != "" {
+		if err := vm.ValidateName(s.Name); err != nil {
+			return s, err
+		}
+	}
+	if looksLikePath(s.Image) {
+		abs, err := filepath.Abs(s.Image)
+		if err != nil {
+			return s, err
+		}
+		if _, err := os.Stat(abs); err != nil {
+			return s, fmt.Errorf("image file %s: %w", s.Image, err)
+		}
+		s.Image = abs
+	}
+	var err error
+	cpus := a.setting(cmd, "cpus", config.KeyCPUs)
+	if _, err := fmt.Sscan(cpus, &s.CPUs); err != nil {
+		return s, fmt.Errorf("--cpus %q is not a number", cpus)
+	}
+	mem, err := vm.ParseSize(a.setting(cmd, "memory", config.KeyMemory))
+	if err != nil {
+		return s, fmt.Errorf("--memory: %w", err)
+	}
+	s.MemoryMiB = int(mem >> 20)
+	if s.DiskBytes, err = vm.ParseSize(a.setting(cmd, "disk", config.KeyDisk)); err != nil {
+		return s, fmt.Errorf("--disk: %w", err)
+	}
+	s.User = a.setting(cmd, "user", config.KeyUser)
+	s.Accel = a.setting(cmd, "accel", config.KeyAccel)
+	for _, p := range f.ports {
+		pf, err := vm.ParsePortForward(p)
+		if err != nil {
+			return s, err
+		}
+		s.Ports = append(s.Ports, pf)
+	}
+	if len(f.sshKeys) > 0 {
+		for _, path := range f.sshKeys {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return s, fmt.Errorf("--ssh-key %s: %w", path, err)
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+					s.SSHKeys = append(s.SSHKeys, line)
+				}
+			}
+		}
+	} else if home, err := os.UserHomeDir(); err == nil {
+		s.SSHKeys = sshx.UserPublicKeys(home)
+	}
+	return s, s.ValidateSettings()
+}
+
+func looksLikePath(s string) bool {
+	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") ||
+		strings.HasPrefix(s, "~") || strings.HasSuffix(s, ".qcow2") || strings.HasSuffix(s, ".img") || strings.HasSuffix(s, ".raw")
+}

@@ -1,0 +1,186 @@
+// Package client is the typed client of the fvm API over its Unix socket, used by
+// the CLI and the menu-bar app. It imports no driver or daemon code.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+)
+
+// Client talks to one host socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// New returns a client for the socket at path.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+}
+
+// Socket is the socket path the client uses.
+func (c *Client) Socket() string { return c.socket }
+
+// Ping checks that a host answers within timeout.
+func (c *Client) Ping(ctx context.Context, timeout time.Duration) (api.HostInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return c.Host(ctx)
+}
+
+func (c *Client) Host(ctx context.Context) (info api.HostInfo, err error) {
+	return info, c.do(ctx, "GET", "/v1/host", nil, &info)
+}
+
+func (c *Client) List(ctx context.Context) (vms []api.VM, err error) {
+	return vms, c.do(ctx, "GET", "/v1/vms", nil, &vms)
+}
+
+func (c *Client) Get(ctx context.Context, name string) (v api.VM, err error) {
+	return v, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name), nil, &v)
+}
+
+func (c *Client) Create(ctx context.Context, req api.CreateRequest) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms", req, &v)
+}
+
+func (c *Client) Start(ctx context.Context, name string) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/start", nil, &v)
+}
+
+func (c *Client) Stop(ctx context.Context, name string, req api.StopRequest) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/stop", req, &v)
+}
+
+func (c *Client) Restart(ctx context.Context, name string, req api.StopRequest) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/restart", req, &v)
+}
+
+func (c *Client) Remove(ctx context.Context, name string, force bool) error {
+	return c.do(ctx, "DELETE", "/v1/vms/"+url.PathEscape(name)+"?force="+strconv.FormatBool(force), nil, nil)
+}
+
+func (c *Client) SSHInfo(ctx context.Context, name string) (info api.SSHInfo, err error) {
+	return info, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name)+"/ssh", nil, &info)
+}
+
+func (c *Client) Images(ctx context.Context) (imgs []api.Image, err error) {
+	return imgs, c.do(ctx, "GET", "/v1/images", nil, &imgs)
+}
+
+// Logs copies the serial console log to w; with follow it keeps copying until ctx ends.
+func (c *Client) Logs(ctx context.Context, name string, follow bool, w io.Writer) error {
+	resp, err := c.send(ctx, "GET", "/v1/vms/"+url.PathEscape(name)+"/logs?follow="+strconv.FormatBool(follow), nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// Events streams host events to fn until ctx ends or the host goes away.
+func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {
+	resp, err := c.send(ctx, "GET", "/v1/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var ev api.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		fn(ev)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return io.ErrUnexpectedEOF
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: bad response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and turns non-2xx responses into *api.Error.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://fvm"+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, &HostError{Socket: c.socket, Err: err}
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb api.ErrorBody
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		return nil, &api.Error{Code: eb.Code, Msg: eb.Error}
+	}
+	return resp, nil
+}
+
+// HostError means the host could not be reached at all.
+type HostError struct {
+	Socket string
+	Err    error
+}
+
+func (e *HostError) Error() string {
+	return fmt.Sprintf("cannot reach the fvm host on %s: %v (start it with `fvm daemon`; its log is daemon.log beside the socket)", e.Socket, e.Err)
+}
+func (e *HostError) Unwrap() error { return e.Err }

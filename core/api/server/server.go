@@ -1,0 +1,239 @@
+// Package server serves the fvm API over HTTP on a Unix socket. It only
+// translates HTTP to Service calls; the host's logic lives in core/daemon.
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// Service is what the host offers; core/daemon implements it.
+type Service interface {
+	Host(ctx context.Context) (api.HostInfo, error)
+	List(ctx context.Context) ([]api.VM, error)
+	Get(ctx context.Context, name string) (api.VM, error)
+	Create(ctx context.Context, req api.CreateRequest) (api.VM, error)
+	Start(ctx context.Context, name string) (api.VM, error)
+	Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
+	Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
+	Remove(ctx context.Context, name string, force bool) error
+	SSHInfo(ctx context.Context, name string) (api.SSHInfo, error)
+	// LogPath is the serial console log of a VM.
+	LogPath(ctx context.Context, name string) (string, error)
+	Images(ctx context.Context) ([]api.Image, error)
+	// Subscribe streams events until cancel is called.
+	Subscribe() (events <-chan api.Event, cancel func())
+}
+
+// Handler returns the API's HTTP handler.
+func Handler(s Service) http.Handler {
+	mux := http.NewServeMux()
+	h := &handler{s: s}
+	mux.HandleFunc("GET /v1/host", h.host)
+	mux.HandleFunc("GET /v1/vms", h.list)
+	mux.HandleFunc("POST /v1/vms", h.create)
+	mux.HandleFunc("GET /v1/vms/{name}", h.get)
+	mux.HandleFunc("DELETE /v1/vms/{name}", h.remove)
+	mux.HandleFunc("POST /v1/vms/{name}/start", h.start)
+	mux.HandleFunc("POST /v1/vms/{name}/stop", h.stop)
+	mux.HandleFunc("POST /v1/vms/{name}/restart", h.restart)
+	mux.HandleFunc("GET /v1/vms/{name}/ssh", h.ssh)
+	mux.HandleFunc("GET /v1/vms/{name}/logs", h.logs)
+	mux.HandleFunc("GET /v1/images", h.images)
+	mux.HandleFunc("GET /v1/events", h.events)
+	return guard(mux)
+}
+
+// guard refuses what a browser could send: any Origin header, or a Host other than
+// the ones our clients use (DNS rebinding), as tailscale's LocalAPI does.
+func guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			writeError(w, api.Errorf("forbidden", "requests from browsers are refused"), http.StatusForbidden)
+			return
+		}
+		switch r.Host {
+		case "fvm", "localhost", "":
+		default:
+			writeError(w, api.Errorf("forbidden", "unexpected Host %q", r.Host), http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type handler struct{ s Service }
+
+func (h *handler) host(w http.ResponseWriter, r *http.Request) {
+	reply(w)(h.s.Host(r.Context()))
+}
+func (h *handler) list(w http.ResponseWriter, r *http.Request) { reply(w)(h.s.List(r.Context())) }
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	reply(w)(h.s.Get(r.Context(), r.PathValue("name")))
+}
+func (h *handler) images(w http.ResponseWriter, r *http.Request) { reply(w)(h.s.Images(r.Context())) }
+func (h *handler) ssh(w http.ResponseWriter, r *http.Request) {
+	reply(w)(h.s.SSHInfo(r.Context(), r.PathValue("name")))
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+	var req api.CreateRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	reply(w)(h.s.Create(r.Context(), req))
+}
+
+func (h *handler) start(w http.ResponseWriter, r *http.Request) {
+	reply(w)(h.s.Start(r.Context(), r.PathValue("name")))
+}
+
+func (h *handler) stop(w http.ResponseWriter, r *http.Request) {
+	var req api.StopRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	reply(w)(h.s.Stop(r.Context(), r.PathValue("name"), req))
+}
+
+func (h *handler) restart(w http.ResponseWriter, r *http.Request) {
+	var req api.StopRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	reply(w)(h.s.Restart(r.Context(), r.PathValue("name"), req))
+}
+
+func (h *handler) remove(w http.ResponseWriter, r *http.Request) {
+	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
+	if err := h.s.Remove(r.Context(), r.PathValue("name"), force); err != nil {
+		writeError(w, err, 0)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// logs streams the serial log; with follow=true it keeps sending appended bytes
+// until the client goes away.
+func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
+	path, err := h.s.LogPath(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err, 0)
+		return
+	}
+	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) && !follow {
+		w.WriteHeader(http.StatusOK) // never booted: empty log
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	for {
+		if f == nil {
+			f, _ = os.Open(path)
+		}
+		if f != nil {
+			if _, err := io.Copy(w, f); err != nil {
+				break
+			}
+		}
+		if !follow {
+			break
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(200 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	if f != nil {
+		f.Close()
+	}
+}
+
+// events streams NDJSON, one api.Event per line, until the client disconnects.
+func (h *handler) events(w http.ResponseWriter, r *http.Request) {
+	ch, cancel := h.s.Subscribe()
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	if fl != nil {
+		fl.Flush()
+	}
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev, ok := <-ch:
+			if !ok {
+				return
+			}
+			if enc.Encode(ev) != nil || bw.Flush() != nil {
+				return
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+	}
+}
+
+func decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if r.ContentLength == 0 {
+		return true
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, api.Errorf(api.CodeInvalid, "bad request body: %v", err), 0)
+		return false
+	}
+	return true
+}
+
+// reply writes a value as JSON or an error with its mapped status.
+func reply(w http.ResponseWriter) func(any, error) {
+	return func(v any, err error) {
+		if err != nil {
+			writeError(w, err, 0)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(v)
+	}
+}
+
+func writeError(w http.ResponseWriter, err error, status int) {
+	code := api.CodeOf(err)
+	if code == "" && errors.Is(err, store.ErrNotFound) {
+		code = api.CodeNotFound
+	}
+	if code == "" {
+		code = api.CodeInternal
+	}
+	if status == 0 {
+		status = api.HTTPStatus(code)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(api.ErrorBody{Error: err.Error(), Code: code})
+}

@@ -1,0 +1,103 @@
+package cloudinit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// VolumeLabel is the label NoCloud looks for (it matches it case-insensitively).
+const VolumeLabel = "cidata"
+
+// Seed file names, as NoCloud reads them from the volume root.
+const (
+	UserDataFile      = "user-data"
+	MetaDataFile      = "meta-data"
+	NetworkConfigFile = "network-config"
+)
+
+// Files renders the three seed files by name.
+func Files(c Config) (map[string][]byte, error) {
+	ud, err := UserData(c)
+	if err != nil {
+		return nil, err
+	}
+	md, err := MetaData(c)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := NetworkConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{UserDataFile: ud, MetaDataFile: md, NetworkConfigFile: nc}, nil
+}
+
+// WriteISO writes the seed as an ISO 9660 image labelled cidata at path. Rock Ridge
+// keeps the lowercase, dashed names (plain ISO 9660 would turn them into USER_DAT.;1).
+// The image is built beside path and renamed into place, so path is never a half file.
+// It holds the host's private key: the file is 0600.
+func WriteISO(path string, c Config) (err error) {
+	files, err := Files(c)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("seed %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			err = fmt.Errorf("seed %s: %w", path, err)
+		}
+	}()
+	// go-diskfs stages the files in a workspace directory and lays them out on Finalize.
+	ws, err := os.MkdirTemp(dir, ".seed-ws-*")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(ws)
+
+	fs, err := iso9660.Create(file.New(f, false), 0, 0, 2048, ws)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
+		w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return fmt.Errorf("add %s: %w", name, err)
+		}
+		_, werr := w.Write(files[name])
+		if err := errors.Join(werr, w.Close()); err != nil {
+			return fmt.Errorf("add %s: %w", name, err)
+		}
+	}
+	if err = fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: VolumeLabel}); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o600); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return err
+	}
+	if d, derr := os.Open(dir); derr == nil { // persist the rename
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}

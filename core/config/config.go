@@ -1,0 +1,58 @@
+// Package config loads settings with viper: the config file, FVM_* environment
+// variables and command-line flags, in rising priority.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/spf13/viper"
+
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Keys of settings that have defaults.
+const (
+	KeyCPUs   = "cpus"
+	KeyMemory = "memory"
+	KeyDisk   = "disk"
+	KeyUser   = "user"
+	KeyAccel  = "accel"
+)
+
+// Load reads the config file under layout (absent is fine) with FVM_* env bound.
+// Nested keys map to env with underscores: images.debian.mirror ↔ FVM_IMAGES_DEBIAN_MIRROR.
+func Load(layout store.Layout) (*viper.Viper, error) {
+	v := viper.New()
+	v.SetDefault(KeyCPUs, vm.DefaultCPUs)
+	v.SetDefault(KeyMemory, "2G")
+	v.SetDefault(KeyDisk, "20G")
+	v.SetDefault(KeyUser, vm.DefaultUser)
+	v.SetDefault(KeyAccel, "auto")
+	v.SetEnvPrefix("FVM")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
+	v.AutomaticEnv()
+	v.SetConfigFile(layout.ConfigFile())
+	if err := v.ReadInConfig(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		var nf viper.ConfigFileNotFoundError
+		if !errors.As(err, &nf) {
+			return nil, fmt.Errorf("config file %s: %w (fix or remove it)", layout.ConfigFile(), err)
+		}
+	}
+	return v, nil
+}
+
+// Mirrors returns image mirror overrides by distro from images.<distro>.mirror,
+// including FVM_IMAGES_<DISTRO>_MIRROR for the distros named.
+func Mirrors(v *viper.Viper, distros []string) map[string]string {
+	out := map[string]string{}
+	for _, d := range distros {
+		if m := v.GetString("images." + d + ".mirror"); m != "" {
+			out[d] = m
+		}
+	}
+	return out
+}

@@ -1,0 +1,325 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// fakeDriver runs "VMs" as goroutines so the host logic is tested without QEMU.
+type fakeDriver struct {
+	mu        sync.Mutex
+	running   map[string]*fakeMachine
+	failStart bool
+	failDisk  bool
+}
+
+func (f *fakeDriver) Name() string                                  { return "fake" }
+func (f *fakeDriver) Validate(context.Context, *vm.Spec) error      { return nil }
+func (f *fakeDriver) Delete(context.Context, *store.Instance) error { return nil }
+func (f *fakeDriver) Create(_ context.Context, inst *store.Instance) error {
+	if f.failDisk {
+		return errors.New("disk full")
+	}
+	return os.WriteFile(inst.Path(store.DiskFile), []byte("disk"), 0o600)
+}
+func (f *fakeDriver) Start(_ context.Context, inst *store.Instance) (driver.Machine, error) {
+	time.Sleep(50 * time.Millisecond) // widen the window for concurrent starts
+	if f.failStart {
+		return nil, errors.New("qemu: boom")
+	}
+	m := &fakeMachine{done: make(chan error, 1)}
+	f.mu.Lock()
+	f.running[inst.Spec.Name] = m
+	f.mu.Unlock()
+	return m, nil
+}
+func (f *fakeDriver) Attach(_ context.Context, inst *store.Instance) (driver.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m := f.running[inst.Spec.Name]; m != nil && !m.stopped {
+		return m, nil
+	}
+	return nil, driver.ErrNotRunning
+}
+
+type fakeMachine struct {
+	mu      sync.Mutex
+	done    chan error
+	stopped bool
+}
+
+func (m *fakeMachine) State(context.Context) (vm.State, error) { return vm.Running, nil }
+func (m *fakeMachine) Shutdown(context.Context) error          { return m.Kill() }
+func (m *fakeMachine) Kill() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.stopped {
+		m.stopped = true
+		m.done <- nil
+		close(m.done)
+	}
+	return nil
+}
+func (m *fakeMachine) Done() <-chan error { return m.done }
+func (m *fakeMachine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
+	return netip.MustParseAddrPort("127.0.0.1:2222"), nil
+}
+
+type host struct {
+	layout store.Layout
+	drv    *fakeDriver
+	c      *client.Client
+	stop   func()
+}
+
+// startHost serves a daemon with the fake driver on a real Unix socket.
+func startHost(t *testing.T, drv *fakeDriver) *host {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "fvmd") // short path: sun_path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Setenv("FVM_HOME", dir)
+	layout := store.DefaultLayout()
+	d := New(Options{Layout: layout, Driver: drv, Version: "test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- d.Serve(ctx) }()
+	c := client.New(layout.SocketPath())
+	for i := 0; ; i++ {
+		if _, err := c.Ping(context.Background(), time.Second); err == nil {
+			break
+		}
+		if i > 200 {
+			t.Fatal("host did not come up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h := &host{layout: layout, drv: drv, c: c}
+	h.stop = func() { cancel(); <-errc }
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			h.stop()
+		}
+	})
+	return h
+}
+
+func (h *host) addImage(t *testing.T) {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "base.raw")
+	if err := os.WriteFile(src, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (image.Registry{Layout: h.layout}).ImportFile(context.Background(), src, "tiny", image.ImportOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newSpec(name string) vm.Spec {
+	return vm.Spec{Name: name, Image: "tiny", DiskBytes: 2 << 30}
+}
+
+func TestLifecycleOverSocket(t *testing.T) {
+	h := startHost(t, &fakeDriver{running: map[string]*fakeMachine{}})
+	ctx := context.Background()
+
+	st, _ := os.Stat(h.layout.SocketPath())
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %v, want 0600", st.Mode().Perm())
+	}
+
+	events := make(chan api.Event, 100)
+	ectx, ecancel := context.WithCancel(ctx)
+	defer ecancel()
+	go h.c.Events(ectx, func(ev api.Event) { events <- ev })
+	time.Sleep(50 * time.Millisecond)
+
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("web1")}); !api.IsNotFound(err) {
+		t.Fatalf("create with missing image: %v, want not_found", err)
+	}
+	if h.layoutHasVM("web1") {
+		t.Fatal("failed create left a VM dir")
+	}
+	h.addImage(t)
+	v, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("web1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.State != vm.Stopped || v.Spec.Arch != vm.AMD64 || v.Spec.CPUs != vm.DefaultCPUs || v.Spec.BaseImage == "" {
+		t.Fatalf("created %+v", v)
+	}
+	for _, f := range []string{store.SeedFile, store.HostKeyFile, store.HostKeyPubFile, store.KnownHostsFile, store.DiskFile} {
+		if _, err := os.Stat(filepath.Join(v.Dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("web1")}); api.CodeOf(err) != api.CodeConflict {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	if _, err := h.c.SSHInfo(ctx, "web1"); api.CodeOf(err) != api.CodeConflict {
+		t.Fatalf("ssh info of stopped vm: %v", err)
+	}
+
+	// Two concurrent starts: one wins, the other gets a clear conflict.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, errs[i] = h.c.Start(ctx, "web1") }()
+	}
+	wg.Wait()
+	if (errs[0] == nil) == (errs[1] == nil) {
+		t.Fatalf("concurrent starts: %v / %v, want exactly one success", errs[0], errs[1])
+	}
+	lost := errors.Join(errs...)
+	if api.CodeOf(lost) != api.CodeConflict || !(strings.Contains(lost.Error(), "already running") || strings.Contains(lost.Error(), "already starting")) {
+		t.Fatalf("losing start said %v", lost)
+	}
+	info, err := h.c.SSHInfo(ctx, "web1")
+	if err != nil || info.Port != 2222 || !strings.HasPrefix(info.HostKey, "ssh-ed25519 ") || info.User != vm.DefaultUser {
+		t.Fatalf("ssh info %+v %v", info, err)
+	}
+	if err := h.c.Remove(ctx, "web1", false); api.CodeOf(err) != api.CodeConflict || !strings.Contains(err.Error(), "rm -f") {
+		t.Fatalf("rm of running vm: %v", err)
+	}
+	list, _ := h.c.List(ctx)
+	if len(list) != 1 || list[0].State != vm.Running {
+		t.Fatalf("list %+v", list)
+	}
+	if v, err := h.c.Stop(ctx, "web1", api.StopRequest{TimeoutSeconds: 5}); err != nil || v.State != vm.Stopped {
+		t.Fatalf("stop: %+v %v", v.State, err)
+	}
+	if err := h.c.Remove(ctx, "web1", false); err != nil {
+		t.Fatal(err)
+	}
+	if h.layoutHasVM("web1") {
+		t.Fatal("rm left the VM dir")
+	}
+	if _, err := h.c.Get(ctx, "web1"); !api.IsNotFound(err) {
+		t.Fatalf("get after rm: %v", err)
+	}
+	seen := map[string]bool{}
+	timeout := time.After(2 * time.Second)
+	for !seen[api.EventVMRemoved] {
+		select {
+		case ev := <-events:
+			seen[ev.Type] = true
+		case <-timeout:
+			t.Fatalf("events seen %v, want created/state/removed", seen)
+		}
+	}
+	if !seen[api.EventVMCreated] || !seen[api.EventVMState] {
+		t.Fatalf("events seen %v", seen)
+	}
+}
+
+func (h *host) layoutHasVM(name string) bool {
+	_, err := os.Stat(h.layout.InstanceDir(name))
+	return err == nil
+}
+
+func TestFailuresLeaveNothing(t *testing.T) {
+	drv := &fakeDriver{running: map[string]*fakeMachine{}, failDisk: true}
+	h := startHost(t, drv)
+	h.addImage(t)
+	ctx := context.Background()
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("a")}); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("create: %v", err)
+	}
+	if h.layoutHasVM("a") {
+		t.Fatal("failed create left a dir")
+	}
+	drv.failDisk, drv.failStart = false, true
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("b"), Start: true}); err == nil {
+		t.Fatal("start should fail")
+	}
+	v, err := h.c.Get(ctx, "b")
+	if err != nil || v.State != vm.Error || !strings.Contains(v.Error, "boom") {
+		t.Fatalf("after failed start: %+v %v", v, err)
+	}
+	bad := newSpec("Bad_Name")
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: bad}); api.CodeOf(err) != api.CodeInvalid {
+		t.Fatalf("bad name: %v", err)
+	}
+	if _, err := h.c.Start(ctx, "ghost"); !api.IsNotFound(err) {
+		t.Fatalf("start ghost: %v", err)
+	}
+}
+
+func TestReadoptAfterHostRestart(t *testing.T) {
+	drv := &fakeDriver{running: map[string]*fakeMachine{}}
+	h := startHost(t, drv)
+	h.addImage(t)
+	ctx := context.Background()
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("keep"), Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop() // the host goes away; the "VM" keeps running
+
+	d := New(Options{Layout: h.layout, Driver: drv})
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- d.Serve(sctx) }()
+	var v api.VM
+	var err error
+	for i := 0; i < 200; i++ {
+		if v, err = h.c.Get(ctx, "keep"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || v.State != vm.Running {
+		t.Fatalf("after restart: %+v %v", v.State, err)
+	}
+	// A second host on the same state dir is refused.
+	if err := New(Options{Layout: h.layout, Driver: drv}).Serve(ctx); !errors.Is(err, ErrHostRunning) {
+		t.Fatalf("second host: %v", err)
+	}
+	cancel()
+	<-errc
+}
+
+func TestRefusesBrowsers(t *testing.T) {
+	h := startHost(t, &fakeDriver{running: map[string]*fakeMachine{}})
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (netConn, error) {
+		return dialUnix(ctx, h.layout.SocketPath())
+	}}
+	for _, hdr := range []map[string]string{{"Origin": "http://evil.example"}, {"Host": "evil.example"}} {
+		req, _ := http.NewRequest("GET", "http://fvm/v1/vms", nil)
+		for k, v := range hdr {
+			if k == "Host" {
+				req.Host = v
+			} else {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%v: status %d, want 403", hdr, resp.StatusCode)
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/fvmhq/fvm/core/cloudinit"
+	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// provision writes what makes a fresh VM reachable: its SSH host key (pinned from
+// now on), the known_hosts file for plain ssh, and the cloud-init seed.
+func provision(l store.Layout, inst *store.Instance) error {
+	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
+	if err != nil {
+		return fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
+	}
+	priv, pub, err := sshx.GenerateEd25519()
+	if err != nil {
+		return err
+	}
+	if err := store.WriteFileAtomic(inst.Path(store.HostKeyFile), priv, 0o600); err != nil {
+		return err
+	}
+	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), 0o644); err != nil {
+		return err
+	}
+	line := sshx.KnownHostsLine(sshx.HostAlias(inst.Spec.Name), pub)
+	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), 0o644); err != nil {
+		return err
+	}
+	keys := append([]string{userKey}, inst.Spec.SSHKeys...)
+	return cloudinit.WriteISO(inst.Path(store.SeedFile), cloudinit.Config{
+		InstanceID:     cloudinit.NewInstanceID(),
+		Hostname:       inst.Spec.Name,
+		User:           inst.Spec.User,
+		AuthorizedKeys: dedupe(keys),
+		HostKeyPrivate: string(priv),
+		HostKeyPublic:  pub,
+	})
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api/server"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// ErrHostRunning means another host owns this FVM_HOME.
+var ErrHostRunning = server.ErrHostRunning
+
+// Serve runs the host until ctx ends: it takes the host lock (one host per state
+// directory), re-adopts running VMs and serves the API on the socket. VMs keep
+// running when it returns; the next host adopts them.
+func (d *Daemon) Serve(ctx context.Context) error {
+	l := d.opts.Layout
+	if err := l.EnsureRunDir(); err != nil {
+		return fmt.Errorf("run dir %s: %w", l.RunDir, err)
+	}
+	lock, err := store.TryLock(l.DaemonLock())
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w for %s (socket %s): use it, or stop it first", ErrHostRunning, l.DataDir, l.SocketPath())
+	}
+	if err != nil {
+		return fmt.Errorf("host lock %s: %w", l.DaemonLock(), err)
+	}
+	defer lock.Unlock()
+
+	ln, err := server.Listen(l.SocketPath())
+	if err != nil {
+		return err
+	}
+	d.Adopt(ctx)
+	// Request contexts derive from ctx, so streams (events, logs -f) end with the host.
+	srv := &http.Server{Handler: server.Handler(d), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	d.log.Info("fvm host serving", "socket", l.SocketPath())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(sctx) // event streams end with the handlers' contexts
+	return nil
+}

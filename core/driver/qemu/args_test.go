@@ -1,0 +1,101 @@
+package qemu
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+func baseConfig() Config {
+	return Config{
+		Name: "web1", Arch: vm.AMD64, Accel: AccelTCG, CPUs: 2, MemoryMiB: 2048,
+		Firmware:  Firmware{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		VarsFile:  "/d/efi-vars.fd",
+		Disk:      "/d/disk.qcow2",
+		Seed:      "/d/seed.iso",
+		SSHPort:   40022,
+		SerialLog: "/d/serial.log",
+		QMPSocket: "/d/qmp.sock",
+		PIDFile:   "/d/qemu.pid",
+	}
+}
+
+// golden is the full command line for baseConfig with machine/accel/cpu filled in.
+func golden(machine, accel, cpu, netdev string, seed bool) []string {
+	a := []string{
+		"-nodefaults", "-no-user-config",
+		"-name", "web1",
+		"-machine", machine,
+		"-accel", accel,
+		"-cpu", cpu,
+		"-smp", "2",
+		"-m", "2048",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+		"-drive", "if=pflash,format=raw,unit=1,file=/d/efi-vars.fd",
+		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=/d/disk.qcow2",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+	}
+	if seed {
+		a = append(a, "-drive", "if=none,id=seed,format=raw,readonly=on,file=/d/seed.iso", "-device", "virtio-blk-pci,drive=seed")
+	}
+	return append(a,
+		"-netdev", netdev,
+		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-rng-pci",
+		"-chardev", "file,id=serial0,append=on,path=/d/serial.log",
+		"-serial", "chardev:serial0",
+		"-qmp", "unix:/d/qmp.sock,server=on,wait=off",
+		"-pidfile", "/d/qemu.pid",
+		"-display", "none",
+	)
+}
+
+const sshOnly = "user,id=net0,hostfwd=tcp:127.0.0.1:40022-:22"
+
+func TestBuildArgs(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"x86_64 tcg", func(*Config) {}, golden("q35", "tcg,thread=multi", "max", sshOnly, true)},
+		{"x86_64 kvm", func(c *Config) { c.Accel = AccelKVM }, golden("q35", "kvm", "host", sshOnly, true)},
+		{"x86_64 no seed", func(c *Config) { c.Seed = "" }, golden("q35", "tcg,thread=multi", "max", sshOnly, false)},
+		{"aarch64 tcg", func(c *Config) { c.Arch = vm.ARM64 }, golden("virt,gic-version=max", "tcg,thread=multi", "max", sshOnly, true)},
+		{"aarch64 kvm", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelKVM }, golden("virt,gic-version=max", "kvm", "host", sshOnly, true)},
+		{"aarch64 hvf", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelHVF }, golden("virt", "hvf", "host", sshOnly, true)},
+		{"port forwards", func(c *Config) {
+			c.Ports = []vm.PortForward{
+				{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, GuestPort: 80},
+				{HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 5432, GuestPort: 5432},
+				{HostIP: netip.MustParseAddr("::1"), HostPort: 8443, GuestPort: 443},
+			}
+		}, golden("q35", "tcg,thread=multi", "max",
+			sshOnly+",hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:0.0.0.0:5432-:5432,hostfwd=tcp:[::1]:8443-:443", true)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := baseConfig()
+			tt.edit(&cfg)
+			got := BuildArgs(cfg)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("BuildArgs:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBuildArgsEscapesCommas(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Disk = "/home/a,b/disk.qcow2"
+	cfg.PIDFile = "/home/a,b/qemu.pid"
+	args := strings.Join(BuildArgs(cfg), " ")
+	if !strings.Contains(args, "file=/home/a,,b/disk.qcow2") {
+		t.Errorf("comma in a drive path not doubled: %s", args)
+	}
+	if !strings.Contains(args, "-pidfile /home/a,b/qemu.pid") {
+		t.Errorf("-pidfile takes a plain path: %s", args)
+	}
+}

@@ -1,0 +1,86 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Checks reports what `fvm check` shows for QEMU: binaries and their versions,
+// firmware, and the acceleration decision with its reason. The host's own
+// architecture is required; the other one is optional (OK with a hint).
+func (d *Driver) Checks(ctx context.Context) []api.Check {
+	native := vm.Arch(runtime.GOARCH)
+	var checks []api.Check
+	for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
+		optional := arch != native
+		bin := systemBinary(arch)
+		c := api.Check{Name: bin}
+		qemuPath, err := d.opts.QEMUPath(arch)
+		if err == nil {
+			var v string
+			if v, err = binaryVersion(ctx, qemuPath); err == nil {
+				c.OK, c.Detail = true, fmt.Sprintf("%s (%s)", qemuPath, v)
+			}
+		}
+		if err != nil {
+			c.Detail, c.Fix = err.Error(), installHint(bin)
+			if optional {
+				c.OK, c.Detail = true, fmt.Sprintf("not installed: needed only for %s images", arch)
+			}
+		}
+		checks = append(checks, c)
+
+		fc := api.Check{Name: "UEFI firmware " + string(arch)}
+		if fw, err := FindFirmware(arch, qemuPath, d.opts.FirmwareDirs); err == nil {
+			fc.OK, fc.Detail = true, fw.Code
+		} else {
+			fc.Detail, fc.Fix = err.Error(), installHint("firmware-"+string(arch))
+			if optional {
+				fc.OK, fc.Detail = true, fmt.Sprintf("not installed: needed only for %s images", arch)
+			}
+		}
+		checks = append(checks, fc)
+	}
+
+	ic := api.Check{Name: "qemu-img"}
+	if p, err := d.qemuImg(); err != nil {
+		ic.Detail, ic.Fix = err.Error(), installHint("qemu-img")
+	} else if v, err := binaryVersion(ctx, p); err != nil {
+		ic.Detail, ic.Fix = err.Error(), installHint("qemu-img")
+	} else {
+		ic.OK, ic.Detail = true, fmt.Sprintf("%s (%s)", p, v)
+	}
+	checks = append(checks, ic)
+
+	return append(checks, accelCheck(d.opts.Probe()))
+}
+
+// accelCheck explains the acceleration choice. TCG is OK (VMs work, slowly) unless
+// the user can fix what stands in the way of hardware acceleration.
+func accelCheck(p HostProbe) api.Check {
+	accel, why := detectAccel(p)
+	c := api.Check{Name: "acceleration", OK: true, Detail: accel}
+	switch accel {
+	case AccelKVM:
+		c.Detail = "kvm (hardware virtualization)"
+	case AccelHVF:
+		c.Detail = "hvf (Hypervisor.framework)"
+	default:
+		c.Detail = "tcg (software emulation, slow): " + why
+	}
+	if accel == AccelTCG && p.OS == "linux" {
+		switch {
+		case errors.Is(p.KVMErr, fs.ErrPermission):
+			c.OK, c.Fix = false, "sudo usermod -aG kvm $USER, then log in again"
+		case errors.Is(p.KVMErr, fs.ErrNotExist):
+			c.OK, c.Fix = false, "enable virtualization (VT-x/AMD-V, or nested virtualization) and run: sudo modprobe kvm_intel (or kvm_amd)"
+		}
+	}
+	return c
+}

@@ -1,0 +1,314 @@
+// Package qemu runs VMs with QEMU: a qcow2 overlay on a cached base, UEFI firmware,
+// virtio devices and user-mode networking. QEMU runs in its own session so a VM
+// outlives the host, which re-adopts it from the pid file after checking that the
+// process really is this VM's QEMU.
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Options configure the driver; zero values pick the defaults.
+type Options struct {
+	// QEMUPath finds qemu-system-* for a guest arch (default DefaultQEMUPath).
+	QEMUPath func(vm.Arch) (string, error)
+	// QEMUImgPath is qemu-img (default: found in PATH).
+	QEMUImgPath string
+	// FirmwareDirs are searched for UEFI firmware before the usual places.
+	FirmwareDirs []string
+	// Log receives one-line notices, such as why TCG was chosen (default: discarded).
+	Log io.Writer
+	// Probe reads the host's acceleration facts (default ProbeHost).
+	Probe func() HostProbe
+	// StartTimeout bounds the wait for QMP to answer after launch (default 30s).
+	StartTimeout time.Duration
+}
+
+// Driver is the QEMU driver.
+type Driver struct{ opts Options }
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns a QEMU driver.
+func New(opts Options) *Driver {
+	if opts.QEMUPath == nil {
+		opts.QEMUPath = DefaultQEMUPath
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	if opts.Probe == nil {
+		opts.Probe = ProbeHost
+	}
+	if opts.StartTimeout <= 0 {
+		opts.StartTimeout = 30 * time.Second
+	}
+	return &Driver{opts: opts}
+}
+
+// Name is "qemu".
+func (d *Driver) Name() string { return "qemu" }
+
+func (d *Driver) qemuImg() (string, error) {
+	if d.opts.QEMUImgPath != "" {
+		return d.opts.QEMUImgPath, nil
+	}
+	return lookBinary("qemu-img")
+}
+
+// Accel resolves the spec's accelerator on this host, with a notice when it
+// falls back to TCG (for the caller to show the user).
+func (d *Driver) Accel(spec *vm.Spec) (accel, notice string, err error) {
+	return ResolveAccel(spec.Accel, spec.Arch, d.opts.Probe())
+}
+
+// Validate checks that this host has QEMU, qemu-img and firmware for the spec's
+// arch and can honour its accelerator; errors wrap driver.ErrUnsupported.
+func (d *Driver) Validate(_ context.Context, spec *vm.Spec) error {
+	unsupported := func(err error) error {
+		return fmt.Errorf("vm %q: %w: %w", spec.Name, driver.ErrUnsupported, err)
+	}
+	qemuPath, err := d.opts.QEMUPath(spec.Arch)
+	if err != nil {
+		return unsupported(err)
+	}
+	if _, err := d.qemuImg(); err != nil {
+		return unsupported(err)
+	}
+	if _, err := FindFirmware(spec.Arch, qemuPath, d.opts.FirmwareDirs); err != nil {
+		return unsupported(err)
+	}
+	if _, _, err := d.Accel(spec); err != nil {
+		return unsupported(err)
+	}
+	return nil
+}
+
+// Create makes the instance's disk (a qcow2 overlay on spec.BaseImage of size
+// spec.DiskBytes) and its UEFI variable store. Existing files are kept. The
+// cloud-init seed is the caller's: Start attaches store.SeedFile if it exists.
+func (d *Driver) Create(ctx context.Context, inst *store.Instance) error {
+	if err := d.createDisk(ctx, inst); err != nil {
+		return fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
+	}
+	qemuPath, _ := d.opts.QEMUPath(inst.Spec.Arch) // only a hint where firmware lives
+	fw, err := FindFirmware(inst.Spec.Arch, qemuPath, d.opts.FirmwareDirs)
+	if err == nil {
+		err = ensureVars(inst, fw)
+	}
+	if err != nil {
+		return fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
+	}
+	return nil
+}
+
+// maxSocketPath keeps the QMP socket within sun_path (104 bytes on macOS, 108 on Linux).
+const maxSocketPath = 103
+
+// Start launches QEMU detached in its own session and returns once QMP answers.
+// A failed start leaves no process, pid file or socket, and its error carries
+// QEMU's own message (also in store.HypervisorLog).
+func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
+	spec := &inst.Spec
+	p := pathsOf(inst)
+	fail := func(err error) (driver.Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
+
+	old, _ := inst.LoadRuntime()
+	if pid := readPID(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
+		return fail(fmt.Errorf("already running (qemu pid %d)", pid))
+	}
+	if err := removeStale(p, old.QEMU, 0); err != nil {
+		return fail(err)
+	}
+	if len(p.qmp) > maxSocketPath {
+		return fail(fmt.Errorf("QMP socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", p.qmp, len(p.qmp), maxSocketPath))
+	}
+	qemuPath, err := d.opts.QEMUPath(spec.Arch)
+	if err != nil {
+		return fail(err)
+	}
+	accel, notice, err := d.Accel(spec)
+	if err != nil {
+		return fail(err)
+	}
+	fw, err := FindFirmware(spec.Arch, qemuPath, d.opts.FirmwareDirs)
+	if err != nil {
+		return fail(err)
+	}
+	if !isFile(p.disk) {
+		return fail(fmt.Errorf("disk %s is missing: the VM was not created completely; remove it with `fvm rm %s` and run it again", p.disk, spec.Name))
+	}
+	if err := ensureVars(inst, fw); err != nil {
+		return fail(err)
+	}
+	seed := ""
+	if isFile(p.seed) {
+		seed = p.seed
+	}
+	if err := checkHostPorts(spec.Ports); err != nil {
+		return fail(err)
+	}
+	sshPort, err := freeLoopbackPort()
+	if err != nil {
+		return fail(fmt.Errorf("pick an SSH port: %w", err))
+	}
+	args := BuildArgs(Config{
+		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
+		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Seed: seed, SSHPort: sshPort, Ports: spec.Ports,
+		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid,
+	})
+	// Saved before launch: a host that crashes right after can still recognise the process.
+	rt := store.Runtime{SSHPort: sshPort, Accel: accel, QEMU: qemuPath, StartedAt: time.Now().UTC().Format(time.RFC3339)}
+	if err := inst.SaveRuntime(rt); err != nil {
+		return fail(fmt.Errorf("save runtime: %w", err))
+	}
+	if notice != "" {
+		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", spec.Name, notice)
+	}
+
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	cmd := exec.Command(qemuPath, args...)
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own session: no signal meant for the host's terminal or process group
+	// reaches QEMU, and it lives on when the host exits or crashes.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	c, err := startChild(cmd)
+	logf.Close()
+	if err != nil {
+		return fail(fmt.Errorf("launch %s: %w", qemuPath, err))
+	}
+	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
+		c.cmd.Process.Kill()
+		<-c.exited
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.cmd.Process.Pid))
+	}
+	return newMachine(spec.Name, c.cmd.Process.Pid, rt, p, c), nil
+}
+
+// waitQMP polls until QMP answers, QEMU exits, ctx ends or timeout passes.
+func waitQMP(ctx context.Context, c *child, p paths, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	go func() { // a dying QEMU must not keep us waiting for a QMP attempt's timeout
+		select {
+		case <-c.exited:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if exists(p.qmp) {
+			actx, acancel := context.WithTimeout(wctx, 2*time.Second)
+			err := qmpDo(actx, p.qmp, func(q *QMP) error { _, err := q.QueryStatus(actx); return err })
+			acancel()
+			if err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-tick.C:
+			continue
+		case <-wctx.Done():
+		}
+		select {
+		case <-c.exited:
+			if msg := logTail(p.log); msg != "" {
+				return fmt.Errorf("qemu failed to start: %s", msg)
+			}
+			return fmt.Errorf("qemu failed to start (%v) without a message; see %s", c.err, p.log)
+		default:
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("start canceled: %w", context.Cause(ctx))
+		}
+		return fmt.Errorf("qemu did not answer on its QMP socket within %s; see %s", timeout, p.log)
+	}
+}
+
+// checkHostPorts fails, naming the port, when a -p host port cannot be bound.
+func checkHostPorts(ports []vm.PortForward) error {
+	for _, pf := range ports {
+		ip := pf.HostIP
+		if !ip.IsValid() {
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		addr := netip.AddrPortFrom(ip, pf.HostPort).String()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return fmt.Errorf("host port %s is already in use: pick another with -p HOSTPORT:%d", addr, pf.GuestPort)
+			}
+			return fmt.Errorf("cannot forward host port %s: %w", addr, err)
+		}
+		ln.Close()
+	}
+	return nil
+}
+
+// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
+func freeLoopbackPort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Attach re-adopts a QEMU left by an earlier host. It requires the pid from the
+// pid file to be alive and to be this instance's QEMU (same executable, this pid
+// file on its command line); otherwise it removes stale files and returns
+// driver.ErrNotRunning. A confirmed QEMU whose QMP does not answer is still
+// adopted, so that it can be seen (State reports the error) and killed.
+func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
+	p := pathsOf(inst)
+	rt, err := inst.LoadRuntime()
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
+	}
+	pid := readPID(p.pid)
+	if !isOurQEMU(pid, rt.QEMU, p.pid) {
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, rt.QEMU, 0))
+	}
+	m := newMachine(inst.Spec.Name, pid, rt, p, nil)
+	if _, err := m.State(ctx); err != nil {
+		fmt.Fprintf(d.opts.Log, "%v\n", err)
+	}
+	return m, nil
+}
+
+// Delete makes sure no QEMU of the instance remains; the caller removes the directory.
+func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
+	p := pathsOf(inst)
+	rt, _ := inst.LoadRuntime()
+	if pid := readPID(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", inst.Spec.Name, pid, err)
+		}
+		for end := time.Now().Add(killWait); isOurQEMU(pid, rt.QEMU, p.pid); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				return fmt.Errorf("vm %q: qemu (pid %d) is still there %s after SIGKILL", inst.Spec.Name, pid, killWait)
+			}
+		}
+	}
+	return removeStale(p, rt.QEMU, 0)
+}

@@ -1,0 +1,137 @@
+package qemu
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary stand in for qemu-system-*: when FVM_FAKE_QEMU
+// is set, it behaves like a QEMU process (pid file, QMP socket) per the mode.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("FVM_FAKE_QEMU"); mode != "" {
+		os.Exit(fakeQEMU(mode, os.Args[1:]))
+	}
+	if dir := os.Getenv("FVM_E2E_HOST"); dir != "" {
+		os.Exit(e2eHost(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// qmpHandler answers one command: a return value, or an error.
+type qmpHandler func(cmd string, args json.RawMessage) (any, *QMPError)
+
+// serveQMP speaks QMP on conn: greeting, capabilities negotiation, then commands.
+// after, if set, runs once the answer to a command was written.
+func serveQMP(conn net.Conn, h qmpHandler, after func(cmd string)) {
+	defer conn.Close()
+	w := func(v any) {
+		b, _ := json.Marshal(v)
+		conn.Write(append(b, '\n'))
+	}
+	w(map[string]any{"QMP": map[string]any{"version": map[string]any{"qemu": map[string]int{"major": 7}}, "capabilities": []string{}}})
+	r := bufio.NewReader(conn)
+	negotiated := false
+	for {
+		line, err := r.ReadBytes('\n')
+		if err != nil {
+			return
+		}
+		var req struct {
+			Execute   string          `json:"execute"`
+			Arguments json.RawMessage `json:"arguments"`
+			ID        any             `json:"id"`
+		}
+		if err := json.Unmarshal(line, &req); err != nil {
+			w(map[string]any{"error": QMPError{"GenericError", "bad json"}})
+			continue
+		}
+		switch {
+		case req.Execute == "qmp_capabilities":
+			negotiated = true
+			w(map[string]any{"return": map[string]any{}, "id": req.ID})
+			continue
+		case !negotiated:
+			w(map[string]any{"error": QMPError{"CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'"}, "id": req.ID})
+			continue
+		}
+		ret, qerr := h(req.Execute, req.Arguments)
+		if qerr != nil {
+			w(map[string]any{"error": qerr, "id": req.ID})
+		} else {
+			if ret == nil {
+				ret = map[string]any{}
+			}
+			w(map[string]any{"return": ret, "id": req.ID})
+		}
+		if after != nil {
+			after(req.Execute)
+		}
+	}
+}
+
+// fakeQEMU imitates QEMU for Start/Attach tests. Modes: ok (serves QMP; powers
+// off on system_powerdown or quit), fail (prints an error, exits 1), mute (never
+// answers QMP).
+func fakeQEMU(mode string, args []string) int {
+	opt := map[string]string{}
+	for i := 0; i+1 < len(args); i++ {
+		if strings.HasPrefix(args[i], "-") {
+			opt[args[i]] = args[i+1]
+		}
+	}
+	if mode == "fail" {
+		fmt.Fprintf(os.Stderr, "qemu-system-x86_64: -netdev %s: Could not set up host forwarding rule\n", opt["-netdev"])
+		return 1
+	}
+	pidFile := opt["-pidfile"]
+	sock := strings.TrimPrefix(strings.Split(opt["-qmp"], ",")[0], "unix:")
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	exit := func() { os.Remove(pidFile); os.Remove(sock); os.Exit(0) }
+	if mode == "mute" {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return 1
+			}
+			defer c.Close() // hold connections open, say nothing
+		}
+	}
+	status := "running"
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		serveQMP(c, func(cmd string, _ json.RawMessage) (any, *QMPError) {
+			switch cmd {
+			case "query-status":
+				return map[string]any{"status": status, "running": status == "running"}, nil
+			case "query-name":
+				return map[string]any{"name": opt["-name"]}, nil
+			case "system_powerdown", "quit":
+				return nil, nil
+			}
+			return nil, &QMPError{"CommandNotFound", "The command " + cmd + " has not been found"}
+		}, func(cmd string) {
+			if cmd == "system_powerdown" || cmd == "quit" {
+				time.Sleep(50 * time.Millisecond) // a guest takes a moment to power off
+				exit()
+			}
+		})
+	}
+}

@@ -1,0 +1,301 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// pollInterval is how often an adopted QEMU, which is not our child, is checked.
+const pollInterval = 250 * time.Millisecond
+
+// killWait bounds how long Kill and Delete wait for the process to vanish.
+const killWait = 10 * time.Second
+
+// paths are the absolute paths of an instance's files; the pid file path is also
+// how a QEMU process is recognised (its -pidfile argument), so it must be stable.
+type paths struct {
+	dir, disk, seed, vars, pid, qmp, serial, log string
+}
+
+func pathsOf(inst *store.Instance) paths {
+	dir, err := filepath.Abs(inst.Dir)
+	if err != nil {
+		dir = inst.Dir
+	}
+	j := func(n string) string { return filepath.Join(dir, n) }
+	return paths{dir: dir, disk: j(store.DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
+		pid: j(store.PIDFile), qmp: j(store.QMPSocket), serial: j(store.SerialLog), log: j(store.HypervisorLog)}
+}
+
+// readPID reads the pid QEMU wrote; 0 when there is none.
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// isOurQEMU reports whether pid is alive and is the QEMU started for this
+// instance: the same executable, with this instance's pid file on its command
+// line. A pid file alone proves nothing: pids are reused, by other QEMUs too.
+func isOurQEMU(pid int, qemuPath, pidFile string) bool {
+	if pid <= 0 || qemuPath == "" {
+		return false
+	}
+	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
+		return false
+	}
+	exe, args, err := processInfo(pid)
+	if err != nil || !samePath(exe, qemuPath) {
+		return false
+	}
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-pidfile" && args[i+1] == pidFile {
+			return true
+		}
+	}
+	return false
+}
+
+func samePath(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// removeStale deletes the pid file and QMP socket a dead QEMU left, unless a live
+// QEMU of this instance (another than pid) owns them by now.
+func removeStale(p paths, qemuPath string, pid int) error {
+	if cur := readPID(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
+		return nil
+	}
+	var errs []error
+	for _, f := range []string{p.pid, p.qmp} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// child is a QEMU this process started, so it must also reap it.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once Wait returned
+	err    error         // Wait's result, valid after exited
+}
+
+func startChild(cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// Machine is a running QEMU, started by this host or adopted from an earlier one.
+type Machine struct {
+	name    string
+	pid     int
+	qemu    string
+	accel   string
+	sshPort int
+	p       paths
+	child   *child // nil when adopted
+
+	stopping atomic.Bool
+	gone     chan struct{} // closed after the process vanished and its files were removed
+	done     chan error
+}
+
+func newMachine(name string, pid int, rt store.Runtime, p paths, c *child) *Machine {
+	m := &Machine{name: name, pid: pid, qemu: rt.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
+		gone: make(chan struct{}), done: make(chan error, 1)}
+	go m.watch()
+	return m
+}
+
+// watch waits for the process to end: through Wait for our child, by polling for
+// an adopted one (it is not our child; init reaps it).
+func (m *Machine) watch() {
+	var err error
+	if m.child != nil {
+		<-m.child.exited
+		if m.child.err != nil {
+			err = fmt.Errorf("vm %q: qemu exited: %w%s", m.name, m.child.err, tailSuffix(m.p.log))
+		}
+	} else {
+		t := time.NewTicker(pollInterval)
+		for range t.C {
+			if !isOurQEMU(m.pid, m.qemu, m.p.pid) {
+				break
+			}
+		}
+		t.Stop()
+	}
+	if rerr := removeStale(m.p, m.qemu, m.pid); rerr != nil && err == nil {
+		err = fmt.Errorf("vm %q: clean up: %w", m.name, rerr)
+	}
+	close(m.gone)
+	m.done <- err
+	close(m.done)
+}
+
+func (m *Machine) exited() bool {
+	select {
+	case <-m.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// PID is the QEMU process id.
+func (m *Machine) PID() int { return m.pid }
+
+// Accel is the accelerator QEMU runs with (kvm, hvf or tcg).
+func (m *Machine) Accel() string { return m.accel }
+
+// ConsolePath is the serial console log (driver.Consoler).
+func (m *Machine) ConsolePath() string { return m.p.serial }
+
+// Done is closed, after one value, when the QEMU process has ended.
+func (m *Machine) Done() <-chan error { return m.done }
+
+// SSHEndpoint is the host side of the guest's port 22 forward.
+func (m *Machine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
+	if m.sshPort <= 0 || m.sshPort > 65535 {
+		return netip.AddrPort{}, fmt.Errorf("vm %q: no SSH port recorded", m.name)
+	}
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(m.sshPort)), nil
+}
+
+// State derives the state from the live process and QMP's query-status.
+func (m *Machine) State(ctx context.Context) (vm.State, error) {
+	if m.exited() || !isOurQEMU(m.pid, m.qemu, m.p.pid) {
+		return vm.Stopped, nil
+	}
+	var status string
+	err := qmpDo(ctx, m.p.qmp, func(q *QMP) (err error) { status, err = q.QueryStatus(ctx); return })
+	if err != nil {
+		if m.exited() {
+			return vm.Stopped, nil
+		}
+		return vm.Error, fmt.Errorf("vm %q: qemu (pid %d) does not answer on QMP: %w", m.name, m.pid, err)
+	}
+	st := stateOf(status)
+	if st == vm.Running && m.stopping.Load() {
+		st = vm.Stopping
+	}
+	return st, nil
+}
+
+// stateOf maps QEMU's RunState to fvm's states. Paused and suspended guests still
+// hold a running QEMU, so they count as running.
+func stateOf(status string) vm.State {
+	switch status {
+	case "prelaunch", "inmigrate", "restore-vm":
+		return vm.Starting
+	case "shutdown":
+		return vm.Stopping
+	case "guest-panicked", "internal-error", "io-error":
+		return vm.Error
+	}
+	return vm.Running
+}
+
+// Shutdown presses the ACPI power button; the guest decides when to power off.
+func (m *Machine) Shutdown(ctx context.Context) error {
+	if m.exited() {
+		return nil
+	}
+	m.stopping.Store(true)
+	err := qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.SystemPowerdown(ctx) })
+	if err != nil && m.exited() {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("vm %q: shutdown: %w", m.name, err)
+	}
+	return nil
+}
+
+// Kill ends QEMU with SIGKILL and waits until it is gone and its files removed.
+func (m *Machine) Kill() error {
+	if m.exited() {
+		return nil
+	}
+	m.stopping.Store(true)
+	if isOurQEMU(m.pid, m.qemu, m.p.pid) {
+		if err := unix.Kill(m.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", m.name, m.pid, err)
+		}
+	}
+	select {
+	case <-m.gone:
+		return nil
+	case <-time.After(killWait):
+		return fmt.Errorf("vm %q: qemu (pid %d) is still there %s after SIGKILL", m.name, m.pid, killWait)
+	}
+}
+
+// tailSuffix returns ": <last lines of QEMU's log>" or "" when it is empty.
+func tailSuffix(logPath string) string {
+	if t := logTail(logPath); t != "" {
+		return ": " + t
+	}
+	return ""
+}
+
+// logTail returns the last few lines of QEMU's stderr on one line: QEMU's own
+// words are the best explanation of a failed start.
+func logTail(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	lines = lines[max(0, len(lines)-4):]
+	s := strings.Join(lines, "; ")
+	if len(s) > 800 {
+		s = "..." + s[len(s)-800:]
+	}
+	return s
+}
+
+var (
+	_ driver.Machine  = (*Machine)(nil)
+	_ driver.Consoler = (*Machine)(nil)
+)

@@ -1,0 +1,15 @@
+package qemu
+
+import (
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// ProbeHost reads whether Hypervisor.framework is usable (kern.hv_support).
+func ProbeHost() HostProbe {
+	p := HostProbe{OS: runtime.GOOS, Arch: runtime.GOARCH}
+	v, err := unix.SysctlUint32("kern.hv_support")
+	p.HVF = err == nil && v == 1
+	return p
+}

@@ -1,0 +1,47 @@
+package sshx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Backoff between readiness attempts: short at first because a guest that is
+// almost up should be noticed at once, capped so a slow boot costs little.
+const (
+	waitFirstDelay = 100 * time.Millisecond
+	waitMaxDelay   = time.Second
+)
+
+// WaitReady polls t until an SSH handshake and login succeed and returns the
+// connected client. Each attempt is bounded by t.Timeout (DefaultTimeout when 0);
+// onAttempt, if set, sees each failed attempt's error. It gives up when ctx ends,
+// with an error wrapping ctx's and the last failure, and at once on a host-key
+// mismatch, which waiting cannot fix.
+func WaitReady(ctx context.Context, t Target, onAttempt func(err error)) (*Client, error) {
+	delay := waitFirstDelay
+	for {
+		c, err := Dial(ctx, t)
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, ErrHostKeyMismatch) {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ssh %s not ready: %w (last attempt: %v)", t.Addr, ctx.Err(), err)
+		}
+		if onAttempt != nil {
+			onAttempt(err)
+		}
+		tm := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return nil, fmt.Errorf("ssh %s not ready: %w (last attempt: %v)", t.Addr, ctx.Err(), err)
+		case <-tm.C:
+		}
+		delay = min(delay*2, waitMaxDelay)
+	}
+}

@@ -1,0 +1,107 @@
+// Package store owns fvm's on-disk layout. Every file name lives here, every
+// saved file goes through WriteFileAtomic, and cross-process exclusion uses flock.
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// File names inside an instance directory.
+const (
+	SpecFile       = "spec.json"       // vm.Spec, the user's intent
+	DiskFile       = "disk.qcow2"      // copy-on-write overlay on the cached base
+	SeedFile       = "seed.iso"        // cloud-init NoCloud seed (cidata)
+	EFIVarsFile    = "efi-vars.fd"     // per-VM copy of the UEFI variable store
+	PIDFile        = "qemu.pid"        // hypervisor pid, written by QEMU
+	QMPSocket      = "qmp.sock"        // QEMU machine protocol
+	SerialLog      = "serial.log"      // serial console output
+	HypervisorLog  = "qemu.log"        // hypervisor stderr
+	RuntimeFile    = "runtime.json"    // facts of the current run (ssh port, accel)
+	HostKeyFile    = "ssh_host_ed25519_key"
+	HostKeyPubFile = "ssh_host_ed25519_key.pub"
+	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
+	LockFile       = "lock"
+)
+
+// File names in the top-level directories.
+const (
+	ConfigFileName = "config.yaml"
+	SocketName     = "fvm.sock"
+	DaemonLogName  = "daemon.log"
+	DaemonLockName = "daemon.lock"
+	UserKeyName    = "id_ed25519" // the key fvm generates and keeps for SSH into its VMs
+)
+
+// Layout is where everything lives. FVM_HOME roots all of it (tests use that);
+// otherwise XDG directories on Linux and ~/Library/... on macOS.
+type Layout struct {
+	ConfigDir string // config.yaml
+	CacheDir  string // downloaded and built base images
+	DataDir   string // instances, local image registry, fvm's ssh key
+	RunDir    string // socket, daemon log and lock (0700)
+}
+
+// DefaultLayout derives the layout from FVM_HOME or the platform defaults.
+func DefaultLayout() Layout {
+	if h := os.Getenv("FVM_HOME"); h != "" {
+		h, _ = filepath.Abs(h)
+		return Layout{
+			ConfigDir: h,
+			CacheDir:  filepath.Join(h, "cache"),
+			DataDir:   filepath.Join(h, "data"),
+			RunDir:    filepath.Join(h, "run"),
+		}
+	}
+	home, _ := os.UserHomeDir()
+	if runtime.GOOS == "darwin" {
+		lib := filepath.Join(home, "Library")
+		return Layout{
+			ConfigDir: filepath.Join(lib, "Application Support", "fvm"),
+			CacheDir:  filepath.Join(lib, "Caches", "fvm"),
+			DataDir:   filepath.Join(lib, "Application Support", "fvm"),
+			// Short on purpose: sun_path is limited to 104 bytes on macOS.
+			RunDir: filepath.Join(home, ".fvm", "run"),
+		}
+	}
+	env := func(k, def string) string {
+		if v := os.Getenv(k); v != "" {
+			return v
+		}
+		return filepath.Join(home, def)
+	}
+	run := filepath.Join(env("XDG_STATE_HOME", ".local/state"), "fvm")
+	if xr := os.Getenv("XDG_RUNTIME_DIR"); xr != "" {
+		run = filepath.Join(xr, "fvm")
+	}
+	return Layout{
+		ConfigDir: filepath.Join(env("XDG_CONFIG_HOME", ".config"), "fvm"),
+		CacheDir:  filepath.Join(env("XDG_CACHE_HOME", ".cache"), "fvm"),
+		DataDir:   filepath.Join(env("XDG_DATA_HOME", ".local/share"), "fvm"),
+		RunDir:    run,
+	}
+}
+
+func (l Layout) ConfigFile() string   { return filepath.Join(l.ConfigDir, ConfigFileName) }
+func (l Layout) SocketPath() string   { return filepath.Join(l.RunDir, SocketName) }
+func (l Layout) DaemonLog() string    { return filepath.Join(l.RunDir, DaemonLogName) }
+func (l Layout) DaemonLock() string   { return filepath.Join(l.RunDir, DaemonLockName) }
+func (l Layout) VMsDir() string       { return filepath.Join(l.DataDir, "vms") }
+func (l Layout) ImagesDir() string    { return filepath.Join(l.DataDir, "images") } // local image registry (json per image)
+func (l Layout) BasesDir() string     { return filepath.Join(l.CacheDir, "bases") } // base disks named by digest
+func (l Layout) BuildDir() string     { return filepath.Join(l.CacheDir, "build") } // image build work space
+func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downloads") }
+func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
+func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }
+
+// InstanceDir is the directory of the named VM.
+func (l Layout) InstanceDir(name string) string { return filepath.Join(l.VMsDir(), name) }
+
+// EnsureRunDir creates the run directory private to the user (0700), fixing looser modes.
+func (l Layout) EnsureRunDir() error {
+	if err := os.MkdirAll(l.RunDir, 0o700); err != nil {
+		return err
+	}
+	return os.Chmod(l.RunDir, 0o700)
+}

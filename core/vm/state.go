@@ -1,0 +1,16 @@
+package vm
+
+// State is a VM's lifecycle state. It is always derived from the live system
+// (process alive, QMP answers), never trusted from a file.
+type State string
+
+const (
+	Stopped  State = "stopped"
+	Starting State = "starting"
+	Running  State = "running"
+	Stopping State = "stopping"
+	Error    State = "error"
+)
+
+// Active reports whether the VM holds a running hypervisor process.
+func (s State) Active() bool { return s == Starting || s == Running || s == Stopping }

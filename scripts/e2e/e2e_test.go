@@ -1,0 +1,347 @@
+//go:build e2e
+
+// Package e2e boots real VMs with the fvm binary (FVM_BIN) and checks results from
+// inside them. Run with `make e2e`. FVM_E2E_HOME reuses a state dir (and its
+// built image) across runs; by default every run starts from an empty one.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+var (
+	fvmBin string
+	layout store.Layout
+)
+
+func TestMain(m *testing.M) {
+	fvmBin = os.Getenv("FVM_BIN")
+	if fvmBin == "" {
+		fmt.Println("SKIP: FVM_BIN is not set: run `make e2e`")
+		os.Exit(0)
+	}
+	home := os.Getenv("FVM_E2E_HOME")
+	if home == "" {
+		var err error
+		if home, err = os.MkdirTemp("", "fvm-e2e."); err != nil {
+			panic(err)
+		}
+		defer os.RemoveAll(home)
+	}
+	os.Setenv("FVM_HOME", home)
+	layout = store.DefaultLayout()
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+// cleanup removes every VM and stops the host, so no QEMU outlives the tests.
+func cleanup() {
+	out, _ := exec.Command(fvmBin, "ls", "--format", "json").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, `"name": "`); i >= 0 {
+			name := strings.SplitN(line[i+9:], `"`, 2)[0]
+			exec.Command(fvmBin, "rm", "-f", name).Run()
+		}
+	}
+	if pid := hostPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGTERM)
+	}
+}
+
+func hostPID() int {
+	info, err := client.New(layout.SocketPath()).Ping(context.Background(), 2*time.Second)
+	if err != nil {
+		return 0
+	}
+	return info.PID
+}
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// fvm runs the binary and returns its output and exit status.
+func fvm(t *testing.T, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fvmBin, args...)
+	var so, se bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{stdout: so.String(), stderr: se.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("fvm %v: %v", args, err)
+	}
+	t.Logf("$ fvm %s → %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	return r
+}
+
+func mustFVM(t *testing.T, args ...string) string {
+	t.Helper()
+	r := fvm(t, args...)
+	if r.code != 0 {
+		t.Fatalf("fvm %v failed (%d): %s", args, r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func ensureImage(t *testing.T) {
+	t.Helper()
+	t0 := time.Now()
+	mustFVM(t, "image", "build", "debian")
+	t.Logf("image ready in %s", time.Since(t0))
+	t0 = time.Now()
+	mustFVM(t, "image", "build", "debian") // unchanged inputs: skipped
+	if d := time.Since(t0); d > 30*time.Second {
+		t.Errorf("unchanged rebuild took %s; it should be skipped", d)
+	}
+}
+
+// TestVMLifecycle is one VM's whole life, in order, because each boot under TCG costs ~45 s.
+func TestVMLifecycle(t *testing.T) {
+	ensureImage(t)
+	const name = "e2e1"
+	hostPort := freePort(t)
+
+	t0 := time.Now()
+	r := fvm(t, "run", "-d", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
+	if r.code != 0 {
+		t.Fatalf("run -d failed: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
+	}
+	t.Logf("MEASURE run -d to SSH-ready: %s", time.Since(t0))
+	for _, phase := range []string{"Created VM", "hypervisor up", "SSH ready"} {
+		if !strings.Contains(r.stderr, phase) {
+			t.Errorf("run output lacks phase %q", phase)
+		}
+	}
+
+	t.Run("hostname", func(t *testing.T) {
+		if got := strings.TrimSpace(mustFVM(t, "ssh", name, "--", "cat", "/etc/hostname")); got != name {
+			t.Fatalf("hostname %q, want %q", got, name)
+		}
+	})
+	t.Run("sudo", func(t *testing.T) { mustFVM(t, "exec", name, "sudo", "-n", "true") })
+	t.Run("exit-status", func(t *testing.T) {
+		if r := fvm(t, "ssh", name, "--", "sh", "-c", "echo out; echo err >&2; exit 7"); r.code != 7 || r.stdout != "out\n" || !strings.Contains(r.stderr, "err") {
+			t.Fatalf("got %+v, want exit 7 with out/err split", r)
+		}
+	})
+	t.Run("disk-grown", func(t *testing.T) {
+		out := mustFVM(t, "exec", name, "df", "--output=size", "-B1G", "/")
+		if !strings.Contains(out, "19") && !strings.Contains(out, "20") {
+			t.Errorf("root filesystem not grown to ~20G: %s", out)
+		}
+	})
+	t.Run("port-forward", func(t *testing.T) {
+		// perl-base is in every Debian: a one-line TCP server in the guest.
+		srv := `setsid -f perl -MIO::Socket::INET -e '$s=IO::Socket::INET->new(LocalPort=>8080,Listen=>5,ReuseAddr=>1) or die; while($c=$s->accept){print $c "hello-from-guest\n"; close $c}' >/dev/null 2>&1`
+		mustFVM(t, "ssh", name, "--", "sh", "-c", srv)
+		var line string
+		for i := 0; i < 50 && line == ""; i++ {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", hostPort), time.Second); err == nil {
+				c.SetDeadline(time.Now().Add(3 * time.Second))
+				line, _ = bufio.NewReader(c).ReadString('\n')
+				c.Close()
+			}
+			if line == "" {
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		if strings.TrimSpace(line) != "hello-from-guest" {
+			t.Fatalf("forwarded port answered %q", line)
+		}
+	})
+	t.Run("ssh-config", func(t *testing.T) {
+		if _, err := exec.LookPath("ssh"); err != nil {
+			t.Skip("no ssh client")
+		}
+		cfg := filepath.Join(t.TempDir(), "config")
+		os.WriteFile(cfg, []byte(mustFVM(t, "ssh-config", name)), 0o600)
+		out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", name+".fvm", "hostname").CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != name {
+			t.Fatalf("plain ssh with ssh-config: %v: %s", err, out)
+		}
+	})
+	t.Run("listings", func(t *testing.T) {
+		if out := mustFVM(t, "ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
+			t.Errorf("ps: %s", out)
+		}
+		if out := mustFVM(t, "ls", "--format", "json"); !strings.Contains(out, `"state": "running"`) {
+			t.Errorf("ls json: %s", out)
+		}
+		if out := mustFVM(t, "inspect", name); !strings.Contains(out, `"sshPort"`) {
+			t.Errorf("inspect: %s", out)
+		}
+		if out := mustFVM(t, "logs", name); !strings.Contains(out, "Linux version") && !strings.Contains(out, "cloud-init") {
+			t.Errorf("logs hold no boot output (%d bytes)", len(out))
+		}
+	})
+
+	t.Run("concurrent-start", func(t *testing.T) {
+		r := fvm(t, "start", name)
+		if r.code == 0 || !strings.Contains(r.stderr, "already running") {
+			t.Fatalf("start of running vm: %+v", r)
+		}
+	})
+
+	t.Run("survives-stop-start", func(t *testing.T) {
+		mustFVM(t, "exec", name, "sh", "-c", "echo kept > ~/marker && sync")
+		t0 := time.Now()
+		mustFVM(t, "stop", name)
+		t.Logf("MEASURE graceful stop: %s", time.Since(t0))
+		if out := mustFVM(t, "ps", "-a"); !strings.Contains(out, "stopped") {
+			t.Fatalf("after stop: %s", out)
+		}
+		if _, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.PIDFile)); err == nil {
+			t.Error("pid file left after stop")
+		}
+		t0 = time.Now()
+		mustFVM(t, "start", name)
+		t.Logf("MEASURE start to SSH-ready: %s", time.Since(t0))
+		if got := strings.TrimSpace(mustFVM(t, "exec", name, "cat", "marker")); got != "kept" {
+			t.Fatalf("marker after restart: %q", got)
+		}
+	})
+
+	t.Run("host-kill-readopt", func(t *testing.T) {
+		pid := hostPID()
+		if pid == 0 {
+			t.Fatal("no host")
+		}
+		qemuPID := readPID(t, name)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err := syscall.Kill(qemuPID, 0); err != nil {
+			t.Fatalf("qemu died with the host: %v", err)
+		}
+		// The next command starts a new host, which re-adopts the VM.
+		if out := mustFVM(t, "ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
+			t.Fatalf("after host kill: %s", out)
+		}
+		if hostPID() == pid {
+			t.Fatal("host was not replaced")
+		}
+		if got := strings.TrimSpace(mustFVM(t, "ssh", name, "--", "cat", "marker")); got != "kept" {
+			t.Fatalf("after re-adopt: %q", got)
+		}
+	})
+
+	t.Run("rm", func(t *testing.T) {
+		if r := fvm(t, "rm", name); r.code == 0 || !strings.Contains(r.stderr, "rm -f") {
+			t.Fatalf("rm of running vm must refuse: %+v", r)
+		}
+		qemuPID := readPID(t, name)
+		mustFVM(t, "rm", "-f", name)
+		if _, err := os.Stat(layout.InstanceDir(name)); !os.IsNotExist(err) {
+			t.Errorf("vm dir left: %v", err)
+		}
+		if syscall.Kill(qemuPID, 0) == nil {
+			t.Errorf("qemu %d still alive after rm -f", qemuPID)
+		}
+	})
+}
+
+// TestBadInput: every error is one clear line, exits non-zero and leaves nothing.
+func TestBadInput(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "-d", "no-such-image"},
+		{"run", "-d", "debian-local", "Bad_Name"},
+		{"run", "-d", "debian-local", "--memory", "lots"},
+		{"run", "-d", "debian-local", "-p", "80"},
+		{"run", "-d", "/no/such/disk.qcow2"},
+		{"ssh", "ghost"},
+		{"stop", "ghost"},
+	} {
+		r := fvm(t, args...)
+		msg := strings.TrimSpace(r.stderr)
+		if r.code == 0 || msg == "" || strings.Count(msg, "\n") > 0 || !strings.HasPrefix(msg, "fvm: ") {
+			t.Errorf("fvm %v: want one-line error and non-zero exit, got %d %q", args, r.code, msg)
+		}
+	}
+	entries, _ := os.ReadDir(layout.VMsDir())
+	if len(entries) != 0 {
+		t.Errorf("bad input left VM dirs: %v", entries)
+	}
+}
+
+// TestInterruptedRunRm: Ctrl-C while `run --rm` waits for SSH removes the VM and its QEMU.
+func TestInterruptedRunRm(t *testing.T) {
+	ensureImage(t)
+	cmd := exec.Command(fvmBin, "run", "--rm", "debian-local", "ctrlc", "--", "true")
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(se.String(), "Waiting for SSH") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	qemuPID := readPID(t, "ctrlc")
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	t.Logf("stderr:\n%s", se.String())
+	if _, err := os.Stat(layout.InstanceDir("ctrlc")); !os.IsNotExist(err) {
+		t.Errorf("interrupted run --rm left the vm dir: %v", err)
+	}
+	for i := 0; i < 50 && syscall.Kill(qemuPID, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if syscall.Kill(qemuPID, 0) == nil {
+		t.Errorf("qemu %d still alive", qemuPID)
+	}
+}
+
+func readPID(t *testing.T, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.PIDFile))
+	if err != nil {
+		t.Fatalf("pid file: %v", err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	if pid <= 0 {
+		t.Fatalf("bad pid file %q", b)
+	}
+	return pid
+}
+
+func tailFile(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what fvm needs to build, run VMs and run its tests.
+# Debian/Ubuntu: apt-get (as root or with sudo); macOS: Homebrew.
+set -euo pipefail
+
+if [[ "$(uname -s)" == Darwin ]]; then
+	command -v brew >/dev/null || { echo "setup: Homebrew is needed: https://brew.sh" >&2; exit 1; }
+	brew list qemu >/dev/null 2>&1 || brew install qemu
+	command -v go >/dev/null || brew install go
+	exit 0
+fi
+
+pkgs=(
+	qemu-system-x86 qemu-utils ovmf          # hypervisor, qemu-img, UEFI firmware
+	mmdebstrap e2fsprogs dosfstools mtools fdisk grub-efi-amd64-bin  # fvm image build debian
+	openssh-client                           # plain ssh via `fvm ssh-config` (tests)
+	ca-certificates git make
+)
+if [[ "$(uname -m)" == aarch64 ]]; then pkgs+=(qemu-system-arm qemu-efi-aarch64); fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	echo "setup: installing ${missing[*]}"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || { echo "setup: Go 1.24+ is needed (https://go.dev/dl)" >&2; exit 1; }
+echo "setup: ok"
