@@ -1,0 +1,97 @@
+package menu
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+)
+
+// Client is the part of the host API the menu uses; *client.Client has it.
+type Client interface {
+	Host(ctx context.Context) (api.HostInfo, error)
+	List(ctx context.Context) ([]api.VM, error)
+	Images(ctx context.Context) ([]api.Image, error)
+	Create(ctx context.Context, req api.CreateRequest) (api.VM, error)
+	Start(ctx context.Context, name string) (api.VM, error)
+	Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
+	Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
+	Remove(ctx context.Context, name string, force bool) error
+	// Events streams host events to fn until ctx ends or the stream drops.
+	Events(ctx context.Context, fn func(api.Event)) error
+}
+
+// Dialogs asks the user things (osascript on macOS, zenity/kdialog on Linux).
+// A dialog the user dismisses is a "no", not an error; errors mean no dialog
+// could be shown.
+type Dialogs interface {
+	// Confirm asks a yes/no question; ok labels the yes button.
+	Confirm(title, message, ok string) (bool, error)
+	// Choose shows up to three buttons and returns the index of the one
+	// pressed; buttons[0] is the cancel button (also returned on dismissal).
+	Choose(title, message string, buttons []string) (int, error)
+	// Pick lets the user pick one of items; ok is false when cancelled.
+	Pick(title, message string, items []string) (choice string, ok bool, err error)
+	// Entry asks for a line of text; ok is false when cancelled.
+	Entry(title, message, initial string) (text string, ok bool, err error)
+	// Error shows a failure; Notify a passing note.
+	Error(title, message string)
+	Notify(title, message string)
+}
+
+// Desktop runs the desktop's own programs.
+type Desktop interface {
+	// OpenTerminal runs a shell command line in a new terminal window.
+	OpenTerminal(command string) error
+	// CopyText puts text on the clipboard.
+	CopyText(text string) error
+	// OpenText opens a text file in the user's viewer or editor.
+	OpenText(path string) error
+}
+
+// LoginItem is the Start at Login switch (a LaunchAgent or XDG autostart entry).
+type LoginItem interface {
+	Enabled() bool
+	SetEnabled(on bool) error
+}
+
+// Options wire a Menu to the world.
+type Options struct {
+	Client  Client
+	Dialogs Dialogs
+	Desktop Desktop
+	Login   LoginItem // nil hides Start at Login
+
+	// ConfigFile is opened by Preferences, created with commented defaults.
+	ConfigFile string
+	// FvmPath is the fvm CLI that Open Terminal runs (default "fvm").
+	FvmPath string
+	// Env is prepended to commands shown or run for the user, e.g.
+	// FVM_HOME=/x, so they reach this host rather than the default one.
+	Env []string
+	// OpenDisplay opens a VM's graphical console; nil means none exists
+	// yet, and Open Display follows the serial console in a terminal.
+	OpenDisplay func(name string) error
+
+	// Quit ends the app once the menu has dealt with running VMs.
+	Quit func()
+	// SelfPID tells "this app hosts the VMs" from "another host does"
+	// (default os.Getpid()).
+	SelfPID int
+
+	// PoolSize is how many VM submenus exist; more VMs than that are
+	// summarised in one line (default 16).
+	PoolSize int
+	// Settle is how long after (re)subscribing to events the menu lists the
+	// VMs again, to catch changes made while the stream was connecting
+	// (default 250ms). Backoff bounds the waits between reconnects
+	// (default 250ms doubling to 5s).
+	Settle                 time.Duration
+	BackoffMin, BackoffMax time.Duration
+	// StopTimeout is how long Stop and Quit give a guest to power off
+	// before the host kills it (default 60s).
+	StopTimeout time.Duration
+
+	Log *slog.Logger
+}
