@@ -1,0 +1,415 @@
+//go:build linux
+
+package debianbuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Build builds the Debian image and registers it, or returns the registered one when it
+// was built from the same inputs (unless opts.Force). Temp files live in a work directory
+// under Layout.BuildDir() and are removed whatever happens; the full tool output goes to
+// BuildDir/<name>.log.
+func Build(ctx context.Context, opts Options) (api.Image, error) {
+	start := time.Now()
+	name := opts.Name
+	if name == "" {
+		name = DefaultName
+	}
+	if err := image.ValidateName(name); err != nil {
+		return api.Image{}, err
+	}
+	rootSize := opts.RootSize
+	if rootSize == 0 {
+		rootSize = defaultRootSize
+	}
+	if rootSize < 1<<30 {
+		return api.Image{}, fmt.Errorf("image build: root size %d bytes is too small: use at least 1 GiB", rootSize)
+	}
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	reg := image.Registry{Layout: opts.Layout}
+	srcFile, srcData, err := pickSources(opts.Sources, hostSourceCandidates)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("image build: apt sources: %w", err)
+	}
+	rec := newRecipe(srcData, rootSize)
+	key := rec.key()
+
+	if err := os.MkdirAll(opts.Layout.BuildDir(), 0o755); err != nil {
+		return api.Image{}, fmt.Errorf("image build: %w", err)
+	}
+	lock, err := store.TryLock(filepath.Join(opts.Layout.BuildDir(), name+".lock"))
+	if errors.Is(err, store.ErrLocked) {
+		return api.Image{}, fmt.Errorf("image %q: %w: wait for it to finish", name, ErrBusy)
+	}
+	if err != nil {
+		return api.Image{}, fmt.Errorf("image build: %w", err)
+	}
+	defer lock.Unlock()
+
+	// Checked under the lock, so a build that just finished elsewhere counts.
+	if img, err := reg.Get(name); err == nil && img.Source == SourcePrefix+key && !opts.Force {
+		fmt.Fprintf(logw, "image %s is up to date (built %s from the same inputs); --force rebuilds it\n",
+			name, img.CreatedAt.Local().Format(time.DateTime))
+		return img, nil
+	}
+	tools, err := findTools(os.Geteuid() == 0, lookTool, dirExists)
+	if err != nil {
+		return api.Image{}, err
+	}
+
+	// Under the lock no other build of this name runs: work directories left by a
+	// killed one are stale.
+	for _, d := range staleWorkDirs(opts.Layout.BuildDir(), name) {
+		if err := removeWork(d); err != nil {
+			return api.Image{}, fmt.Errorf("image build: %w", err)
+		}
+		fmt.Fprintf(logw, "removed work files of an interrupted build: %s\n", d)
+	}
+	work, err := os.MkdirTemp(opts.Layout.BuildDir(), name+workSuffix)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("image build: %w", err)
+	}
+	logPath := filepath.Join(opts.Layout.BuildDir(), name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		removeWork(work)
+		return api.Image{}, fmt.Errorf("image build: %w", err)
+	}
+	b := &builder{ctx: ctx, tools: tools, work: work, log: logFile, logPath: logPath, out: logw}
+	img, err := b.build(reg, name, rec, key, srcFile)
+	logFile.Close()
+	if rerr := removeWork(work); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", ctx.Err(), err)
+		}
+		return api.Image{}, fmt.Errorf("image %q: build: %w", name, err)
+	}
+	fmt.Fprintf(logw, "built image %s (%s, %d MiB) in %s\n", name, img.Digest, img.Size>>20, since(start))
+	return img, nil
+}
+
+// debCacheDir (under BuildDir) keeps the .deb files of the last build.
+const debCacheDir = "debs"
+
+// workSuffix plus random digits follows the image name in work directory names.
+const workSuffix = ".work-"
+
+// staleWorkDirs lists the work directories of earlier builds of name. The match is
+// exact, so the directories of an image whose name merely starts with name are kept.
+func staleWorkDirs(buildDir, name string) []string {
+	re := regexp.MustCompile("^" + regexp.QuoteMeta(name+workSuffix) + "[0-9]+$")
+	ents, _ := os.ReadDir(buildDir)
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && re.MatchString(e.Name()) {
+			out = append(out, filepath.Join(buildDir, e.Name()))
+		}
+	}
+	return out
+}
+
+type builder struct {
+	ctx     context.Context
+	tools   map[string]string
+	work    string
+	log     *os.File
+	logPath string
+	out     io.Writer
+}
+
+func (b *builder) path(name string) string { return filepath.Join(b.work, name) }
+
+func (b *builder) build(reg image.Registry, name string, rec recipe, key, srcFile string) (api.Image, error) {
+	rootUUID := newUUID()
+	layout := newDiskLayout(rec.ESPSize, rec.RootSize)
+	tarball, rootDir, rootImg := b.path("rootfs.tar"), b.path("rootfs"), b.path("root.img")
+	espImg, efi, cfg := b.path("esp.img"), b.path("BOOTX64.EFI"), b.path("grub.cfg")
+	raw, out := b.path("disk.raw"), b.path("disk.qcow2")
+
+	from := srcFile
+	if from == "" {
+		from = "mmdebstrap's default mirror"
+	}
+	paths := bootstrapPaths{Target: tarball, Sources: srcFile}
+	debCache, debsOut := filepath.Join(filepath.Dir(b.work), debCacheDir), b.path("debs")
+	// mmdebstrap splits special hooks on spaces: no package cache for such paths.
+	if !strings.ContainsAny(debCache+b.work, " \t\n") {
+		if dirExists(debCache) {
+			paths.DebsIn = debCache
+		}
+		if err := os.Mkdir(debsOut, 0o755); err != nil {
+			return api.Image{}, err
+		}
+		paths.DebsOut = debsOut
+	}
+	err := b.phase("bootstrap", fmt.Sprintf("mmdebstrap %s %s, %d packages, from %s", rec.Suite, rec.Arch, len(rec.Packages), from), func() error {
+		return b.run("", "mmdebstrap", rec.mmdebstrapArgs(paths, rootUUID)...)
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	if paths.DebsOut != "" {
+		// Keep exactly the packages this build used for the next one.
+		if err := removeTree(debCache); err == nil {
+			os.Rename(debsOut, debCache)
+		}
+	}
+	err = b.phase("rootfs", fmt.Sprintf("ext4 root filesystem (%d MiB) from the tarball", rec.RootSize>>20), func() error {
+		if err := os.Mkdir(rootDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.Truncate(createEmpty(rootImg), rec.RootSize); err != nil {
+			return err
+		}
+		for _, argv := range rootfsCommands(b.tools, tarball, rootDir, rootImg, rootUUID) {
+			if err := b.run("", argv[0], argv[1:]...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	// The tarball and tree are large: free the space before the next copies.
+	os.Remove(tarball)
+	if err := removeTree(rootDir); err != nil {
+		return api.Image{}, err
+	}
+	err = b.phase("esp", fmt.Sprintf("EFI system partition (%d MiB) with a standalone GRUB", rec.ESPSize>>20), func() error {
+		if err := os.WriteFile(cfg, []byte(grubConfig(rootUUID)), 0o644); err != nil {
+			return err
+		}
+		if err := b.run("", "grub-mkstandalone", grubMkstandaloneArgs(efi, cfg)...); err != nil {
+			return err
+		}
+		if err := b.run("", "mkfs.vfat", "-C", "-n", espLabel, "-i", newVolumeID(), espImg, strconv.FormatInt(rec.ESPSize>>10, 10)); err != nil {
+			return err
+		}
+		if err := b.run("", "mmd", "-i", espImg, "::/EFI", "::/EFI/BOOT"); err != nil {
+			return err
+		}
+		return b.run("", "mcopy", "-i", espImg, efi, "::/EFI/BOOT/BOOTX64.EFI")
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	err = b.phase("disk", fmt.Sprintf("GPT disk (%d MiB): ESP, then root last so it can grow", layout.DiskSize>>20), func() error {
+		if err := os.Truncate(createEmpty(raw), layout.DiskSize); err != nil {
+			return err
+		}
+		if err := b.run(layout.sfdiskScript(), "sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw); err != nil {
+			return err
+		}
+		if err := b.run("", "dd", ddArgs(espImg, raw, layout.ESPOffset)...); err != nil {
+			return err
+		}
+		return b.run("", "dd", ddArgs(rootImg, raw, layout.RootOffset)...)
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	os.Remove(rootImg)
+	err = b.phase("qcow2", "convert to qcow2", func() error {
+		return b.run("", "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, out)
+	})
+	if err != nil {
+		return api.Image{}, err
+	}
+	var img api.Image
+	err = b.phase("register", "hash into the image cache and register as "+name, func() error {
+		var err error
+		img, err = reg.ImportFile(b.ctx, out, name, image.ImportOptions{
+			Version: debianVersion, Arch: vm.AMD64, Source: SourcePrefix + key, Move: true,
+		})
+		return err
+	})
+	return img, err
+}
+
+// ddArgs copies src into dst at offset (a multiple of 1 MiB) without truncating dst,
+// skipping zero blocks so the disk stays sparse.
+func ddArgs(src, dst string, offset int64) []string {
+	return []string{"if=" + src, "of=" + dst, "bs=1M", "seek=" + strconv.FormatInt(offset/alignment, 10),
+		"conv=notrunc,sparse", "status=none"}
+}
+
+// phase runs fn between a start line and a line with its duration.
+func (b *builder) phase(name, what string, fn func() error) error {
+	start := time.Now()
+	fmt.Fprintf(b.out, "%s: %s\n", name, what)
+	fmt.Fprintf(b.log, "==> %s: %s\n", name, what)
+	if err := fn(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	fmt.Fprintf(b.out, "%s: done in %s\n", name, since(start))
+	return nil
+}
+
+// run runs a tool (by name, or by path) in the work directory with stdin, its output
+// going to the build log; a failure names the tool and its last line of output.
+func (b *builder) run(stdin, name string, args ...string) error {
+	if err := b.ctx.Err(); err != nil {
+		return err
+	}
+	exe := b.tools[name]
+	if exe == "" {
+		exe = name
+	}
+	cmd := exec.CommandContext(b.ctx, exe, args...)
+	// SIGTERM first: mmdebstrap then unmounts /proc and /sys from its chroot and
+	// removes its temp directory before exiting.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	if name == "mmdebstrap" && os.Geteuid() == 0 {
+		// Root mode mounts /proc, /sys and /dev in the chroot: keep those mounts in a
+		// private mount namespace, so no other process sees them and they vanish with
+		// mmdebstrap even if it is killed. (Other modes use a namespace of their own.)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	}
+	cmd.Dir = b.work
+	cmd.Env = append(os.Environ(), "TMPDIR="+b.work, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	tail := &lastLine{}
+	cmd.Stdout = io.MultiWriter(b.log, tail)
+	cmd.Stderr = cmd.Stdout
+	fmt.Fprintf(b.log, "$ %s %s\n", name, shellQuote(args))
+	if err := cmd.Run(); err != nil {
+		if b.ctx.Err() != nil {
+			return b.ctx.Err()
+		}
+		msg := name + ": " + err.Error()
+		if l := tail.String(); l != "" {
+			msg += ": " + l
+		}
+		return fmt.Errorf("%s (full log: %s)", msg, b.logPath)
+	}
+	return nil
+}
+
+// lastLine keeps the last non-empty line written to it, for one-line errors.
+type lastLine struct{ cur, last []byte }
+
+func (l *lastLine) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' || c == '\r' {
+			if len(strings.TrimSpace(string(l.cur))) > 0 {
+				l.last = append(l.last[:0], l.cur...)
+			}
+			l.cur = l.cur[:0]
+			continue
+		}
+		if len(l.cur) < 512 {
+			l.cur = append(l.cur, c)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *lastLine) String() string {
+	if s := strings.TrimSpace(string(l.cur)); s != "" {
+		return s
+	}
+	return strings.TrimSpace(string(l.last))
+}
+
+func createEmpty(p string) string {
+	if f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err == nil {
+		f.Close()
+	}
+	return p
+}
+
+// removeWork deletes the work directory unless something is still mounted inside it
+// (a killed mmdebstrap in root mode): deleting through a bind mount of /dev would
+// delete the host's device nodes.
+func removeWork(dir string) error {
+	if m := mountsUnder(dir); len(m) > 0 {
+		return fmt.Errorf("work directory %s still has mounts (%s): unmount them, then remove it", dir, strings.Join(m, ", "))
+	}
+	return removeTree(dir)
+}
+
+// removeTree is os.RemoveAll that first makes read-only directories (a root tree
+// extracted without root) writable again.
+func removeTree(dir string) error {
+	if os.RemoveAll(dir) == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o755)
+		}
+		return nil
+	})
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove work files: %w", err)
+	}
+	return nil
+}
+
+func mountsUnder(dir string) []string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	dir = filepath.Clean(dir)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := unescapeMount(f[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	return out
+}
+
+// unescapeMount undoes the octal escapes (\040 for space) of /proc/self/mountinfo.
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				sb.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }

@@ -1,0 +1,214 @@
+package debianbuild
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+)
+
+// recipeVersion changes whenever the build steps change in a way the other inputs of
+// the cache key do not show, so existing images are rebuilt.
+const recipeVersion = "1"
+
+// Defaults of the image.
+const (
+	suite           = "bookworm"
+	debianVersion   = "12"
+	arch            = "amd64"
+	defaultRootSize = 2 << 30
+	espSize         = 64 << 20
+	rootLabel       = "debian-root"
+	espLabel        = "ESP"
+	uuidPlaceholder = "@ROOT_UUID@"
+)
+
+// packages is what a cloud image needs on top of mmdebstrap's minbase variant
+// (which installs no Recommends, so they are spelled out).
+var packages = []string{
+	// boot and system
+	"linux-image-amd64", "initramfs-tools", "systemd-sysv", "udev", "dbus", "libpam-systemd",
+	"systemd-timesyncd", "kmod", "zstd", // zstd: a smaller initrd that unpacks faster
+	// cloud-init and its helpers: growpart (cloud-guest-utils) grows the root partition;
+	// Debian's cloud-init renders network config for ifupdown (eni), which needs dhclient.
+	"cloud-init", "cloud-guest-utils", "fdisk", "gdisk", "ifupdown", "isc-dhcp-client",
+	"openssh-server", "openssh-sftp-server", "qemu-guest-agent", "sudo",
+	// what people expect on a cloud image
+	"ca-certificates", "curl", "iproute2", "iputils-ping", "less", "netbase", "procps",
+}
+
+// aptOpts and dpkgOpts keep the image small: no translations, man pages or docs
+// (copyright files stay).
+var (
+	aptOpts  = []string{`Acquire::Languages "none"`}
+	dpkgOpts = []string{
+		"path-exclude=/usr/share/man/*",
+		"path-exclude=/usr/share/doc/*",
+		"path-include=/usr/share/doc/*/copyright",
+		"path-exclude=/usr/share/locale/*",
+		"path-include=/usr/share/locale/locale.alias",
+	}
+)
+
+// customizeHook runs (via sh -c, "$1" = the root directory) after the packages are in.
+const customizeHook = `set -eu
+root="$1"
+# cloud-init writes its network config to interfaces.d: ifupdown reads it only when sourced.
+cat > "$root/etc/network/interfaces" <<'EOF'
+# cloud-init writes the network configuration into interfaces.d.
+source /etc/network/interfaces.d/*
+
+auto lo
+iface lo inet loopback
+EOF
+mkdir -p "$root/etc/network/interfaces.d"
+mkdir -p "$root/etc/cloud/cloud.cfg.d"
+cat > "$root/etc/cloud/cloud.cfg.d/90_fvm.cfg" <<'EOF'
+# fvm attaches a NoCloud seed (volume label cidata): do not probe other clouds.
+datasource_list: [ NoCloud, None ]
+# C.UTF-8 is built into libc: nothing to generate on first boot (no locales package).
+locale: C.UTF-8
+# RSA and DSA keys take many seconds to generate under emulation; fvm injects ed25519.
+ssh_genkeytypes: [ed25519, ecdsa]
+# Put the hostname into /etc/hosts, or sudo warns that it cannot resolve it.
+manage_etc_hosts: true
+# GRUB is a standalone binary on the ESP, not a Debian package to configure.
+grub_dpkg:
+  enabled: false
+EOF
+printf 'UUID=@ROOT_UUID@\t/\text4\tdefaults,errors=remount-ro\t0\t1\n' > "$root/etc/fstab"
+echo debian > "$root/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+# Each VM must get its own identity: machine-id on first boot, ssh host keys from cloud-init.
+: > "$root/etc/machine-id"
+rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
+# No root password: log in as the cloud-init user.
+chroot "$root" passwd --lock root
+rm -f "$root/etc/resolv.conf"
+`
+
+// recipe is everything that decides the image's content; its hash is the cache key.
+type recipe struct {
+	Version  string   `json:"version"`
+	Suite    string   `json:"suite"`
+	Arch     string   `json:"arch"`
+	Packages []string `json:"packages"`
+	AptOpts  []string `json:"aptOpts"`
+	DpkgOpts []string `json:"dpkgOpts"`
+	Hook     string   `json:"hook"`
+	GrubCfg  string   `json:"grubCfg"`
+	Sources  string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
+	RootSize int64    `json:"rootSize"`
+	ESPSize  int64    `json:"espSize"`
+}
+
+func newRecipe(sources []byte, rootSize int64) recipe {
+	pkgs := slices.Clone(packages)
+	slices.Sort(pkgs)
+	return recipe{
+		Version: recipeVersion, Suite: suite, Arch: arch, Packages: pkgs,
+		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, GrubCfg: grubTemplate,
+		Sources: string(sources), RootSize: rootSize, ESPSize: espSize,
+	}
+}
+
+// key is the hex SHA-256 of the recipe: same key, same image.
+func (r recipe) key() string {
+	b, _ := json.Marshal(r) // plain strings and numbers: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// bootstrapPaths are the files and directories mmdebstrap works with.
+type bootstrapPaths struct {
+	Target  string // the root tarball to write
+	Sources string // apt sources file, or "" for mmdebstrap's default mirror
+	DebsIn  string // .deb files of an earlier build to reuse, or "" for none
+	DebsOut string // where to leave the .deb files this build used, or ""
+}
+
+// mmdebstrapArgs is the argv (without the program) that writes the root tarball.
+func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
+	args := []string{
+		"--mode=auto", // root when root, else unshare or fakechroot
+		"--variant=minbase",
+		"--arch=" + r.Arch,
+		"--format=tar",
+		"--include=" + strings.Join(r.Packages, ","),
+	}
+	for _, o := range r.AptOpts {
+		args = append(args, "--aptopt="+o)
+	}
+	for _, o := range r.DpkgOpts {
+		args = append(args, "--dpkgopt="+o)
+	}
+	if p.DebsIn != "" {
+		// Reuse the packages of the last build: apt checks them against the index and
+		// downloads only what changed. Unlinking essential debs would empty the cache.
+		args = append(args, "--skip=essential/unlink",
+			`--setup-hook=mkdir -p "$1"/var/cache/apt/archives/`,
+			"--setup-hook=sync-in "+p.DebsIn+" /var/cache/apt/archives/")
+	}
+	if p.DebsOut != "" {
+		args = append(args, "--customize-hook=sync-out /var/cache/apt/archives "+p.DebsOut)
+	}
+	args = append(args, "--customize-hook="+strings.ReplaceAll(r.Hook, uuidPlaceholder, rootUUID), r.Suite, p.Target)
+	if p.Sources != "" {
+		args = append(args, p.Sources)
+	}
+	return args
+}
+
+// hostSourceCandidates are the host's apt sources files, most specific first.
+var hostSourceCandidates = []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"}
+
+// pickSources returns the sources file to build from and its content: explicit wins;
+// else the first host file that names the suite (a Debian bookworm host, so its mirror
+// and proxy settings work); else none, and mmdebstrap uses deb.debian.org.
+func pickSources(explicit string, candidates []string) (string, []byte, error) {
+	if explicit != "" {
+		b, err := os.ReadFile(explicit)
+		return explicit, b, err
+	}
+	for _, c := range candidates {
+		b, err := os.ReadFile(c)
+		if err == nil && namesSuite(b, suite) {
+			return c, b, nil
+		}
+	}
+	return "", nil, nil
+}
+
+// namesSuite reports whether an uncommented line of an apt sources file names suite.
+func namesSuite(b []byte, suite string) bool {
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if slices.Contains(strings.Fields(line), suite) {
+			return true
+		}
+	}
+	return false
+}
+
+// shellQuote joins args for a POSIX shell (and for the build log).
+func shellQuote(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a != "" && strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@+%", r))
+		}) < 0 {
+			q[i] = a
+			continue
+		}
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
+}
