@@ -12,9 +12,9 @@ import (
 func newImageCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "image",
-		Short: "Manage local images (build)",
+		Short: "Manage images (build, import, rm, prune)",
 	}
-	cmd.AddCommand(newImageBuildCmd(a))
+	cmd.AddCommand(newImageBuildCmd(a), newImageImportCmd(a), newImageRmCmd(a), newImagePruneCmd(a))
 	return cmd
 }
 

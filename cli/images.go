@@ -2,19 +2,25 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
 func newImagesCmd(a *app) *cobra.Command {
 	var format string
+	var available bool
 	cmd := &cobra.Command{
 		Use:   "images",
-		Short: "List local images",
-		Args:  cobra.NoArgs,
+		Short: "List cached and local images (--available: the catalog)",
+		Long: `List the images VMs can be created from without downloading: catalog images
+pulled into the cache (by reference, e.g. debian:12), local builds and imports.
+With --available, list the catalog of official cloud images "fvm pull" knows.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(format); err != nil {
 				return err
@@ -23,29 +29,65 @@ func newImagesCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if available {
+				items, err := c.Catalog(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if format == "json" {
+					return writeJSON(a.out, items)
+				}
+				return printCatalog(a, items)
+			}
 			imgs, err := c.Images(cmd.Context())
 			if err != nil {
 				return err
 			}
 			if format == "json" {
+				if imgs == nil {
+					imgs = []api.Image{}
+				}
 				return writeJSON(a.out, imgs)
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tARCH\tFORMAT\tSIZE\tVIRTUAL\tDIGEST\tCREATED")
+			fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tARCH\tSIZE\tDIGEST\tAGE")
 			for _, im := range imgs {
-				digest := im.Digest
-				if len(digest) > 19 {
-					digest = digest[:19]
+				name := im.Name
+				if im.Ref != "" {
+					name = im.Ref
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", im.Name, dash(im.Version), im.Arch, im.Format,
-					vm.FormatSize(im.Size), vm.FormatSize(im.Virtual), digest, ago(im.CreatedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, dash(im.Version), dash(im.Build), im.Arch,
+					vm.FormatSize(im.Size), shortDigest(im.Digest), ago(im.CreatedAt))
 			}
 			if len(imgs) == 0 {
-				fmt.Fprintln(a.errOut, "no local images yet: build one with `fvm image build debian`")
+				fmt.Fprintln(a.errOut, "no images yet: pull one with `fvm pull debian` (see `fvm images --available`) or build one with `fvm image build debian`")
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")
+	cmd.Flags().BoolVar(&available, "available", false, "list the catalog of images that can be pulled")
 	return cmd
+}
+
+func printCatalog(a *app, items []api.CatalogItem) error {
+	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tDISTRIBUTION\tCODENAME\tARCHES\tDEFAULT\tCACHED")
+	for _, it := range items {
+		def := ""
+		if it.Default {
+			def = "yes (" + it.Distro + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", it.Ref, it.Title, it.Version, dash(it.Codename),
+			archList(it.Arches), dash(def), dash(archList(it.Cached)))
+	}
+	return tw.Flush()
+}
+
+func archList(as []vm.Arch) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = string(a)
+	}
+	return strings.Join(s, ",")
 }

@@ -60,6 +60,14 @@ type Image struct {
 	Digest    string    `json:"digest"`      // sha256:...
 	CreatedAt time.Time `json:"createdAt"`
 	Source    string    `json:"source,omitempty"`
+	// Set for images pulled from the catalog (`fvm pull debian:12`): the
+	// canonical reference, the distro, upstream's build id (empty when only a
+	// "latest" alias was reachable) and upstream's checksum of the file as its
+	// index lists it, which `fvm update` compares with what upstream offers now.
+	Ref            string `json:"ref,omitempty"`
+	Distro         string `json:"distro,omitempty"`
+	Build          string `json:"build,omitempty"`
+	UpstreamDigest string `json:"upstreamDigest,omitempty"` // sha256:... or sha512:...
 }
 
 // Check is one host capability in `fvm check`.
@@ -85,18 +93,108 @@ type Event struct {
 	State vm.State  `json:"state,omitempty"`
 	Error string    `json:"error,omitempty"`
 	// Progress of long work (pulls): bytes done of total, when known.
-	Done  int64  `json:"done,omitempty"`
-	Total int64  `json:"total,omitempty"`
-	Image string `json:"image,omitempty"`
+	Done  int64   `json:"done,omitempty"`
+	Total int64   `json:"total,omitempty"`
+	Image string  `json:"image,omitempty"`
+	Arch  vm.Arch `json:"arch,omitempty"`
+	// Phase of an image.progress event: one of the Phase* constants.
+	Phase string `json:"phase,omitempty"`
 }
 
 // Event types.
 const (
-	EventVMCreated = "vm.created"
-	EventVMState   = "vm.state"
-	EventVMRemoved = "vm.removed"
-	EventProgress  = "image.progress"
+	EventVMCreated    = "vm.created"
+	EventVMState      = "vm.state"
+	EventVMRemoved    = "vm.removed"
+	EventProgress     = "image.progress"
+	EventImagePulled  = "image.pulled"
+	EventImageRemoved = "image.removed"
 )
+
+// Phases of an image.progress event, in order. Done and Total (bytes; Total 0
+// when the server does not say) are set while downloading.
+const (
+	PhaseResolving   = "resolving"   // asking upstream (mirror) for the current build and checksum
+	PhaseWaiting     = "waiting"     // another pull of the same file is running: it is shared
+	PhaseDownloading = "downloading" // bytes arrive, hashed on the way
+	PhaseVerified    = "verified"    // checksum matched; the base is being put into the cache
+	PhaseUpToDate    = "up-to-date"  // the cached build is upstream's current one: nothing downloaded
+)
+
+// PullRequest is the body of POST /v1/images/pull.
+type PullRequest struct {
+	Ref  string  `json:"ref"`            // catalog reference (debian, debian:12, ubuntu:noble) or local name
+	Arch vm.Arch `json:"arch,omitempty"` // default: the host's
+	// IfMissing returns a local image of that name, or the cached build of the
+	// reference, without asking upstream: what `run` and `create` need.
+	IfMissing bool `json:"ifMissing,omitempty"`
+	// Mirrors override the host's images.<distro>.mirror for this request, so
+	// FVM_IMAGES_<DISTRO>_MIRROR in the client's environment applies even when
+	// the host was started from another shell.
+	Mirrors map[string]string `json:"mirrors,omitempty"`
+}
+
+// ImportRequest is the body of POST /v1/images/import.
+type ImportRequest struct {
+	Source string `json:"source"` // absolute file path, or an http(s) URL
+	// Name registers the image; empty derives one from the file name.
+	Name     string  `json:"name,omitempty"`
+	Checksum string  `json:"checksum,omitempty"` // sha256:HEX or sha512:HEX of the bytes at Source
+	Arch     vm.Arch `json:"arch,omitempty"`
+	Version  string  `json:"version,omitempty"`
+	// InsecureSkipVerify allows a URL without Checksum: nothing vouches for the bytes.
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// PullLine is one line of the NDJSON stream answering POST /v1/images/pull and
+// POST /v1/images/import (Content-Type application/x-ndjson, status 200):
+// zero or more lines with Progress, then exactly one last line with Image (it
+// worked) or Error (it failed). A stream that ends without that line means the
+// host went away. Requests refused before any work starts (bad body, unknown
+// image) get a plain JSON error with its HTTP status instead of a stream.
+type PullLine struct {
+	Progress *Event     `json:"progress,omitempty"`
+	Image    *Image     `json:"image,omitempty"`
+	Error    *ErrorBody `json:"error,omitempty"`
+}
+
+// UpdatesRequest is the body of POST /v1/images/updates.
+type UpdatesRequest struct {
+	Mirrors map[string]string `json:"mirrors,omitempty"` // as in PullRequest
+}
+
+// ImageUpdate is one row of `fvm update`: a cached catalog image and what
+// upstream offers now.
+type ImageUpdate struct {
+	Name            string  `json:"name"` // local registry name
+	Ref             string  `json:"ref"`
+	Arch            vm.Arch `json:"arch"`
+	CachedBuild     string  `json:"cachedBuild,omitempty"`
+	CachedDigest    string  `json:"cachedDigest,omitempty"`
+	AvailableBuild  string  `json:"availableBuild,omitempty"`
+	AvailableDigest string  `json:"availableDigest,omitempty"`
+	Newer           bool    `json:"newer"`
+	Error           string  `json:"error,omitempty"` // upstream could not be asked
+}
+
+// CatalogItem is one release of `fvm images --available`.
+type CatalogItem struct {
+	Ref      string    `json:"ref"` // distro:version
+	Distro   string    `json:"distro"`
+	Title    string    `json:"title"`
+	Version  string    `json:"version"`
+	Codename string    `json:"codename,omitempty"`
+	Default  bool      `json:"default,omitempty"` // what the bare distro name pulls
+	Arches   []vm.Arch `json:"arches"`
+	Mirror   string    `json:"mirror"`
+	Cached   []vm.Arch `json:"cached,omitempty"` // arches with a cached build
+}
+
+// PruneResult is the answer of POST /v1/images/prune.
+type PruneResult struct {
+	Removed []string `json:"removed"` // files deleted
+	Freed   int64    `json:"freed"`   // bytes
+}
 
 // ErrorBody is the JSON body of every non-2xx response.
 type ErrorBody struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/fvmhq/fvm/core/image"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -43,6 +44,31 @@ func Load(layout store.Layout) (*viper.Viper, error) {
 		}
 	}
 	return v, nil
+}
+
+// KeyImageCatalog holds catalog additions in catalog.yaml's shape (a list of
+// distros under images.catalog.distros): new releases or distros, or changed
+// releases of built-in ones.
+const KeyImageCatalog = "images.catalog"
+
+// ImageCatalog returns the built-in image catalog with the config file's
+// additions merged and its mirrors applied (images.<distro>.mirror and
+// FVM_IMAGES_<DISTRO>_MIRROR). Errors name the setting to fix.
+func ImageCatalog(v *viper.Viper) (*image.Catalog, error) {
+	cat := image.Builtin()
+	if v.IsSet(KeyImageCatalog) {
+		var extra image.Catalog
+		if err := v.UnmarshalKey(KeyImageCatalog, &extra); err != nil {
+			return nil, fmt.Errorf("config %s: %w", KeyImageCatalog, err)
+		}
+		if err := cat.Merge(&extra); err != nil {
+			return nil, fmt.Errorf("config %s: %w", KeyImageCatalog, err)
+		}
+	}
+	if err := cat.SetMirrors(Mirrors(v, cat.Names())); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return cat, nil
 }
 
 // Mirrors returns image mirror overrides by distro from images.<distro>.mirror,

@@ -51,6 +51,7 @@ func Handler(s Service) http.Handler {
 	mux.HandleFunc("GET /v1/vms/{name}/logs", h.logs)
 	mux.HandleFunc("GET /v1/images", h.images)
 	mux.HandleFunc("GET /v1/events", h.events)
+	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
 	return guard(mux)
 }
 

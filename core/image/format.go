@@ -1,0 +1,217 @@
+// Package image finds, downloads, verifies and caches the base disks VMs boot from.
+package image
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Format is a disk image (or wrapper) format detected from content, never from the file name.
+type Format string
+
+const (
+	FormatRaw   Format = "raw"
+	FormatQCOW2 Format = "qcow2"
+	FormatISO   Format = "iso" // ISO 9660 (installer or seed media)
+	FormatGzip  Format = "gzip"
+	FormatXZ    Format = "xz"
+	FormatZstd  Format = "zstd"
+)
+
+// Compressed reports whether f is a compression wrapper rather than a disk format.
+func (f Format) Compressed() bool { return f == FormatGzip || f == FormatXZ || f == FormatZstd }
+
+var (
+	qcow2Magic = []byte("QFI\xfb")
+	gzipMagic  = []byte{0x1f, 0x8b}
+	xzMagic    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	zstdMagic  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	isoMagic   = []byte("CD001")
+)
+
+// isoMagicOffset is where the primary volume descriptor's identifier sits (sector 16, byte 1).
+const isoMagicOffset = 0x8001
+
+// DetectFormat reads magic numbers from r. Anything unrecognised is raw, which is
+// what QEMU assumes too; a short or empty input is raw as well.
+func DetectFormat(r io.ReaderAt) (Format, error) {
+	head := make([]byte, 8)
+	n, err := r.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read image header: %w", err)
+	}
+	head = head[:n]
+	switch {
+	case bytes.HasPrefix(head, qcow2Magic):
+		return FormatQCOW2, nil
+	case bytes.HasPrefix(head, xzMagic):
+		return FormatXZ, nil
+	case bytes.HasPrefix(head, zstdMagic):
+		return FormatZstd, nil
+	case bytes.HasPrefix(head, gzipMagic):
+		return FormatGzip, nil
+	}
+	iso := make([]byte, len(isoMagic))
+	n, err = r.ReadAt(iso, isoMagicOffset)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read image header: %w", err)
+	}
+	if n == len(isoMagic) && bytes.Equal(iso, isoMagic) {
+		return FormatISO, nil
+	}
+	return FormatRaw, nil
+}
+
+// Info describes an image file as its content declares it.
+type Info struct {
+	Path        string `json:"path"`
+	Format      Format `json:"format"`
+	VirtualSize int64  `json:"virtualSize"`           // guest-visible bytes; 0 when unknown (compressed input)
+	BackingFile string `json:"backingFile,omitempty"` // qcow2 only
+	DataFile    string `json:"dataFile,omitempty"`    // qcow2 only: external data file name
+	HasDataFile bool   `json:"hasDataFile,omitempty"` // incompatible feature bit set, even without a name
+}
+
+// Inspect detects the format of the file at path and, for qcow2, reads the header fields
+// that matter for safety. The header is parsed here rather than with go-qcow2reader's
+// Open because that follows (opens) the backing file named in the untrusted header and
+// stops before the header extensions when the external-data-file bit is set.
+func Inspect(path string) (Info, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Info{}, fmt.Errorf("inspect image: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return Info{}, fmt.Errorf("inspect image: %w", err)
+	}
+	info := Info{Path: path}
+	if info.Format, err = DetectFormat(f); err != nil {
+		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
+	}
+	switch info.Format {
+	case FormatRaw, FormatISO:
+		info.VirtualSize = st.Size()
+	case FormatQCOW2:
+		if err := parseQCOW2(f, &info); err != nil {
+			return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
+		}
+	}
+	return info, nil
+}
+
+// qcow2 header offsets (docs/interop/qcow2.txt in QEMU).
+const (
+	qcow2V2HeaderLen       = 72
+	qcow2V3HeaderMinLen    = 104
+	qcow2MaxBackingNameLen = 1023 // QEMU's own limit
+	qcow2ExtDataFile       = 0x44415441
+	qcow2ExtEnd            = 0
+	qcow2DataFileBit       = 1 << 2 // incompatible feature bit 2
+	qcow2MaxExtensions     = 256
+	qcow2MaxExtLen         = 1 << 16 // bound on what we read from an untrusted header
+)
+
+func parseQCOW2(r io.ReaderAt, info *Info) error {
+	hdr := make([]byte, qcow2V3HeaderMinLen)
+	n, err := r.ReadAt(hdr, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if n < qcow2V2HeaderLen {
+		return fmt.Errorf("qcow2 header is truncated (%d bytes)", n)
+	}
+	be := binary.BigEndian
+	version := be.Uint32(hdr[4:8])
+	backingOff := be.Uint64(hdr[8:16])
+	backingLen := be.Uint32(hdr[16:20])
+	info.VirtualSize = int64(be.Uint64(hdr[24:32]))
+	if info.VirtualSize < 0 {
+		return fmt.Errorf("qcow2 virtual size overflows")
+	}
+	if version < 2 || version > 3 {
+		return fmt.Errorf("unsupported qcow2 version %d", version)
+	}
+	if backingOff != 0 {
+		if backingLen == 0 || backingLen > qcow2MaxBackingNameLen || backingOff > 1<<62 {
+			// Still a reference to something outside: report it rather than ignore it.
+			info.BackingFile = fmt.Sprintf("<invalid backing file name at offset %d, length %d>", backingOff, backingLen)
+		} else {
+			name := make([]byte, backingLen)
+			if _, err := r.ReadAt(name, int64(backingOff)); err != nil {
+				return fmt.Errorf("read qcow2 backing file name: %w", err)
+			}
+			info.BackingFile = string(name)
+		}
+	}
+	if version == 2 {
+		return nil
+	}
+	if n < qcow2V3HeaderMinLen {
+		return fmt.Errorf("qcow2 v3 header is truncated (%d bytes)", n)
+	}
+	incompatible := be.Uint64(hdr[72:80])
+	info.HasDataFile = incompatible&qcow2DataFileBit != 0
+	hdrLen := be.Uint32(hdr[100:104])
+	if hdrLen < qcow2V3HeaderMinLen {
+		return fmt.Errorf("qcow2 header length %d is too short", hdrLen)
+	}
+	// Header extensions follow the header: type, length, data padded to 8 bytes.
+	off := int64(hdrLen)
+	for i := 0; i < qcow2MaxExtensions; i++ {
+		var eh [8]byte
+		if _, err := r.ReadAt(eh[:], off); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return fmt.Errorf("read qcow2 header extension: %w", err)
+		}
+		typ, l := be.Uint32(eh[0:4]), be.Uint32(eh[4:8])
+		if typ == qcow2ExtEnd {
+			break
+		}
+		if l > qcow2MaxExtLen {
+			return fmt.Errorf("qcow2 header extension 0x%08x is too long (%d bytes)", typ, l)
+		}
+		if typ == qcow2ExtDataFile {
+			name := make([]byte, l)
+			if _, err := r.ReadAt(name, off+8); err != nil {
+				return fmt.Errorf("read qcow2 data file name: %w", err)
+			}
+			info.DataFile = string(name)
+		}
+		off += 8 + (int64(l)+7)&^7
+	}
+	return nil
+}
+
+// ErrUnsafeImage marks an image refused because it references files outside itself.
+var ErrUnsafeImage = errors.New("unsafe image")
+
+// CheckSafe refuses images that would make QEMU open other host files: a qcow2 with a
+// backing file or an external data file can point at any path the user can read
+// (Lima CVE-2023-32684). Such images are never accepted from outside.
+func CheckSafe(info Info) error {
+	if info.Format != FormatQCOW2 {
+		return nil
+	}
+	const fix = "flatten it first (qemu-img convert -O qcow2 IN OUT) if you trust it"
+	switch {
+	case info.BackingFile != "":
+		return fmt.Errorf("%w: %s is a qcow2 that references backing file %q (CVE-2023-32684): %s",
+			ErrUnsafeImage, info.Path, info.BackingFile, fix)
+	case info.HasDataFile || info.DataFile != "":
+		name := info.DataFile
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return fmt.Errorf("%w: %s is a qcow2 that references external data file %q (CVE-2023-32684): %s",
+			ErrUnsafeImage, info.Path, name, fix)
+	}
+	return nil
+}
