@@ -41,11 +41,16 @@ func Files(c Config) (map[string][]byte, error) {
 // keeps the lowercase, dashed names (plain ISO 9660 would turn them into USER_DAT.;1).
 // The image is built beside path and renamed into place, so path is never a half file.
 // It holds the host's private key: the file is 0600.
-func WriteISO(path string, c Config) (err error) {
+func WriteISO(path string, c Config) error {
 	files, err := Files(c)
 	if err != nil {
 		return err
 	}
+	return writeSeed(path, files)
+}
+
+// writeSeed writes files (user-data, meta-data, network-config) as the cidata ISO at path.
+func writeSeed(path string, files map[string][]byte) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -29,6 +29,7 @@ type Runtime struct {
 	Accel     string `json:"accel"`
 	QEMU      string `json:"qemu,omitempty"` // hypervisor executable, to recognise the pid again
 	StartedAt string `json:"startedAt,omitempty"`
+	Install   bool   `json:"install,omitempty"` // this run is an unattended install boot from the ISO
 }
 
 // LoadRuntime reads runtime.json; a missing file yields a zero Runtime.

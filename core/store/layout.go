@@ -10,19 +10,26 @@ import (
 
 // File names inside an instance directory.
 const (
-	SpecFile       = "spec.json"       // vm.Spec, the user's intent
-	DiskFile       = "disk.qcow2"      // copy-on-write overlay on the cached base
-	SeedFile       = "seed.iso"        // cloud-init NoCloud seed (cidata)
-	EFIVarsFile    = "efi-vars.fd"     // per-VM copy of the UEFI variable store
-	PIDFile        = "qemu.pid"        // hypervisor pid, written by QEMU
-	QMPSocket      = "qmp.sock"        // QEMU machine protocol
-	SerialLog      = "serial.log"      // serial console output
-	HypervisorLog  = "qemu.log"        // hypervisor stderr
-	RuntimeFile    = "runtime.json"    // facts of the current run (ssh port, accel)
+	SpecFile       = "spec.json"    // vm.Spec, the user's intent
+	DiskFile       = "disk.qcow2"   // copy-on-write overlay on the cached base
+	SeedFile       = "seed.iso"     // cloud-init NoCloud seed (cidata)
+	EFIVarsFile    = "efi-vars.fd"  // per-VM copy of the UEFI variable store
+	PIDFile        = "qemu.pid"     // hypervisor pid, written by QEMU
+	QMPSocket      = "qmp.sock"     // QEMU machine protocol
+	SerialLog      = "serial.log"   // serial console output
+	HypervisorLog  = "qemu.log"     // hypervisor stderr
+	RuntimeFile    = "runtime.json" // facts of the current run (ssh port, accel)
 	HostKeyFile    = "ssh_host_ed25519_key"
 	HostKeyPubFile = "ssh_host_ed25519_key.pub"
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
 	LockFile       = "lock"
+)
+
+// File names inside the directory of a VM installed from an ISO (vm.Spec.ISO).
+const (
+	VNCSocket       = "vnc.sock"          // its display, served as VNC
+	InstallerKernel = "installer-vmlinuz" // kernel taken from the ISO for an unattended install boot
+	InstallerInitrd = "installer-initrd"  // its initrd
 )
 
 // File names in the top-level directories.

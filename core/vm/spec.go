@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ type Spec struct {
 	Accel     string        `json:"accel,omitempty"` // auto|kvm|hvf|tcg
 	Backend   string        `json:"backend,omitempty"`
 	Created   time.Time     `json:"created"`
+	// ISO is an installer ISO (absolute path, referenced in place, not copied): the VM
+	// gets an empty disk of DiskBytes, the ISO as a CD-ROM and a display instead of an Image.
+	ISO string `json:"iso,omitempty"`
+	// AutoInstall runs Ubuntu's server installer unattended from an autoinstall seed.
+	AutoInstall bool `json:"autoInstall,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.
@@ -85,8 +91,8 @@ func (s *Spec) Validate() error {
 	if err := ValidateName(s.Name); err != nil {
 		return err
 	}
-	if s.Image == "" {
-		return fmt.Errorf("vm %q: no image given: name an image (see `fvm images`) or a path to a qcow2/raw file", s.Name)
+	if err := s.validateSource(); err != nil {
+		return err
 	}
 	if _, err := ParseArch(string(s.Arch)); err != nil {
 		return fmt.Errorf("vm %q: %w", s.Name, err)
@@ -121,6 +127,21 @@ func (s *Spec) ValidateSettings() error {
 			return fmt.Errorf("host port %s is forwarded twice", key)
 		}
 		seen[key] = true
+	}
+	return nil
+}
+
+// validateSource checks that the VM boots from exactly one of an image or an installer ISO.
+func (s *Spec) validateSource() error {
+	switch {
+	case s.ISO != "" && s.Image != "":
+		return fmt.Errorf("vm %q: both an image (%s) and --iso given: give one", s.Name, s.Image)
+	case s.ISO != "" && !filepath.IsAbs(s.ISO):
+		return fmt.Errorf("vm %q: --iso %s is not an absolute path", s.Name, s.ISO)
+	case s.AutoInstall && s.ISO == "":
+		return fmt.Errorf("vm %q: --auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)", s.Name)
+	case s.ISO == "" && s.Image == "":
+		return fmt.Errorf("vm %q: no image given: name an image (see `fvm images`), a path to a qcow2/raw file, or --iso PATH", s.Name)
 	}
 	return nil
 }

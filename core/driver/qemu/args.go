@@ -26,6 +26,15 @@ type Config struct {
 	SerialLog string
 	QMPSocket string
 	PIDFile   string
+
+	// ISO installs (vm.Spec.ISO).
+	CDROM     string // installer ISO, a CD-ROM that boots after the disk; "" for none
+	Display   bool   // a graphics card with USB keyboard and tablet, shown as VNC on VNCSocket
+	VNCSocket string
+	Kernel    string // direct kernel boot (the unattended install boot); "" boots the firmware's way
+	Initrd    string
+	Append    string // kernel command line
+	NoReboot  bool   // a guest reboot ends QEMU instead
 }
 
 // BuildArgs returns QEMU's arguments (without the binary) for cfg.
@@ -43,12 +52,15 @@ func BuildArgs(cfg Config) []string {
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + escape(cfg.Firmware.Code),
 		"-drive", "if=pflash,format=raw,unit=1,file=" + escape(cfg.VarsFile),
 		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=" + escape(cfg.Disk),
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=" + strconv.Itoa(diskBootIndex(cfg)),
 	}
 	if cfg.Seed != "" {
 		a = append(a,
 			"-drive", "if=none,id=seed,format=raw,readonly=on,file="+escape(cfg.Seed),
 			"-device", "virtio-blk-pci,drive=seed")
+	}
+	if cfg.CDROM != "" {
+		a = append(a, cdromArgs(cfg.Arch, cfg.CDROM, diskBootIndex(cfg)+1)...)
 	}
 	a = append(a,
 		"-netdev", netdev(cfg.SSHPort, cfg.Ports),
@@ -60,7 +72,55 @@ func BuildArgs(cfg Config) []string {
 		"-pidfile", cfg.PIDFile,
 		"-display", "none",
 	)
+	if cfg.Display {
+		a = append(a, displayArgs(cfg.Arch, cfg.VNCSocket)...)
+	}
+	if cfg.Kernel != "" {
+		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
+	}
+	if cfg.NoReboot {
+		a = append(a, "-no-reboot")
+	}
 	return a
+}
+
+// diskBootIndex is the disk's place in the firmware's boot order: first, except that
+// on x86 QEMU gives bootindex 0 to the option ROM that boots a -kernel.
+func diskBootIndex(cfg Config) int {
+	if cfg.Kernel != "" {
+		return 1
+	}
+	return 0
+}
+
+// cdromArgs attach iso as a read-only CD-ROM with boot priority bootindex, right after
+// the disk, so an installed disk wins and a blank one falls through to the ISO.
+// On x86 it sits on q35's built-in AHCI controller, which every installer can read;
+// arm64's virt machine has none, so there it is a virtio-scsi CD-ROM.
+func cdromArgs(arch vm.Arch, iso string, bootindex int) []string {
+	drive := "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=" + escape(iso)
+	if arch == vm.ARM64 {
+		return []string{"-drive", drive, "-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=" + strconv.Itoa(bootindex)}
+	}
+	return []string{"-drive", drive, "-device", "ide-cd,drive=cd0,bootindex=" + strconv.Itoa(bootindex)}
+}
+
+// displayArgs add a graphics card, a USB keyboard and an absolute pointer, served as
+// VNC on a Unix socket in the instance directory (private, no TCP port) for a
+// display window or a VNC viewer. Standard VGA on x86 works with every installer and
+// OVMF; arm64 has no VGA, so virtio-gpu.
+func displayArgs(arch vm.Arch, vncSocket string) []string {
+	gpu := "VGA"
+	if arch == vm.ARM64 {
+		gpu = "virtio-gpu-pci"
+	}
+	return []string{
+		"-device", gpu,
+		"-device", "qemu-xhci,id=usb",
+		"-device", "usb-kbd,bus=usb.0",
+		"-device", "usb-tablet,bus=usb.0",
+		"-vnc", "unix:" + escape(vncSocket),
+	}
 }
 
 func machineType(arch vm.Arch, accel string) string {

@@ -94,6 +94,9 @@ func (d *Driver) Validate(_ context.Context, spec *vm.Spec) error {
 	if _, _, err := d.Accel(spec); err != nil {
 		return unsupported(err)
 	}
+	if spec.AutoInstall {
+		return CheckAutoInstallISO(spec.ISO) // the install boot needs the ISO's kernel
+	}
 	return nil
 }
 
@@ -165,13 +168,20 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	args := BuildArgs(Config{
+	cfg := Config{
 		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
 		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Seed: seed, SSHPort: sshPort, Ports: spec.Ports,
 		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid,
-	})
+	}
+	if spec.ISO != "" {
+		if err := addInstallMedia(&cfg, spec, p); err != nil {
+			return fail(err)
+		}
+	}
+	args := BuildArgs(cfg)
 	// Saved before launch: a host that crashes right after can still recognise the process.
-	rt := store.Runtime{SSHPort: sshPort, Accel: accel, QEMU: qemuPath, StartedAt: time.Now().UTC().Format(time.RFC3339)}
+	rt := store.Runtime{SSHPort: sshPort, Accel: accel, QEMU: qemuPath, StartedAt: time.Now().UTC().Format(time.RFC3339),
+		Install: cfg.Kernel != ""}
 	if err := inst.SaveRuntime(rt); err != nil {
 		return fail(fmt.Errorf("save runtime: %w", err))
 	}

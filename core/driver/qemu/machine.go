@@ -30,6 +30,7 @@ const killWait = 10 * time.Second
 // how a QEMU process is recognised (its -pidfile argument), so it must be stable.
 type paths struct {
 	dir, disk, seed, vars, pid, qmp, serial, log string
+	vnc, kernel, initrd                          string // ISO installs
 }
 
 func pathsOf(inst *store.Instance) paths {
@@ -39,7 +40,8 @@ func pathsOf(inst *store.Instance) paths {
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
 	return paths{dir: dir, disk: j(store.DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
-		pid: j(store.PIDFile), qmp: j(store.QMPSocket), serial: j(store.SerialLog), log: j(store.HypervisorLog)}
+		pid: j(store.PIDFile), qmp: j(store.QMPSocket), serial: j(store.SerialLog), log: j(store.HypervisorLog),
+		vnc: j(store.VNCSocket), kernel: j(store.InstallerKernel), initrd: j(store.InstallerInitrd)}
 }
 
 // readPID reads the pid QEMU wrote; 0 when there is none.
@@ -93,7 +95,7 @@ func removeStale(p paths, qemuPath string, pid int) error {
 		return nil
 	}
 	var errs []error
-	for _, f := range []string{p.pid, p.qmp} {
+	for _, f := range []string{p.pid, p.qmp, p.vnc} {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
@@ -129,6 +131,7 @@ type Machine struct {
 	sshPort int
 	p       paths
 	child   *child // nil when adopted
+	install bool   // an unattended install boot (store.Runtime.Install)
 
 	stopping atomic.Bool
 	gone     chan struct{} // closed after the process vanished and its files were removed
@@ -137,7 +140,7 @@ type Machine struct {
 
 func newMachine(name string, pid int, rt store.Runtime, p paths, c *child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: rt.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		gone: make(chan struct{}), done: make(chan error, 1)}
+		install: rt.Install, gone: make(chan struct{}), done: make(chan error, 1)}
 	go m.watch()
 	return m
 }

@@ -1,0 +1,496 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// The ISO tests install from a small installer ISO built here (upstream installer
+// ISOs cannot be downloaded in this environment):
+//
+//   - the ISO is made by grub-mkrescue: GRUB EFI boots a Debian kernel (taken from the
+//     locally built Debian image) with a tiny busybox initramfs, the "installer";
+//   - the ISO also carries the Debian image, raw: the installer copies it onto the VM's
+//     blank disk, which makes the disk bootable (GPT, ESP with GRUB, root). To copy less
+//     under TCG, the image is split into head.raw (everything before the root partition)
+//     and root.img (the root filesystem shrunk to its minimum by resize2fs, written at
+//     the partition's offset; cloud-init grows it back on first boot);
+//   - the same kernel and initramfs sit at casper/vmlinuz and casper/initrd, where
+//     Ubuntu's server ISOs keep them, so --auto-install boots them directly;
+//   - in an unattended install the installer checks that "autoinstall" is on its kernel
+//     command line and that the cidata seed holds an autoinstall config, and, as
+//     subiquity does, hands the seed's autoinstall.user-data to the installed system's
+//     cloud-init (datasource None, /etc/cloud/cloud.cfg.d/99-installer.cfg).
+//
+// Proof that the VM boots from its disk after the install, with the ISO still
+// attached: the installer runs exactly once (its banner appears once in the serial
+// log) and then `fvm ssh` reaches the installed system with its pinned host key.
+
+const (
+	installerBanner = "FVM-TEST-INSTALLER: start"
+	installedMark   = "FVM-TEST-INSTALLER: installed"
+	autoSeedMark    = "FVM-TEST-INSTALLER: autoinstall seed found"
+)
+
+// Modules the installer needs from the Debian kernel: the blank disk and the seed
+// (virtio-blk), the ISO (q35's AHCI CD-ROM, ISO 9660), and the installed root (ext4).
+var installerModules = []string{"virtio_pci", "virtio_blk", "ahci", "sr_mod", "isofs", "crc32c_generic", "ext4"}
+
+const installerInit = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+exec >/dev/console 2>&1
+echo "FVM-TEST-INSTALLER: start at $(cut -d' ' -f1 /proc/uptime)s"
+for m in $(cat /modules.order); do insmod "/lib/modules/$m" || echo "insmod $m failed"; done
+fail() { echo "FVM-TEST-INSTALLER: FAILED: $*"; sleep 2; poweroff -f; }
+# The blank disk is the largest virtio disk; the other one is the cidata seed.
+for i in $(seq 1 100); do [ -b /dev/sr0 ] && [ -b /dev/vdb ] && break; sleep 0.2; done
+disk=vda seed=vdb
+[ "$(cat /sys/block/vdb/size)" -gt "$(cat /sys/block/vda/size)" ] && { disk=vdb; seed=vda; }
+mkdir -p /iso /seed /target
+mount -t iso9660 -o ro /dev/sr0 /iso || fail "mount the installer ISO"
+auto=0
+if grep -qw autoinstall /proc/cmdline; then
+	auto=1
+	mount -t iso9660 -o ro /dev/$seed /seed || fail "mount the seed"
+	grep -q '^autoinstall:' /seed/user-data && grep -q 'install-server: true' /seed/user-data || fail "no autoinstall config in the seed"
+	echo "FVM-TEST-INSTALLER: autoinstall seed found"
+fi
+t0=$(cut -d' ' -f1 /proc/uptime)
+dd if=/iso/head.raw of=/dev/$disk bs=1M || fail "copy the partition table and ESP"
+dd if=/iso/root.img of=/dev/$disk bs=1M seek=$(cat /iso/root-offset-mib) || fail "copy the root filesystem"
+sync
+echo "FVM-TEST-INSTALLER: copied from ${t0}s to $(cut -d' ' -f1 /proc/uptime)s"
+blockdev --rereadpt /dev/$disk
+if [ $auto = 1 ]; then
+	# As subiquity does: the installed system's cloud-init gets autoinstall.user-data.
+	for i in $(seq 1 50); do [ -b /dev/${disk}2 ] && break; sleep 0.1; done
+	mount -t ext4 /dev/${disk}2 /target || fail "mount the installed root"
+	{
+		echo "datasource_list: [ None ]"
+		echo "datasource:"
+		echo "  None:"
+		echo "    metadata: {instance-id: fvm-installed}"
+		echo "    userdata_raw: |"
+		echo "      #cloud-config"
+		awk '/^  user-data:/ {on=1; next} on && /^  [^ ]/ {on=0} on {print "      " substr($0, 5)}' /seed/user-data
+	} > /target/etc/cloud/cloud.cfg.d/99-installer.cfg
+	umount /target
+fi
+sync
+echo "FVM-TEST-INSTALLER: installed at $(cut -d' ' -f1 /proc/uptime)s"
+if [ $auto = 1 ]; then poweroff -f; else reboot -f; fi
+`
+
+const installerGrubCfg = `set timeout=0
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+menuentry "fvm test installer" {
+	linux /boot/vmlinuz console=ttyS0,115200
+	initrd /boot/initrd
+}
+`
+
+func needTools(t *testing.T) {
+	t.Helper()
+	for tool, pkg := range map[string]string{
+		"grub-mkrescue": "grub-common grub-efi-amd64-bin", "xorriso": "xorriso", "mformat": "mtools",
+		"busybox": "busybox-static", "debugfs": "e2fsprogs", "sfdisk": "fdisk", "qemu-img": "qemu-utils",
+	} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install -y %s)", tool, pkg)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/grub/x86_64-efi"); err != nil {
+		t.Skip("GRUB EFI modules not installed (apt-get install -y grub-efi-amd64-bin)")
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// debianBase is the cached base file of the locally built Debian image, built when
+// missing. Any build will do (the ISO tests do not test the image builder), so an
+// existing one is used even if the recipe changed since.
+func debianBase(t *testing.T) string {
+	t.Helper()
+	find := func() string {
+		var imgs []api.Image
+		if err := json.Unmarshal([]byte(mustFVM(t, "images", "--format", "json")), &imgs); err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range imgs {
+			if im.Name == "debian-local" {
+				return im.Path
+			}
+		}
+		return ""
+	}
+	if p := find(); p != "" {
+		return p
+	}
+	ensureImage(t)
+	if p := find(); p != "" {
+		return p
+	}
+	t.Fatal("no debian-local image after the build")
+	return ""
+}
+
+// buildInstallerISO makes the test installer ISO (see the top of this file).
+func buildInstallerISO(t *testing.T) string {
+	t.Helper()
+	t0 := time.Now()
+	work := t.TempDir()
+	stage := filepath.Join(work, "iso")
+	for _, d := range []string{"boot/grub", "casper"} {
+		os.MkdirAll(filepath.Join(stage, d), 0o755)
+	}
+	payload := filepath.Join(work, "payload.raw")
+	run(t, "qemu-img", "convert", "-O", "raw", debianBase(t), payload)
+
+	// Split the image at the root filesystem, its second partition, and shrink that.
+	var pt struct {
+		PartitionTable struct {
+			Partitions []struct{ Start int64 } `json:"partitions"`
+		} `json:"partitiontable"`
+	}
+	if err := json.Unmarshal([]byte(run(t, "sfdisk", "-J", payload)), &pt); err != nil || len(pt.PartitionTable.Partitions) < 2 {
+		t.Fatalf("partition table of the Debian image: %v", err)
+	}
+	rootOff := pt.PartitionTable.Partitions[1].Start * 512
+	if rootOff%(1<<20) != 0 {
+		t.Fatalf("root partition at %d bytes, not MiB-aligned", rootOff)
+	}
+	head := filepath.Join(stage, "head.raw")
+	root := filepath.Join(stage, "root.img")
+	run(t, "dd", "if="+payload, "of="+head, "bs=1M", fmt.Sprintf("count=%d", rootOff>>20), "status=none")
+	run(t, "dd", "if="+payload, "of="+root, "bs=1M", fmt.Sprintf("skip=%d", rootOff>>20), "conv=sparse", "status=none")
+	os.Remove(payload)
+	if out, err := exec.Command("e2fsck", "-fy", root).CombinedOutput(); err != nil {
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() > 1 { // 1: errors corrected
+			t.Fatalf("e2fsck: %v\n%s", err, out)
+		}
+	}
+	run(t, "resize2fs", "-M", root)
+	var blocks, bsize int64
+	for _, line := range strings.Split(run(t, "dumpe2fs", "-h", root), "\n") {
+		if v, ok := strings.CutPrefix(line, "Block count:"); ok {
+			fmt.Sscan(v, &blocks)
+		}
+		if v, ok := strings.CutPrefix(line, "Block size:"); ok {
+			fmt.Sscan(v, &bsize)
+		}
+	}
+	if blocks == 0 || bsize == 0 {
+		t.Fatal("dumpe2fs: no block count")
+	}
+	if err := os.Truncate(root, blocks*bsize); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(stage, "root-offset-mib"), []byte(fmt.Sprintf("%d\n", rootOff>>20)), 0o644)
+
+	// The kernel and its modules come from the same root filesystem.
+	debugfs := func(req string) string { return run(t, "debugfs", "-R", req, root) }
+	var kver string
+	for _, f := range strings.Fields(debugfs("ls /boot")) {
+		if v, ok := strings.CutPrefix(f, "vmlinuz-"); ok {
+			kver = v
+		}
+	}
+	if kver == "" {
+		t.Fatal("no kernel in the Debian image's /boot")
+	}
+	kernel := filepath.Join(work, "vmlinuz")
+	debugfs(fmt.Sprintf("dump /boot/vmlinuz-%s %s", kver, kernel))
+	moddir := "/usr/lib/modules/" + kver
+	depFile := filepath.Join(work, "modules.dep")
+	debugfs(fmt.Sprintf("dump %s/modules.dep %s", moddir, depFile))
+	order := moduleOrder(t, depFile, installerModules)
+
+	rd := newCPIO()
+	busybox, _ := exec.LookPath("busybox")
+	bb, err := os.ReadFile(busybox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"bin", "dev", "proc", "sys", "lib", "lib/modules"} {
+		rd.dir(d)
+	}
+	rd.file("bin/busybox", bb, 0o755)
+	rd.file("init", []byte(installerInit), 0o755)
+	var names []string
+	for _, rel := range order {
+		ko := filepath.Join(work, filepath.Base(rel))
+		debugfs(fmt.Sprintf("dump %s/%s %s", moddir, rel, ko))
+		b, err := os.ReadFile(ko)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.file("lib/modules/"+filepath.Base(rel), b, 0o644)
+		names = append(names, filepath.Base(rel))
+	}
+	rd.file("modules.order", []byte(strings.Join(names, "\n")+"\n"), 0o644)
+	initrd := rd.bytes()
+
+	kb, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range map[string][]byte{
+		"boot/vmlinuz": kb, "boot/initrd": initrd, "casper/vmlinuz": kb, "casper/initrd": initrd,
+		"boot/grub/grub.cfg": []byte(installerGrubCfg),
+	} {
+		if err := os.WriteFile(filepath.Join(stage, path), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iso := filepath.Join(work, "installer.iso")
+	run(t, "grub-mkrescue", "-o", iso, stage, "-iso-level", "3") // mkisofs options after the source
+	t.Logf("MEASURE installer ISO (kernel %s, %d modules, initrd %d KiB, root filesystem %d MiB) built in %s",
+		kver, len(order), len(initrd)>>10, blocks*bsize>>20, time.Since(t0))
+	return iso
+}
+
+// moduleOrder resolves mods and their dependencies from modules.dep into load order.
+func moduleOrder(t *testing.T, depFile string, mods []string) []string {
+	t.Helper()
+	b, err := os.ReadFile(depFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := map[string][]string{} // module path → dependency paths
+	byName := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		path, rest, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		deps[path] = strings.Fields(rest)
+		byName[strings.TrimSuffix(filepath.Base(path), ".ko")] = path
+	}
+	var order []string
+	seen := map[string]bool{}
+	var visit func(string)
+	visit = func(p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		for _, d := range deps[p] {
+			visit(d)
+		}
+		order = append(order, p)
+	}
+	for _, m := range mods {
+		p, ok := byName[m]
+		if !ok {
+			t.Fatalf("module %s is not in %s", m, depFile)
+		}
+		visit(p)
+	}
+	return order
+}
+
+// cpio writes a newc archive, the format of a Linux initramfs.
+type cpio struct {
+	buf bytes.Buffer
+	ino int
+}
+
+func newCPIO() *cpio { return &cpio{} }
+
+func (c *cpio) entry(name string, mode uint32, data []byte) {
+	c.ino++
+	fmt.Fprintf(&c.buf, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		c.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name)+1, 0)
+	c.buf.WriteString(name + "\x00")
+	c.pad()
+	c.buf.Write(data)
+	c.pad()
+}
+
+func (c *cpio) pad() {
+	for c.buf.Len()%4 != 0 {
+		c.buf.WriteByte(0)
+	}
+}
+
+func (c *cpio) dir(name string)                            { c.entry(name, 0o040755, nil) }
+func (c *cpio) file(name string, data []byte, perm uint32) { c.entry(name, 0o100000|perm, data) }
+func (c *cpio) bytes() []byte                              { c.entry("TRAILER!!!", 0, nil); return c.buf.Bytes() }
+
+func serialLog(name string) string {
+	b, _ := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.SerialLog))
+	return string(b)
+}
+
+// checkInstalledSystem logs into the installed system (`fvm ssh` waits until SSH answers
+// with the pinned host key) and checks it runs from the VM's disk.
+func checkInstalledSystem(t *testing.T, name string) {
+	t.Helper()
+	if got := strings.TrimSpace(mustFVM(t, "ssh", name, "--", "cat", "/etc/hostname")); got != name {
+		t.Fatalf("hostname %q, want %q", got, name)
+	}
+	if src := strings.TrimSpace(mustFVM(t, "ssh", name, "--", "findmnt", "-no", "SOURCE", "/")); !strings.HasPrefix(src, "/dev/vda") {
+		t.Errorf("root filesystem on %q, want the installed disk /dev/vda", src)
+	}
+	mustFVM(t, "exec", name, "sudo", "-n", "true")
+}
+
+// TestISOInstallerMedia checks the test installer ISO without booting it: fvm sees an
+// ISO by content and finds the installer kernel where Ubuntu's ISOs keep it.
+func TestISOInstallerMedia(t *testing.T) {
+	needTools(t)
+	iso := buildInstallerISO(t)
+	f, err := os.Open(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if format, err := image.DetectFormat(f); err != nil || format != image.FormatISO {
+		t.Fatalf("format %q %v, want iso", format, err)
+	}
+	if err := qemu.CheckAutoInstallISO(iso); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestISO(t *testing.T) {
+	needTools(t)
+	iso := buildInstallerISO(t)
+
+	t.Run("interactive", func(t *testing.T) {
+		const name = "isoplain"
+		t0 := time.Now()
+		out := fvm(t, "create", name, "--iso", iso, "--disk", "4G", "--memory", "1G")
+		if out.code != 0 || strings.TrimSpace(out.stdout) != name || !strings.Contains(out.stderr, store.VNCSocket) {
+			t.Fatalf("create: %+v", out)
+		}
+		if ps := mustFVM(t, "ps", "-a"); !strings.Contains(ps, "iso:installer.iso") {
+			t.Errorf("ps does not show the ISO:\n%s", ps)
+		}
+		r := fvm(t, "start", name)
+		if r.code != 0 || !strings.Contains(r.stderr, "display on VNC socket") {
+			t.Fatalf("start: %+v", r)
+		}
+		if st, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.VNCSocket)); err != nil || st.Mode()&os.ModeSocket == 0 {
+			t.Errorf("no VNC socket for the display: %v", err)
+		}
+		// The installer copies the system and reboots; the firmware then boots the disk
+		// although the ISO is still attached.
+		checkInstalledSystem(t, name)
+		t.Logf("MEASURE interactive ISO: create to SSH on the installed system: %s", time.Since(t0))
+		log := serialLog(name)
+		logInstallerLines(t, log)
+		if n := strings.Count(log, installerBanner); n != 1 || !strings.Contains(log, installedMark) {
+			t.Fatalf("installer ran %d times (want once, then the disk boots); serial log:\n%s", n, tail(log))
+		}
+		if strings.Contains(log, autoSeedMark) {
+			t.Error("an interactive install saw an autoinstall kernel command line")
+		}
+		mustFVM(t, "rm", "-f", name)
+	})
+
+	t.Run("auto-install", func(t *testing.T) {
+		const name = "isoauto"
+		t0 := time.Now()
+		mustFVM(t, "create", name, "--iso", iso, "--auto-install", "--disk", "4G", "--memory", "1G")
+		// start waits through the install, the power-off and the host's boot from disk.
+		r := fvm(t, "start", name)
+		if r.code != 0 || !strings.Contains(r.stderr, "installed, SSH ready") {
+			t.Fatalf("start: %+v\nserial log:\n%s", r, tail(serialLog(name)))
+		}
+		t.Logf("MEASURE auto-install: create to SSH on the installed system: %s", time.Since(t0))
+		logInstallerLines(t, serialLog(name))
+		checkInstalledSystem(t, name)
+		log := serialLog(name)
+		for _, mark := range []string{autoSeedMark, installedMark} {
+			if !strings.Contains(log, mark) {
+				t.Errorf("serial log lacks %q:\n%s", mark, tail(log))
+			}
+		}
+		if n := strings.Count(log, installerBanner); n != 1 {
+			t.Errorf("installer ran %d times, want once", n)
+		}
+		dir := layout.InstanceDir(name)
+		for _, f := range []string{store.InstallerKernel, store.InstallerInitrd} {
+			if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+				t.Errorf("%s left after the install: %v", f, err)
+			}
+		}
+		// Later boots go straight to the disk.
+		mustFVM(t, "stop", name)
+		mustFVM(t, "start", name)
+		if n := strings.Count(serialLog(name), installerBanner); n != 1 {
+			t.Errorf("installer ran again on a later boot (%d times)", n)
+		}
+		checkInstalledSystem(t, name)
+		mustFVM(t, "rm", "-f", name)
+	})
+
+	t.Run("bad-iso", func(t *testing.T) {
+		dir := t.TempDir()
+		notISO := filepath.Join(dir, "disk.iso")
+		os.WriteFile(notISO, []byte("not an iso at all"), 0o644)
+		os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+		os.WriteFile(filepath.Join(dir, "src", "README"), []byte("no installer here"), 0o644)
+		plain := filepath.Join(dir, "plain.iso")
+		run(t, "xorriso", "-as", "mkisofs", "-R", "-o", plain, filepath.Join(dir, "src"))
+		for _, args := range [][]string{
+			{"create", "bad1", "--iso", notISO},
+			{"create", "bad2", "--iso", "/no/such.iso"},
+			{"create", "bad3", "--iso", plain, "--auto-install"}, // no casper/vmlinuz: not Ubuntu's
+			{"create", "bad4", "debian-local", "--iso", plain},
+		} {
+			r := fvm(t, args...)
+			msg := strings.TrimSpace(r.stderr)
+			if r.code == 0 || strings.Count(msg, "\n") > 0 || !strings.HasPrefix(msg, "fvm: ") {
+				t.Errorf("fvm %v: want one-line error, got %d %q", args, r.code, msg)
+			}
+		}
+		for _, n := range []string{"bad1", "bad2", "bad3", "bad4"} {
+			if _, err := os.Stat(layout.InstanceDir(n)); !os.IsNotExist(err) {
+				t.Errorf("%s left a VM dir", n)
+			}
+		}
+	})
+}
+
+// logInstallerLines logs the installer's own lines (with the guest's uptime) as measurements.
+func logInstallerLines(t *testing.T, log string) {
+	for _, line := range strings.Split(log, "\n") {
+		if i := strings.Index(line, "FVM-TEST-INSTALLER:"); i >= 0 {
+			t.Logf("MEASURE guest: %s", strings.TrimSpace(line[i:]))
+		}
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return s[len(s)-4000:]
+	}
+	return s
+}
