@@ -3,9 +3,8 @@ GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
-E2E_FLAGS ?= -v -count=1 -timeout 40m
 
-.PHONY: all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
+.PHONY: app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
 
 all: build
 
@@ -41,9 +40,21 @@ staticcheck:
 darwin-check:
 	$(GO) run ./scripts/darwincheck -test ./...
 
-# Boots real VMs (TCG where KVM is unusable): builds/caches the Debian image first.
-e2e: build
-	FVM_BIN=$(CURDIR)/$(BIN) $(GO) test -tags e2e $(E2E_FLAGS) ./scripts/e2e/
+# Boots real VMs (TCG where KVM is unusable): builds the Debian image first, then
+# drives the tray app's D-Bus menu on a real VM. E2E_RUN=regexp runs some Go e2e tests only.
+e2e: build app
+	./scripts/e2e.sh
+
+# The host app: bin/fvm-app (tray, Linux) or bin/fvm.app (signed menu-bar bundle, macOS).
+app:
+	VERSION=$(VERSION) ./scripts/build-app.sh build
+
+install:
+	VERSION=$(VERSION) ./scripts/build-app.sh install
+
+# Drives the tray's exported D-Bus menu under Xvfb.
+app-e2e: app build
+	FVM_APP_E2E=1 FVM_APP_BIN=$(CURDIR)/bin/fvm-app $(GO) test -count=1 -v ./app/e2e/
 
 clean:
 	rm -rf bin

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/proc"
 )
 
 // client returns a client of a live host, starting `fvm daemon` detached (in its own
@@ -34,7 +34,8 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return nil, fmt.Errorf("the fvm host did not come up on %s: %v; see %s", c.Socket(), last, a.layout.DaemonLog())
+	msg := strings.ReplaceAll(tail(a.layout.DaemonLog(), 1), "\n", " ")
+	return nil, fmt.Errorf("the fvm host did not come up on %s (%v): %s; full log: %s", c.Socket(), last, msg, a.layout.DaemonLog())
 }
 
 func (a *app) startHost() error {
@@ -50,6 +51,7 @@ func (a *app) startHost() error {
 		return fmt.Errorf("daemon log: %w", err)
 	}
 	defer logf.Close()
+	proc.NoInheritFDs() // the detached host must not keep our caller's descriptors open
 	cmd := exec.Command(exe, "daemon")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this terminal
@@ -73,5 +75,3 @@ func tail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-var errInterrupted = errors.New("interrupted")

@@ -11,11 +11,13 @@ import (
 
 func newCreateCmd(a *app) *cobra.Command {
 	var f vmFlags
+	var u urlFlags
 	cmd := &cobra.Command{
-		Use:   "create IMAGE [ARCH] [NAME]",
+		Use:   "create IMAGE [ARCH] [NAME] | --iso PATH [ARCH] [NAME]",
 		Short: "Create a VM without starting it",
 		Example: `  fvm create debian-local web1 --disk 40G
-  fvm start web1`,
+  fvm start web1
+  fvm create u1 --iso ubuntu-24.04-live-server-amd64.iso --auto-install --disk 20G --memory 4G`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec, err := f.spec(a, cmd, args)
 			if err != nil {
@@ -25,16 +27,24 @@ func newCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if spec.ISO == "" { // an installer ISO has no image to pull (install.go)
+				if err := a.ensureImage(cmd.Context(), c, &spec, u); err != nil { // pull or import first, with progress
+					return err
+				}
+			}
 			t0 := time.Now()
 			v, err := c.Create(cmd.Context(), api.CreateRequest{Spec: spec})
 			if err != nil {
 				return err
 			}
 			a.phase("Created VM %s in %s", v.Spec.Name, since(t0))
+			a.installNote(v)
 			fmt.Fprintln(a.out, v.Spec.Name)
 			return nil
 		},
 	}
 	f.register(cmd)
+	f.registerInstall(cmd)
+	u.register(cmd)
 	return cmd
 }

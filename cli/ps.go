@@ -77,7 +77,7 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		for _, p := range s.Ports {
 			ports = append(ports, p.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, shortImage(s.Image), s.Arch, s.CPUs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, shortImage(imageOf(s)), s.Arch, s.CPUs,
 			vm.FormatSize(int64(s.MemoryMiB)<<20), vm.FormatSize(s.DiskBytes), ssh, dash(strings.Join(ports, ",")), ago(v.CreatedAt))
 	}
 	return tw.Flush()

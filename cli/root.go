@@ -68,6 +68,7 @@ State lives under FVM_HOME when set (see "fvm check" for the paths).`,
 		newPsCmd(a), newLsCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
 		newLogsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)
+	root.AddCommand(newPullCmd(a), newUpdateCmd(a))
 	root.AddCommand(extra...)
 	return root
 }
@@ -84,6 +85,9 @@ func Main(extra ...*cobra.Command) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case ctx.Err() != nil:
+		fmt.Fprintln(os.Stderr, "fvm: interrupted")
+		return 130
 	}
 	fmt.Fprintln(os.Stderr, "fvm:", err)
 	return 1

@@ -10,24 +10,29 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/core/api"
-	"github.com/fvmhq/fvm/core/sshx"
 )
 
 func newRunCmd(a *app) *cobra.Command {
 	var f vmFlags
+	var u urlFlags
 	var detach, rm bool
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [ARCH] [NAME] [-- CMD ARGS...]",
 		Short: "Create and boot a VM, then open a shell or run a command in it",
-		Long: `Create a VM from IMAGE (a local image name, see "fvm images", or a path to a
-qcow2/raw disk file), boot it and connect over SSH with a pinned host key.
+		Long: `Create a VM from IMAGE, boot it and connect over SSH with a pinned host key.
+IMAGE is a local image name (see "fvm images"), a catalog image pulled when not
+cached (debian, debian:12, ubuntu:noble; see "fvm images --available"), a path
+to a qcow2/raw disk file, or an http(s) URL of one with --checksum.
 
 Without -d and without a command it opens an interactive shell. With a command
 after "--" it runs it, prints its output and exits with its status.`,
-		Example: `  fvm run debian-local
+		Example: `  fvm run debian
+  fvm run --rm debian:12 -- uname -a
+  fvm run debian-local
   fvm run debian-local amd64 web1 -p 8080:80 -d
   fvm run --rm debian-local -- uname -a
-  fvm run ./disk.qcow2 --cpus 4 --memory 4G`,
+  fvm run ./disk.qcow2 --cpus 4 --memory 4G
+  fvm run https://example.org/disk.qcow2 --checksum sha256:4f1c...`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args, command := splitDash(cmd, args)
 			if detach && rm {
@@ -43,6 +48,9 @@ after "--" it runs it, prints its output and exits with its status.`,
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
 			if err != nil {
+				return err
+			}
+			if err := a.ensureImage(ctx, c, &spec, u); err != nil { // pull or import first, with progress
 				return err
 			}
 			t0 := time.Now()
@@ -85,7 +93,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			}
 			t1 := time.Now()
 			a.phase("Waiting for SSH on %s:%d", info.Host, info.Port)
-			cl, err := sshx.WaitReady(ctx, t, nil)
+			cl, err := waitSSH(ctx, t)
 			if err != nil {
 				return cleanup(fmt.Errorf("vm %s: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name))
 			}
@@ -108,6 +116,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 		},
 	}
 	f.register(cmd)
+	u.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")
 	return cmd
@@ -123,7 +132,12 @@ func splitDash(cmd *cobra.Command, args []string) ([]string, string) {
 }
 
 // shellJoin quotes args for the remote shell so `-- echo "a b"` keeps its words.
+// A single argument is passed as a shell command line, as ssh does, so
+// `fvm ssh vm -- 'cd /tmp && ls'` works too.
 func shellJoin(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
 	q := make([]string, len(args))
 	for i, s := range args {
 		if s != "" && strings.IndexFunc(s, func(r rune) bool {

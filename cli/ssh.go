@@ -50,7 +50,7 @@ func (a *app) runIn(cmd *cobra.Command, name, command string) error {
 	if err != nil {
 		return err
 	}
-	code, err := a.session(ctx, t, command, true)
+	code, err := a.session(ctx, t, command)
 	if err != nil {
 		return err
 	}

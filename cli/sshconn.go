@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -13,6 +14,16 @@ import (
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/sshx"
 )
+
+// sshReadyTimeout bounds the wait for a booting guest's SSH; TCG boots take ~1 min.
+const sshReadyTimeout = 10 * time.Minute
+
+// waitSSH waits until the VM's SSH server accepts us, or sshReadyTimeout passes.
+func waitSSH(ctx context.Context, t sshx.Target) (*sshx.Client, error) {
+	wctx, cancel := context.WithTimeout(ctx, sshReadyTimeout)
+	defer cancel()
+	return sshx.WaitReady(wctx, t, nil)
+}
 
 // sshTarget asks the host how to reach a VM and loads fvm's key for it.
 func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target, error) {
@@ -40,16 +51,11 @@ func targetFromInfo(info api.SSHInfo) (sshx.Target, error) {
 	}, nil
 }
 
-// session runs cmd (or a login shell when empty) on the VM and returns its exit status.
-// With a terminal on stdin it gets a PTY; otherwise stdin/stdout are plain streams.
-func (a *app) session(ctx context.Context, t sshx.Target, cmd string, wait bool) (int, error) {
-	var cl *sshx.Client
-	var err error
-	if wait {
-		cl, err = sshx.WaitReady(ctx, t, nil)
-	} else {
-		cl, err = sshx.Dial(ctx, t)
-	}
+// session runs cmd (or a login shell when empty) on the VM, once its SSH answers,
+// and returns its exit status. With a terminal on stdin it gets a PTY; otherwise
+// stdin/stdout are plain streams.
+func (a *app) session(ctx context.Context, t sshx.Target, cmd string) (int, error) {
+	cl, err := waitSSH(ctx, t)
 	if err != nil {
 		return 0, err
 	}

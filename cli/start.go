@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/fvmhq/fvm/core/sshx"
 )
 
 func newStartCmd(a *app) *cobra.Command {
@@ -30,11 +28,17 @@ func newStartCmd(a *app) *cobra.Command {
 				if noWait {
 					continue
 				}
+				if done, err := a.startInstalling(ctx, c, v); done || err != nil { // ISO VMs: install.go
+					if err != nil {
+						return err
+					}
+					continue
+				}
 				t, err := sshTarget(ctx, c, name)
 				if err != nil {
 					return err
 				}
-				cl, err := sshx.WaitReady(ctx, t, nil)
+				cl, err := waitSSH(ctx, t)
 				if err != nil {
 					return err
 				}

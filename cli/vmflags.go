@@ -23,6 +23,9 @@ type vmFlags struct {
 	sshKeys []string
 	ports   []string
 	accel   string
+	// create only (install.go)
+	iso         string
+	autoInstall bool
 }
 
 func (f *vmFlags) register(cmd *cobra.Command) {
@@ -54,11 +57,19 @@ func (a *app) setting(cmd *cobra.Command, flag, key string) string {
 
 // spec builds a VM spec from positional IMAGE [ARCH] [NAME] and the flags.
 func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, error) {
-	if len(args) == 0 {
-		return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)", cmd.Name())
+	var s vm.Spec
+	var rest []string
+	if f.iso != "" || f.autoInstall { // from an installer ISO: [ARCH] [NAME], no image
+		var err error
+		if s, rest, err = f.installSource(args); err != nil {
+			return s, err
+		}
+	} else {
+		if len(args) == 0 {
+			return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)", cmd.Name())
+		}
+		s, rest = vm.Spec{Image: args[0], Name: f.name}, args[1:]
 	}
-	s := vm.Spec{Image: args[0], Name: f.name}
-	rest := args[1:]
 	if len(rest) > 0 && vm.IsArch(rest[0]) {
 		arch, _ := vm.ParseArch(rest[0])
 		s.Arch = arch
@@ -130,6 +141,9 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 }
 
 func looksLikePath(s string) bool {
+	if isURL(s) {
+		return false // imported by URL (pull.go)
+	}
 	return strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") ||
 		strings.HasPrefix(s, "~") || strings.HasSuffix(s, ".qcow2") || strings.HasSuffix(s, ".img") || strings.HasSuffix(s, ".raw")
 }

@@ -63,7 +63,7 @@ func xmlEscape(s string) (string, error) {
 // ("0.0.0" when there is none) and the full version goes to FVMVersion.
 func InfoPlist(version string) ([]byte, error) {
 	if version == "" {
-		return nil, fmt.Errorf("Info.plist: empty version (build with -ldflags -X ...Version=...)")
+		return nil, fmt.Errorf("render Info.plist: empty version (build with -ldflags -X ...Version=...)")
 	}
 	return render("Info.plist.tmpl", map[string]string{
 		"Name":         AppName,

@@ -13,7 +13,10 @@ fi
 pkgs=(
 	qemu-system-x86 qemu-utils ovmf          # hypervisor, qemu-img, UEFI firmware
 	mmdebstrap e2fsprogs dosfstools mtools fdisk grub-efi-amd64-bin  # fvm image build debian
-	openssh-client                           # plain ssh via `fvm ssh-config` (tests)
+	fakeroot                                 # image build without root
+	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
+	openssh-client xorriso                   # tests: plain ssh via `fvm ssh-config`, seed ISO listing
+	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	ca-certificates git make
 )
 if [[ "$(uname -m)" == aarch64 ]]; then pkgs+=(qemu-system-arm qemu-efi-aarch64); fi

@@ -42,6 +42,10 @@ func TestTrayMenuOverDBus(t *testing.T) {
 		}
 	}
 	home, vmName := os.Getenv("FVM_APP_E2E_HOME"), os.Getenv("FVM_APP_E2E_VM")
+	image := os.Getenv("FVM_APP_E2E_IMAGE") // create a real VM from this local image
+	if image != "" && vmName == "" {
+		vmName = "trayvm"
+	}
 	realVM := vmName != ""
 	if realVM && home == "" {
 		t.Fatal("FVM_APP_E2E_VM needs FVM_APP_E2E_HOME, the FVM_HOME that holds that VM")
@@ -70,6 +74,18 @@ func TestTrayMenuOverDBus(t *testing.T) {
 	c := client.New(layout.SocketPath())
 	info := waitHost(t, c, app)
 	t.Logf("host pid %d answers on %s", info.PID, layout.SocketPath())
+	if image != "" {
+		spec := vm.Spec{Name: vmName, Image: image, MemoryMiB: 1024}
+		if _, err := c.Create(context.Background(), api.CreateRequest{Spec: spec}); err != nil {
+			t.Fatalf("create %s from %s: %v", vmName, image, err)
+		}
+		t.Cleanup(func() {
+			if pid := readPID(layout, vmName); pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			store.New(layout).Remove(vmName)
+		})
+	}
 
 	// Follow the host's events: they show what the clicks did.
 	events := watchEvents(t, c, vmName)
@@ -166,6 +182,13 @@ func badLines(out string) []string {
 		}
 	}
 	return bad
+}
+
+func readPID(l store.Layout, name string) int {
+	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(name), store.PIDFile))
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
 }
 
 func appBinary(t *testing.T) string {

@@ -3,14 +3,13 @@
 package daemoncmd
 
 import (
-	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/cli"
-	"github.com/fvmhq/fvm/core/daemon"
-	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/host"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -24,12 +23,9 @@ Other commands start it on demand, detached, logging to daemon.log in the run
 directory. VMs keep running when the host stops; the next host re-adopts them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			proc.CloseInheritedFDs() // e.g. a caller's lock: the host may outlive it by days
 			layout := store.DefaultLayout()
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			drv := qemu.New(qemu.Options{Log: os.Stderr})
-			d := daemon.New(daemon.Options{
-				Layout: layout, Driver: drv, Version: cli.Version, Log: log, Checks: drv.Checks,
-			})
+			d := host.New(layout, cli.Version, os.Stderr)
 			return d.Serve(cmd.Context())
 		},
 	}

@@ -138,6 +138,7 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	err := <-m.Done()
 	d.mu.Lock()
 	e := d.vms[name]
+	busy := e != nil && e.op != "" // e.g. a stop: the end was asked for
 	if e != nil && e.machine == m {
 		e.machine = nil
 		if err != nil && e.op == "" {
@@ -151,6 +152,9 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 		ev.Error = err.Error()
 	}
 	d.events.publish(ev)
+	if !busy {
+		d.afterInstall(name, m, err)
+	}
 }
 
 // Host describes the host process.
@@ -294,7 +298,11 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec) (inst *store.Instance
 	if d.store.Exists(spec.Name) {
 		return nil, api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
 	}
-	if err := d.resolveImage(ctx, &spec); err != nil {
+	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
+		if err := d.resolveISO(&spec); err != nil {
+			return nil, err
+		}
+	} else if err := d.resolveImage(ctx, &spec); err != nil {
 		return nil, err
 	}
 	if err := spec.Validate(); err != nil {
@@ -321,22 +329,26 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec) (inst *store.Instance
 	return inst, nil
 }
 
-// resolveImage turns spec.Image (a local image name or an absolute file path) into
-// a cached base and fills the arch from it.
+// resolveImage turns spec.Image (an absolute file path, a local image name or a
+// catalog reference, pulled when not cached: images.go) into a cached base and
+// fills the arch from it. Local names win over catalog references.
 func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
 	var img api.Image
 	var err error
-	if strings.HasPrefix(spec.Image, "/") {
+	switch {
+	case strings.HasPrefix(spec.Image, "/"):
 		img, err = d.images.ImportBase(ctx, spec.Image)
 		if err != nil {
 			return api.Errorf(api.CodeInvalid, "image %s: %v", spec.Image, err)
 		}
-	} else {
-		img, err = d.images.Get(spec.Image)
-		if err != nil {
-			return api.Errorf(api.CodeNotFound, "%v", err)
+	case isHTTPURL(spec.Image):
+		return api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", spec.Image)
+	default:
+		if img, err = d.localOrPulled(ctx, spec.Image, spec.Arch); err != nil {
+			return err
 		}
 	}
+	markPending(img.Path, spec.Name) // keep prune off it until the spec names it
 	if spec.Arch == "" {
 		spec.Arch = img.Arch
 	}
@@ -368,8 +380,7 @@ func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
 		return api.VM{}, err
 	}
 	m, err := d.opts.Driver.Start(ctx, inst)
-	if err != nil {
-		err = fmt.Errorf("vm %q: start: %w", name, err)
+	if err != nil { // drivers name the VM in their errors
 		done(err)
 		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
 		return api.VM{}, err

@@ -30,7 +30,11 @@ func provision(l store.Layout, inst *store.Instance) error {
 		return err
 	}
 	keys := append([]string{userKey}, inst.Spec.SSHKeys...)
-	return cloudinit.WriteISO(inst.Path(store.SeedFile), cloudinit.Config{
+	write := cloudinit.WriteISO
+	if inst.Spec.AutoInstall { // the same settings, as answers to Ubuntu's installer
+		write = cloudinit.WriteAutoinstallISO
+	}
+	return write(inst.Path(store.SeedFile), cloudinit.Config{
 		InstanceID:     cloudinit.NewInstanceID(),
 		Hostname:       inst.Spec.Name,
 		User:           inst.Spec.User,

@@ -149,6 +149,12 @@ func TestVMLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("sudo", func(t *testing.T) { mustFVM(t, "exec", name, "sudo", "-n", "true") })
+	t.Run("cloud-init-clean", func(t *testing.T) {
+		// Every module of our seed must apply on the image: "done", not "error".
+		if out := mustFVM(t, "exec", name, "cloud-init", "status", "--wait"); !strings.Contains(out, "done") {
+			t.Fatalf("cloud-init: %s\n%s", out, fvm(t, "exec", name, "sudo", "cloud-init", "status", "--long").stdout)
+		}
+	})
 	t.Run("exit-status", func(t *testing.T) {
 		if r := fvm(t, "ssh", name, "--", "sh", "-c", "echo out; echo err >&2; exit 7"); r.code != 7 || r.stdout != "out\n" || !strings.Contains(r.stderr, "err") {
 			t.Fatalf("got %+v, want exit 7 with out/err split", r)
@@ -267,7 +273,7 @@ func TestVMLifecycle(t *testing.T) {
 		if _, err := os.Stat(layout.InstanceDir(name)); !os.IsNotExist(err) {
 			t.Errorf("vm dir left: %v", err)
 		}
-		if syscall.Kill(qemuPID, 0) == nil {
+		if running(qemuPID) {
 			t.Errorf("qemu %d still alive after rm -f", qemuPID)
 		}
 	})
@@ -316,12 +322,26 @@ func TestInterruptedRunRm(t *testing.T) {
 	if _, err := os.Stat(layout.InstanceDir("ctrlc")); !os.IsNotExist(err) {
 		t.Errorf("interrupted run --rm left the vm dir: %v", err)
 	}
-	for i := 0; i < 50 && syscall.Kill(qemuPID, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if syscall.Kill(qemuPID, 0) == nil {
+	if running(qemuPID) {
 		t.Errorf("qemu %d still alive", qemuPID)
 	}
+}
+
+// running reports whether pid is still a live process a few seconds on. A killed
+// QEMU that an earlier host started is reparented, and its zombie lingers until
+// init reaps it: that is no running process.
+func running(pid int) bool {
+	for i := 0; i < 50; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || syscall.Kill(pid, 0) != nil {
+			return false
+		}
+		if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
 }
 
 func readPID(t *testing.T, name string) int {

@@ -24,8 +24,8 @@ import (
 	"github.com/fvmhq/fvm/app/host"
 	"github.com/fvmhq/fvm/app/menu"
 	"github.com/fvmhq/fvm/core/api/client"
-	"github.com/fvmhq/fvm/core/daemon"
-	"github.com/fvmhq/fvm/core/driver/qemu"
+	corehost "github.com/fvmhq/fvm/core/host"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/resources"
 )
@@ -40,14 +40,14 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "fvm-app: no graphical session (DISPLAY and WAYLAND_DISPLAY are unset): use `fvm daemon` for a host without a tray")
 		return 1
 	}
+	proc.CloseInheritedFDs() // the host may outlive whatever started it
 	layout := store.DefaultLayout()
 	logw, closeLog := openLog(layout)
 	defer closeLog()
 	log := slog.New(slog.NewTextHandler(logw, nil))
 
 	// The same host as `fvm daemon` (cli/daemoncmd), in this process.
-	drv := qemu.New(qemu.Options{Log: logw})
-	d := daemon.New(daemon.Options{Layout: layout, Driver: drv, Version: Version, Log: log, Checks: drv.Checks})
+	d := corehost.New(layout, Version, logw)
 	desk := desktop.New(log)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# End-to-end tests: real VMs booted by bin/fvm (TCG where KVM is unusable), then the
+# tray app clicking Start/Stop on a real VM through its D-Bus menu under Xvfb.
+# FVM_E2E_HOME keeps the state dir (and its built image) between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GO=${GO:-go}
+home=${FVM_E2E_HOME:-}
+if [[ -z $home ]]; then
+	home=$(mktemp -d /tmp/fvm-e2e.XXXXXX) # short: socket paths are limited to ~100 bytes
+	trap 'rm -rf "$home"' EXIT
+fi
+export FVM_BIN=$PWD/bin/fvm FVM_E2E_HOME=$home
+"$GO" test -tags e2e -v -count=1 -timeout 40m ./scripts/e2e/ ${E2E_RUN:+-run "$E2E_RUN"}
+
+if [[ $(uname -s) == Linux && -z ${E2E_RUN:-} ]]; then
+	FVM_APP_E2E=1 FVM_APP_BIN=$PWD/bin/fvm-app FVM_APP_E2E_HOME=$home FVM_APP_E2E_IMAGE=debian-local \
+		"$GO" test -count=1 -v -timeout 15m ./app/e2e/
+fi
