@@ -15,7 +15,7 @@ pkgs=(
 	mmdebstrap e2fsprogs dosfstools mtools fdisk grub-efi-amd64-bin  # fvm image build debian
 	fakeroot                                 # image build without root
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
-	openssh-client xorriso                   # tests: plain ssh via `fvm ssh-config`, seed ISO listing
+	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	ca-certificates git make
 )

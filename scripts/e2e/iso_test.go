@@ -441,13 +441,8 @@ func TestISO(t *testing.T) {
 				t.Errorf("%s left after the install: %v", f, err)
 			}
 		}
-		// Later boots go straight to the disk.
-		mustFVM(t, "stop", name)
-		mustFVM(t, "start", name)
-		if n := strings.Count(serialLog(name), installerBanner); n != 1 {
-			t.Errorf("installer ran again on a later boot (%d times)", n)
-		}
-		checkInstalledSystem(t, name)
+		// That later boots go straight to the disk is shown by "interactive" above
+		// (the ISO stays attached there too); one more TCG boot here buys nothing.
 		mustFVM(t, "rm", "-f", name)
 	})
 
