@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -125,5 +124,3 @@ func ago(t time.Time) string {
 	}
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 }
-
-var _ = api.VM{}

@@ -1,48 +1,37 @@
 package cli
 
 import (
+	"context"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
 )
 
-func stopFlags(cmd *cobra.Command, req *api.StopRequest) {
-	cmd.Flags().BoolVarP(&req.Force, "force", "f", false, "kill the VM at once instead of a graceful ACPI shutdown")
-	cmd.Flags().IntVarP(&req.TimeoutSeconds, "timeout", "t", 60, "seconds to wait for a graceful shutdown before killing")
-}
-
 func newStopCmd(a *app) *cobra.Command {
-	var req api.StopRequest
-	cmd := &cobra.Command{
-		Use:   "stop NAME...",
-		Short: "Shut VMs down (ACPI power-off, then kill after --timeout)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client(cmd.Context())
-			if err != nil {
-				return err
-			}
-			for _, name := range args {
-				t0 := time.Now()
-				if _, err := c.Stop(cmd.Context(), name, req); err != nil {
-					return err
-				}
-				a.phase("Stopped %s in %s", name, since(t0))
-			}
-			return nil
-		},
-	}
-	stopFlags(cmd, &req)
-	return cmd
+	return newStopLikeCmd(a, "stop", "Shut VMs down (ACPI power-off, then kill after --timeout)", "Stopped",
+		func(ctx context.Context, c *client.Client, name string, req api.StopRequest) error {
+			_, err := c.Stop(ctx, name, req)
+			return err
+		})
 }
 
 func newRestartCmd(a *app) *cobra.Command {
+	return newStopLikeCmd(a, "restart", "Stop and start VMs", "Restarted",
+		func(ctx context.Context, c *client.Client, name string, req api.StopRequest) error {
+			_, err := c.Restart(ctx, name, req)
+			return err
+		})
+}
+
+// newStopLikeCmd builds a verb that stops VMs one by one with the stop flags.
+func newStopLikeCmd(a *app, verb, short, done string, call func(context.Context, *client.Client, string, api.StopRequest) error) *cobra.Command {
 	var req api.StopRequest
 	cmd := &cobra.Command{
-		Use:   "restart NAME...",
-		Short: "Stop and start VMs",
+		Use:   verb + " NAME...",
+		Short: short,
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client(cmd.Context())
@@ -51,14 +40,15 @@ func newRestartCmd(a *app) *cobra.Command {
 			}
 			for _, name := range args {
 				t0 := time.Now()
-				if _, err := c.Restart(cmd.Context(), name, req); err != nil {
+				if err := call(cmd.Context(), c, name, req); err != nil {
 					return err
 				}
-				a.phase("Restarted %s in %s", name, since(t0))
+				a.phase("%s %s in %s", done, name, since(t0))
 			}
 			return nil
 		},
 	}
-	stopFlags(cmd, &req)
+	cmd.Flags().BoolVarP(&req.Force, "force", "f", false, "kill the VM at once instead of a graceful ACPI shutdown")
+	cmd.Flags().IntVarP(&req.TimeoutSeconds, "timeout", "t", 60, "seconds to wait for a graceful shutdown before killing")
 	return cmd
 }

@@ -8,6 +8,8 @@ import (
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // VolumeLabel is the label NoCloud looks for (it matches it case-insensitively).
@@ -50,59 +52,33 @@ func WriteISO(path string, c Config) error {
 }
 
 // writeSeed writes files (user-data, meta-data, network-config) as the cidata ISO at path.
-func writeSeed(path string, files map[string][]byte) (err error) {
+func writeSeed(path string, files map[string][]byte) error {
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	err := store.WriteAtomic(path, 0o600, func(f *os.File) error {
+		// go-diskfs stages the files in a workspace directory and lays them out on Finalize.
+		ws, err := os.MkdirTemp(dir, ".seed-ws-*")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(ws)
+		fs, err := iso9660.Create(file.New(f, false), 0, 0, 2048, ws)
+		if err != nil {
+			return err
+		}
+		for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
+			w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+			if err != nil {
+				return fmt.Errorf("add %s: %w", name, err)
+			}
+			_, werr := w.Write(files[name])
+			if err := errors.Join(werr, w.Close()); err != nil {
+				return fmt.Errorf("add %s: %w", name, err)
+			}
+		}
+		return fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: VolumeLabel})
+	})
 	if err != nil {
 		return fmt.Errorf("seed %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-			err = fmt.Errorf("seed %s: %w", path, err)
-		}
-	}()
-	// go-diskfs stages the files in a workspace directory and lays them out on Finalize.
-	ws, err := os.MkdirTemp(dir, ".seed-ws-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(ws)
-
-	fs, err := iso9660.Create(file.New(f, false), 0, 0, 2048, ws)
-	if err != nil {
-		return err
-	}
-	for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
-		w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			return fmt.Errorf("add %s: %w", name, err)
-		}
-		_, werr := w.Write(files[name])
-		if err := errors.Join(werr, w.Close()); err != nil {
-			return fmt.Errorf("add %s: %w", name, err)
-		}
-	}
-	if err = fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: VolumeLabel}); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, derr := os.Open(dir); derr == nil { // persist the rename
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

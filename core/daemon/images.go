@@ -553,12 +553,12 @@ func (d *Daemon) Catalog(ctx context.Context) ([]api.CatalogItem, error) {
 			cached[img.Ref] = append(cached[img.Ref], img.Arch)
 		}
 	}
-	out := []api.CatalogItem{}
-	for _, it := range cat.List() {
-		out = append(out, api.CatalogItem{
-			Ref: it.Ref, Distro: it.Distro, Title: it.Title, Version: it.Version, Codename: it.Codename,
-			Default: it.Default, Arches: it.Arches, Mirror: it.Mirror, Cached: cached[it.Ref],
-		})
+	out := cat.List()
+	for i := range out {
+		out[i].Cached = cached[out[i].Ref]
+	}
+	if out == nil {
+		out = []api.CatalogItem{}
 	}
 	return out, nil
 }

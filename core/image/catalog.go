@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/vm"
 	"go.yaml.in/yaml/v3"
 )
@@ -403,21 +404,9 @@ func (d *Distro) arches() []string {
 	return out
 }
 
-// Item is one row of `fvm images --available`.
-type Item struct {
-	Ref      string    `json:"ref"`
-	Distro   string    `json:"distro"`
-	Title    string    `json:"title"`
-	Version  string    `json:"version"`
-	Codename string    `json:"codename,omitempty"`
-	Default  bool      `json:"default,omitempty"` // what the bare distro name pulls
-	Arches   []vm.Arch `json:"arches"`
-	Mirror   string    `json:"mirror"`
-}
-
 // List returns every release in catalog order.
-func (c *Catalog) List() []Item {
-	var out []Item
+func (c *Catalog) List() []api.CatalogItem {
+	var out []api.CatalogItem
 	for _, d := range c.Distros {
 		var arches []vm.Arch
 		for _, a := range d.arches() {
@@ -428,7 +417,7 @@ func (c *Catalog) List() []Item {
 			def = r.Version
 		}
 		for _, r := range d.Releases {
-			out = append(out, Item{
+			out = append(out, api.CatalogItem{
 				Ref: d.Name + ":" + r.Version, Distro: d.Name, Title: d.Title, Version: r.Version,
 				Codename: r.Codename, Default: r.Version == def, Arches: arches, Mirror: d.Mirror,
 			})

@@ -9,7 +9,17 @@ import (
 
 // WriteFileAtomic writes data to a temp file beside path, fsyncs it and renames it
 // into place, so readers see the old content or the new, never a torn file.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return WriteAtomic(path, perm, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
+// WriteAtomic lets write fill a temp file beside path, then fsyncs it and renames
+// it into place with mode perm. On any error the temp file is removed and path is
+// left as it was.
+func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -22,7 +32,7 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 			os.Remove(tmp)
 		}
 	}()
-	if _, err = f.Write(data); err != nil {
+	if err = write(f); err != nil {
 		return err
 	}
 	if err = f.Chmod(perm); err != nil {

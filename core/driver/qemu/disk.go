@@ -125,17 +125,22 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance) error {
 		return fmt.Errorf("--disk %s is smaller than the image's %s: use --disk %s or more",
 			vm.FormatSize(size), vm.FormatSize(info.VirtualSize), vm.FormatSize(roundUpGiB(info.VirtualSize)))
 	}
+	return d.qemuImgCreate(ctx, disk, size, "-F", info.Format, "-b", base)
+}
+
+// qemuImgCreate makes a qcow2 of size bytes at disk (extra: e.g. a backing file)
+// under a temporary name and renames it, so a crash never leaves a half-made disk
+// that a later Create would keep.
+func (d *Driver) qemuImgCreate(ctx context.Context, disk string, size int64, extra ...string) error {
 	size = (size + 511) &^ 511 // QEMU sizes disks in whole sectors
 	qemuImg, err := d.qemuImg()
 	if err != nil {
 		return err
 	}
-	// Written under a temporary name and renamed, so a crash never leaves a half-made disk
-	// that a later Create would keep.
 	tmp := disk + ".tmp"
 	os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2",
-		"-F", info.Format, "-b", base, tmp, strconv.FormatInt(size, 10))
+	args := append([]string{"create", "-q", "-f", "qcow2"}, extra...)
+	cmd := exec.CommandContext(ctx, qemuImg, append(args, tmp, strconv.FormatInt(size, 10))...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("create disk %s: qemu-img: %s: %w", disk, strings.TrimSpace(string(out)), err)

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -42,23 +39,7 @@ func (d *Driver) createEmptyDisk(ctx context.Context, disk string, size int64) e
 	if size <= 0 {
 		return errors.New("no disk size given: use --disk (e.g. 20G)")
 	}
-	qemuImg, err := d.qemuImg()
-	if err != nil {
-		return err
-	}
-	size = (size + 511) &^ 511
-	tmp := disk + ".tmp" // renamed into place: a crash never leaves a half-made disk
-	os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2", tmp, strconv.FormatInt(size, 10))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("create disk %s: qemu-img: %s: %w", disk, strings.TrimSpace(string(out)), err)
-	}
-	if err := os.Rename(tmp, disk); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("create disk: %w", err)
-	}
-	return nil
+	return d.qemuImgCreate(ctx, disk, size)
 }
 
 // diskInstalled reports whether the qcow2 disk holds a partition table (the boot
