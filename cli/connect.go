@@ -20,8 +20,12 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 	if _, err := c.Ping(ctx, 2*time.Second); err == nil {
 		return c, nil
 	}
-	if err := a.startHost(); err != nil {
-		return nil, err
+	if launched, err := launchApp(); err != nil {
+		return nil, fmt.Errorf("start the fvm app: %w", err)
+	} else if !launched {
+		if err := a.startHost(); err != nil {
+			return nil, err
+		}
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	var last error

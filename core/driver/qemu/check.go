@@ -16,7 +16,7 @@ import (
 // architecture is required; the other one is optional (OK with a hint).
 func (d *Driver) Checks(ctx context.Context) []api.Check {
 	native := vm.Arch(runtime.GOARCH)
-	var checks []api.Check
+	var checks, signing []api.Check
 	for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
 		optional := arch != native
 		bin := systemBinary(arch)
@@ -27,6 +27,9 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 			if v, err = binaryVersion(ctx, qemuPath); err == nil {
 				c.OK, c.Detail = true, fmt.Sprintf("%s (%s)", qemuPath, v)
 			}
+		}
+		if err == nil && runtime.GOOS == "darwin" && !optional {
+			signing = append(signing, signCheck(ctx, qemuPath))
 		}
 		if err != nil {
 			c.Detail, c.Fix = err.Error(), installHint(bin)
@@ -58,6 +61,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 	}
 	checks = append(checks, ic)
 
+	checks = append(checks, signing...)
 	return append(checks, accelCheck(d.opts.Probe()))
 }
 
