@@ -82,6 +82,7 @@ func TestInfoPlist(t *testing.T) {
 				"LSUIElement":                   true,
 				"LSMinimumSystemVersion":        "13.0",
 				"NSHighResolutionCapable":       true,
+				"NSAppleEventsUsageDescription": "fvm opens a Terminal window with an SSH session into your VM.",
 			})
 		})
 	}
@@ -148,6 +149,8 @@ func TestEntitlements(t *testing.T) {
 			"com.apple.security.virtualization": true,
 			"com.apple.security.network.client": true,
 			"com.apple.security.network.server": true,
+			// Open Terminal scripts Terminal.app; the hardened runtime needs this.
+			"com.apple.security.automation.apple-events": true,
 		}},
 		"qemu-entitlements.plist": {QEMUEntitlements(), map[string]any{
 			"com.apple.security.hypervisor": true,
