@@ -59,10 +59,13 @@ With --available, list the catalog of official cloud images "fvm pull" knows.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, dash(im.Version), dash(im.Build), im.Arch,
 					vm.FormatSize(im.Size), shortDigest(im.Digest), ago(im.CreatedAt))
 			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
 			if len(imgs) == 0 {
 				fmt.Fprintln(a.errOut, "no images yet: pull one with `fvm pull debian` (see `fvm images --available`) or build one with `fvm image build debian`")
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")

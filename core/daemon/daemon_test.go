@@ -126,7 +126,9 @@ func startHost(t *testing.T, drv *fakeDriver) *host {
 func (h *host) addImage(t *testing.T) {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "base.raw")
-	if err := os.WriteFile(src, make([]byte, 1<<20), 0o644); err != nil {
+	b := make([]byte, 1<<20)
+	b[510], b[511] = 0x55, 0xAA // MBR boot signature: a raw disk with a partition table
+	if err := os.WriteFile(src, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := (image.Registry{Layout: h.layout}).ImportFile(context.Background(), src, "tiny", image.ImportOptions{}); err != nil {

@@ -220,9 +220,11 @@ func (d *Daemon) fetch(ctx context.Context, url, dest string, want image.Digest,
 // records img under its name, completed from the file.
 func (d *Daemon) register(res image.FetchResult, img api.Image) (api.Image, error) {
 	format := res.Info.Format
-	if format != image.FormatQCOW2 && format != image.FormatRaw {
+	named := res.Info
+	named.Path = img.Source
+	if err := image.CheckDisk(named); err != nil {
 		os.Remove(res.Path)
-		return api.Image{}, fmt.Errorf("%s is %s, not a qcow2 or raw disk image (deleted)", img.Source, format)
+		return api.Image{}, fmt.Errorf("%w (deleted)", err)
 	}
 	cacheMu.RLock()
 	defer cacheMu.RUnlock()

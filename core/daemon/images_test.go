@@ -49,9 +49,12 @@ func newDebMirror(t *testing.T) *debMirror {
 	return m
 }
 
-// disk is a small raw disk whose content names the build.
+// disk is a small raw disk whose content names the build, with an MBR boot
+// signature so it passes as a partitioned disk.
 func disk(build string) []byte {
-	return bytes.Repeat([]byte(fmt.Sprintf("fvm test disk %-20s", build)), (2<<20)/34)
+	b := bytes.Repeat([]byte(fmt.Sprintf("fvm test disk %-20s", build)), (2<<20)/34)
+	b[510], b[511] = 0x55, 0xAA
+	return b
 }
 
 // addBuild publishes a dated build and points latest/ at it. sums overrides the

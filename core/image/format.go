@@ -33,6 +33,9 @@ var (
 	isoMagic   = []byte("CD001")
 )
 
+// mbrSignatureOffset is where a master boot record (or GPT's protective MBR) ends in 0x55AA.
+const mbrSignatureOffset = 510
+
 // isoMagicOffset is where the primary volume descriptor's identifier sits (sector 16, byte 1).
 const isoMagicOffset = 0x8001
 
@@ -74,6 +77,9 @@ type Info struct {
 	BackingFile string `json:"backingFile,omitempty"` // qcow2 only
 	DataFile    string `json:"dataFile,omitempty"`    // qcow2 only: external data file name
 	HasDataFile bool   `json:"hasDataFile,omitempty"` // incompatible feature bit set, even without a name
+	// BootSignature: raw only, the 0x55AA that ends an MBR (GPT disks carry one in their
+	// protective MBR). A raw file without it is no bootable disk (e.g. a text file).
+	BootSignature bool `json:"bootSignature,omitempty"`
 }
 
 // Inspect detects the format of the file at path and, for qcow2, reads the header fields
@@ -97,6 +103,10 @@ func Inspect(path string) (Info, error) {
 	switch info.Format {
 	case FormatRaw, FormatISO:
 		info.VirtualSize = st.Size()
+		var sig [2]byte
+		if _, err := f.ReadAt(sig[:], mbrSignatureOffset); err == nil {
+			info.BootSignature = sig == [2]byte{0x55, 0xAA}
+		}
 	case FormatQCOW2:
 		if err := parseQCOW2(f, &info); err != nil {
 			return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
@@ -188,6 +198,27 @@ func parseQCOW2(r io.ReaderAt, info *Info) error {
 		off += 8 + (int64(l)+7)&^7
 	}
 	return nil
+}
+
+// ErrNotDisk marks a file that is no disk image a VM could boot from.
+var ErrNotDisk = errors.New("not a disk image")
+
+// CheckDisk accepts what a VM can boot from: a qcow2 that references no other file
+// (CheckSafe), or a raw disk with a partition table. Formats are told by content; a raw
+// file is anything without a known magic, so the MBR/GPT boot signature is what tells a
+// disk from, say, a text file given by mistake.
+func CheckDisk(info Info) error {
+	switch info.Format {
+	case FormatQCOW2:
+		return CheckSafe(info)
+	case FormatRaw:
+		if !info.BootSignature {
+			return fmt.Errorf("%w: %s has no partition table (no MBR or GPT): pass a qcow2 or a raw disk image", ErrNotDisk, info.Path)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: %s is %s, not a qcow2 or raw disk image", ErrNotDisk, info.Path, info.Format)
+	}
 }
 
 // ErrUnsafeImage marks an image refused because it references files outside itself.

@@ -159,3 +159,31 @@ func FuzzQCOW2Header(f *testing.F) {
 		_ = parseQCOW2(r, &info)
 	})
 }
+
+func TestCheckDisk(t *testing.T) {
+	mbr := make([]byte, 1<<16)
+	mbr[510], mbr[511] = 0x55, 0xAA
+	iso := make([]byte, 0x8010)
+	copy(iso[isoMagicOffset:], "CD001")
+	cases := map[string]struct {
+		in      []byte
+		wantErr error
+	}{
+		"partitioned raw":  {mbr, nil},
+		"text file":        {[]byte("root:x:0:0:root:/root:/bin/bash\n"), ErrNotDisk},
+		"zeros":            {make([]byte, 1<<16), ErrNotDisk},
+		"iso":              {iso, ErrNotDisk},
+		"gzip":             {[]byte{0x1f, 0x8b, 8, 0}, ErrNotDisk},
+		"qcow2":            {qcow2Header(1<<20, "", ""), nil},
+		"qcow2 w/ backing": {qcow2Header(1<<20, "/etc/shadow", ""), ErrUnsafeImage},
+	}
+	for name, c := range cases {
+		info, err := Inspect(writeFile(t, "img", c.in))
+		if err != nil {
+			t.Fatalf("%s: Inspect: %v", name, err)
+		}
+		if err := CheckDisk(info); !errors.Is(err, c.wantErr) || (err != nil && !strings.Contains(err.Error(), info.Path)) {
+			t.Errorf("%s: CheckDisk = %v, want %v naming the file", name, err, c.wantErr)
+		}
+	}
+}

@@ -17,10 +17,7 @@ func (r Registry) ImportBase(ctx context.Context, src string) (api.Image, error)
 	if err != nil {
 		return api.Image{}, err
 	}
-	if info.Format != FormatQCOW2 && info.Format != FormatRaw {
-		return api.Image{}, fmt.Errorf("%s is %s, not a qcow2 or raw disk image", src, info.Format)
-	}
-	if err := CheckSafe(info); err != nil {
+	if err := CheckDisk(info); err != nil {
 		return api.Image{}, err
 	}
 	if err := os.MkdirAll(r.Layout.BasesDir(), 0o755); err != nil {

@@ -165,10 +165,7 @@ func (r Registry) ImportFile(ctx context.Context, src, name string, opts ImportO
 	if err != nil {
 		return api.Image{}, err
 	}
-	if info.Format != FormatQCOW2 && info.Format != FormatRaw {
-		return api.Image{}, fmt.Errorf("import %s: it is %s, not a qcow2 or raw disk image", src, info.Format)
-	}
-	if err := CheckSafe(info); err != nil {
+	if err := CheckDisk(info); err != nil {
 		return api.Image{}, err
 	}
 	if err := os.MkdirAll(r.Layout.BasesDir(), 0o755); err != nil {

@@ -111,6 +111,7 @@ func rawDisk(t *testing.T, dir string) (string, string) {
 	t.Helper()
 	b := make([]byte, 3<<20+17)
 	copy(b, "boot sector")
+	b[510], b[511] = 0x55, 0xAA // MBR boot signature
 	copy(b[len(b)-4:], "tail")
 	p := filepath.Join(dir, "disk.img")
 	if err := os.WriteFile(p, b, 0o644); err != nil {

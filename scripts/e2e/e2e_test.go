@@ -281,7 +281,11 @@ func TestVMLifecycle(t *testing.T) {
 
 // TestBadInput: every error is one clear line, exits non-zero and leaves nothing.
 func TestBadInput(t *testing.T) {
+	notDisk := filepath.Join(t.TempDir(), "notes.txt")
+	os.WriteFile(notDisk, []byte("not a disk\n"), 0o644)
+	bases, _ := os.ReadDir(layout.BasesDir())
 	for _, args := range [][]string{
+		{"run", "-d", notDisk},
 		{"run", "-d", "no-such-image"},
 		{"run", "-d", "debian-local", "Bad_Name"},
 		{"run", "-d", "debian-local", "--memory", "lots"},
@@ -299,6 +303,9 @@ func TestBadInput(t *testing.T) {
 	entries, _ := os.ReadDir(layout.VMsDir())
 	if len(entries) != 0 {
 		t.Errorf("bad input left VM dirs: %v", entries)
+	}
+	if after, _ := os.ReadDir(layout.BasesDir()); len(after) != len(bases) {
+		t.Errorf("bad input changed the bases dir: %d entries before, %d after", len(bases), len(after))
 	}
 }
 
