@@ -32,11 +32,28 @@ func newExecCmd(a *app) *cobra.Command {
   fvm exec web1 -- ls -la /`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runIn(cmd, args[0], shellJoin(args[1:]))
+			name, command, err := execArgs(args)
+			if err != nil {
+				return err
+			}
+			return a.runIn(cmd, name, command)
 		},
 	}
 	cmd.Flags().SetInterspersed(false) // flags after the command belong to it
 	return cmd
+}
+
+// execArgs splits `exec NAME [--] CMD ARGS...`. Flag parsing stops at NAME, so a
+// "--" after it reaches here and is dropped rather than run as the command.
+func execArgs(args []string) (name, command string, err error) {
+	name, rest := args[0], args[1:]
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	if len(rest) == 0 {
+		return "", "", fmt.Errorf("no command to run in %s: fvm exec NAME CMD [ARGS...]", name)
+	}
+	return name, shellJoin(rest), nil
 }
 
 // runIn connects to a running VM and runs command (a shell when empty).

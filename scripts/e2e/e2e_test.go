@@ -148,7 +148,7 @@ func TestVMLifecycle(t *testing.T) {
 			t.Fatalf("hostname %q, want %q", got, name)
 		}
 	})
-	t.Run("sudo", func(t *testing.T) { mustFVM(t, "exec", name, "sudo", "-n", "true") })
+	t.Run("sudo", func(t *testing.T) { mustFVM(t, "exec", name, "--", "sudo", "-n", "true") })
 	t.Run("cloud-init-clean", func(t *testing.T) {
 		// Every module of our seed must apply on the image: "done", not "error".
 		if out := mustFVM(t, "exec", name, "cloud-init", "status", "--wait"); !strings.Contains(out, "done") {
@@ -229,9 +229,20 @@ func TestVMLifecycle(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.PIDFile)); err == nil {
 			t.Error("pid file left after stop")
 		}
+		// Two starts at once: one boots the VM, the other is refused with a clear reason.
 		t0 = time.Now()
-		mustFVM(t, "start", name)
+		results := make(chan result, 2)
+		for i := 0; i < 2; i++ {
+			go func() { results <- fvm(t, "start", name) }()
+		}
+		r1, r2 := <-results, <-results
 		t.Logf("MEASURE start to SSH-ready: %s", time.Since(t0))
+		if r1.code != 0 {
+			r1, r2 = r2, r1
+		}
+		if r1.code != 0 || r2.code == 0 || !(strings.Contains(r2.stderr, "already running") || strings.Contains(r2.stderr, "already starting") || strings.Contains(r2.stderr, "busy")) {
+			t.Fatalf("two concurrent starts: want one success and one clear refusal, got %+v and %+v", r1, r2)
+		}
 		if got := strings.TrimSpace(mustFVM(t, "exec", name, "cat", "marker")); got != "kept" {
 			t.Fatalf("marker after restart: %q", got)
 		}

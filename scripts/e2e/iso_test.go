@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,11 +25,16 @@ import (
 //
 //   - the ISO is made by grub-mkrescue: GRUB EFI boots a Debian kernel (taken from the
 //     locally built Debian image) with a tiny busybox initramfs, the "installer";
-//   - the ISO also carries the Debian image, raw: the installer copies it onto the VM's
-//     blank disk, which makes the disk bootable (GPT, ESP with GRUB, root). To copy less
-//     under TCG, the image is split into head.raw (everything before the root partition)
-//     and root.img (the root filesystem shrunk to its minimum by resize2fs, written at
-//     the partition's offset; cloud-init grows it back on first boot);
+//   - an interactive install copies mini.raw onto the VM's blank disk and reboots:
+//     a small GPT disk whose ESP holds a standalone GRUB with the same kernel and
+//     initramfs inside, booted with "fvm.installed", on which the init script says so
+//     and powers off. That the firmware then boots the disk, although the ISO is still
+//     attached, is what the interactive test shows; it costs seconds, not a Debian boot;
+//   - an unattended install copies the Debian image itself, raw, so that `fvm ssh`
+//     reaches the installed system. To copy less under TCG, the image is split into
+//     head.raw (everything before the root partition) and root.img (the root
+//     filesystem shrunk to its minimum by resize2fs, written at the partition's
+//     offset; cloud-init grows it back on first boot);
 //   - the same kernel and initramfs sit at casper/vmlinuz and casper/initrd, where
 //     Ubuntu's server ISOs keep them, so --auto-install boots them directly;
 //   - in an unattended install the installer checks that "autoinstall" is on its kernel
@@ -38,12 +44,14 @@ import (
 //
 // Proof that the VM boots from its disk after the install, with the ISO still
 // attached: the installer runs exactly once (its banner appears once in the serial
-// log) and then `fvm ssh` reaches the installed system with its pinned host key.
+// log), then the installed disk boots: it reports itself (interactive) or `fvm ssh`
+// reaches the installed system with its pinned host key (unattended).
 
 const (
 	installerBanner = "FVM-TEST-INSTALLER: start"
 	installedMark   = "FVM-TEST-INSTALLER: installed"
 	autoSeedMark    = "FVM-TEST-INSTALLER: autoinstall seed found"
+	diskBootMark    = "FVM-TEST-INSTALLER: booted from the installed disk"
 )
 
 // Modules the installer needs from the Debian kernel: the blank disk and the seed
@@ -55,6 +63,10 @@ const installerInit = `#!/bin/busybox sh
 export PATH=/bin
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 exec >/dev/console 2>&1
+if grep -qw fvm.installed /proc/cmdline; then
+	echo "FVM-TEST-INSTALLER: booted from the installed disk at $(cut -d' ' -f1 /proc/uptime)s"
+	poweroff -f
+fi
 echo "FVM-TEST-INSTALLER: start at $(cut -d' ' -f1 /proc/uptime)s"
 for m in $(cat /modules.order); do insmod "/lib/modules/$m" || echo "insmod $m failed"; done
 fail() { echo "FVM-TEST-INSTALLER: FAILED: $*"; sleep 2; poweroff -f; }
@@ -72,8 +84,12 @@ if grep -qw autoinstall /proc/cmdline; then
 	echo "FVM-TEST-INSTALLER: autoinstall seed found"
 fi
 t0=$(cut -d' ' -f1 /proc/uptime)
-dd if=/iso/head.raw of=/dev/$disk bs=1M || fail "copy the partition table and ESP"
-dd if=/iso/root.img of=/dev/$disk bs=1M seek=$(cat /iso/root-offset-mib) || fail "copy the root filesystem"
+if [ $auto = 1 ]; then
+	dd if=/iso/head.raw of=/dev/$disk bs=1M || fail "copy the partition table and ESP"
+	dd if=/iso/root.img of=/dev/$disk bs=1M seek=$(cat /iso/root-offset-mib) || fail "copy the root filesystem"
+else
+	dd if=/iso/mini.raw of=/dev/$disk bs=1M || fail "copy the small bootable disk"
+fi
 sync
 echo "FVM-TEST-INSTALLER: copied from ${t0}s to $(cut -d' ' -f1 /proc/uptime)s"
 blockdev --rereadpt /dev/$disk
@@ -107,11 +123,55 @@ menuentry "fvm test installer" {
 }
 `
 
+// miniDiskGrubCfg is embedded in the mini disk's standalone GRUB, whose memdisk also
+// holds the kernel and initramfs.
+const miniDiskGrubCfg = `set timeout=0
+serial --unit=0 --speed=115200
+terminal_input console serial
+terminal_output console serial
+menuentry "fvm test installed disk" {
+	linux /vmlinuz console=ttyS0,115200 fvm.installed
+	initrd /initrd
+}
+`
+
+// buildMiniDisk writes a small GPT disk image at out whose only partition is an ESP
+// with a standalone GRUB (\EFI\BOOT\BOOTX64.EFI, the removable-media path firmware
+// boots) that carries kernel and initrd in its memdisk.
+func buildMiniDisk(t *testing.T, work, kernel, initrd, out string) {
+	t.Helper()
+	cfg := filepath.Join(work, "mini-grub.cfg")
+	os.WriteFile(cfg, []byte(miniDiskGrubCfg), 0o644)
+	efi := filepath.Join(work, "BOOTX64.EFI")
+	run(t, "grub-mkstandalone", "-O", "x86_64-efi", "-o", efi,
+		"--modules=linux normal serial terminal", "--install-modules=linux normal serial terminal echo test boot",
+		"--locales=", "--fonts=", "--themes=",
+		"boot/grub/grub.cfg="+cfg, "vmlinuz="+kernel, "initrd="+initrd)
+	esp := filepath.Join(work, "mini-esp.img")
+	const espMiB = 32
+	run(t, "mkfs.vfat", "-C", esp, strconv.Itoa(espMiB<<10))
+	run(t, "mmd", "-i", esp, "::/EFI", "::/EFI/BOOT")
+	run(t, "mcopy", "-i", esp, efi, "::/EFI/BOOT/BOOTX64.EFI")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate((espMiB + 2) << 20) // 1 MiB for the GPT in front, room for the backup GPT behind
+	f.Close()
+	cmd := exec.Command("sfdisk", "--quiet", out)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("label: gpt\nstart=2048, size=%d, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n", espMiB<<11))
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sfdisk: %v\n%s", err, b)
+	}
+	run(t, "dd", "if="+esp, "of="+out, "bs=1M", "seek=1", "conv=notrunc", "status=none")
+}
+
 func needTools(t *testing.T) {
 	t.Helper()
 	for tool, pkg := range map[string]string{
 		"grub-mkrescue": "grub-common grub-efi-amd64-bin", "xorriso": "xorriso", "mformat": "mtools",
 		"busybox": "busybox-static", "debugfs": "e2fsprogs", "sfdisk": "fdisk", "qemu-img": "qemu-utils",
+		"grub-mkstandalone": "grub-common", "mkfs.vfat": "dosfstools",
 	} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed (apt-get install -y %s)", tool, pkg)
@@ -267,6 +327,9 @@ func buildInstallerISO(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
+	initrdFile := filepath.Join(work, "initrd")
+	os.WriteFile(initrdFile, initrd, 0o644)
+	buildMiniDisk(t, work, kernel, initrdFile, filepath.Join(stage, "mini.raw"))
 	iso := filepath.Join(work, "installer.iso")
 	run(t, "grub-mkrescue", "-o", iso, stage, "-iso-level", "3") // mkisofs options after the source
 	t.Logf("MEASURE installer ISO (kernel %s, %d modules, initrd %d KiB, root filesystem %d MiB) built in %s",
@@ -399,14 +462,17 @@ func TestISO(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.VNCSocket)); err != nil || st.Mode()&os.ModeSocket == 0 {
 			t.Errorf("no VNC socket for the display: %v", err)
 		}
-		// The installer copies the system and reboots; the firmware then boots the disk
-		// although the ISO is still attached.
-		checkInstalledSystem(t, name)
-		t.Logf("MEASURE interactive ISO: create to SSH on the installed system: %s", time.Since(t0))
+		// The installer writes the disk and reboots; the firmware then boots the disk
+		// although the ISO is still attached, and the disk's system powers the VM off.
+		waitStopped(t, name, 10*time.Minute)
+		t.Logf("MEASURE interactive ISO: create to the installed disk's boot: %s", time.Since(t0))
 		log := serialLog(name)
 		logInstallerLines(t, log)
 		if n := strings.Count(log, installerBanner); n != 1 || !strings.Contains(log, installedMark) {
 			t.Fatalf("installer ran %d times (want once, then the disk boots); serial log:\n%s", n, tail(log))
+		}
+		if n := strings.Count(log, diskBootMark); n != 1 || strings.Index(log, diskBootMark) < strings.Index(log, installedMark) {
+			t.Fatalf("the installed disk booted %d times (want once, after the install); serial log:\n%s", n, tail(log))
 		}
 		if strings.Contains(log, autoSeedMark) {
 			t.Error("an interactive install saw an autoinstall kernel command line")
@@ -441,8 +507,8 @@ func TestISO(t *testing.T) {
 				t.Errorf("%s left after the install: %v", f, err)
 			}
 		}
-		// That later boots go straight to the disk is shown by "interactive" above
-		// (the ISO stays attached there too); one more TCG boot here buys nothing.
+		// That later boots go straight to the disk with the ISO attached is shown by
+		// "interactive" above; one more TCG boot here buys nothing.
 		mustFVM(t, "rm", "-f", name)
 	})
 
@@ -472,6 +538,23 @@ func TestISO(t *testing.T) {
 			}
 		}
 	})
+}
+
+// waitStopped waits until the VM's state is stopped (its guest powered off).
+func waitStopped(t *testing.T, name string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var v api.VM
+		out, err := exec.Command(fvmBin, "inspect", name).Output()
+		if err == nil && json.Unmarshal(out, &v) == nil && v.State == "stopped" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("vm %s not stopped after %s (inspect: %v %s); serial log:\n%s", name, timeout, err, out, tail(serialLog(name)))
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
 
 // logInstallerLines logs the installer's own lines (with the guest's uptime) as measurements.

@@ -13,7 +13,7 @@ import (
 
 // recipeVersion changes whenever the build steps change in a way the other inputs of
 // the cache key do not show, so existing images are rebuilt.
-const recipeVersion = "1"
+const recipeVersion = "2"
 
 // Defaults of the image.
 const (
@@ -53,6 +53,23 @@ var (
 		"path-include=/usr/share/locale/locale.alias",
 	}
 )
+
+// essentialHook runs after the essential packages, before the kernel is installed, so
+// the initramfs is built lean the first time: only the modules a VM's boot disk needs
+// (virtio, NVMe for vz, ext4) instead of MODULES=most. Under software emulation that
+// is seconds less per boot (a ~30 MB initrd takes ~7 s just to unpack).
+const essentialHook = `set -eu
+root="$1"
+mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
+echo MODULES=list > "$root/etc/initramfs-tools/conf.d/fvm-modules.conf"
+cat > "$root/etc/initramfs-tools/hooks/fvm-modules" <<'EOF'
+#!/bin/sh
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+manual_add_modules virtio_pci virtio_blk virtio_scsi sd_mod nvme ext4 crc32c_generic
+EOF
+chmod 0755 "$root/etc/initramfs-tools/hooks/fvm-modules"
+`
 
 // customizeHook runs (via sh -c, "$1" = the root directory) after the packages are in.
 const customizeHook = `set -eu
@@ -100,6 +117,7 @@ type recipe struct {
 	AptOpts  []string `json:"aptOpts"`
 	DpkgOpts []string `json:"dpkgOpts"`
 	Hook     string   `json:"hook"`
+	EssHook  string   `json:"essentialHook"`
 	GrubCfg  string   `json:"grubCfg"`
 	Sources  string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
 	RootSize int64    `json:"rootSize"`
@@ -111,7 +129,7 @@ func newRecipe(sources []byte, rootSize int64) recipe {
 	slices.Sort(pkgs)
 	return recipe{
 		Version: recipeVersion, Suite: suite, Arch: arch, Packages: pkgs,
-		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, GrubCfg: grubTemplate,
+		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssHook: essentialHook, GrubCfg: grubTemplate,
 		Sources: string(sources), RootSize: rootSize, ESPSize: espSize,
 	}
 }
@@ -156,6 +174,7 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 	if p.DebsOut != "" {
 		args = append(args, "--customize-hook=sync-out /var/cache/apt/archives "+p.DebsOut)
 	}
+	args = append(args, "--essential-hook="+r.EssHook)
 	args = append(args, "--customize-hook="+strings.ReplaceAll(r.Hook, uuidPlaceholder, rootUUID), r.Suite, p.Target)
 	if p.Sources != "" {
 		args = append(args, p.Sources)

@@ -80,13 +80,21 @@ func TestMmdebstrapArgs(t *testing.T) {
 			t.Errorf("cached argv lacks %q: %q", want, cached)
 		}
 	}
-	var hook, include string
+	var hook, include, ess string
 	for _, a := range args {
+		if s, ok := strings.CutPrefix(a, "--essential-hook="); ok {
+			ess = s
+		}
 		if s, ok := strings.CutPrefix(a, "--customize-hook="); ok {
 			hook = s
 		}
 		if s, ok := strings.CutPrefix(a, "--include="); ok {
 			include = s
+		}
+	}
+	for _, want := range []string{"MODULES=list", "manual_add_modules virtio_pci virtio_blk", "chmod 0755"} {
+		if !strings.Contains(ess, want) {
+			t.Errorf("essential hook lacks %q", want)
 		}
 	}
 	if strings.Split(include, ",")[0] == "" || strings.Contains(include, " ") {

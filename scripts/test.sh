@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `make test`: every gate. The e2e tests' Debian image is built (mostly downloading
+# and unpacking packages) while the static checks and unit tests run, which saves
+# minutes of wall time; then the e2e tests boot VMs from it.
+# FVM_E2E_HOME keeps the state dir (and the built image) between runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MAKE=${MAKE:-make}
+home=${FVM_E2E_HOME:-}
+keep=1
+if [[ -z $home ]]; then
+	home=$(mktemp -d /tmp/fvm-e2e.XXXXXX) # short: socket paths are limited to ~100 bytes
+	keep=0
+fi
+host=""
+cleanup() {
+	if [[ -n $host ]]; then kill "$host" 2>/dev/null || true; fi
+	wait 2>/dev/null || true
+	if [[ $keep == 0 ]]; then rm -rf "$home"; fi
+}
+trap cleanup EXIT
+
+"$MAKE" build app
+# A host of our own (not one started on demand, detached) so that a failed check
+# below can stop the build with it.
+FVM_HOME=$home bin/fvm daemon >"$home/prebuild-host.log" 2>&1 &
+host=$!
+for _ in $(seq 1 100); do [[ -S $home/run/fvm.sock ]] && break; sleep 0.1; done
+FVM_HOME=$home bin/fvm image build debian >"$home/prebuild.log" 2>&1 &
+build=$!
+
+"$MAKE" check
+if ! wait "$build"; then
+	echo "test: fvm image build debian failed:" >&2
+	cat "$home/prebuild.log" "$home/prebuild-host.log" >&2
+	exit 1
+fi
+echo "test: image for the e2e tests: $(tail -n 1 "$home/prebuild.log")"
+FVM_E2E_HOME=$home ./scripts/e2e.sh
