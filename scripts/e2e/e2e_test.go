@@ -79,9 +79,19 @@ type result struct {
 // fvm runs the binary and returns its output and exit status.
 func fvm(t *testing.T, args ...string) result {
 	t.Helper()
+	return fvmEnv(t, nil, args...)
+}
+
+// fvmEnv is fvm with extra environment variables (KEY=VALUE): parallel tests
+// cannot use t.Setenv.
+func fvmEnv(t *testing.T, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, fvmBin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	err := cmd.Run()
@@ -97,7 +107,12 @@ func fvm(t *testing.T, args ...string) result {
 
 func mustFVM(t *testing.T, args ...string) string {
 	t.Helper()
-	r := fvm(t, args...)
+	return mustFVMEnv(t, nil, args...)
+}
+
+func mustFVMEnv(t *testing.T, env []string, args ...string) string {
+	t.Helper()
+	r := fvmEnv(t, env, args...)
 	if r.code != 0 {
 		t.Fatalf("fvm %v failed (%d): %s", args, r.code, r.stderr)
 	}

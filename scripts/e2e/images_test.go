@@ -101,8 +101,10 @@ func dirEntries(dir string) []string {
 
 // TestPull serves the locally built Debian image from a loopback mirror in
 // Debian's layout: a lying checksum index is refused and leaves nothing, then
-// `fvm run --rm debian:12` pulls, verifies and boots it.
+// `fvm run --rm debian:12` pulls, verifies and boots it. It runs beside TestISO
+// (each boot under TCG leaves CPU to spare), after the tests that kill the host.
 func TestPull(t *testing.T) {
+	t.Parallel()
 	find := func() (base api.Image) {
 		for _, img := range localImages(t) {
 			if img.Name == "debian-local" {
@@ -122,7 +124,9 @@ func TestPull(t *testing.T) {
 	m := newDebianMirror(t, base.Path)
 	// Set for the CLI; it sends its mirror settings with each pull, so a host
 	// started earlier without this variable uses it too.
-	t.Setenv("FVM_IMAGES_DEBIAN_MIRROR", m.srv.URL)
+	env := []string{"FVM_IMAGES_DEBIAN_MIRROR=" + m.srv.URL}
+	fvm := func(t *testing.T, args ...string) result { t.Helper(); return fvmEnv(t, env, args...) }
+	mustFVM := func(t *testing.T, args ...string) string { t.Helper(); return mustFVMEnv(t, env, args...) }
 	fvm(t, "image", "rm", "debian:12") // from an earlier run; may fail
 	mustFVM(t, "image", "prune")
 

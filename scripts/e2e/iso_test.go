@@ -442,6 +442,7 @@ func TestISOInstallerMedia(t *testing.T) {
 }
 
 func TestISO(t *testing.T) {
+	t.Parallel() // beside TestPull
 	needTools(t)
 	iso := buildInstallerISO(t)
 
