@@ -68,3 +68,16 @@ func TestImageOf(t *testing.T) {
 		t.Errorf("imageOf = %q", got)
 	}
 }
+
+func TestPositionalArchOrName(t *testing.T) {
+	if s, err := createSpec(t, "debian", "arm64", "web1"); err != nil || s.Arch != vm.ARM64 || s.Name != "web1" {
+		t.Fatalf("IMAGE ARCH NAME: %+v %v", s, err)
+	}
+	if s, err := createSpec(t, "debian", "web1"); err != nil || s.Arch != "" || s.Name != "web1" {
+		t.Fatalf("IMAGE NAME: %+v %v", s, err)
+	}
+	_, err := createSpec(t, "debian", "ppc64")
+	if err == nil || !strings.Contains(err.Error(), `architecture "ppc64" is not supported`) || !strings.Contains(err.Error(), "--name ppc64") {
+		t.Fatalf("IMAGE ppc64: err = %v, want an unsupported-architecture error", err)
+	}
+}

@@ -70,6 +70,9 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		}
 		s, rest = vm.Spec{Image: args[0], Name: f.name}, args[1:]
 	}
+	if len(rest) > 0 && vm.IsForeignArch(rest[0]) {
+		return s, fmt.Errorf("architecture %q is not supported: fvm runs amd64 and arm64 images (for a VM named %s, use --name %s)", rest[0], rest[0], rest[0])
+	}
 	if len(rest) > 0 && vm.IsArch(rest[0]) {
 		arch, _ := vm.ParseArch(rest[0])
 		s.Arch = arch

@@ -70,6 +70,17 @@ func ParseArch(s string) (Arch, error) {
 // IsArch reports whether s names an architecture (used to tell ARCH from NAME in `fvm run`).
 func IsArch(s string) bool { _, err := ParseArch(s); return err == nil }
 
+// foreignArches are architectures fvm does not run: in the ARCH place of
+// `fvm run IMAGE [ARCH] [NAME]` they are a mistake, not a VM name.
+var foreignArches = map[string]bool{
+	"i386": true, "i686": true, "386": true, "x86": true, "armhf": true, "armel": true, "arm": true,
+	"armv7": true, "armv7l": true, "ppc64": true, "ppc64le": true, "ppc64el": true, "s390x": true,
+	"riscv64": true, "mips64el": true, "mipsel": true, "loong64": true, "loongarch64": true,
+}
+
+// IsForeignArch reports whether s names an architecture fvm cannot run.
+func IsForeignArch(s string) bool { return foreignArches[strings.ToLower(s)] }
+
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // ValidateName checks a VM name: lowercase letters, digits and inner hyphens, at most MaxNameLen.
