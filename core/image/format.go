@@ -101,12 +101,14 @@ func Inspect(path string) (Info, error) {
 		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
 	}
 	switch info.Format {
-	case FormatRaw, FormatISO:
+	case FormatRaw:
 		info.VirtualSize = st.Size()
 		var sig [2]byte
 		if _, err := f.ReadAt(sig[:], mbrSignatureOffset); err == nil {
 			info.BootSignature = sig == [2]byte{0x55, 0xAA}
 		}
+	case FormatISO:
+		info.VirtualSize = st.Size()
 	case FormatQCOW2:
 		if err := parseQCOW2(f, &info); err != nil {
 			return Info{}, fmt.Errorf("inspect image %s: %w", path, err)

@@ -110,18 +110,18 @@ rm -f "$root/etc/resolv.conf"
 
 // recipe is everything that decides the image's content; its hash is the cache key.
 type recipe struct {
-	Version  string   `json:"version"`
-	Suite    string   `json:"suite"`
-	Arch     string   `json:"arch"`
-	Packages []string `json:"packages"`
-	AptOpts  []string `json:"aptOpts"`
-	DpkgOpts []string `json:"dpkgOpts"`
-	Hook     string   `json:"hook"`
-	EssHook  string   `json:"essentialHook"`
-	GrubCfg  string   `json:"grubCfg"`
-	Sources  string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
-	RootSize int64    `json:"rootSize"`
-	ESPSize  int64    `json:"espSize"`
+	Version       string   `json:"version"`
+	Suite         string   `json:"suite"`
+	Arch          string   `json:"arch"`
+	Packages      []string `json:"packages"`
+	AptOpts       []string `json:"aptOpts"`
+	DpkgOpts      []string `json:"dpkgOpts"`
+	Hook          string   `json:"hook"`
+	EssentialHook string   `json:"essentialHook"`
+	GrubCfg       string   `json:"grubCfg"`
+	Sources       string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
+	RootSize      int64    `json:"rootSize"`
+	ESPSize       int64    `json:"espSize"`
 }
 
 func newRecipe(sources []byte, rootSize int64) recipe {
@@ -129,7 +129,7 @@ func newRecipe(sources []byte, rootSize int64) recipe {
 	slices.Sort(pkgs)
 	return recipe{
 		Version: recipeVersion, Suite: suite, Arch: arch, Packages: pkgs,
-		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssHook: essentialHook, GrubCfg: grubTemplate,
+		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssentialHook: essentialHook, GrubCfg: grubTemplate,
 		Sources: string(sources), RootSize: rootSize, ESPSize: espSize,
 	}
 }
@@ -174,7 +174,7 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 	if p.DebsOut != "" {
 		args = append(args, "--customize-hook=sync-out /var/cache/apt/archives "+p.DebsOut)
 	}
-	args = append(args, "--essential-hook="+r.EssHook)
+	args = append(args, "--essential-hook="+r.EssentialHook)
 	args = append(args, "--customize-hook="+strings.ReplaceAll(r.Hook, uuidPlaceholder, rootUUID), r.Suite, p.Target)
 	if p.Sources != "" {
 		args = append(args, p.Sources)
