@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -23,7 +24,19 @@ func newCheckCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "host     fvm %s (pid %d)\n\n", info.Version, info.PID)
+			fmt.Fprintf(a.out, "host     fvm %s (pid %d)\n", info.Version, info.PID)
+			for i, b := range info.Backends {
+				label := "backend"
+				if i > 0 {
+					label = ""
+				}
+				if b.Available {
+					fmt.Fprintf(a.out, "%-8s %s: %s\n", label, b.Name, strings.Join(b.Features, ", "))
+				} else {
+					fmt.Fprintf(a.out, "%-8s %s: not available: %s\n", label, b.Name, b.Reason)
+				}
+			}
+			fmt.Fprintln(a.out)
 			failed := 0
 			for _, ch := range info.Checks {
 				mark := "ok  "

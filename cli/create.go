@@ -27,6 +27,9 @@ func newCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := checkBackend(cmd.Context(), c, spec.Backend); err != nil {
+				return err
+			}
 			if spec.ISO == "" { // an installer ISO has no image to pull (install.go)
 				if err := a.ensureImage(cmd.Context(), c, &spec, u); err != nil { // pull or import first, with progress
 					return err

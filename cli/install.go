@@ -13,7 +13,6 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/sshx"
-	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -56,7 +55,7 @@ func (a *app) installNote(v api.VM) {
 		a.phase("`fvm start %s` installs unattended from %s, then boots the installed system", v.Spec.Name, filepath.Base(v.Spec.ISO))
 		return
 	}
-	a.phase("`fvm start %s` boots the installer %s; its display is VNC on %s", v.Spec.Name, filepath.Base(v.Spec.ISO), filepath.Join(v.Dir, store.VNCSocket))
+	a.phase("`fvm start %s` boots the installer %s; its display is VNC on %s", v.Spec.Name, filepath.Base(v.Spec.ISO), v.VNCSocket)
 }
 
 // startInstalling handles `fvm start` of an ISO VM. An interactive installer needs the
@@ -68,7 +67,7 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 		return false, nil
 	}
 	if !v.Spec.AutoInstall {
-		a.phase("%s: display on VNC socket %s; `fvm ssh %s` works once the installed system runs cloud-init", name, filepath.Join(v.Dir, store.VNCSocket), name)
+		a.phase("%s: display on VNC socket %s; `fvm ssh %s` works once the installed system runs cloud-init", name, v.VNCSocket, name)
 		return true, nil
 	}
 	t0 := time.Now()

@@ -32,9 +32,10 @@ func newPsCmd(a *app) *cobra.Command {
 func newLsCmd(a *app) *cobra.Command {
 	var format string
 	cmd := &cobra.Command{
-		Use:   "ls",
-		Short: "List all VMs",
-		Args:  cobra.NoArgs,
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List all VMs (also: list)",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.listVMs(cmd, true, format)
 		},
@@ -65,7 +66,7 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		return writeJSON(a.out, shown)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tIMAGE\tARCH\tCPUS\tMEMORY\tDISK\tSSH\tPORTS\tCREATED")
+	fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\tIMAGE\tARCH\tCPUS\tMEMORY\tDISK\tSSH\tPORTS\tCREATED")
 	for _, v := range shown {
 		s := v.Spec
 		ssh := "-"
@@ -76,7 +77,7 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		for _, p := range s.Ports {
 			ports = append(ports, p.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, shortImage(imageOf(s)), s.Arch, s.CPUs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, dash(v.Backend), shortImage(imageOf(s)), s.Arch, s.CPUs,
 			vm.FormatSize(int64(s.MemoryMiB)<<20), vm.FormatSize(s.DiskBytes), ssh, dash(strings.Join(ports, ",")), ago(v.CreatedAt))
 	}
 	return tw.Flush()

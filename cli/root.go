@@ -65,7 +65,7 @@ State lives under FVM_HOME when set (see "fvm check" for the paths).`,
 	root.SetErr(os.Stderr)
 	root.AddCommand(
 		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newRestartCmd(a), newRmCmd(a),
-		newPsCmd(a), newLsCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
+		newPsCmd(a), newLsCmd(a), newStatusCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
 		newLogsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)
 	root.AddCommand(newPullCmd(a), newUpdateCmd(a))

@@ -50,6 +50,9 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if err != nil {
 				return err
 			}
+			if err := checkBackend(ctx, c, spec.Backend); err != nil {
+				return err
+			}
 			if err := a.ensureImage(ctx, c, &spec, u); err != nil { // pull or import first, with progress
 				return err
 			}

@@ -4,25 +4,24 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fvmhq/fvm/core/config"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// vmFlags are the flags shared by `run` and `create`.
+// vmFlags are the flags shared by `run` and `create`. The settings (cpus,
+// memory, disk, user, accel, backend) are read from the flag set by
+// config.VMSettings, which also consults FVM_* variables and the config file.
 type vmFlags struct {
 	name    string
-	cpus    int
-	memory  string
-	disk    string
-	user    string
 	sshKeys []string
 	ports   []string
-	accel   string
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -31,28 +30,21 @@ type vmFlags struct {
 func (f *vmFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.name, "name", "", "VM name (lowercase letters, digits, hyphens); generated when omitted")
-	fl.IntVar(&f.cpus, "cpus", vm.DefaultCPUs, "virtual CPUs")
-	fl.StringVar(&f.memory, "memory", "2G", "memory, e.g. 512M, 2G")
-	fl.StringVar(&f.disk, "disk", "20G", "disk size; the root filesystem grows to fill it")
-	fl.StringVar(&f.user, "user", vm.DefaultUser, "login user created in the guest (passwordless sudo)")
+	d := vm.Defaults // the one table of defaults; FVM_<FLAG> and the config file override it
+	fl.String(config.KeyCPUs, strconv.Itoa(d.CPUs), "virtual CPUs (also --cpu)")
+	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory, with a unit: 512M, 2G")
+	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size, with a unit (20G); the root filesystem grows to fill it")
+	fl.String(config.KeyUser, d.User, "login user created in the guest (passwordless sudo)")
+	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
+	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
-	fl.StringVar(&f.accel, "accel", "auto", "acceleration: auto, kvm, hvf or tcg")
-}
-
-// setting returns a flag's value when given on the command line, else the config
-// file / FVM_* environment value (viper), else the flag's default.
-func (a *app) setting(cmd *cobra.Command, flag, key string) string {
-	if f := cmd.Flags().Lookup(flag); f != nil && f.Changed {
-		return f.Value.String()
-	}
-	if a.cfg != nil && a.cfg.IsSet(key) {
-		return a.cfg.GetString(key)
-	}
-	if f := cmd.Flags().Lookup(flag); f != nil {
-		return f.Value.String()
-	}
-	return ""
+	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "cpu" { // as in the tools fvm replaces
+			name = config.KeyCPUs
+		}
+		return pflag.NormalizedName(name)
+	})
 }
 
 // spec builds a VM spec from positional IMAGE [ARCH] [NAME] and the flags.
@@ -103,21 +95,11 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		}
 		s.Image = abs
 	}
-	var err error
-	cpus := a.setting(cmd, "cpus", config.KeyCPUs)
-	if _, err := fmt.Sscan(cpus, &s.CPUs); err != nil {
-		return s, fmt.Errorf("--cpus %q is not a number", cpus)
-	}
-	mem, err := vm.ParseSize(a.setting(cmd, "memory", config.KeyMemory))
+	settings, err := config.VMSettings(a.cfg, cmd.Flags())
 	if err != nil {
-		return s, fmt.Errorf("--memory: %w", err)
+		return s, err
 	}
-	s.MemoryMiB = int(mem >> 20)
-	if s.DiskBytes, err = vm.ParseSize(a.setting(cmd, "disk", config.KeyDisk)); err != nil {
-		return s, fmt.Errorf("--disk: %w", err)
-	}
-	s.User = a.setting(cmd, "user", config.KeyUser)
-	s.Accel = a.setting(cmd, "accel", config.KeyAccel)
+	settings.Apply(&s)
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {

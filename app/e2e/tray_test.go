@@ -28,6 +28,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -64,7 +65,7 @@ func TestTrayMenuOverDBus(t *testing.T) {
 		vmName = "e2e-nodisk"
 		arch, _ := vm.ParseArch(runtime.GOARCH)
 		_, err := store.New(layout).Create(vm.Spec{Name: vmName, Image: "none", BaseImage: "/nonexistent.qcow2", Arch: arch,
-			CPUs: 1, MemoryMiB: 256, DiskBytes: 1 << 30, User: vm.DefaultUser, Backend: "qemu", Accel: "tcg"})
+			CPUs: 1, MemoryMiB: 256, DiskBytes: 1 << 30, User: vm.Defaults.User, Backend: "qemu", Accel: "tcg"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func badLines(out string) []string {
 }
 
 func readPID(l store.Layout, name string) int {
-	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(name), store.PIDFile))
+	b, _ := os.ReadFile(filepath.Join(l.InstanceDir(name), qemu.PIDFile))
 	var pid int
 	fmt.Sscan(string(b), &pid)
 	return pid

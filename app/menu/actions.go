@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/fvmhq/fvm/core/api"
-	"github.com/fvmhq/fvm/core/store"
 )
 
 // verbs name each action in error titles ("could not start web1").
@@ -85,8 +83,7 @@ func (m *Menu) showLogs(name string) error {
 	}
 	var opened int
 	var errs []error
-	for _, f := range []string{store.SerialLog, store.HypervisorLog} {
-		p := filepath.Join(v.Dir, f)
+	for _, p := range v.Logs { // the serial console, then the backend's own logs
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}

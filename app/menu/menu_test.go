@@ -102,6 +102,7 @@ func TestClickCallsAPI(t *testing.T) {
 	}
 	web := mkVM("web", vm.Running)
 	web.Dir = dir
+	web.Logs = []string{filepath.Join(dir, store.SerialLog), filepath.Join(dir, "qemu.log")} // the second is absent
 	h := start(t, Options{FvmPath: "/opt/fvm bin/fvm", Env: []string{"FVM_HOME=/tmp/h"}, StopTimeout: 30 * time.Second},
 		web, mkVM("db", vm.Stopped))
 	h.waitTitle(t, "● web")
@@ -352,7 +353,7 @@ func TestPreferences(t *testing.T) {
 		t.Errorf("desktop = %q", d)
 	}
 	b, err := os.ReadFile(layout.ConfigFile())
-	if err != nil || string(b) != DefaultConfig {
+	if err != nil || string(b) != DefaultConfig() {
 		t.Fatalf("config file = %q, %v", b, err)
 	}
 	// All commented out: fvm reads it as the defaults.
@@ -360,8 +361,8 @@ func TestPreferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.GetString(config.KeyMemory) != "2G" || v.GetInt(config.KeyCPUs) != 2 {
-		t.Errorf("defaults changed: memory %q cpus %d", v.GetString(config.KeyMemory), v.GetInt(config.KeyCPUs))
+	if got, err := config.VMSettings(v, nil); err != nil || got != vm.Defaults {
+		t.Errorf("the commented-out file changed the defaults: %+v %v", got, err)
 	}
 	// A user's file is never overwritten.
 	if err := os.WriteFile(layout.ConfigFile(), []byte("cpus: 4\n"), 0o644); err != nil {

@@ -8,25 +8,30 @@ import (
 	"path/filepath"
 
 	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // DefaultConfig is written by Preferences when there is no config file: every
-// setting commented out at its default, so the file documents itself.
-const DefaultConfig = `# fvm settings. FVM_<SETTING> environment variables (e.g. FVM_MEMORY=4G)
+// setting commented out at its default (vm.Defaults), so the file documents itself.
+func DefaultConfig() string {
+	d := vm.Defaults
+	return fmt.Sprintf(`# fvm settings. FVM_<SETTING> environment variables (e.g. FVM_MEMORY=4G)
 # and command-line flags override this file. Uncomment a line to change it.
 
-# Defaults for new VMs:
-# cpus: 2
-# memory: 2G
-# disk: 20G
-# user: fvm          # login name inside the VM
-# accel: auto        # auto, kvm, hvf or tcg
+# Defaults for new VMs (sizes need a unit: 512M, 2G):
+# cpus: %d
+# memory: %s
+# disk: %s
+# user: %s          # login name inside the VM
+# accel: %s        # auto, kvm, hvf or tcg
+# backend: %s      # auto, qemu or vz (macOS 13+)
 
 # Where to download images from, by distribution:
 # images:
 #   debian:
 #     mirror: https://cloud.debian.org/images/cloud
-`
+`, d.CPUs, vm.FormatSize(int64(d.MemoryMiB)<<20), vm.FormatSize(d.DiskBytes), d.User, d.Accel, d.Backend)
+}
 
 // EnsureConfig creates the config file with DefaultConfig unless it exists.
 func EnsureConfig(path string) error {
@@ -41,7 +46,7 @@ func EnsureConfig(path string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("config dir: %w", err)
 	}
-	if err := store.WriteFileAtomic(path, []byte(DefaultConfig), 0o644); err != nil {
+	if err := store.WriteFileAtomic(path, []byte(DefaultConfig()), 0o644); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
 	return nil

@@ -21,8 +21,14 @@ type VM struct {
 	Accel     string    `json:"accel,omitempty"`
 	PID       int       `json:"pid,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
-	Backend   string    `json:"backend"`
-	Notice    string    `json:"notice,omitempty"` // one-line note from the driver, e.g. why TCG was chosen
+	// StartedAt is when the current run began (running VMs only).
+	StartedAt *time.Time `json:"startedAt,omitempty"`
+	Backend   string     `json:"backend"`
+	Notice    string     `json:"notice,omitempty"` // one-line note from the driver, e.g. why TCG was chosen
+	// Logs are the VM's log files: the serial console first, then the backend's own.
+	Logs []string `json:"logs,omitempty"`
+	// VNCSocket is where the hypervisor serves the VM's display as VNC, when it does.
+	VNCSocket string `json:"vncSocket,omitempty"`
 }
 
 // CreateRequest creates a VM (and starts it when Start is set).
@@ -83,6 +89,17 @@ type HostInfo struct {
 	Version string  `json:"version"`
 	PID     int     `json:"pid"`
 	Checks  []Check `json:"checks,omitempty"`
+	// Backends are the hypervisor backends, preferred first (`--backend auto`
+	// picks the first that can run a VM), then those this host lacks.
+	Backends []Backend `json:"backends,omitempty"`
+}
+
+// Backend is one hypervisor backend of the host.
+type Backend struct {
+	Name      string   `json:"name"`
+	Available bool     `json:"available"`
+	Reason    string   `json:"reason,omitempty"`   // why it is not available
+	Features  []string `json:"features,omitempty"` // declared capabilities (driver.Features)
 }
 
 // Event is one line of the /v1/events NDJSON stream.

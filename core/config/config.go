@@ -1,5 +1,6 @@
 // Package config loads settings with viper: the config file, FVM_* environment
-// variables and command-line flags, in rising priority.
+// variables and command-line flags, in rising priority. VM settings resolve in
+// settings.go, against the one table of defaults, vm.Defaults.
 package config
 
 import (
@@ -12,27 +13,12 @@ import (
 
 	"github.com/fvmhq/fvm/core/image"
 	"github.com/fvmhq/fvm/core/store"
-	"github.com/fvmhq/fvm/core/vm"
-)
-
-// Keys of settings that have defaults.
-const (
-	KeyCPUs   = "cpus"
-	KeyMemory = "memory"
-	KeyDisk   = "disk"
-	KeyUser   = "user"
-	KeyAccel  = "accel"
 )
 
 // Load reads the config file under layout (absent is fine) with FVM_* env bound.
 // Nested keys map to env with underscores: images.debian.mirror ↔ FVM_IMAGES_DEBIAN_MIRROR.
 func Load(layout store.Layout) (*viper.Viper, error) {
 	v := viper.New()
-	v.SetDefault(KeyCPUs, vm.DefaultCPUs)
-	v.SetDefault(KeyMemory, "2G")
-	v.SetDefault(KeyDisk, "20G")
-	v.SetDefault(KeyUser, vm.DefaultUser)
-	v.SetDefault(KeyAccel, "auto")
 	v.SetEnvPrefix("FVM")
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
 	v.AutomaticEnv()

@@ -1,6 +1,7 @@
 // Package daemon is the fvm host: it owns the VM registry, runs each VM's
-// lifecycle through a driver, re-adopts VMs left running by an earlier host and
-// publishes events. It implements api/server.Service.
+// lifecycle through the driver of its backend, re-adopts VMs left running by an
+// earlier host and publishes events. It implements api/server.Service. It
+// imports no concrete driver (a test enforces it): core/host wires them in.
 package daemon
 
 import (
@@ -10,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -25,12 +25,15 @@ import (
 
 // Options configure a Daemon.
 type Options struct {
-	Layout  store.Layout
-	Driver  driver.Driver
-	Version string
-	Log     *slog.Logger
-	// Checks reports host capabilities for `fvm check`.
-	Checks func(context.Context) []api.Check
+	Layout store.Layout
+	// Drivers are this platform's backends in order of preference: `--backend
+	// auto` picks the first whose Validate passes. At least one is needed.
+	Drivers []driver.Driver
+	// Unavailable are backends this build knows but this host cannot run, with
+	// why: asking for one fails with that reason (vz on Linux).
+	Unavailable []driver.Unavailable
+	Version     string
+	Log         *slog.Logger
 }
 
 // Daemon is the host's VM registry. Every modifying operation on a VM holds that
@@ -76,14 +79,18 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		return
 	}
 	for _, inst := range insts {
-		m, err := d.opts.Driver.Attach(ctx, inst)
+		drv, err := d.driverOf(&inst.Spec)
+		if err != nil || !drv.Features().OutlivesHost {
+			continue // nothing of it can still run
+		}
+		m, err := drv.Attach(ctx, inst)
 		if err != nil {
 			if !errors.Is(err, driver.ErrNotRunning) {
 				d.log.Warn("re-adopt failed", "vm", inst.Spec.Name, "err", err)
 			}
 			continue
 		}
-		d.log.Info("re-adopted running vm", "vm", inst.Spec.Name)
+		d.log.Info("re-adopted running vm", "vm", inst.Spec.Name, "backend", drv.Name())
 		d.mu.Lock()
 		d.entry(inst.Spec.Name).machine = m
 		d.mu.Unlock()
@@ -157,11 +164,13 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	}
 }
 
-// Host describes the host process.
+// Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
-	info := api.HostInfo{Version: d.opts.Version, PID: os.Getpid()}
-	if d.opts.Checks != nil {
-		info.Checks = d.opts.Checks(ctx)
+	info := api.HostInfo{Version: d.opts.Version, PID: os.Getpid(), Backends: d.backends()}
+	for _, drv := range d.opts.Drivers {
+		if c, ok := drv.(driver.Checker); ok {
+			info.Checks = append(info.Checks, c.Checks(ctx)...)
+		}
 	}
 	return info, nil
 }
@@ -210,10 +219,24 @@ func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 	m, op, lastErr := e.machine, e.op, e.err
 	d.mu.Unlock()
 
-	v := api.VM{Spec: inst.Spec, Dir: inst.Dir, CreatedAt: inst.Spec.Created, Backend: d.opts.Driver.Name(), Error: lastErr}
+	v := api.VM{Spec: inst.Spec, Dir: inst.Dir, CreatedAt: inst.Spec.Created, Backend: inst.Spec.Backend, Error: lastErr}
+	v.Logs = []string{inst.Path(store.SerialLog)}
+	drv, derr := d.driverOf(&inst.Spec)
+	if derr == nil {
+		f := drv.Features()
+		for _, l := range f.LogFiles {
+			v.Logs = append(v.Logs, inst.Path(l))
+		}
+		if f.Display && f.VNCSocket != "" {
+			v.VNCSocket = inst.Path(f.VNCSocket)
+		}
+	}
 	v.State = vm.Stopped
 	if lastErr != "" {
 		v.State = vm.Error
+	}
+	if derr != nil {
+		v.State, v.Error = vm.Error, derr.Error()
 	}
 	if m != nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -223,300 +246,20 @@ func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 			st, v.Error = vm.Error, err.Error()
 		}
 		v.State = st
-		if rt, err := inst.LoadRuntime(); err == nil {
-			v.SSHPort, v.Accel = rt.SSHPort, rt.Accel
+		info := m.Info()
+		v.PID, v.Accel = info.PID, info.Accel
+		if !info.StartedAt.IsZero() {
+			t := info.StartedAt
+			v.StartedAt = &t
 		}
-		if p, ok := m.(interface{ PID() int }); ok {
-			v.PID = p.PID()
+		if ep, err := m.SSHEndpoint(ctx); err == nil {
+			v.SSHPort = int(ep.Port())
 		}
 	}
 	if op != "" {
 		v.State = opState(op)
 	}
 	return v
-}
-
-// Create makes a VM and, if asked, starts it. It runs detached from the request:
-// a client that goes away (Ctrl-C) leaves a whole VM or none, never half of one.
-func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, error) {
-	ctx = context.WithoutCancel(ctx)
-	spec := req.Spec
-	d.applyDefaults(&spec)
-	if spec.Name == "" {
-		spec.Name = vm.GenerateName(d.store.Exists)
-	}
-	if err := vm.ValidateName(spec.Name); err != nil {
-		return api.VM{}, api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	done, err := d.begin(spec.Name, "creating")
-	if err != nil {
-		return api.VM{}, err
-	}
-	inst, err := d.create(ctx, spec)
-	if err != nil {
-		done(nil) // nothing is left of the VM: no error to remember
-		d.forget(spec.Name)
-		return api.VM{}, err
-	}
-	done(nil)
-	d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
-	if req.Start {
-		return d.Start(ctx, spec.Name)
-	}
-	return d.describe(ctx, inst), nil
-}
-
-func (d *Daemon) forget(name string) {
-	d.mu.Lock()
-	if e := d.vms[name]; e != nil && e.machine == nil && e.op == "" {
-		delete(d.vms, name)
-	}
-	d.mu.Unlock()
-}
-
-func (d *Daemon) applyDefaults(s *vm.Spec) {
-	if s.CPUs == 0 {
-		s.CPUs = vm.DefaultCPUs
-	}
-	if s.MemoryMiB == 0 {
-		s.MemoryMiB = vm.DefaultMemoryMiB
-	}
-	if s.DiskBytes == 0 {
-		s.DiskBytes = vm.DefaultDiskBytes
-	}
-	if s.User == "" {
-		s.User = vm.DefaultUser
-	}
-	if s.Accel == "" {
-		s.Accel = "auto"
-	}
-	s.Backend = d.opts.Driver.Name()
-	s.Created = time.Now().UTC().Truncate(time.Second)
-}
-
-func (d *Daemon) create(ctx context.Context, spec vm.Spec) (inst *store.Instance, err error) {
-	if d.store.Exists(spec.Name) {
-		return nil, api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
-	}
-	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
-		if err := d.resolveISO(&spec); err != nil {
-			return nil, err
-		}
-	} else if err := d.resolveImage(ctx, &spec); err != nil {
-		return nil, err
-	}
-	if err := spec.Validate(); err != nil {
-		return nil, api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	if err := d.opts.Driver.Validate(ctx, &spec); err != nil {
-		return nil, api.Errorf(api.CodeUnsupported, "vm %q: %v", spec.Name, err)
-	}
-	inst, err = d.store.Create(spec)
-	if err != nil {
-		return nil, api.Errorf(api.CodeConflict, "%v", err)
-	}
-	defer func() {
-		if err != nil { // leave no stray VM dir behind
-			err = errors.Join(err, d.opts.Driver.Delete(ctx, inst), d.store.Remove(spec.Name))
-		}
-	}()
-	if err := provision(d.opts.Layout, inst); err != nil {
-		return nil, fmt.Errorf("vm %q: provision: %w", spec.Name, err)
-	}
-	if err := d.opts.Driver.Create(ctx, inst); err != nil {
-		return nil, fmt.Errorf("vm %q: create disk: %w", spec.Name, err)
-	}
-	return inst, nil
-}
-
-// resolveImage turns spec.Image (an absolute file path, a local image name or a
-// catalog reference, pulled when not cached: images.go) into a cached base and
-// fills the arch from it. Local names win over catalog references.
-func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
-	var img api.Image
-	var err error
-	switch {
-	case strings.HasPrefix(spec.Image, "/"):
-		img, err = d.images.ImportBase(ctx, spec.Image)
-		if err != nil {
-			return api.Errorf(api.CodeInvalid, "image %s: %v", spec.Image, err)
-		}
-	case isHTTPURL(spec.Image):
-		return api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", spec.Image)
-	default:
-		if img, err = d.localOrPulled(ctx, spec.Image, spec.Arch); err != nil {
-			return err
-		}
-	}
-	markPending(img.Path, spec.Name) // keep prune off it until the spec names it
-	if spec.Arch == "" {
-		spec.Arch = img.Arch
-	}
-	if spec.Arch == "" { // a bare disk file says nothing of its arch: assume the host's
-		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
-	}
-	if img.Arch != "" && spec.Arch != img.Arch {
-		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
-	}
-	spec.BaseImage = img.Path
-	return nil
-}
-
-// Start boots a stopped VM.
-func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
-	ctx = context.WithoutCancel(ctx)
-	inst, err := d.get(name)
-	if err != nil {
-		return api.VM{}, err
-	}
-	d.mu.Lock()
-	running := d.entry(name).machine != nil
-	d.mu.Unlock()
-	if running {
-		return api.VM{}, api.Errorf(api.CodeConflict, "vm %q is already running", name)
-	}
-	done, err := d.begin(name, "starting")
-	if err != nil {
-		return api.VM{}, err
-	}
-	m, err := d.opts.Driver.Start(ctx, inst)
-	if err != nil { // drivers name the VM in their errors
-		done(err)
-		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
-		return api.VM{}, err
-	}
-	d.mu.Lock()
-	d.entry(name).machine = m
-	d.mu.Unlock()
-	go d.watch(name, m)
-	done(nil)
-	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
-	v := d.describe(ctx, inst)
-	if a, ok := d.opts.Driver.(interface {
-		Accel(*vm.Spec) (accel, notice string, err error)
-	}); ok {
-		_, v.Notice, _ = a.Accel(&inst.Spec)
-	}
-	return v, nil
-}
-
-// Stop shuts a VM down: ACPI power-off, then a kill after the timeout (or at once with Force).
-func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error) {
-	ctx = context.WithoutCancel(ctx)
-	inst, err := d.get(name)
-	if err != nil {
-		return api.VM{}, err
-	}
-	done, err := d.begin(name, "stopping")
-	if err != nil {
-		return api.VM{}, err
-	}
-	err = d.stop(ctx, name, req)
-	done(err)
-	return d.describe(ctx, inst), err
-}
-
-func (d *Daemon) stop(ctx context.Context, name string, req api.StopRequest) error {
-	d.mu.Lock()
-	m := d.entry(name).machine
-	d.mu.Unlock()
-	if m == nil {
-		return nil // already stopped: stopping is idempotent, like docker stop
-	}
-	timeout := time.Duration(req.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = 60 * time.Second
-	}
-	if !req.Force {
-		if err := m.Shutdown(ctx); err != nil {
-			d.log.Warn("graceful shutdown failed, killing", "vm", name, "err", err)
-		} else {
-			select {
-			case <-m.Done():
-				d.waitGone(name, m)
-				return nil
-			case <-time.After(timeout):
-				d.log.Warn("guest did not power off in time, killing", "vm", name, "timeout", timeout)
-			}
-		}
-	}
-	if err := m.Kill(); err != nil {
-		return fmt.Errorf("vm %q: kill: %w", name, err)
-	}
-	select {
-	case <-m.Done():
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("vm %q: hypervisor did not exit after kill", name)
-	}
-	d.waitGone(name, m)
-	return nil
-}
-
-// waitGone makes sure the watcher has recorded the end of m before returning,
-// so a Stop's answer never still says running.
-func (d *Daemon) waitGone(name string, m driver.Machine) {
-	for i := 0; i < 100; i++ {
-		d.mu.Lock()
-		gone := d.entry(name).machine != m
-		d.mu.Unlock()
-		if gone {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	d.mu.Lock()
-	if e := d.entry(name); e.machine == m {
-		e.machine = nil
-	}
-	d.mu.Unlock()
-}
-
-// Restart stops (if running) and starts a VM.
-func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error) {
-	if _, err := d.Stop(ctx, name, req); err != nil {
-		return api.VM{}, err
-	}
-	return d.Start(ctx, name)
-}
-
-// Remove deletes a VM and everything it owns; a running VM needs force.
-func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
-	ctx = context.WithoutCancel(ctx)
-	if _, err := d.get(name); err != nil {
-		return err
-	}
-	done, err := d.begin(name, "removing")
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	running := d.entry(name).machine != nil
-	d.mu.Unlock()
-	if running && !force {
-		done(nil)
-		return api.Errorf(api.CodeConflict, "vm %q is running: stop it first (`fvm stop %s`) or use `fvm rm -f %s`", name, name, name)
-	}
-	if running {
-		if err := d.stop(ctx, name, api.StopRequest{Force: true}); err != nil {
-			done(err)
-			return err
-		}
-	}
-	inst, err := d.get(name)
-	if err == nil {
-		err = errors.Join(d.opts.Driver.Delete(ctx, inst), d.store.Remove(name))
-	}
-	if err != nil {
-		err = fmt.Errorf("vm %q: remove: %w", name, err)
-		done(err)
-		return err
-	}
-	done(nil)
-	d.mu.Lock()
-	delete(d.vms, name)
-	d.mu.Unlock()
-	d.events.publish(api.Event{Type: api.EventVMRemoved, VM: name})
-	return nil
 }
 
 // SSHInfo tells a client how to reach a running VM with its pinned host key.

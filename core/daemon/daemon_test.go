@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
@@ -20,33 +21,88 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
+// fakeDisk is the fake driver's disk file in an instance directory.
+const fakeDisk = "fake-disk"
+
 // fakeDriver runs "VMs" as goroutines so the host logic is tested without QEMU.
 type fakeDriver struct {
+	name      string // "fake" unless set
+	features  driver.Features
+	refuse    string // Validate fails for specs with this image
 	mu        sync.Mutex
 	running   map[string]*fakeMachine
+	calls     []string // "start web1", "delete web1", ...
 	failStart bool
 	failDisk  bool
 }
 
-func (f *fakeDriver) Name() string                                  { return "fake" }
-func (f *fakeDriver) Validate(context.Context, *vm.Spec) error      { return nil }
-func (f *fakeDriver) Delete(context.Context, *store.Instance) error { return nil }
+func newFake(name string) *fakeDriver {
+	return &fakeDriver{name: name, running: map[string]*fakeMachine{}, features: driver.Features{OutlivesHost: true}}
+}
+
+func (f *fakeDriver) Name() string {
+	if f.name == "" {
+		return "fake"
+	}
+	return f.name
+}
+func (f *fakeDriver) Features() driver.Features {
+	if f.name == "" { // built as a literal: like QEMU's VMs, they outlive the host
+		return driver.Features{OutlivesHost: true}
+	}
+	return f.features
+}
+func (f *fakeDriver) Validate(_ context.Context, s *vm.Spec) error {
+	if f.refuse != "" && s.Image == f.refuse {
+		return fmt.Errorf("vm %q: %w: %s cannot run %s", s.Name, driver.ErrUnsupported, f.Name(), s.Image)
+	}
+	return nil
+}
+func (f *fakeDriver) record(call string, inst *store.Instance) {
+	f.mu.Lock()
+	f.calls = append(f.calls, call+" "+inst.Spec.Name)
+	f.mu.Unlock()
+}
+func (f *fakeDriver) Delete(_ context.Context, inst *store.Instance) error {
+	f.record("delete", inst)
+	return nil
+}
 func (f *fakeDriver) Create(_ context.Context, inst *store.Instance) error {
+	f.record("create", inst)
 	if f.failDisk {
 		return errors.New("disk full")
 	}
-	return os.WriteFile(inst.Path(store.DiskFile), []byte("disk"), 0o600)
+	return os.WriteFile(inst.Path(fakeDisk), []byte("base="+inst.Spec.BaseImage), 0o600)
+}
+func (f *fakeDriver) BasesInUse(dir string) ([]string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fakeDisk))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return []string{strings.TrimPrefix(string(b), "base=")}, err
 }
 func (f *fakeDriver) Start(_ context.Context, inst *store.Instance) (driver.Machine, error) {
+	f.record("start", inst)
 	time.Sleep(50 * time.Millisecond) // widen the window for concurrent starts
 	if f.failStart {
 		return nil, errors.New("qemu: boom")
 	}
-	m := &fakeMachine{done: make(chan error, 1)}
+	m := &fakeMachine{done: make(chan error, 1), accel: f.Name() + "-accel"}
 	f.mu.Lock()
 	f.running[inst.Spec.Name] = m
 	f.mu.Unlock()
 	return m, nil
+}
+func (f *fakeDriver) callsFor(name string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		if strings.HasSuffix(c, " "+name) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 func (f *fakeDriver) Attach(_ context.Context, inst *store.Instance) (driver.Machine, error) {
 	f.mu.Lock()
@@ -61,6 +117,11 @@ type fakeMachine struct {
 	mu      sync.Mutex
 	done    chan error
 	stopped bool
+	accel   string
+}
+
+func (m *fakeMachine) Info() driver.MachineInfo {
+	return driver.MachineInfo{PID: 4242, Accel: m.accel, Notice: "fake notice", StartedAt: time.Now()}
 }
 
 func (m *fakeMachine) State(context.Context) (vm.State, error) { return vm.Running, nil }
@@ -90,6 +151,12 @@ type host struct {
 // startHost serves a daemon with the fake driver on a real Unix socket.
 func startHost(t *testing.T, drv *fakeDriver) *host {
 	t.Helper()
+	return startHostWith(t, Options{Drivers: []driver.Driver{drv}}, drv)
+}
+
+// startHostWith serves a daemon with opts (its Layout is set here).
+func startHostWith(t *testing.T, opts Options, drv *fakeDriver) *host {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "fvmd") // short path: sun_path is limited
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +164,8 @@ func startHost(t *testing.T, drv *fakeDriver) *host {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	t.Setenv("FVM_HOME", dir)
 	layout := store.DefaultLayout()
-	d := New(Options{Layout: layout, Driver: drv, Version: "test"})
+	opts.Layout, opts.Version = layout, "test"
+	d := New(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- d.Serve(ctx) }()
@@ -166,10 +234,10 @@ func TestLifecycleOverSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.State != vm.Stopped || v.Spec.Arch != vm.AMD64 || v.Spec.CPUs != vm.DefaultCPUs || v.Spec.BaseImage == "" {
+	if v.State != vm.Stopped || v.Spec.Arch != vm.AMD64 || v.Spec.CPUs != vm.Defaults.CPUs || v.Spec.BaseImage == "" {
 		t.Fatalf("created %+v", v)
 	}
-	for _, f := range []string{store.SeedFile, store.HostKeyFile, store.HostKeyPubFile, store.KnownHostsFile, store.DiskFile} {
+	for _, f := range []string{store.SeedFile, store.HostKeyFile, store.HostKeyPubFile, store.KnownHostsFile, fakeDisk} {
 		if _, err := os.Stat(filepath.Join(v.Dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}
@@ -197,7 +265,7 @@ func TestLifecycleOverSocket(t *testing.T) {
 		t.Fatalf("losing start said %v", lost)
 	}
 	info, err := h.c.SSHInfo(ctx, "web1")
-	if err != nil || info.Port != 2222 || !strings.HasPrefix(info.HostKey, "ssh-ed25519 ") || info.User != vm.DefaultUser {
+	if err != nil || info.Port != 2222 || !strings.HasPrefix(info.HostKey, "ssh-ed25519 ") || info.User != vm.Defaults.User {
 		t.Fatalf("ssh info %+v %v", info, err)
 	}
 	if err := h.c.Remove(ctx, "web1", false); api.CodeOf(err) != api.CodeConflict || !strings.Contains(err.Error(), "rm -f") {
@@ -277,7 +345,7 @@ func TestReadoptAfterHostRestart(t *testing.T) {
 	}
 	h.stop() // the host goes away; the "VM" keeps running
 
-	d := New(Options{Layout: h.layout, Driver: drv})
+	d := New(Options{Layout: h.layout, Drivers: []driver.Driver{drv}})
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
@@ -294,7 +362,7 @@ func TestReadoptAfterHostRestart(t *testing.T) {
 		t.Fatalf("after restart: %+v %v", v.State, err)
 	}
 	// A second host on the same state dir is refused.
-	if err := New(Options{Layout: h.layout, Driver: drv}).Serve(ctx); !errors.Is(err, ErrHostRunning) {
+	if err := New(Options{Layout: h.layout, Drivers: []driver.Driver{drv}}).Serve(ctx); !errors.Is(err, ErrHostRunning) {
 		t.Fatalf("second host: %v", err)
 	}
 	cancel()

@@ -24,7 +24,6 @@ import (
 	"github.com/fvmhq/fvm/core/api/server"
 	"github.com/fvmhq/fvm/core/config"
 	"github.com/fvmhq/fvm/core/image"
-	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -635,8 +634,8 @@ func (d *Daemon) pending(base string) bool {
 }
 
 // basesInUse collects the bases named by local images and by VMs: each VM's
-// spec and, as ground truth, the backing file of its disk overlay (which also
-// covers a VM whose spec cannot be read).
+// spec and, as ground truth, what its driver says the VM's disk reads (which
+// also covers a VM whose spec cannot be read: every driver is asked).
 func (d *Daemon) basesInUse() (map[string]bool, error) {
 	used := map[string]bool{}
 	imgs, err := d.images.List()
@@ -658,12 +657,14 @@ func (d *Daemon) basesInUse() (map[string]bool, error) {
 		if inst, err := d.store.Get(e.Name()); err == nil && inst.Spec.BaseImage != "" {
 			used[inst.Spec.BaseImage] = true
 		}
-		if info, err := image.Inspect(filepath.Join(dir, store.DiskFile)); err == nil && info.BackingFile != "" {
-			b := info.BackingFile
-			if !filepath.IsAbs(b) {
-				b = filepath.Join(dir, b)
+		for _, drv := range d.opts.Drivers {
+			bases, err := drv.BasesInUse(dir)
+			if err != nil {
+				return nil, fmt.Errorf("vm %s: which base its disk reads: %w", e.Name(), err)
 			}
-			used[filepath.Clean(b)] = true
+			for _, b := range bases {
+				used[b] = true
+			}
 		}
 	}
 	return used, nil

@@ -51,15 +51,11 @@ func (d *Daemon) resolveISO(spec *vm.Spec) error {
 	return nil
 }
 
-// installFinisher is a machine that can tell that it was an unattended install boot
-// which left an installed disk (the qemu driver's Machine).
-type installFinisher interface{ InstallFinished() bool }
-
 // afterInstall boots a VM again, from its disk, when its machine ended as a finished
 // unattended install: the installer powers off (QEMU cannot reboot out of a direct
 // kernel boot), and the user asked for a VM, not a stopped one.
 func (d *Daemon) afterInstall(name string, m driver.Machine, exitErr error) {
-	f, ok := m.(installFinisher)
+	f, ok := m.(driver.InstallBoot)
 	if !ok || exitErr != nil || !f.InstallFinished() {
 		return
 	}

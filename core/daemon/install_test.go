@@ -23,7 +23,7 @@ import (
 func newTestDaemon(t *testing.T, drv driver.Driver) *Daemon {
 	t.Helper()
 	t.Setenv("FVM_HOME", t.TempDir())
-	return New(Options{Layout: store.DefaultLayout(), Driver: drv, Version: "test"})
+	return New(Options{Layout: store.DefaultLayout(), Drivers: []driver.Driver{drv}, Version: "test"})
 }
 
 // fakeISO writes a file that is an ISO 9660 image by content (the volume descriptor magic).
@@ -50,7 +50,7 @@ func TestCreateFromISO(t *testing.T) {
 	if v.Spec.ISO != iso || v.Spec.BaseImage != "" || v.Spec.Image != "" || v.Spec.Arch != host || v.Spec.DiskBytes != 4<<30 {
 		t.Fatalf("created %+v", v.Spec)
 	}
-	for _, f := range []string{store.SeedFile, store.HostKeyFile, store.KnownHostsFile, store.DiskFile} {
+	for _, f := range []string{store.SeedFile, store.HostKeyFile, store.KnownHostsFile, fakeDisk} {
 		if _, err := os.Stat(filepath.Join(v.Dir, f)); err != nil {
 			t.Errorf("missing %s: %v", f, err)
 		}

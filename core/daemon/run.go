@@ -51,5 +51,6 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx) // event streams end with the handlers' contexts
+	d.stopEphemeral(context.Background())
 	return nil
 }

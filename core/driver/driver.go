@@ -1,33 +1,92 @@
-// Package driver is the seam between the host and hypervisors. Drivers are small;
-// optional powers are extra interfaces, discovered with type assertions.
+// Package driver is the seam between the host and hypervisors.
+//
+// A backend is one Driver. The host (core/daemon) keeps every driver its
+// platform has, in order of preference, and picks one per VM from
+// vm.Spec.Backend, which is chosen at create and kept for the VM's life.
+// core/daemon imports no concrete driver: core/host wires them in.
+//
+// What the host needs to know about a driver is declared, never discovered:
+// plain data in Features, and the few optional powers as the named interfaces
+// below. A driver owns and names its own files in the instance directory (its
+// disk, pid file, sockets, logs); core/store names only what every backend has.
 package driver
 
 import (
 	"context"
 	"errors"
 	"net/netip"
+	"time"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
 // Driver creates, boots and deletes VMs of one hypervisor.
 type Driver interface {
+	// Name is the backend's name, as in vm.Spec.Backend and `--backend`.
 	Name() string
-	// Validate checks that this host can run the spec (binaries, firmware, accel).
+	// Features declares what the driver's VMs can do and how they are kept.
+	Features() Features
+	// Validate checks that this host can run the spec with this driver
+	// (binaries, firmware, accel, arch, install media); errors wrap ErrUnsupported.
+	// `--backend auto` picks the first driver whose Validate passes.
 	Validate(ctx context.Context, spec *vm.Spec) error
-	// Create prepares the instance's disks and seed; it is idempotent.
+	// Create prepares the instance's disks; it is idempotent. The seed, host
+	// keys and spec (store's files) are written by the host beforehand.
 	Create(ctx context.Context, inst *store.Instance) error
 	// Start boots the VM and returns once the hypervisor runs (not when the guest is ready).
 	Start(ctx context.Context, inst *store.Instance) (Machine, error)
 	// Attach re-adopts a VM left running by an earlier host; ErrNotRunning if none is.
 	Attach(ctx context.Context, inst *store.Instance) (Machine, error)
-	// Delete removes what the driver made outside the instance directory, if anything.
+	// Delete stops whatever of the instance still runs and removes what the
+	// driver made outside the instance directory; the host removes the directory.
 	Delete(ctx context.Context, inst *store.Instance) error
+	// BasesInUse lists the cached base files that the VM in dir reads, from the
+	// driver's own disk files: the ground truth for pruning, which also holds
+	// when the VM's spec cannot be read. A dir with none of its files yields none.
+	BasesInUse(dir string) ([]string, error)
+}
+
+// DiskFormat is how a driver makes a VM's disk from a cached base.
+type DiskFormat string
+
+const (
+	// DiskQCOW2Overlay: a qcow2 overlay whose backing file is the base (QEMU).
+	DiskQCOW2Overlay DiskFormat = "qcow2-overlay"
+	// DiskRawClone: a copy-on-write clone (APFS clonefile) of a raw conversion of the base (vz).
+	DiskRawClone DiskFormat = "raw-clone"
+)
+
+// Features are a driver's declared capabilities. The host reads them; it never
+// probes a driver or a machine for powers.
+type Features struct {
+	Disk DiskFormat `json:"disk"`
+	// OutlivesHost: VMs run in processes of their own that survive the host,
+	// and Attach re-adopts them. Without it the host stops its VMs when it exits.
+	OutlivesHost bool `json:"outlivesHost"`
+	// SerialConsole: the guest's serial port is captured in store.SerialLog.
+	SerialConsole bool `json:"serialConsole"`
+	// Display: the VM has a screen that can be shown.
+	Display bool `json:"display"`
+	// VNCSocket names (in the instance directory) the Unix socket on which the
+	// hypervisor serves the display as VNC; "" when it is shown another way.
+	VNCSocket string `json:"vncSocket,omitempty"`
+	// SaveState: a running VM's state can be saved to its directory and restored.
+	SaveState bool `json:"saveState"`
+	// Shares: host directories can be shared into the guest.
+	Shares bool `json:"shares"`
+	// InstallISO: the VM can boot an installer ISO onto a blank disk (vm.Spec.ISO).
+	InstallISO bool `json:"installISO"`
+	// LogFiles are the driver's own logs in the instance directory (names,
+	// beside store.SerialLog), for `Show Logs` and error reports.
+	LogFiles []string `json:"logFiles,omitempty"`
 }
 
 // Machine is a running VM.
 type Machine interface {
+	// Info describes the run: process, accelerator, notices.
+	Info() MachineInfo
 	State(ctx context.Context) (vm.State, error)
 	// Shutdown asks the guest to power off (ACPI); the caller may Kill after a timeout.
 	Shutdown(ctx context.Context) error
@@ -37,10 +96,26 @@ type Machine interface {
 	SSHEndpoint(ctx context.Context) (netip.AddrPort, error)
 }
 
-// Optional powers.
+// MachineInfo are the facts of one run of a VM.
+type MachineInfo struct {
+	PID       int       // the hypervisor's process, 0 where there is none of its own
+	Accel     string    // the accelerator it resolved (kvm, hvf, tcg, vz)
+	Notice    string    // one line for the user, e.g. why TCG was chosen
+	StartedAt time.Time // when this run began (zero when unknown)
+}
+
+// Optional powers: named interfaces the host checks for by name (never
+// anonymous assertions), each used by the host.
 type (
-	// Consoler attaches to the serial console.
-	Consoler interface{ ConsolePath() string }
+	// InstallBoot is a machine that may be an unattended install boot: the host
+	// boots the VM again from its disk when InstallFinished says the install
+	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
+	InstallBoot interface{ InstallFinished() bool }
+
+	// Checker is a driver that reports what this host has and lacks for it (`fvm check`).
+	Checker interface {
+		Checks(ctx context.Context) []api.Check
+	}
 )
 
 // ErrNotRunning means no hypervisor process is running for the instance.
@@ -48,3 +123,27 @@ var ErrNotRunning = errors.New("not running")
 
 // ErrUnsupported means the host cannot run this spec with this driver.
 var ErrUnsupported = errors.New("unsupported on this host")
+
+// Unavailable is a backend this build knows but this host cannot run (vz on
+// Linux, or on macOS before 13): asking for it fails with Reason.
+type Unavailable struct {
+	Name   string
+	Reason string // one line, e.g. "vz needs macOS 13+ (Apple's Virtualization framework)"
+}
+
+// List names the features that are on, for people (`fvm check`, `fvm status`).
+func (f Features) List() []string {
+	out := []string{"disk: " + string(f.Disk)}
+	for _, c := range []struct {
+		on   bool
+		name string
+	}{
+		{f.OutlivesHost, "outlives-host"}, {f.SerialConsole, "serial-console"}, {f.Display, "display"},
+		{f.SaveState, "save-state"}, {f.Shares, "shares"}, {f.InstallISO, "install-iso"},
+	} {
+		if c.on {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}

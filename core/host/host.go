@@ -1,5 +1,6 @@
 // Package host assembles the fvm host with this platform's drivers. `fvm daemon`
-// and the menu-bar app both use it, so they serve the same host.
+// and the menu-bar app both use it, so they serve the same host. A new backend
+// is registered here (host_<os>.go) and nowhere else outside its own package.
 package host
 
 import (
@@ -7,18 +8,17 @@ import (
 	"log/slog"
 
 	"github.com/fvmhq/fvm/core/daemon"
-	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/store"
 )
 
 // New returns a host over layout, logging to w.
 func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
-	drv := qemu.New(qemu.Options{Log: w})
+	drivers, unavailable := platformDrivers(w)
 	return daemon.New(daemon.Options{
-		Layout:  layout,
-		Driver:  drv,
-		Version: version,
-		Log:     slog.New(slog.NewTextHandler(w, nil)),
-		Checks:  drv.Checks,
+		Layout:      layout,
+		Drivers:     drivers,
+		Unavailable: unavailable,
+		Version:     version,
+		Log:         slog.New(slog.NewTextHandler(w, nil)),
 	})
 }

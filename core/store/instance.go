@@ -23,13 +23,12 @@ type Instance struct {
 // Path returns the path of a file (one of the constants above) in the instance directory.
 func (i *Instance) Path(name string) string { return filepath.Join(i.Dir, name) }
 
-// Runtime holds facts of the current or last run, written at start.
+// Runtime holds the backend-neutral facts of the current or last run, written
+// by the driver at start; a driver keeps its own facts in a file of its own.
 type Runtime struct {
 	SSHPort   int    `json:"sshPort"`
 	Accel     string `json:"accel"`
-	QEMU      string `json:"qemu,omitempty"` // hypervisor executable, to recognise the pid again
-	StartedAt string `json:"startedAt,omitempty"`
-	Install   bool   `json:"install,omitempty"` // this run is an unattended install boot from the ISO
+	StartedAt string `json:"startedAt,omitempty"` // RFC 3339
 }
 
 // LoadRuntime reads runtime.json; a missing file yields a zero Runtime.

@@ -1,5 +1,8 @@
-// Package store owns fvm's on-disk layout. Every file name lives here, every
-// saved file goes through WriteFileAtomic, and cross-process exclusion uses flock.
+// Package store owns fvm's backend-neutral on-disk layout: the top-level
+// directories and the files every VM has whatever its backend. Each driver
+// names its own files in the instance directory (its disk, pid file, sockets,
+// logs). Every saved file goes through WriteFileAtomic; cross-process
+// exclusion uses flock.
 package store
 
 import (
@@ -8,28 +11,18 @@ import (
 	"runtime"
 )
 
-// File names inside an instance directory.
+// File names inside an instance directory that every backend has. The disk
+// is the driver's (its name says its format: disk.qcow2, disk.raw).
 const (
 	SpecFile       = "spec.json"    // vm.Spec, the user's intent
-	DiskFile       = "disk.qcow2"   // copy-on-write overlay on the cached base
 	SeedFile       = "seed.iso"     // cloud-init NoCloud seed (cidata)
-	EFIVarsFile    = "efi-vars.fd"  // per-VM copy of the UEFI variable store
-	PIDFile        = "qemu.pid"     // hypervisor pid, written by QEMU
-	QMPSocket      = "qmp.sock"     // QEMU machine protocol
+	EFIVarsFile    = "efi-vars.fd"  // per-VM UEFI variable store, in the backend's format
 	SerialLog      = "serial.log"   // serial console output
-	HypervisorLog  = "qemu.log"     // hypervisor stderr
-	RuntimeFile    = "runtime.json" // facts of the current run (ssh port, accel)
+	RuntimeFile    = "runtime.json" // facts of the current run (Runtime)
 	HostKeyFile    = "ssh_host_ed25519_key"
 	HostKeyPubFile = "ssh_host_ed25519_key.pub"
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
 	LockFile       = "lock"
-)
-
-// File names inside the directory of a VM installed from an ISO (vm.Spec.ISO).
-const (
-	VNCSocket       = "vnc.sock"          // its display, served as VNC
-	InstallerKernel = "installer-vmlinuz" // kernel taken from the ISO for an unattended install boot
-	InstallerInitrd = "installer-initrd"  // its initrd
 )
 
 // File names in the top-level directories.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"net/netip"
 	"path/filepath"
@@ -17,14 +18,6 @@ import (
 
 // MaxNameLen keeps per-VM socket paths under macOS's 104-byte sun_path limit.
 const MaxNameLen = 32
-
-// Defaults for a new VM.
-const (
-	DefaultCPUs      = 2
-	DefaultMemoryMiB = 2048
-	DefaultDiskBytes = 20 << 30
-	DefaultUser      = "fvm"
-)
 
 // Spec is the user's intent for a VM; it is saved in the instance directory.
 type Spec struct {
@@ -38,8 +31,8 @@ type Spec struct {
 	User      string        `json:"user"`
 	SSHKeys   []string      `json:"sshKeys,omitempty"` // authorized_keys lines
 	Ports     []PortForward `json:"ports,omitempty"`
-	Accel     string        `json:"accel,omitempty"` // auto|kvm|hvf|tcg
-	Backend   string        `json:"backend,omitempty"`
+	Accel     string        `json:"accel,omitempty"`   // auto|kvm|hvf|tcg
+	Backend   string        `json:"backend,omitempty"` // auto at create; then the host's choice, for life
 	Created   time.Time     `json:"created"`
 	// ISO is an installer ISO (absolute path, referenced in place, not copied): the VM
 	// gets an empty disk of DiskBytes, the ISO as a CD-ROM and a display instead of an Image.
@@ -162,7 +155,7 @@ var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 // ValidateUser checks a guest login name.
 func ValidateUser(u string) error {
 	if !userRE.MatchString(u) || u == "root" {
-		return fmt.Errorf("user %q is invalid: use a lowercase login name other than root (e.g. %s)", u, DefaultUser)
+		return fmt.Errorf("user %q is invalid: use a lowercase login name other than root (e.g. %s)", u, Defaults.User)
 	}
 	return nil
 }
@@ -218,10 +211,14 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// ParseSize parses sizes like 512M, 2G, 20GiB, 1.5G or a plain byte count.
+// ParseSize parses sizes with a binary unit: 512M, 2G, 20GiB, 1.5G, 4096B.
+// A number without a unit is refused rather than guessed: "4" is 4 bytes to a
+// computer and 4 GiB to a person, so the error says which unit to add.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(strings.ToUpper(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "IB"), "B")
+	t = strings.TrimSuffix(t, "IB")
+	unit := t != strings.TrimSuffix(t, "B") // "4096B": bytes, explicitly
+	t = strings.TrimSuffix(t, "B")
 	mult := int64(1)
 	if t != "" {
 		switch t[len(t)-1] {
@@ -235,12 +232,15 @@ func ParseSize(s string) (int64, error) {
 			mult = 1 << 40
 		}
 		if mult != 1 {
-			t = t[:len(t)-1]
+			t, unit = t[:len(t)-1], true
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f <= 0 || f*float64(mult) > 1<<52 {
+	if err != nil || f <= 0 || f*float64(mult) > 1<<52 || strings.ContainsAny(t, "eExXpP_") || math.IsInf(f, 0) || math.IsNaN(f) {
 		return 0, fmt.Errorf("size %q is invalid: use a number with K, M, G or T (e.g. 2G)", s)
+	}
+	if !unit {
+		return 0, fmt.Errorf("size %q has no unit (%s bytes?): use %sG or %sM", s, t, t, t)
 	}
 	return int64(f * float64(mult)), nil
 }

@@ -79,16 +79,20 @@ func TestParsePortForward(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"2G": 2 << 30, "512M": 512 << 20, "20GiB": 20 << 30, "1.5G": 3 << 29, "1024": 1024, "1t": 1 << 40} {
+	for in, want := range map[string]int64{"2G": 2 << 30, "512M": 512 << 20, "20GiB": 20 << 30, "1.5G": 3 << 29, "1024B": 1024, "1t": 1 << 40, "4096MiB": 4 << 30} {
 		got, err := ParseSize(in)
 		if err != nil || got != want {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "G", "-1G", "abc", "2X"} {
+	for _, bad := range []string{"", "G", "-1G", "abc", "2X", "1e3G", "0x10M", "InfG", "NaNG"} {
 		if _, err := ParseSize(bad); err == nil {
 			t.Errorf("ParseSize(%q): want error", bad)
 		}
+	}
+	// A bare number is refused with the unit to add, not taken as bytes.
+	if _, err := ParseSize("4"); err == nil || !strings.Contains(err.Error(), "4 bytes?") || !strings.Contains(err.Error(), "4G") {
+		t.Errorf("ParseSize(\"4\"): %v, want a no-unit error suggesting 4G", err)
 	}
 	if got := FormatSize(2 << 30); got != "2G" {
 		t.Errorf("FormatSize = %s", got)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -241,7 +242,7 @@ func TestVMLifecycle(t *testing.T) {
 		if out := mustFVM(t, "ps", "-a"); !strings.Contains(out, "stopped") {
 			t.Fatalf("after stop: %s", out)
 		}
-		if _, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.PIDFile)); err == nil {
+		if _, err := os.Stat(filepath.Join(layout.InstanceDir(name), qemu.PIDFile)); err == nil {
 			t.Error("pid file left after stop")
 		}
 		// Two starts at once: one boots the VM, the other is refused with a clear reason.
@@ -379,7 +380,7 @@ func running(pid int) bool {
 
 func readPID(t *testing.T, name string) int {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.PIDFile))
+	b, err := os.ReadFile(filepath.Join(layout.InstanceDir(name), qemu.PIDFile))
 	if err != nil {
 		t.Fatalf("pid file: %v", err)
 	}

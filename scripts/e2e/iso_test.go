@@ -450,7 +450,7 @@ func TestISO(t *testing.T) {
 		const name = "isoplain"
 		t0 := time.Now()
 		out := fvm(t, "create", name, "--iso", iso, "--disk", "4G", "--memory", "1G")
-		if out.code != 0 || strings.TrimSpace(out.stdout) != name || !strings.Contains(out.stderr, store.VNCSocket) {
+		if out.code != 0 || strings.TrimSpace(out.stdout) != name || !strings.Contains(out.stderr, qemu.VNCSocket) {
 			t.Fatalf("create: %+v", out)
 		}
 		if ps := mustFVM(t, "ps", "-a"); !strings.Contains(ps, "iso:installer.iso") {
@@ -460,7 +460,7 @@ func TestISO(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stderr, "display on VNC socket") {
 			t.Fatalf("start: %+v", r)
 		}
-		if st, err := os.Stat(filepath.Join(layout.InstanceDir(name), store.VNCSocket)); err != nil || st.Mode()&os.ModeSocket == 0 {
+		if st, err := os.Stat(filepath.Join(layout.InstanceDir(name), qemu.VNCSocket)); err != nil || st.Mode()&os.ModeSocket == 0 {
 			t.Errorf("no VNC socket for the display: %v", err)
 		}
 		// The installer writes the disk and reboots; the firmware then boots the disk
@@ -503,7 +503,7 @@ func TestISO(t *testing.T) {
 			t.Errorf("installer ran %d times, want once", n)
 		}
 		dir := layout.InstanceDir(name)
-		for _, f := range []string{store.InstallerKernel, store.InstallerInitrd} {
+		for _, f := range []string{qemu.InstallerKernel, qemu.InstallerInitrd} {
 			if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
 				t.Errorf("%s left after the install: %v", f, err)
 			}

@@ -98,7 +98,7 @@ func InspectBase(path string) (BaseInfo, error) {
 // short time whatever the base's size: only a header pointing at the base is written.
 // An existing overlay is kept (Create is idempotent).
 func (d *Driver) createDisk(ctx context.Context, inst *store.Instance) error {
-	disk := inst.Path(store.DiskFile)
+	disk := inst.Path(DiskFile)
 	if exists(disk) {
 		return nil
 	}

@@ -94,7 +94,7 @@ func TestCreateOverlay(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("create on a %s base took %s", vm.FormatSize(tc.base), time.Since(start))
-			i := info(t, inst.Path(store.DiskFile))
+			i := info(t, inst.Path(DiskFile))
 			if i.Format != "qcow2" || i.VirtualSize != 40<<30 || i.BackingFile != base || i.BackingFormat != "qcow2" {
 				t.Errorf("overlay = %+v", i)
 			}
@@ -119,12 +119,12 @@ func TestCreateIsIdempotent(t *testing.T) {
 	}
 	// The guest's writes (here: a marker) and its UEFI variables must survive a second Create.
 	os.WriteFile(inst.Path(store.EFIVarsFile), []byte("guest-written"), 0o600)
-	st1, _ := os.Stat(inst.Path(store.DiskFile))
+	st1, _ := os.Stat(inst.Path(DiskFile))
 	inst.Spec.DiskBytes = 8 << 30
 	if err := d.Create(context.Background(), inst); err != nil {
 		t.Fatal(err)
 	}
-	st2, _ := os.Stat(inst.Path(store.DiskFile))
+	st2, _ := os.Stat(inst.Path(DiskFile))
 	if !os.SameFile(st1, st2) || !st1.ModTime().Equal(st2.ModTime()) {
 		t.Error("second Create replaced the disk")
 	}
@@ -141,7 +141,7 @@ func TestCreateRawBase(t *testing.T) {
 	if err := testDriver(t).Create(context.Background(), inst); err != nil {
 		t.Fatal(err)
 	}
-	if i := info(t, inst.Path(store.DiskFile)); i.BackingFormat != "raw" || i.VirtualSize != 3<<30 {
+	if i := info(t, inst.Path(DiskFile)); i.BackingFormat != "raw" || i.VirtualSize != 3<<30 {
 		t.Errorf("overlay = %+v", i)
 	}
 }
@@ -158,7 +158,7 @@ func TestCreateRefusesBackingFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "backing file") {
 		t.Fatalf("err = %v, want a refusal naming the backing file", err)
 	}
-	if _, serr := os.Stat(inst.Path(store.DiskFile)); !os.IsNotExist(serr) {
+	if _, serr := os.Stat(inst.Path(DiskFile)); !os.IsNotExist(serr) {
 		t.Error("a disk was created on a refused base")
 	}
 }

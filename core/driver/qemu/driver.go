@@ -62,6 +62,20 @@ func New(opts Options) *Driver {
 // Name is "qemu".
 func (d *Driver) Name() string { return "qemu" }
 
+// Features: qcow2 overlays, VMs in QEMU processes of their own that outlive
+// the host, a serial log, a display served as VNC on a socket, ISO installs.
+func (d *Driver) Features() driver.Features {
+	return driver.Features{
+		Disk:          driver.DiskQCOW2Overlay,
+		OutlivesHost:  true,
+		SerialConsole: true,
+		Display:       true,
+		VNCSocket:     VNCSocket,
+		InstallISO:    true,
+		LogFiles:      []string{LogFile},
+	}
+}
+
 func (d *Driver) qemuImg() (string, error) {
 	if d.opts.QEMUImgPath != "" {
 		return d.opts.QEMUImgPath, nil
@@ -123,13 +137,13 @@ const maxSocketPath = 103
 
 // Start launches QEMU detached in its own session and returns once QMP answers.
 // A failed start leaves no process, pid file or socket, and its error carries
-// QEMU's own message (also in store.HypervisorLog).
+// QEMU's own message (also in LogFile).
 func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
 	spec := &inst.Spec
 	p := pathsOf(inst)
 	fail := func(err error) (driver.Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
 
-	old, _ := inst.LoadRuntime()
+	old, _ := loadFacts(inst)
 	if pid := readPID(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
 		return fail(fmt.Errorf("already running (qemu pid %d)", pid))
 	}
@@ -180,9 +194,9 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	}
 	args := BuildArgs(cfg)
 	// Saved before launch: a host that crashes right after can still recognise the process.
-	rt := store.Runtime{SSHPort: sshPort, Accel: accel, QEMU: qemuPath, StartedAt: time.Now().UTC().Format(time.RFC3339),
-		Install: cfg.Kernel != ""}
-	if err := inst.SaveRuntime(rt); err != nil {
+	rt := store.Runtime{SSHPort: sshPort, Accel: accel, StartedAt: time.Now().UTC().Format(time.RFC3339)}
+	facts := runFacts{QEMU: qemuPath, Install: cfg.Kernel != ""}
+	if err := errors.Join(saveFacts(inst, facts), inst.SaveRuntime(rt)); err != nil {
 		return fail(fmt.Errorf("save runtime: %w", err))
 	}
 	if notice != "" {
@@ -209,7 +223,9 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 		<-c.exited
 		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.cmd.Process.Pid))
 	}
-	return newMachine(spec.Name, c.cmd.Process.Pid, rt, p, c), nil
+	m := newMachine(spec.Name, c.cmd.Process.Pid, rt, facts, p, c)
+	m.notice = notice
+	return m, nil
 }
 
 // waitQMP polls until QMP answers, QEMU exits, ctx ends or timeout passes.
@@ -291,15 +307,19 @@ func freeLoopbackPort() (int, error) {
 // adopted, so that it can be seen (State reports the error) and killed.
 func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
 	p := pathsOf(inst)
-	rt, err := inst.LoadRuntime()
+	facts, err := loadFacts(inst)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
 	pid := readPID(p.pid)
-	if !isOurQEMU(pid, rt.QEMU, p.pid) {
-		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, rt.QEMU, 0))
+	if !isOurQEMU(pid, facts.QEMU, p.pid) {
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, facts.QEMU, 0))
 	}
-	m := newMachine(inst.Spec.Name, pid, rt, p, nil)
+	rt, err := inst.LoadRuntime()
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
+	}
+	m := newMachine(inst.Spec.Name, pid, rt, facts, p, nil)
 	if _, err := m.State(ctx); err != nil {
 		fmt.Fprintf(d.opts.Log, "%v\n", err)
 	}
@@ -309,7 +329,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 // Delete makes sure no QEMU of the instance remains; the caller removes the directory.
 func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
 	p := pathsOf(inst)
-	rt, _ := inst.LoadRuntime()
+	rt, _ := loadFacts(inst)
 	if pid := readPID(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", inst.Spec.Name, pid, err)

@@ -52,9 +52,9 @@ func TestE2ERealQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := m.(*Machine).PID()
+	pid := m.Info().PID
 	t.Cleanup(func() { m.Kill() })
-	t.Logf("QMP answered %s after launch (pid %d, accel %s)", time.Since(t0), pid, m.(*Machine).Accel())
+	t.Logf("QMP answered %s after launch (pid %d, accel %s)", time.Since(t0), pid, m.Info().Accel)
 	if st, err := m.State(ctx); err != nil || st != vm.Running {
 		t.Fatalf("state = %s, %v", st, err)
 	}
@@ -64,8 +64,8 @@ func TestE2ERealQEMU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := a.State(ctx); err != nil || st != vm.Running || a.(*Machine).PID() != pid {
-		t.Fatalf("adopted: state = %s, %v, pid %d want %d", st, err, a.(*Machine).PID(), pid)
+	if st, err := a.State(ctx); err != nil || st != vm.Running || a.Info().PID != pid {
+		t.Fatalf("adopted: state = %s, %v, pid %d want %d", st, err, a.Info().PID, pid)
 	}
 	if err := a.Shutdown(ctx); err != nil { // the firmware ignores it; the request must still go through
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func TestE2EHostKilled(t *testing.T) {
 	pid, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "started ")))
 	host.Process.Signal(syscall.SIGKILL)
 	host.Wait()
-	rt, _ := inst.LoadRuntime()
+	rt, _ := loadFacts(inst)
 	if !isOurQEMU(pid, rt.QEMU, pathsOf(inst).pid) {
 		t.Fatalf("qemu pid %d died with its host", pid)
 	}
@@ -162,7 +162,7 @@ func e2eHost(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	fmt.Printf("started %d\n", m.(*Machine).PID())
+	fmt.Printf("started %d\n", m.Info().PID)
 	select {}
 }
 

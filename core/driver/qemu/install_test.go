@@ -124,11 +124,11 @@ func TestCreateEmptyDiskForISO(t *testing.T) {
 	iso := filepath.Join(t.TempDir(), "installer.iso")
 	writeTestISO(t, iso, map[string]string{"/README": "x"})
 	_, inst := isoInstance(t, iso, false)
-	i := info(t, inst.Path(store.DiskFile))
+	i := info(t, inst.Path(DiskFile))
 	if i.Format != "qcow2" || i.VirtualSize != 2<<30 || i.BackingFile != "" {
 		t.Fatalf("disk: %+v, want a blank 2G qcow2 without backing file", i)
 	}
-	if ok, err := diskInstalled(inst.Path(store.DiskFile)); err != nil || ok {
+	if ok, err := diskInstalled(inst.Path(DiskFile)); err != nil || ok {
 		t.Fatalf("blank disk reported installed: %v %v", ok, err)
 	}
 	if !isFile(inst.Path(store.EFIVarsFile)) {

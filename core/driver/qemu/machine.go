@@ -39,9 +39,9 @@ func pathsOf(inst *store.Instance) paths {
 		dir = inst.Dir
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
-	return paths{dir: dir, disk: j(store.DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
-		pid: j(store.PIDFile), qmp: j(store.QMPSocket), serial: j(store.SerialLog), log: j(store.HypervisorLog),
-		vnc: j(store.VNCSocket), kernel: j(store.InstallerKernel), initrd: j(store.InstallerInitrd)}
+	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
+		pid: j(PIDFile), qmp: j(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
+		vnc: j(VNCSocket), kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 
 // readPID reads the pid QEMU wrote; 0 when there is none.
@@ -129,18 +129,21 @@ type Machine struct {
 	qemu    string
 	accel   string
 	sshPort int
+	started time.Time
+	notice  string // why TCG, for the user (set by Start)
 	p       paths
 	child   *child // nil when adopted
-	install bool   // an unattended install boot (store.Runtime.Install)
+	install bool   // an unattended install boot (runFacts.Install)
 
 	stopping atomic.Bool
 	gone     chan struct{} // closed after the process vanished and its files were removed
 	done     chan error
 }
 
-func newMachine(name string, pid int, rt store.Runtime, p paths, c *child) *Machine {
-	m := &Machine{name: name, pid: pid, qemu: rt.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: rt.Install, gone: make(chan struct{}), done: make(chan error, 1)}
+func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *child) *Machine {
+	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
+		install: f.Install, gone: make(chan struct{}), done: make(chan error, 1)}
+	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
 }
@@ -180,14 +183,11 @@ func (m *Machine) exited() bool {
 	}
 }
 
-// PID is the QEMU process id.
-func (m *Machine) PID() int { return m.pid }
-
-// Accel is the accelerator QEMU runs with (kvm, hvf or tcg).
-func (m *Machine) Accel() string { return m.accel }
-
-// ConsolePath is the serial console log (driver.Consoler).
-func (m *Machine) ConsolePath() string { return m.p.serial }
+// Info is QEMU's pid, the accelerator it runs with (kvm, hvf or tcg) and why
+// TCG was chosen, if it was.
+func (m *Machine) Info() driver.MachineInfo {
+	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started}
+}
 
 // Done is closed, after one value, when the QEMU process has ended.
 func (m *Machine) Done() <-chan error { return m.done }
@@ -299,6 +299,6 @@ func logTail(logPath string) string {
 }
 
 var (
-	_ driver.Machine  = (*Machine)(nil)
-	_ driver.Consoler = (*Machine)(nil)
+	_ driver.Machine     = (*Machine)(nil)
+	_ driver.InstallBoot = (*Machine)(nil)
 )

@@ -37,14 +37,14 @@ func readyInstance(t *testing.T) *store.Instance {
 	t.Helper()
 	inst := newInstance(t, "", 2<<30)
 	inst.Spec.Accel = "auto"
-	os.WriteFile(inst.Path(store.DiskFile), []byte("disk"), 0o600)
+	os.WriteFile(inst.Path(DiskFile), []byte("disk"), 0o600)
 	return inst
 }
 
 // reap kills whatever fake QEMU a test leaves behind.
 func reap(t *testing.T, inst *store.Instance) {
 	t.Cleanup(func() {
-		if pid := readPID(inst.Path(store.PIDFile)); pid > 0 {
+		if pid := readPID(inst.Path(PIDFile)); pid > 0 {
 			self, _ := os.Executable()
 			if isOurQEMU(pid, self, pathsOf(inst).pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -55,7 +55,7 @@ func reap(t *testing.T, inst *store.Instance) {
 
 func assertNoLeftovers(t *testing.T, inst *store.Instance, pid int) {
 	t.Helper()
-	for _, f := range []string{store.PIDFile, store.QMPSocket} {
+	for _, f := range []string{PIDFile, QMPSocket} {
 		if _, err := os.Stat(inst.Path(f)); !os.IsNotExist(err) {
 			t.Errorf("%s left behind (%v)", f, err)
 		}
@@ -93,15 +93,18 @@ func TestStartAttachShutdown(t *testing.T) {
 		t.Fatalf("state = %s, %v", st, err)
 	}
 	rt, err := inst.LoadRuntime()
-	if err != nil || rt.Accel != AccelTCG || rt.SSHPort == 0 || rt.QEMU == "" {
+	if err != nil || rt.Accel != AccelTCG || rt.SSHPort == 0 {
 		t.Fatalf("runtime = %+v, %v", rt, err)
+	}
+	if f, err := loadFacts(inst); err != nil || f.QEMU == "" {
+		t.Fatalf("facts = %+v, %v", f, err)
 	}
 	ep, _ := m.SSHEndpoint(ctx)
 	if ep != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(rt.SSHPort)) {
 		t.Errorf("ssh endpoint %s, runtime port %d", ep, rt.SSHPort)
 	}
-	if readPID(inst.Path(store.PIDFile)) != qm.PID() {
-		t.Errorf("pid file does not hold pid %d", qm.PID())
+	if readPID(inst.Path(PIDFile)) != qm.Info().PID {
+		t.Errorf("pid file does not hold pid %d", qm.Info().PID)
 	}
 	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second start: err = %v", err)
@@ -112,8 +115,8 @@ func TestStartAttachShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.(*Machine).PID() != qm.PID() {
-		t.Errorf("adopted pid %d, started %d", a.(*Machine).PID(), qm.PID())
+	if a.Info().PID != qm.Info().PID {
+		t.Errorf("adopted pid %d, started %d", a.Info().PID, qm.Info().PID)
 	}
 	if st, err := a.State(ctx); err != nil || st != vm.Running {
 		t.Fatalf("adopted state = %s, %v", st, err)
@@ -134,7 +137,7 @@ func TestStartAttachShutdown(t *testing.T) {
 	if st, _ := m.State(ctx); st != vm.Stopped {
 		t.Errorf("state after shutdown = %s", st)
 	}
-	assertNoLeftovers(t, inst, qm.PID())
+	assertNoLeftovers(t, inst, qm.Info().PID)
 	if _, err := d.Attach(ctx, inst); !errors.Is(err, driver.ErrNotRunning) {
 		t.Errorf("attach after shutdown: err = %v", err)
 	}
@@ -148,7 +151,7 @@ func TestStartKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := m.(*Machine).PID()
+	pid := m.Info().PID
 	if err := m.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -240,16 +243,17 @@ func TestAttachDistrustsPIDFile(t *testing.T) {
 	d := fakeDriver(t, "ok")
 	inst := readyInstance(t)
 	self, _ := os.Executable()
-	inst.SaveRuntime(store.Runtime{SSHPort: 2222, Accel: "tcg", QEMU: self})
-	os.WriteFile(inst.Path(store.PIDFile), []byte(itoa(int64(os.Getpid()))+"\n"), 0o644)
-	os.WriteFile(inst.Path(store.QMPSocket), nil, 0o600)
+	inst.SaveRuntime(store.Runtime{SSHPort: 2222, Accel: "tcg"})
+	saveFacts(inst, runFacts{QEMU: self})
+	os.WriteFile(inst.Path(PIDFile), []byte(itoa(int64(os.Getpid()))+"\n"), 0o644)
+	os.WriteFile(inst.Path(QMPSocket), nil, 0o600)
 	if _, err := d.Attach(context.Background(), inst); !errors.Is(err, driver.ErrNotRunning) {
 		t.Fatalf("err = %v, want ErrNotRunning", err)
 	}
 	assertNoLeftovers(t, inst, 0)
 
 	// A dead pid is no better.
-	os.WriteFile(inst.Path(store.PIDFile), []byte("999999999\n"), 0o644)
+	os.WriteFile(inst.Path(PIDFile), []byte("999999999\n"), 0o644)
 	if _, err := d.Attach(context.Background(), inst); !errors.Is(err, driver.ErrNotRunning) {
 		t.Fatalf("dead pid: err = %v", err)
 	}
@@ -269,10 +273,47 @@ func TestDeleteKillsAdopted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := m.(*Machine).PID()
+	pid := m.Info().PID
 	if err := fakeDriver(t, "ok").Delete(context.Background(), inst); err != nil {
 		t.Fatal(err)
 	}
 	waitDone(t, m)
 	assertNoLeftovers(t, inst, pid)
+}
+
+// TestAttachLegacyLayout: a QEMU started by an fvm from before drivers had
+// files of their own (its executable recorded in runtime.json, no qemu.json)
+// is still recognised and re-adopted after the upgrade.
+func TestAttachLegacyLayout(t *testing.T) {
+	d := fakeDriver(t, "ok")
+	inst := readyInstance(t)
+	reap(t, inst)
+	ctx := context.Background()
+	m, err := d.Start(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts, _ := loadFacts(inst)
+	rt, _ := inst.LoadRuntime()
+	// Rewrite the directory as the earlier release wrote it.
+	legacy := map[string]any{"sshPort": rt.SSHPort, "accel": rt.Accel, "qemu": facts.QEMU, "startedAt": rt.StartedAt}
+	if err := store.WriteJSON(inst.Path(store.RuntimeFile), legacy); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(inst.Path(FactsFile)); err != nil {
+		t.Fatal(err)
+	}
+	a, err := fakeDriver(t, "ok").Attach(ctx, inst)
+	if err != nil {
+		t.Fatalf("legacy layout not re-adopted: %v", err)
+	}
+	if a.Info().PID != m.Info().PID || a.Info().Accel != rt.Accel {
+		t.Fatalf("adopted %+v, started %+v", a.Info(), m.Info())
+	}
+	if ep, err := a.SSHEndpoint(ctx); err != nil || int(ep.Port()) != rt.SSHPort {
+		t.Fatalf("ssh endpoint %v %v, want port %d", ep, err, rt.SSHPort)
+	}
+	if st, err := a.State(ctx); err != nil || st != vm.Running {
+		t.Fatalf("adopted state = %s, %v", st, err)
+	}
 }

@@ -1,0 +1,314 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Create makes a VM and, if asked, starts it. It runs detached from the request:
+// a client that goes away (Ctrl-C) leaves a whole VM or none, never half of one.
+func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, error) {
+	ctx = context.WithoutCancel(ctx)
+	spec := req.Spec
+	vm.Defaults.Fill(&spec)
+	spec.Created = time.Now().UTC().Truncate(time.Second)
+	if err := d.checkBackend(spec.Backend); err != nil { // before any pull or copy
+		return api.VM{}, err
+	}
+	if spec.Name == "" {
+		spec.Name = vm.GenerateName(d.store.Exists)
+	}
+	if err := vm.ValidateName(spec.Name); err != nil {
+		return api.VM{}, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	done, err := d.begin(spec.Name, "creating")
+	if err != nil {
+		return api.VM{}, err
+	}
+	inst, err := d.create(ctx, spec)
+	if err != nil {
+		done(nil) // nothing is left of the VM: no error to remember
+		d.forget(spec.Name)
+		return api.VM{}, err
+	}
+	done(nil)
+	d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
+	if req.Start {
+		return d.Start(ctx, spec.Name)
+	}
+	return d.describe(ctx, inst), nil
+}
+
+func (d *Daemon) forget(name string) {
+	d.mu.Lock()
+	if e := d.vms[name]; e != nil && e.machine == nil && e.op == "" {
+		delete(d.vms, name)
+	}
+	d.mu.Unlock()
+}
+
+func (d *Daemon) create(ctx context.Context, spec vm.Spec) (*store.Instance, error) {
+	if d.store.Exists(spec.Name) {
+		return nil, api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
+	}
+	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
+		if err := d.resolveISO(&spec); err != nil {
+			return nil, err
+		}
+	} else if err := d.resolveImage(ctx, &spec); err != nil {
+		return nil, err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	drv, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
+	if err != nil {
+		return nil, err
+	}
+	inst, err := d.store.Create(spec)
+	if err != nil {
+		return nil, api.Errorf(api.CodeConflict, "%v", err)
+	}
+	if err := d.fill(ctx, drv, inst); err != nil { // leave no stray VM dir behind
+		return nil, errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
+	}
+	return inst, nil
+}
+
+// fill writes a new instance's keys and seed, then lets its driver make the disks.
+func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance) error {
+	if err := provision(d.opts.Layout, inst); err != nil {
+		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
+	}
+	if err := drv.Create(ctx, inst); err != nil {
+		return fmt.Errorf("vm %q: create disk: %w", inst.Spec.Name, err)
+	}
+	return nil
+}
+
+// resolveImage turns spec.Image (an absolute file path, a local image name or a
+// catalog reference, pulled when not cached: images.go) into a cached base and
+// fills the arch from it. Local names win over catalog references.
+func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
+	var img api.Image
+	var err error
+	switch {
+	case strings.HasPrefix(spec.Image, "/"):
+		img, err = d.images.ImportBase(ctx, spec.Image)
+		if err != nil {
+			return api.Errorf(api.CodeInvalid, "image %s: %v", spec.Image, err)
+		}
+	case isHTTPURL(spec.Image):
+		return api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", spec.Image)
+	default:
+		if img, err = d.localOrPulled(ctx, spec.Image, spec.Arch); err != nil {
+			return err
+		}
+	}
+	markPending(img.Path, spec.Name) // keep prune off it until the spec names it
+	if spec.Arch == "" {
+		spec.Arch = img.Arch
+	}
+	if spec.Arch == "" { // a bare disk file says nothing of its arch: assume the host's
+		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
+	}
+	if img.Arch != "" && spec.Arch != img.Arch {
+		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
+	}
+	spec.BaseImage = img.Path
+	return nil
+}
+
+// Start boots a stopped VM.
+func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
+	ctx = context.WithoutCancel(ctx)
+	inst, err := d.get(name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	drv, err := d.driverOf(&inst.Spec)
+	if err != nil {
+		return api.VM{}, err
+	}
+	d.mu.Lock()
+	running := d.entry(name).machine != nil
+	d.mu.Unlock()
+	if running {
+		return api.VM{}, api.Errorf(api.CodeConflict, "vm %q is already running", name)
+	}
+	done, err := d.begin(name, "starting")
+	if err != nil {
+		return api.VM{}, err
+	}
+	m, err := drv.Start(ctx, inst)
+	if err != nil { // drivers name the VM in their errors
+		done(err)
+		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
+		return api.VM{}, err
+	}
+	d.mu.Lock()
+	d.entry(name).machine = m
+	d.mu.Unlock()
+	go d.watch(name, m)
+	done(nil)
+	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
+	v := d.describe(ctx, inst)
+	v.Notice = m.Info().Notice
+	return v, nil
+}
+
+// Stop shuts a VM down: ACPI power-off, then a kill after the timeout (or at once with Force).
+func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error) {
+	ctx = context.WithoutCancel(ctx)
+	inst, err := d.get(name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	done, err := d.begin(name, "stopping")
+	if err != nil {
+		return api.VM{}, err
+	}
+	err = d.stop(ctx, name, req)
+	done(err)
+	return d.describe(ctx, inst), err
+}
+
+func (d *Daemon) stop(ctx context.Context, name string, req api.StopRequest) error {
+	d.mu.Lock()
+	m := d.entry(name).machine
+	d.mu.Unlock()
+	if m == nil {
+		return nil // already stopped: stopping is idempotent, like docker stop
+	}
+	timeout := time.Duration(req.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	if !req.Force {
+		if err := m.Shutdown(ctx); err != nil {
+			d.log.Warn("graceful shutdown failed, killing", "vm", name, "err", err)
+		} else {
+			select {
+			case <-m.Done():
+				d.waitGone(name, m)
+				return nil
+			case <-time.After(timeout):
+				d.log.Warn("guest did not power off in time, killing", "vm", name, "timeout", timeout)
+			}
+		}
+	}
+	if err := m.Kill(); err != nil {
+		return fmt.Errorf("vm %q: kill: %w", name, err)
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("vm %q: hypervisor did not exit after kill", name)
+	}
+	d.waitGone(name, m)
+	return nil
+}
+
+// waitGone makes sure the watcher has recorded the end of m before returning,
+// so a Stop's answer never still says running.
+func (d *Daemon) waitGone(name string, m driver.Machine) {
+	for i := 0; i < 100; i++ {
+		d.mu.Lock()
+		gone := d.entry(name).machine != m
+		d.mu.Unlock()
+		if gone {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	d.mu.Lock()
+	if e := d.entry(name); e.machine == m {
+		e.machine = nil
+	}
+	d.mu.Unlock()
+}
+
+// Restart stops (if running) and starts a VM.
+func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error) {
+	if _, err := d.Stop(ctx, name, req); err != nil {
+		return api.VM{}, err
+	}
+	return d.Start(ctx, name)
+}
+
+// Remove deletes a VM and everything it owns; a running VM needs force.
+func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
+	ctx = context.WithoutCancel(ctx)
+	if _, err := d.get(name); err != nil {
+		return err
+	}
+	done, err := d.begin(name, "removing")
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	running := d.entry(name).machine != nil
+	d.mu.Unlock()
+	if running && !force {
+		done(nil)
+		return api.Errorf(api.CodeConflict, "vm %q is running: stop it first (`fvm stop %s`) or use `fvm rm -f %s`", name, name, name)
+	}
+	if running {
+		if err := d.stop(ctx, name, api.StopRequest{Force: true}); err != nil {
+			done(err)
+			return err
+		}
+	}
+	inst, err := d.get(name)
+	if err == nil {
+		var derr error
+		if drv, oerr := d.driverOf(&inst.Spec); oerr == nil { // a backend this host lacks ran nothing here
+			derr = drv.Delete(ctx, inst)
+		}
+		err = errors.Join(derr, d.store.Remove(name))
+	}
+	if err != nil {
+		err = fmt.Errorf("vm %q: remove: %w", name, err)
+		done(err)
+		return err
+	}
+	done(nil)
+	d.mu.Lock()
+	delete(d.vms, name)
+	d.mu.Unlock()
+	d.events.publish(api.Event{Type: api.EventVMRemoved, VM: name})
+	return nil
+}
+
+// stopEphemeral stops, on the host's way out, the VMs of drivers whose VMs do
+// not outlive the host (driver.Features.OutlivesHost), so none is cut off mid-write.
+func (d *Daemon) stopEphemeral(ctx context.Context) {
+	d.mu.Lock()
+	var names []string
+	for name, e := range d.vms {
+		if e.machine != nil {
+			names = append(names, name)
+		}
+	}
+	d.mu.Unlock()
+	for _, name := range names {
+		inst, err := d.store.Get(name)
+		if err != nil {
+			continue
+		}
+		if drv, err := d.driverOf(&inst.Spec); err == nil && !drv.Features().OutlivesHost {
+			if _, err := d.Stop(ctx, name, api.StopRequest{TimeoutSeconds: 30}); err != nil {
+				d.log.Warn("stop on host exit", "vm", name, "err", err)
+			}
+		}
+	}
+}
