@@ -116,6 +116,28 @@ type (
 	Checker interface {
 		Checks(ctx context.Context) []api.Check
 	}
+
+	// Suspender is a machine whose run can be saved (Features.SaveState):
+	// Suspend writes the VM's memory and device state into its directory and
+	// ends the hypervisor. The driver's next Start resumes from that state.
+	Suspender interface {
+		Suspend(ctx context.Context) error
+	}
+
+	// StateKeeper is a driver that keeps suspended state in the instance
+	// directory: whether a VM has some, and discarding it (`fvm start --cold`).
+	StateKeeper interface {
+		HasSavedState(inst *store.Instance) bool
+		DiscardState(inst *store.Instance) error
+	}
+
+	// NativeDisplay is a machine that shows its screen in a native window of
+	// its own (vz: an NSWindow owned by the VM's helper process), brought to the
+	// front by ShowWindow. Machines without it are shown by the host's web
+	// console (a VNC socket, Features.VNCSocket).
+	NativeDisplay interface {
+		ShowWindow(ctx context.Context) error
+	}
 )
 
 // ErrNotRunning means no hypervisor process is running for the instance.
