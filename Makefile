@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
+.PHONY: bench app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
 
 all: build
 
@@ -46,6 +46,11 @@ darwin-check:
 # drives the tray app's D-Bus menu on a real VM. E2E_RUN=regexp runs some Go e2e tests only.
 e2e: build app
 	./scripts/e2e.sh
+
+# Speed, measured side by side in one run: a table, bench.json and BENCHMARKS.md.
+# Boots VMs; not part of `make test`. FVM_BENCH_HOME keeps the built image.
+bench: build
+	$(GO) run ./scripts/bench -fvm $(BIN)
 
 # The host app: bin/fvm-app (tray, Linux) or bin/fvm.app (signed menu-bar bundle, macOS).
 app:

@@ -15,7 +15,7 @@ import (
 func newRunCmd(a *app) *cobra.Command {
 	var f vmFlags
 	var u urlFlags
-	var detach, rm bool
+	var detach, rm, wait bool
 	cmd := &cobra.Command{
 		Use:   "run IMAGE [ARCH] [NAME] [-- CMD ARGS...]",
 		Short: "Create and boot a VM, then open a shell or run a command in it",
@@ -86,29 +86,18 @@ after "--" it runs it, prints its output and exits with its status.`,
 				a.phase("Note: %s", v.Notice)
 			}
 			a.phase("Booting %s (%s, %s): hypervisor up in %s", name, v.Backend, accelText(v.Accel), since(tb))
-			info, err := c.SSHInfo(ctx, name)
-			if err != nil {
+			if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 				return cleanup(err)
 			}
-			t, err := targetFromInfo(info)
-			if err != nil {
-				return cleanup(err)
-			}
-			t1 := time.Now()
-			a.phase("Waiting for SSH on %s:%d", info.Host, info.Port)
-			cl, err := waitSSH(ctx, t)
-			if err != nil {
-				return cleanup(fmt.Errorf("vm %s: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name))
-			}
-			a.phase("SSH ready in %s (total %s)", since(t1), since(t0))
 			if detach {
-				cl.Close()
 				fmt.Fprintf(a.out, "%s\n", name)
+				if !wait {
+					a.phase("cloud-init may still be running (user-data, packages): `fvm wait %s` waits for it", name)
+				}
 				a.phase("Connect with `fvm ssh %s`; stop with `fvm stop %s`", name, name)
 				return nil
 			}
-			code, err := cl.Shell(ctx, stdinFile(), a.out, a.errOut, command)
-			cl.Close()
+			code, err := a.remote(ctx, c, name, command)
 			if err := cleanup(err); err != nil {
 				return err
 			}
@@ -122,6 +111,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 	u.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")
+	cmd.Flags().BoolVar(&wait, "wait", false, "before the shell, command or -d returns, wait until cloud-init finished (user-data, packages)")
 	return cmd
 }
 

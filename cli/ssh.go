@@ -56,18 +56,14 @@ func execArgs(args []string) (name, command string, err error) {
 	return name, shellJoin(rest), nil
 }
 
-// runIn connects to a running VM and runs command (a shell when empty).
+// runIn runs command (a shell when empty) in a running VM through the host.
 func (a *app) runIn(cmd *cobra.Command, name, command string) error {
 	ctx := cmd.Context()
 	c, err := a.client(ctx)
 	if err != nil {
 		return err
 	}
-	t, err := sshTarget(ctx, c, name)
-	if err != nil {
-		return err
-	}
-	code, err := a.session(ctx, t, command)
+	code, err := a.remote(ctx, c, name, command)
 	if err != nil {
 		return err
 	}

@@ -7,11 +7,14 @@ import (
 )
 
 func newStartCmd(a *app) *cobra.Command {
-	var noWait bool
+	var noWait, wait bool
 	cmd := &cobra.Command{
 		Use:   "start NAME...",
 		Short: "Boot stopped VMs and wait until SSH answers",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Boot stopped VMs. Each returns once its SSH answers (the host then holds the
+connection that exec and ssh use); cloud-init may still be running then:
+--wait returns only once it finished (user-data, packages), like "fvm wait".`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
@@ -34,20 +37,15 @@ func newStartCmd(a *app) *cobra.Command {
 					}
 					continue
 				}
-				t, err := sshTarget(ctx, c, name)
-				if err != nil {
+				if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 					return err
 				}
-				cl, err := waitSSH(ctx, t)
-				if err != nil {
-					return err
-				}
-				cl.Close()
-				a.phase("%s: SSH ready in %s", name, since(t0))
 			}
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the hypervisor runs, without waiting for SSH")
+	cmd.Flags().BoolVar(&wait, "wait", false, "also wait until cloud-init finished (user-data, packages)")
+	cmd.MarkFlagsMutuallyExclusive("no-wait", "wait")
 	return cmd
 }

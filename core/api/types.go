@@ -122,6 +122,7 @@ type Event struct {
 const (
 	EventVMCreated    = "vm.created"
 	EventVMState      = "vm.state"
+	EventVMReady      = "vm.ready" // the guest's SSH answers (again): the host holds its connection
 	EventVMRemoved    = "vm.removed"
 	EventProgress     = "image.progress"
 	EventImagePulled  = "image.pulled"
@@ -227,3 +228,34 @@ const (
 	CodeUnsupported = "unsupported"
 	CodeInternal    = "internal"
 )
+
+// ExecRequest is the body of POST /v1/vms/{name}/exec, which the host answers
+// with 101 Switching Protocols (Upgrade: stream.Upgrade) and then the framed
+// streams of api/stream over the same connection.
+type ExecRequest struct {
+	Command   string `json:"command,omitempty"`   // a shell command line; "" opens the login shell
+	Subsystem string `json:"subsystem,omitempty"` // instead of a command, e.g. "sftp"
+	TTY       bool   `json:"tty,omitempty"`       // a PTY of Cols×Rows with TERM=Term
+	Term      string `json:"term,omitempty"`
+	Cols      int    `json:"cols,omitempty"`
+	Rows      int    `json:"rows,omitempty"`
+}
+
+// What a WaitRequest waits for.
+const (
+	WaitSSH       = "ssh"        // the guest's SSH answers (the host holds its connection)
+	WaitCloudInit = "cloud-init" // cloud-init finished in the guest: user-data and packages are done
+)
+
+// WaitRequest is the body of POST /v1/vms/{name}/wait: it answers once the VM
+// is ready in that sense, or fails.
+type WaitRequest struct {
+	For string `json:"for"` // WaitSSH or WaitCloudInit
+}
+
+// WaitResult says what was waited for and how it ended.
+type WaitResult struct {
+	For    string `json:"for"`
+	Status string `json:"status"`           // "ready", or cloud-init's: done, error, degraded, none
+	Detail string `json:"detail,omitempty"` // cloud-init's own words when it is not plainly done
+}

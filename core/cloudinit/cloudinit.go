@@ -90,7 +90,23 @@ type userData struct {
 	SSHKeys      sshKeys  `yaml:"ssh_keys"`
 	Growpart     growpart `yaml:"growpart"` // grow the root partition to --disk
 	ResizeRootfs bool     `yaml:"resize_rootfs"`
+	// Written before sshd first starts (cloud-init's init stage runs first).
+	WriteFiles []writeFile `yaml:"write_files,omitempty"`
 }
+
+type writeFile struct {
+	Path        string `yaml:"path"`
+	Content     string `yaml:"content"`
+	Permissions string `yaml:"permissions"`
+}
+
+// SSHDConfigFile raises sshd's per-connection session limit (default 10): the
+// host runs every exec as a session on the one connection it holds per VM, and
+// scripts run many at once. The host opens another connection past the limit.
+const (
+	SSHDConfigFile = "/etc/ssh/sshd_config.d/60-fvm.conf"
+	SSHDConfig     = "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n"
+)
 
 // UserData renders the #cloud-config user-data.
 func UserData(c Config) ([]byte, error) {
@@ -124,6 +140,7 @@ func UserData(c Config) ([]byte, error) {
 		},
 		Growpart:     growpart{Mode: "auto", Devices: []string{"/"}},
 		ResizeRootfs: true,
+		WriteFiles:   []writeFile{{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"}},
 	}
 	return marshal("#cloud-config\n", ud)
 }

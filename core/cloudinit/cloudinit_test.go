@@ -82,6 +82,10 @@ func TestUserData(t *testing.T) {
 		},
 		"growpart":      map[string]any{"mode": "auto", "devices": []any{"/"}},
 		"resize_rootfs": true,
+		"write_files": []any{map[string]any{
+			"path": "/etc/ssh/sshd_config.d/60-fvm.conf", "permissions": "0644",
+			"content": "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n",
+		}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("user-data:\n%s\nparsed %#v\nwant %#v", b, got, want)

@@ -52,6 +52,8 @@ type Daemon struct {
 // entry is the host's live knowledge of one VM.
 type entry struct {
 	machine driver.Machine // nil when not running
+	ssh     *sshx.Holder   // the held SSH connection of the running machine (exec.go)
+	sshErr  error          // why there is none
 	op      string         // operation in progress: creating, starting, stopping, removing
 	err     string         // why the last operation failed
 }
@@ -94,6 +96,7 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		d.mu.Lock()
 		d.entry(inst.Spec.Name).machine = m
 		d.mu.Unlock()
+		d.hold(inst.Spec.Name, inst, m)
 		go d.watch(inst.Spec.Name, m)
 	}
 }
@@ -146,13 +149,18 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	d.mu.Lock()
 	e := d.vms[name]
 	busy := e != nil && e.op != "" // e.g. a stop: the end was asked for
+	var held *sshx.Holder
 	if e != nil && e.machine == m {
 		e.machine = nil
+		held, e.ssh, e.sshErr = e.ssh, nil, nil
 		if err != nil && e.op == "" {
 			e.err = fmt.Sprintf("hypervisor exited: %v", err)
 		}
 	}
 	d.mu.Unlock()
+	if held != nil {
+		held.Close()
+	}
 	d.log.Info("vm stopped", "vm", name, "err", err)
 	ev := api.Event{Type: api.EventVMState, VM: name, State: vm.Stopped}
 	if err != nil {

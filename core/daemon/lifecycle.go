@@ -158,6 +158,7 @@ func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
 	d.mu.Lock()
 	d.entry(name).machine = m
 	d.mu.Unlock()
+	d.hold(name, inst, m)
 	go d.watch(name, m)
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})

@@ -20,6 +20,9 @@ type SSHConfigInfo struct {
 	IdentityFile   string // fvm's private key
 	KnownHostsFile string // holds KnownHostsLine(HostKeyAlias, hostKey)
 	HostKeyAlias   string // HostAlias(name) when empty
+	// MuxDir, when set, is where OpenSSH keeps its multiplexing sockets
+	// (ControlMaster): later ssh, scp and rsync runs reuse one connection.
+	MuxDir string
 }
 
 // SSHConfig returns an OpenSSH config block for the VM, `Host NAME.fvm`, with strict
@@ -46,13 +49,20 @@ func SSHConfig(name string, info SSHConfigInfo) string {
 	line("HostKeyAlias", alias)
 	line("StrictHostKeyChecking", "yes")
 	line("PasswordAuthentication", "no")
+	if info.MuxDir != "" {
+		line("ControlMaster", "auto")
+		line("ControlPath", quoteConfig(strings.ReplaceAll(strings.TrimSuffix(info.MuxDir, "/"), "%", "%%")+"/ssh-%C"))
+		line("ControlPersist", "10m")
+	}
 	return b.String()
 }
 
 // configPath escapes a path for ssh_config: % starts a token in these keywords and
 // a path with spaces (macOS's "Application Support") must be quoted.
-func configPath(p string) string {
-	p = strings.ReplaceAll(p, "%", "%%")
+func configPath(p string) string { return quoteConfig(strings.ReplaceAll(p, "%", "%%")) }
+
+// quoteConfig quotes a value with spaces or quotes for ssh_config.
+func quoteConfig(p string) string {
 	if strings.ContainsAny(p, " \t\"'#\\") {
 		return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(p) + `"`
 	}

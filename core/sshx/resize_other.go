@@ -2,5 +2,5 @@
 
 package sshx
 
-// watchResize is a no-op where there is no SIGWINCH; the initial size still applies.
-func watchResize(int, func(w, h int)) (stop func()) { return func() {} }
+// WatchResize is a no-op where there is no SIGWINCH; the initial size still applies.
+func WatchResize(int, func(w, h int)) (stop func()) { return func() {} }

@@ -10,9 +10,9 @@ import (
 	"golang.org/x/term"
 )
 
-// watchResize calls resize with the terminal's new size on every SIGWINCH until
+// WatchResize calls resize with the terminal's new size on every SIGWINCH until
 // the returned stop function is called.
-func watchResize(fd int, resize func(w, h int)) (stop func()) {
+func WatchResize(fd int, resize func(w, h int)) (stop func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGWINCH)
 	done := make(chan struct{})

@@ -39,7 +39,13 @@ type testServer struct {
 	ClientPEM []byte
 	mode      atomic.Int32
 	cfg       *ssh.ServerConfig
+	swapped   atomic.Pointer[ssh.ServerConfig] // a replacement config (another host key)
 	ln        net.Listener
+
+	// MaxSessions, when set, refuses more open sessions per connection (sshd's MaxSessions).
+	MaxSessions int32
+	connMu      sync.Mutex
+	conns       []*ssh.ServerConn
 
 	PtyReqs  chan ptyInfo
 	Resizes  chan ptyInfo
@@ -120,25 +126,58 @@ func (s *testServer) serve() {
 }
 
 func (s *testServer) handle(c net.Conn) {
-	sc, chans, reqs, err := ssh.NewServerConn(c, s.cfg)
+	cfg := s.cfg
+	if sw := s.swapped.Load(); sw != nil {
+		cfg = sw
+	}
+	sc, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
 		c.Close()
 		return
 	}
 	s.Handshks.Add(1)
+	s.connMu.Lock()
+	s.conns = append(s.conns, sc)
+	s.connMu.Unlock()
 	defer sc.Close()
-	go ssh.DiscardRequests(reqs)
+	go ssh.DiscardRequests(reqs) // keepalive@openssh.com gets "failure", as from sshd
+	var open atomic.Int32
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
 			nc.Reject(ssh.UnknownChannelType, "only sessions")
+			continue
+		}
+		if s.MaxSessions > 0 && open.Load() >= s.MaxSessions {
+			nc.Reject(ssh.Prohibited, "open failed")
 			continue
 		}
 		ch, creqs, err := nc.Accept()
 		if err != nil {
 			return
 		}
-		go s.session(ch, creqs)
+		open.Add(1)
+		go func() {
+			s.session(ch, creqs)
+			open.Add(-1)
+		}()
 	}
+}
+
+// DropAll closes every connection, as a restarted sshd does.
+func (s *testServer) DropAll() {
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.conns = nil
+}
+
+// SwapHostKey makes new connections present another host key.
+func (s *testServer) SwapHostKey() {
+	cfg := &ssh.ServerConfig{PublicKeyCallback: s.cfg.PublicKeyCallback}
+	cfg.AddHostKey(newSigner(s.t))
+	s.swapped.Store(cfg)
 }
 
 func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {

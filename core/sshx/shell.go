@@ -46,7 +46,7 @@ func (c *Client) Shell(ctx context.Context, stdin *os.File, stdout, stderr io.Wr
 			return -1, fmt.Errorf("terminal raw mode: %w", err)
 		}
 		defer term.Restore(fd, old)
-		stopResize := watchResize(fd, func(w, h int) { s.WindowChange(h, w) })
+		stopResize := WatchResize(fd, func(w, h int) { s.WindowChange(h, w) })
 		defer stopResize()
 	}
 	if err := feedStdin(s, in); err != nil {

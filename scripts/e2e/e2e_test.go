@@ -153,11 +153,19 @@ func TestVMLifecycle(t *testing.T) {
 		t.Fatalf("run -d failed: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
 	}
 	t.Logf("MEASURE run -d to SSH-ready: %s", time.Since(t0))
-	for _, phase := range []string{"Created VM", "hypervisor up", "SSH ready"} {
+	for _, phase := range []string{"Created VM", "hypervisor up", "SSH ready", "fvm wait " + name} {
 		if !strings.Contains(r.stderr, phase) {
 			t.Errorf("run output lacks phase %q", phase)
 		}
 	}
+	t0 = time.Now()
+	mustFVM(t, "exec", name, "--", "true")
+	t.Logf("MEASURE first exec right after run -d (cloud-init may still run): %s", time.Since(t0))
+	t0 = time.Now()
+	if out := fvm(t, "wait", name); out.code != 0 || !strings.Contains(out.stderr, "cloud-init done") {
+		t.Errorf("fvm wait: %+v", out)
+	}
+	t.Logf("MEASURE fvm wait (cloud-init to finish) after run -d: %s", time.Since(t0))
 
 	t.Run("hostname", func(t *testing.T) {
 		if got := strings.TrimSpace(mustFVM(t, "ssh", name, "--", "cat", "/etc/hostname")); got != name {
@@ -207,11 +215,18 @@ func TestVMLifecycle(t *testing.T) {
 		}
 		cfg := filepath.Join(t.TempDir(), "config")
 		os.WriteFile(cfg, []byte(mustFVM(t, "ssh-config", name)), 0o600)
-		out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", name+".fvm", "hostname").CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != name {
-			t.Fatalf("plain ssh with ssh-config: %v: %s", err, out)
+		defer exec.Command("ssh", "-F", cfg, "-O", "exit", name+".fvm").Run() // the shared connection's master
+		for i := 0; i < 2; i++ {                                              // the second run goes over the first's connection (ControlMaster)
+			out, err := exec.Command("ssh", "-F", cfg, "-o", "BatchMode=yes", name+".fvm", "hostname").CombinedOutput()
+			if err != nil || strings.TrimSpace(string(out)) != name {
+				t.Fatalf("plain ssh with ssh-config (run %d): %v: %s", i, err, out)
+			}
+		}
+		if out, err := exec.Command("ssh", "-F", cfg, "-O", "check", name+".fvm").CombinedOutput(); err != nil {
+			t.Errorf("no shared connection after two ssh runs: %v: %s", err, out)
 		}
 	})
+	t.Run("exec", func(t *testing.T) { execChecks(t, name) })
 	t.Run("listings", func(t *testing.T) {
 		if out := mustFVM(t, "ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
 			t.Errorf("ps: %s", out)
@@ -290,6 +305,8 @@ func TestVMLifecycle(t *testing.T) {
 			t.Fatalf("after re-adopt: %q", got)
 		}
 	})
+
+	t.Run("host-key-refused", func(t *testing.T) { hostKeyRefused(t, name) })
 
 	t.Run("rm", func(t *testing.T) {
 		if r := fvm(t, "rm", name); r.code == 0 || !strings.Contains(r.stderr, "rm -f") {

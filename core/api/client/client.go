@@ -164,14 +164,23 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb api.ErrorBody
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
-			return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-		}
-		return nil, &api.Error{Code: eb.Code, Msg: eb.Error}
+		return nil, responseError(method, path, resp)
 	}
 	return resp, nil
+}
+
+// responseError turns a non-2xx response into *api.Error; a 404 without the
+// API's error body is a route the host does not have (ErrOlderHost).
+func responseError(method, path string, resp *http.Response) error {
+	var eb api.ErrorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+		if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed {
+			return fmt.Errorf("%s %s: %w", method, path, ErrOlderHost)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return &api.Error{Code: eb.Code, Msg: eb.Error}
 }
 
 // HostError means the host could not be reached at all.

@@ -74,7 +74,7 @@ func (h *imageHandler) pull(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	stream(w, func(progress func(api.Event)) (api.Image, error) {
+	progressStream(w, func(progress func(api.Event)) (api.Image, error) {
 		return h.s.PullImage(r.Context(), req, progress)
 	})
 }
@@ -84,14 +84,14 @@ func (h *imageHandler) importImage(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &req) {
 		return
 	}
-	stream(w, func(progress func(api.Event)) (api.Image, error) {
+	progressStream(w, func(progress func(api.Event)) (api.Image, error) {
 		return h.s.ImportImage(r.Context(), req, progress)
 	})
 }
 
-// stream answers with the api.PullLine NDJSON stream. It starts with the first
+// progressStream answers with the api.PullLine NDJSON stream. It starts with the first
 // progress event, so work refused at once gets a plain error with its status.
-func stream(w http.ResponseWriter, run func(progress func(api.Event)) (api.Image, error)) {
+func progressStream(w http.ResponseWriter, run func(progress func(api.Event)) (api.Image, error)) {
 	var mu sync.Mutex
 	started := false
 	fl, _ := w.(http.Flusher)

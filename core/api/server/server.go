@@ -52,6 +52,7 @@ func Handler(s Service) http.Handler {
 	mux.HandleFunc("GET /v1/images", h.images)
 	mux.HandleFunc("GET /v1/events", h.events)
 	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
+	registerExec(mux, s)   // exec streams and readiness waits (exec.go)
 	return guard(mux)
 }
 

@@ -1,0 +1,192 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/server"
+	"github.com/fvmhq/fvm/core/api/stream"
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+var _ server.ExecService = (*Daemon)(nil)
+
+// hold starts holding the pinned SSH connection of a VM that now runs (started
+// or re-adopted): commands then cost a session on it, not a handshake. It is
+// closed by watch when the VM ends.
+func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine) {
+	h, err := d.holder(name, inst, m)
+	d.mu.Lock()
+	e := d.entry(name)
+	if e.machine != m { // it ended already
+		d.mu.Unlock()
+		if h != nil {
+			h.Close()
+		}
+		return
+	}
+	if err != nil {
+		e.sshErr = err
+	} else {
+		e.ssh = h
+	}
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Warn("cannot hold an ssh connection", "vm", name, "err", err)
+	}
+}
+
+func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine) (*sshx.Holder, error) {
+	ep, err := m.SSHEndpoint(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
+	}
+	signer, _, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
+	if err != nil {
+		return nil, fmt.Errorf("fvm ssh key: %w", err)
+	}
+	hostKey, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: host key: %w", name, err)
+	}
+	t := sshx.Target{Addr: ep.String(), User: inst.Spec.User, Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
+	return sshx.Hold(t, sshx.HolderOptions{
+		InstallerFirst: inst.Spec.ISO != "",
+		OnReady: func(reconnected bool) {
+			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
+			d.events.publish(api.Event{Type: api.EventVMReady, VM: name, State: vm.Running})
+		},
+		OnFatal: func(err error) {
+			d.log.Error("ssh host key changed: refusing the VM's connections", "vm", name, "err", err)
+			d.mu.Lock()
+			if e := d.vms[name]; e != nil && e.machine == m {
+				e.err = err.Error()
+			}
+			d.mu.Unlock()
+			d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
+		},
+	}), nil
+}
+
+// running returns the machine and held connection of a running VM, or a conflict.
+func (d *Daemon) running(name string) (*sshx.Holder, error) {
+	if _, err := d.get(name); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	e := d.entry(name)
+	m, h, herr, op := e.machine, e.ssh, e.sshErr, e.op
+	d.mu.Unlock()
+	switch {
+	case m == nil && op == "starting":
+		return nil, api.Errorf(api.CodeConflict, "vm %q is still starting: try again in a moment", name)
+	case m == nil:
+		return nil, api.Errorf(api.CodeConflict, "vm %q is not running: start it with `fvm start %s`", name, name)
+	case herr != nil:
+		return nil, herr
+	case h == nil:
+		return nil, api.Errorf(api.CodeConflict, "vm %q is still starting: try again in a moment", name)
+	}
+	return h, nil
+}
+
+// Exec starts a command in a VM over its held connection, waiting within ctx
+// for its SSH to answer (a VM that is booting).
+func (d *Daemon) Exec(ctx context.Context, name string, req api.ExecRequest) (stream.Process, error) {
+	h, err := d.running(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := h.Start(ctx, sshx.ProcessOptions{
+		Command: req.Command, Subsystem: req.Subsystem, TTY: req.TTY, Term: req.Term, Cols: req.Cols, Rows: req.Rows,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: %w", name, err)
+	}
+	return p, nil
+}
+
+// cloudInitWait bounds the wait for cloud-init, whose package installs can be long.
+const cloudInitWait = 30 * time.Minute
+
+// Wait returns once the VM's SSH answers, or (api.WaitCloudInit) once cloud-init
+// finished in the guest, asked over the held connection.
+func (d *Daemon) Wait(ctx context.Context, name string, req api.WaitRequest) (api.WaitResult, error) {
+	switch req.For {
+	case api.WaitSSH, api.WaitCloudInit:
+	case "":
+		req.For = api.WaitSSH
+	default:
+		return api.WaitResult{}, api.Errorf(api.CodeInvalid, "wait for %q: use %s or %s", req.For, api.WaitSSH, api.WaitCloudInit)
+	}
+	h, err := d.running(name)
+	if err != nil {
+		return api.WaitResult{}, err
+	}
+	if err := h.Ready(ctx); err != nil {
+		return api.WaitResult{}, fmt.Errorf("vm %q: %w", name, err)
+	}
+	if req.For == api.WaitSSH {
+		return api.WaitResult{For: req.For, Status: "ready"}, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, cloudInitWait)
+	defer cancel()
+	// --wait blocks until every stage ran; the status line is the last one.
+	status, out, err := runQuiet(wctx, h, "cloud-init status --wait 2>&1 | tail -n 3; exit ${PIPESTATUS[0]}")
+	if err != nil {
+		return api.WaitResult{}, fmt.Errorf("vm %q: cloud-init status: %w", name, err)
+	}
+	return cloudInitResult(status, out), nil
+}
+
+// cloudInitResult reads `cloud-init status --wait`: exit 0 done, 2 done with
+// recoverable errors (cloud-init 23.4+), 1 error; 127 means no cloud-init.
+func cloudInitResult(status int, out string) api.WaitResult {
+	r := api.WaitResult{For: api.WaitCloudInit, Detail: strings.TrimSpace(out)}
+	switch {
+	case status == 127:
+		r.Status, r.Detail = "none", "the guest has no cloud-init: nothing to wait for"
+	case status == 0 && strings.Contains(out, "status: disabled"):
+		r.Status = "none"
+	case status == 0:
+		r.Status, r.Detail = "done", ""
+	case status == 2:
+		r.Status = "degraded"
+	default:
+		r.Status = "error"
+	}
+	return r
+}
+
+// runQuiet runs a command on the held connection and returns its status and output.
+func runQuiet(ctx context.Context, h *sshx.Holder, cmd string) (int, string, error) {
+	p, err := h.Start(ctx, sshx.ProcessOptions{Command: "bash -c " + shellQuote(cmd)})
+	if err != nil {
+		return -1, "", err
+	}
+	defer p.Close()
+	p.Stdin().Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&out, io.LimitReader(p.Stdout(), 1<<20)); close(done) }()
+	go io.Copy(io.Discard, p.Stderr())
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.Signal("KILL")
+		return -1, "", ctx.Err()
+	}
+	status, err := p.Wait()
+	return status, out.String(), err
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
