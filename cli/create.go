@@ -36,11 +36,14 @@ func newCreateCmd(a *app) *cobra.Command {
 				}
 			}
 			t0 := time.Now()
-			v, err := c.Create(cmd.Context(), api.CreateRequest{Spec: spec})
+			v, err := c.Create(cmd.Context(), api.CreateRequest{Spec: spec, Cold: f.cold})
 			if err != nil {
 				return err
 			}
-			a.phase("Created VM %s in %s", v.Spec.Name, since(t0))
+			a.phase("Created VM %s%s in %s", v.Spec.Name, warmText1(v), since(t0))
+			if v.Notice != "" {
+				a.phase("Note: %s", v.Notice)
+			}
 			a.installNote(v)
 			fmt.Fprintln(a.out, v.Spec.Name)
 			return nil

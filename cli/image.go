@@ -14,7 +14,7 @@ func newImageCmd(a *app) *cobra.Command {
 		Use:   "image",
 		Short: "Manage images (build, import, rm, prune)",
 	}
-	cmd.AddCommand(newImageBuildCmd(a), newImageImportCmd(a), newImageRmCmd(a), newImagePruneCmd(a))
+	cmd.AddCommand(newImageBuildCmd(a), newImageImportCmd(a), newImageWarmCmd(a), newImageRmCmd(a), newImagePruneCmd(a))
 	return cmd
 }
 

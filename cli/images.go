@@ -50,14 +50,14 @@ With --available, list the catalog of official cloud images "fvm pull" knows.`,
 				return writeJSON(a.out, imgs)
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tARCH\tSIZE\tDIGEST\tAGE")
+			fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tARCH\tSIZE\tWARM\tDIGEST\tAGE")
 			for _, im := range imgs {
 				name := im.Name
 				if im.Ref != "" {
 					name = im.Ref
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, dash(im.Version), dash(im.Build), im.Arch,
-					vm.FormatSize(im.Size), shortDigest(im.Digest), ago(im.CreatedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, dash(im.Version), dash(im.Build), im.Arch,
+					vm.FormatSize(im.Size), warmText(im.Warm), shortDigest(im.Digest), ago(im.CreatedAt))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -93,4 +93,24 @@ func archList(as []vm.Arch) string {
 		s[i] = string(a)
 	}
 	return strings.Join(s, ",")
+}
+
+// warmText sums up an image's warm snapshots: "2 (1.1G)", "-" for none.
+func warmText(ws []api.WarmSnapshot) string {
+	if len(ws) == 0 {
+		return "-"
+	}
+	var n int64
+	for _, w := range ws {
+		n += w.Bytes
+	}
+	return fmt.Sprintf("%d (%s)", len(ws), vm.FormatSize(n))
+}
+
+// warmText1 says that a new VM is a warm clone.
+func warmText1(v api.VM) string {
+	if v.Spec.Warm != "" {
+		return " (a clone of its warm snapshot)"
+	}
+	return ""
 }

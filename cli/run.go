@@ -57,12 +57,15 @@ after "--" it runs it, prints its output and exits with its status.`,
 				return err
 			}
 			t0 := time.Now()
-			v, err := c.Create(ctx, api.CreateRequest{Spec: spec})
+			v, err := c.Create(ctx, api.CreateRequest{Spec: spec, Cold: f.cold})
 			if err != nil {
 				return err
 			}
 			name := v.Spec.Name
-			a.phase("Created VM %s from %s in %s", name, spec.Image, since(t0))
+			a.phase("Created VM %s from %s%s in %s", name, spec.Image, warmText1(v), since(t0))
+			if v.Notice != "" {
+				a.phase("Note: %s", v.Notice)
+			}
 			cleanup := func(err error) error {
 				if !rm {
 					if errors.Is(err, context.Canceled) {
@@ -85,7 +88,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if v.Notice != "" {
 				a.phase("Note: %s", v.Notice)
 			}
-			a.phase("Booting %s (%s, %s): hypervisor up in %s", name, v.Backend, accelText(v.Accel), since(tb))
+			a.phase("%s %s (%s, %s): hypervisor up in %s", bootVerb(v.Boot), name, v.Backend, accelText(v.Accel), since(tb))
 			if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 				return cleanup(err)
 			}

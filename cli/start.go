@@ -4,17 +4,32 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/api"
 )
 
+// bootVerb says how a run began, for the progress line.
+func bootVerb(boot string) string {
+	switch boot {
+	case "resumed":
+		return "Resumed"
+	case "clone":
+		return "Cloned"
+	}
+	return "Booting"
+}
+
 func newStartCmd(a *app) *cobra.Command {
-	var noWait, wait bool
+	var noWait, wait, cold bool
 	cmd := &cobra.Command{
 		Use:   "start NAME...",
 		Short: "Boot stopped VMs and wait until SSH answers",
-		Long: `Boot stopped VMs. Each returns once its SSH answers (the host then holds the
-connection that exec and ssh use); cloud-init may still be running then:
---wait returns only once it finished (user-data, packages), like "fvm wait".`,
-		Args: cobra.MinimumNArgs(1),
+		Long: `Boot stopped VMs, or resume suspended ones from their saved state (--cold
+discards it and boots from the disk). Each returns once its SSH answers (the host
+then holds the connection that exec and ssh use); cloud-init may still be running
+then: --wait returns only once it finished (user-data, packages), like "fvm wait".`,
+		Aliases: []string{"resume"},
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			c, err := a.client(ctx)
@@ -23,11 +38,14 @@ connection that exec and ssh use); cloud-init may still be running then:
 			}
 			for _, name := range args {
 				t0 := time.Now()
-				v, err := c.Start(ctx, name)
+				v, err := c.StartWith(ctx, name, api.StartRequest{Cold: cold})
 				if err != nil {
 					return err
 				}
-				a.phase("Booting %s (%s): hypervisor up in %s", name, accelText(v.Accel), since(t0))
+				if v.Notice != "" {
+					a.phase("Note: %s", v.Notice)
+				}
+				a.phase("%s %s (%s): hypervisor up in %s", bootVerb(v.Boot), name, accelText(v.Accel), since(t0))
 				if noWait {
 					continue
 				}
@@ -46,6 +64,7 @@ connection that exec and ssh use); cloud-init may still be running then:
 	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the hypervisor runs, without waiting for SSH")
 	cmd.Flags().BoolVar(&wait, "wait", false, "also wait until cloud-init finished (user-data, packages)")
+	cmd.Flags().BoolVar(&cold, "cold", false, "discard a saved state (suspend) and boot from the disk")
 	cmd.MarkFlagsMutuallyExclusive("no-wait", "wait")
 	return cmd
 }

@@ -11,11 +11,16 @@ import (
 )
 
 func newStopCmd(a *app) *cobra.Command {
-	return newStopLikeCmd(a, "stop", "Shut VMs down (ACPI power-off, then kill after --timeout)", "Stopped",
+	cmd := newStopLikeCmd(a, "stop", "Shut VMs down (ACPI power-off, then kill after --timeout); --save suspends them", "Stopped",
 		func(ctx context.Context, c *client.Client, name string, req api.StopRequest) error {
 			_, err := c.Stop(ctx, name, req)
+			if err == nil && req.Save {
+				a.phase("%s suspended: `fvm start %s` resumes it", name, name)
+			}
 			return err
 		})
+	cmd.Flags().Bool("save", false, "suspend instead: save the VM's memory to its directory; `fvm start` resumes it (same as `fvm suspend`)")
+	return cmd
 }
 
 func newRestartCmd(a *app) *cobra.Command {
@@ -37,6 +42,9 @@ func newStopLikeCmd(a *app, verb, short, done string, call func(context.Context,
 			c, err := a.client(cmd.Context())
 			if err != nil {
 				return err
+			}
+			if f := cmd.Flags().Lookup("save"); f != nil {
+				req.Save = f.Value.String() == "true"
 			}
 			for _, name := range args {
 				t0 := time.Now()

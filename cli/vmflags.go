@@ -22,6 +22,7 @@ type vmFlags struct {
 	name    string
 	sshKeys []string
 	ports   []string
+	cold    bool // boot from the image even when a warm snapshot could serve
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -39,6 +40,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
+	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "cpu" { // as in the tools fvm replaces
 			name = config.KeyCPUs

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -145,15 +146,23 @@ func (m *Menu) toggleLogin() {
 	}
 }
 
-// Quit dialog buttons, by the index Dialogs.Choose returns.
+// What Quit can do with running VMs, by index in QuitChoices (Cancel is the
+// dialog's own: dismissing it quits nothing).
 const (
 	QuitCancel = iota
 	QuitLeaveRunning
 	QuitStopVMs
+	QuitSuspendVMs
 )
 
-// QuitButtons are the Quit dialog's buttons.
-var QuitButtons = []string{QuitCancel: "Cancel", QuitLeaveRunning: "Leave Running", QuitStopVMs: "Stop VMs"}
+// QuitChoices are the Quit dialog's choices (a list: three answers and Cancel
+// are more than every platform's button dialog holds).
+var QuitChoices = []string{
+	QuitCancel:       "Cancel",
+	QuitSuspendVMs:   "Suspend them: saved to disk, Start resumes each in seconds",
+	QuitStopVMs:      "Stop them: a graceful shutdown",
+	QuitLeaveRunning: "Leave them running: the next fvm host adopts them",
+}
 
 // quitFlow ends the app. When this app hosts running VMs it asks whether to
 // stop them or leave them for the next host to adopt (QEMU VMs outlive it).
@@ -169,30 +178,41 @@ func (m *Menu) quitFlow() {
 	if len(running) > 1 {
 		what = fmt.Sprintf("%d VMs are", len(running))
 	}
-	msg := fmt.Sprintf("%s running (%s). Stop them gracefully before quitting, or leave them running for the next fvm host to adopt?",
-		what, strings.Join(running, ", "))
-	choice, err := m.opts.Dialogs.Choose("Quit fvm", msg, QuitButtons)
-	if err != nil {
+	msg := fmt.Sprintf("%s running (%s). What should happen to them when fvm quits?", what, strings.Join(running, ", "))
+	items := []string{QuitChoices[QuitSuspendVMs], QuitChoices[QuitStopVMs], QuitChoices[QuitLeaveRunning]}
+	picked, ok, err := m.opts.Dialogs.Pick("Quit fvm", msg, items)
+	choice := QuitCancel
+	switch {
+	case err != nil:
 		// Without a dialog, the choice that loses nothing is to leave them running.
 		m.log.Warn("quit dialog failed: leaving VMs running", "err", err)
 		choice = QuitLeaveRunning
+	case ok:
+		choice = max(slices.Index(QuitChoices, picked), QuitCancel)
 	}
 	switch choice {
 	case QuitLeaveRunning:
 		m.finish()
 	case QuitStopVMs:
-		m.stopAll(running)
+		m.stopAll(running, false)
+		m.finish()
+	case QuitSuspendVMs:
+		m.stopAll(running, true)
 		m.finish()
 	}
 }
 
-// stopAll stops VMs in parallel, telling the user about any that would not.
-func (m *Menu) stopAll(names []string) {
+// stopAll stops (or suspends) VMs in parallel, telling the user about any that would not.
+func (m *Menu) stopAll(names []string, suspend bool) {
 	m.mu.Lock()
 	m.quitting = true
 	m.mu.Unlock()
-	m.setBusy(fmt.Sprintf("Stopping %d VMs…", len(names)))
-	req := api.StopRequest{TimeoutSeconds: int(m.opts.StopTimeout.Seconds())}
+	verb := "Stopping"
+	if suspend {
+		verb = "Suspending"
+	}
+	m.setBusy(fmt.Sprintf("%s %d VMs…", verb, len(names)))
+	req := api.StopRequest{TimeoutSeconds: int(m.opts.StopTimeout.Seconds()), Save: suspend}
 	var wg sync.WaitGroup
 	errs := make([]error, len(names))
 	for i, n := range names {

@@ -248,7 +248,11 @@ func (c *fakeClient) Start(_ context.Context, name string) (api.VM, error) {
 }
 
 func (c *fakeClient) Stop(_ context.Context, name string, req api.StopRequest) (api.VM, error) {
-	c.record("stop %s force=%v timeout=%d", name, req.Force, req.TimeoutSeconds)
+	save := ""
+	if req.Save {
+		save = " save"
+	}
+	c.record("stop %s force=%v timeout=%d%s", name, req.Force, req.TimeoutSeconds, save)
 	return api.VM{}, nil
 }
 

@@ -270,11 +270,15 @@ func TestQuit(t *testing.T) {
 		{QuitCancel, false, nil},
 		{QuitLeaveRunning, true, nil},
 		{QuitStopVMs, true, []string{"stop boot force=false timeout=60", "stop web force=false timeout=60"}},
+		{QuitSuspendVMs, true, []string{"stop boot force=false timeout=60 save", "stop web force=false timeout=60 save"}},
 	} {
-		t.Run(QuitButtons[tc.choice], func(t *testing.T) {
+		t.Run(QuitChoices[tc.choice], func(t *testing.T) {
 			h := start(t, Options{}, mkVM("web", vm.Running), mkVM("boot", vm.Starting), mkVM("db", vm.Stopped))
 			h.waitTitle(t, "● web")
-			h.dialogs.choose = tc.choice
+			h.dialogs.picks = []string{QuitChoices[tc.choice]}
+			if tc.choice == QuitCancel {
+				h.dialogs.picks = []string{""}
+			}
 			h.tray.click(t, TitleQuit)
 			h.menu.Wait()
 			select {

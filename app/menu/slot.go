@@ -45,6 +45,8 @@ func Mark(s vm.State) string {
 		return "○"
 	case vm.Starting, vm.Stopping:
 		return "◐"
+	case vm.Suspended:
+		return "◑"
 	}
 	return "⚠"
 }
@@ -55,7 +57,7 @@ func Enabled(s vm.State) [numActions]bool {
 	var on [numActions]bool
 	on[ActCopySSH], on[ActLogs] = true, true
 	switch s {
-	case vm.Stopped, vm.Error:
+	case vm.Stopped, vm.Error, vm.Suspended: // Start resumes a suspended VM
 		on[ActStart], on[ActDelete] = true, true
 	case vm.Running:
 		on[ActStop], on[ActRestart], on[ActDisplay], on[ActTerminal], on[ActDelete] = true, true, true, true, true

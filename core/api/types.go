@@ -25,22 +25,55 @@ type VM struct {
 	StartedAt *time.Time `json:"startedAt,omitempty"`
 	Backend   string     `json:"backend"`
 	Notice    string     `json:"notice,omitempty"` // one-line note from the driver, e.g. why TCG was chosen
+	// Boot says how the current run began: cold, resumed (from its saved state) or clone.
+	Boot string `json:"boot,omitempty"`
 	// Logs are the VM's log files: the serial console first, then the backend's own.
 	Logs []string `json:"logs,omitempty"`
 	// VNCSocket is where the hypervisor serves the VM's display as VNC, when it does.
 	VNCSocket string `json:"vncSocket,omitempty"`
 }
 
-// CreateRequest creates a VM (and starts it when Start is set).
+// CreateRequest creates a VM (and starts it when Start is set). Cold makes it
+// boot from its image even when a warm snapshot of that image and shape exists.
 type CreateRequest struct {
 	Spec  vm.Spec `json:"spec"`
 	Start bool    `json:"start"`
+	Cold  bool    `json:"cold,omitempty"`
+}
+
+// WarmRequest is the body of POST /v1/images/warm: make the warm snapshot of
+// an image for VMs of this shape (the spec's image, arch, cpus, memory, user).
+type WarmRequest struct {
+	Spec vm.Spec `json:"spec"`
+}
+
+// WarmSnapshot is one warm snapshot of an image: a VM of its shape booted once
+// and saved, which new VMs of that image and shape start from in seconds.
+type WarmSnapshot struct {
+	Dir       string    `json:"dir"`
+	Arch      vm.Arch   `json:"arch"`
+	CPUs      int       `json:"cpus"`
+	MemoryMiB int       `json:"memoryMiB"`
+	User      string    `json:"user"`
+	DiskBytes int64     `json:"diskBytes"` // clones need a --disk at least this large
+	Bytes     int64     `json:"bytes"`     // on disk
+	CreatedAt time.Time `json:"createdAt"`
+	Current   bool      `json:"current"` // it fits this host's QEMU and fvm (else it is not used, and prune removes it)
 }
 
 // StopRequest stops a VM: ACPI shutdown, then kill after Timeout; Force kills at once.
+// Save suspends it instead (its state saved for the next start), where its backend can.
 type StopRequest struct {
 	Force          bool `json:"force"`
 	TimeoutSeconds int  `json:"timeoutSeconds"`
+	Save           bool `json:"save,omitempty"`
+}
+
+// StartRequest is the optional body of POST /v1/vms/{name}/start.
+type StartRequest struct {
+	// Cold discards a saved state (suspend, or a warm snapshot for a new clone)
+	// and boots from the disk.
+	Cold bool `json:"cold,omitempty"`
 }
 
 // SSHInfo is what a client needs to open an SSH session with a pinned host key.
@@ -74,6 +107,8 @@ type Image struct {
 	Distro         string `json:"distro,omitempty"`
 	Build          string `json:"build,omitempty"`
 	UpstreamDigest string `json:"upstreamDigest,omitempty"` // sha256:... or sha512:...
+	// Warm are the image's warm snapshots.
+	Warm []WarmSnapshot `json:"warm,omitempty"`
 }
 
 // Check is one host capability in `fvm check`.
@@ -127,6 +162,7 @@ const (
 	EventProgress     = "image.progress"
 	EventImagePulled  = "image.pulled"
 	EventImageRemoved = "image.removed"
+	EventImageWarm    = "image.warm" // a warm snapshot of an image was made
 )
 
 // Phases of an image.progress event, in order. Done and Total (bytes; Total 0

@@ -32,6 +32,10 @@ func Load(layout store.Layout) (*viper.Viper, error) {
 	return v, nil
 }
 
+// KeyImagesWarm turns warm snapshots on or off (default on): `images.warm: false`
+// in the config file or FVM_IMAGES_WARM=false.
+const KeyImagesWarm = "images.warm"
+
 // KeyImageCatalog holds catalog additions in catalog.yaml's shape (a list of
 // distros under images.catalog.distros): new releases or distros, or changed
 // releases of built-in ones.

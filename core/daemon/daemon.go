@@ -47,6 +47,15 @@ type Daemon struct {
 
 	mu  sync.Mutex
 	vms map[string]*entry
+
+	warmOnce sync.Once
+	warm     *warming // warm snapshots being made (warm.go)
+
+	// bg is the context of the host's own background work (warm snapshots):
+	// it ends when Serve returns, which waits for that work (bgWG) to clean up.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 }
 
 // entry is the host's live knowledge of one VM.
@@ -63,18 +72,23 @@ func New(opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	bg, cancel := context.WithCancel(context.Background())
 	return &Daemon{
-		opts:   opts,
-		store:  store.New(opts.Layout),
-		images: &image.Registry{Layout: opts.Layout},
-		events: newBroker(),
-		log:    opts.Log,
-		vms:    map[string]*entry{},
+		opts:     opts,
+		store:    store.New(opts.Layout),
+		images:   &image.Registry{Layout: opts.Layout},
+		events:   newBroker(),
+		log:      opts.Log,
+		vms:      map[string]*entry{},
+		bg:       bg,
+		bgCancel: cancel,
 	}
 }
 
-// Adopt re-attaches to VMs left running by an earlier host.
+// Adopt re-attaches to VMs left running by an earlier host, and removes what
+// an earlier host left half-made of warm snapshots.
 func (d *Daemon) Adopt(ctx context.Context) {
+	d.cleanWarmBuilds(ctx)
 	insts, err := d.store.List()
 	if err != nil {
 		d.log.Error("list vms", "err", err)
@@ -137,7 +151,7 @@ func (d *Daemon) begin(name, op string) (func(err error), error) {
 
 func opState(op string) vm.State {
 	switch op {
-	case "stopping", "removing":
+	case "stopping", "removing", "suspending":
 		return vm.Stopping
 	}
 	return vm.Starting
@@ -240,6 +254,9 @@ func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 		}
 	}
 	v.State = vm.Stopped
+	if keeper, ok := drv.(driver.StateKeeper); ok && m == nil && derr == nil && keeper.HasSavedState(inst) {
+		v.State = vm.Suspended
+	}
 	if lastErr != "" {
 		v.State = vm.Error
 	}
@@ -255,7 +272,7 @@ func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 		}
 		v.State = st
 		info := m.Info()
-		v.PID, v.Accel = info.PID, info.Accel
+		v.PID, v.Accel, v.Boot = info.PID, info.Accel, info.Boot
 		if !info.StartedAt.IsZero() {
 			t := info.StartedAt
 			v.StartedAt = &t
@@ -310,5 +327,14 @@ func (d *Daemon) LogPath(ctx context.Context, name string) (string, error) {
 	return inst.Path(store.SerialLog), nil
 }
 
-// Images lists local images.
-func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) { return d.images.List() }
+// Images lists local images with their warm snapshots.
+func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
+	imgs, err := d.images.List()
+	if err != nil {
+		return nil, err
+	}
+	for i := range imgs {
+		imgs[i].Warm = d.snapshotsOf(imgs[i].Path)
+	}
+	return imgs, nil
+}

@@ -63,6 +63,12 @@ func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine) (*s
 		InstallerFirst: inst.Spec.ISO != "",
 		OnReady: func(reconnected bool) {
 			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
+			if !reconnected && m.Info().ClockStale {
+				go d.setClock(name)
+			}
+			if !reconnected && m.Info().Boot == driver.BootCold && inst.Spec.Warm == "" {
+				d.warmAfterBoot(inst.Spec) // the next VM of this image and shape starts warm
+			}
 			d.events.publish(api.Event{Type: api.EventVMReady, VM: name, State: vm.Running})
 		},
 		OnFatal: func(err error) {
@@ -75,6 +81,23 @@ func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine) (*s
 			d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
 		},
 	}), nil
+}
+
+// setClock sets a restored guest's clock over SSH, where the backend could not.
+func (d *Daemon) setClock(name string) {
+	h, err := d.running(name)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	cmd := fmt.Sprintf("sudo -n date -u -s @%d.%09d >/dev/null", now.Unix(), now.Nanosecond())
+	if st, out, err := runQuiet(ctx, h, cmd); err != nil || st != 0 {
+		d.log.Warn("could not set a restored guest's clock", "vm", name, "status", st, "out", out, "err", err)
+		return
+	}
+	d.log.Info("restored guest's clock set over ssh", "vm", name)
 }
 
 // running returns the machine and held connection of a running VM, or a conflict.

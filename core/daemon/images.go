@@ -471,11 +471,24 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 	} else if len(targets) == 0 {
 		targets = []api.Image{{Name: name}} // an unreadable entry: remove it all the same
 	}
+	gone := map[string]bool{}
 	for _, img := range targets {
 		if err := d.images.Remove(img.Name); err != nil {
 			return nil, api.Errorf(api.CodeNotFound, "%v", err)
 		}
+		if img.Path != "" {
+			gone[img.Path] = true
+		}
 		d.events.publish(api.Event{Type: api.EventImageRemoved, Image: img.Name, Arch: img.Arch})
+	}
+	// Its warm snapshots go with it, unless a clone's disk still reads one (prune takes it later).
+	if used, err := d.basesInUse(); err == nil {
+		for b := range gone {
+			if used[b] {
+				delete(gone, b) // another image name or a VM still uses the base
+			}
+		}
+		d.removeSnapshots(used, gone, false)
 	}
 	return targets, nil
 }
@@ -575,6 +588,20 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
 	}
 	res := api.PruneResult{Removed: []string{}}
+	// Warm snapshots no clone reads: of a base no image names, or no longer current.
+	orphans := map[string]bool{}
+	for _, s := range d.snapshotsOf("") {
+		if info, err := loadSnapshot(s.Dir); err == nil && !d.imageNames(info.Base) {
+			orphans[info.Base] = true
+		}
+	}
+	removed, freed := d.removeSnapshots(used, orphans, true)
+	res.Removed, res.Freed = append(res.Removed, removed...), freed
+	if len(removed) > 0 {
+		if used, err = d.basesInUse(); err != nil {
+			return res, fmt.Errorf("prune: %w", err)
+		}
+	}
 	remove := func(p string, size int64) {
 		if err := os.Remove(p); err == nil {
 			res.Removed = append(res.Removed, p)
@@ -668,4 +695,18 @@ func (d *Daemon) basesInUse() (map[string]bool, error) {
 		}
 	}
 	return used, nil
+}
+
+// imageNames says whether a local image names base.
+func (d *Daemon) imageNames(base string) bool {
+	imgs, err := d.images.List()
+	if err != nil {
+		return true // unsure: keep
+	}
+	for _, img := range imgs {
+		if img.Path == base {
+			return true
+		}
+	}
+	return false
 }

@@ -60,7 +60,7 @@ func (d *Daemon) afterInstall(name string, m driver.Machine, exitErr error) {
 		return
 	}
 	d.log.Info("unattended install finished, booting from disk", "vm", name)
-	if _, err := d.Start(context.Background(), name); err != nil {
+	if _, err := d.Start(context.Background(), name, api.StartRequest{}); err != nil {
 		d.log.Error("boot after install", "vm", name, "err", err)
 		d.mu.Lock()
 		if e := d.vms[name]; e != nil && e.machine == nil {

@@ -19,6 +19,7 @@ import (
 func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, error) {
 	ctx = context.WithoutCancel(ctx)
 	spec := req.Spec
+	spec.Warm = "" // the host's own choice, never a client's path
 	vm.Defaults.Fill(&spec)
 	spec.Created = time.Now().UTC().Truncate(time.Second)
 	if err := d.checkBackend(spec.Backend); err != nil { // before any pull or copy
@@ -34,7 +35,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	if err != nil {
 		return api.VM{}, err
 	}
-	inst, err := d.create(ctx, spec)
+	inst, notice, err := d.create(ctx, spec, !req.Cold)
 	if err != nil {
 		done(nil) // nothing is left of the VM: no error to remember
 		d.forget(spec.Name)
@@ -43,9 +44,23 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
 	if req.Start {
-		return d.Start(ctx, spec.Name)
+		v, err := d.Start(ctx, spec.Name, api.StartRequest{})
+		v.Notice = joinNotices(notice, v.Notice)
+		return v, err
 	}
-	return d.describe(ctx, inst), nil
+	v := d.describe(ctx, inst)
+	v.Notice = notice
+	return v, nil
+}
+
+func joinNotices(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
 }
 
 func (d *Daemon) forget(name string) {
@@ -56,32 +71,38 @@ func (d *Daemon) forget(name string) {
 	d.mu.Unlock()
 }
 
-func (d *Daemon) create(ctx context.Context, spec vm.Spec) (*store.Instance, error) {
+// create makes the VM's directory; with clone, from its image's warm snapshot
+// when one fits (the notice says why not when one exists but does not).
+func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.Instance, string, error) {
 	if d.store.Exists(spec.Name) {
-		return nil, api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
+		return nil, "", api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
 	}
 	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	} else if err := d.resolveImage(ctx, &spec); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+		return nil, "", api.Errorf(api.CodeInvalid, "%v", err)
 	}
 	drv, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
 	if err != nil {
-		return nil, err
+		return nil, "", err
+	}
+	var notice string
+	if clone {
+		spec.Warm, notice = d.cloneSource(ctx, drv, &spec)
 	}
 	inst, err := d.store.Create(spec)
 	if err != nil {
-		return nil, api.Errorf(api.CodeConflict, "%v", err)
+		return nil, "", api.Errorf(api.CodeConflict, "%v", err)
 	}
 	if err := d.fill(ctx, drv, inst); err != nil { // leave no stray VM dir behind
-		return nil, errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
+		return nil, "", errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
 	}
-	return inst, nil
+	return inst, notice, nil
 }
 
 // fill writes a new instance's keys and seed, then lets its driver make the disks.
@@ -128,8 +149,8 @@ func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
 	return nil
 }
 
-// Start boots a stopped VM.
-func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
+// Start boots a stopped VM, or resumes a suspended one (unless req.Cold).
+func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (api.VM, error) {
 	ctx = context.WithoutCancel(ctx)
 	inst, err := d.get(name)
 	if err != nil {
@@ -149,7 +170,26 @@ func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
 	if err != nil {
 		return api.VM{}, err
 	}
+	if keeper, ok := drv.(driver.StateKeeper); ok && req.Cold && keeper.HasSavedState(inst) {
+		if err := keeper.DiscardState(inst); err != nil {
+			done(err)
+			return api.VM{}, fmt.Errorf("vm %q: discard its saved state: %w", name, err)
+		}
+		d.log.Info("saved state discarded for a cold boot", "vm", name)
+	}
 	m, err := drv.Start(ctx, inst)
+	var notice string
+	if err == nil && m.Info().Boot == driver.BootClone {
+		if rerr := d.reidentify(ctx, inst, m); rerr != nil {
+			// Never worse than a cold boot: the clone's disk boots, and cloud-init
+			// provisions its own seed (a new instance id) as on a first boot.
+			d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", rerr)
+			m.Kill()
+			<-m.Done()
+			notice = fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", rerr)
+			m, err = drv.Start(ctx, inst)
+		}
+	}
 	if err != nil { // drivers name the VM in their errors
 		done(err)
 		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
@@ -163,12 +203,61 @@ func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
 	v := d.describe(ctx, inst)
-	v.Notice = m.Info().Notice
+	v.Notice = joinNotices(notice, m.Info().Notice)
 	return v, nil
 }
 
-// Stop shuts a VM down: ACPI power-off, then a kill after the timeout (or at once with Force).
+// Suspend saves a running VM's memory and device state into its directory and
+// ends its hypervisor; the next Start resumes it.
+func (d *Daemon) Suspend(ctx context.Context, name string) (api.VM, error) {
+	ctx = context.WithoutCancel(ctx)
+	inst, err := d.get(name)
+	if err != nil {
+		return api.VM{}, err
+	}
+	drv, err := d.driverOf(&inst.Spec)
+	if err != nil {
+		return api.VM{}, err
+	}
+	d.mu.Lock()
+	m := d.entry(name).machine
+	d.mu.Unlock()
+	s, ok := m.(driver.Suspender)
+	switch {
+	case m == nil:
+		return api.VM{}, api.Errorf(api.CodeConflict, "vm %q is not running: there is nothing to suspend", name)
+	case !drv.Features().SaveState || !ok:
+		return api.VM{}, api.Errorf(api.CodeUnsupported, "vm %q: the %s backend cannot save a VM's state here: stop it instead", name, drv.Name())
+	}
+	done, err := d.begin(name, "suspending")
+	if err != nil {
+		return api.VM{}, err
+	}
+	t0 := time.Now()
+	err = s.Suspend(ctx)
+	if err == nil {
+		select {
+		case <-m.Done():
+		case <-time.After(10 * time.Second):
+			err = fmt.Errorf("vm %q: the hypervisor did not exit after saving", name)
+		}
+		d.waitGone(name, m)
+	}
+	done(err)
+	if err != nil {
+		return d.describe(ctx, inst), err
+	}
+	d.log.Info("vm suspended", "vm", name, "took", time.Since(t0))
+	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Suspended})
+	return d.describe(ctx, inst), nil
+}
+
+// Stop shuts a VM down: ACPI power-off, then a kill after the timeout (or at
+// once with Force); with Save it suspends the VM instead.
 func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error) {
+	if req.Save {
+		return d.Suspend(ctx, name)
+	}
 	ctx = context.WithoutCancel(ctx)
 	inst, err := d.get(name)
 	if err != nil {
@@ -243,7 +332,7 @@ func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) 
 	if _, err := d.Stop(ctx, name, req); err != nil {
 		return api.VM{}, err
 	}
-	return d.Start(ctx, name)
+	return d.Start(ctx, name, api.StartRequest{})
 }
 
 // Remove deletes a VM and everything it owns; a running VM needs force.

@@ -34,8 +34,12 @@ func provision(l store.Layout, inst *store.Instance) error {
 	if inst.Spec.AutoInstall { // the same settings, as answers to Ubuntu's installer
 		write = cloudinit.WriteAutoinstallISO
 	}
+	id := cloudinit.NewInstanceID()
+	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), 0o644); err != nil {
+		return err
+	}
 	return write(inst.Path(store.SeedFile), cloudinit.Config{
-		InstanceID:     cloudinit.NewInstanceID(),
+		InstanceID:     id,
 		Hostname:       inst.Spec.Name,
 		User:           inst.Spec.User,
 		AuthorizedKeys: dedupe(keys),

@@ -51,6 +51,8 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(sctx) // event streams end with the handlers' contexts
+	d.bgCancel()       // unfinished warm snapshots: their template VMs are killed and removed
+	d.bgWG.Wait()
 	d.stopEphemeral(context.Background())
 	return nil
 }

@@ -102,7 +102,18 @@ type MachineInfo struct {
 	Accel     string    // the accelerator it resolved (kvm, hvf, tcg, vz)
 	Notice    string    // one line for the user, e.g. why TCG was chosen
 	StartedAt time.Time // when this run began (zero when unknown)
+	Boot      string    // how it began: BootCold, BootResumed or BootClone ("" when unknown: re-adopted)
+	// ClockStale: the guest was restored and its clock could not be set by the
+	// backend (no guest agent): the host sets it over SSH once that answers.
+	ClockStale bool
 }
+
+// How a run began (MachineInfo.Boot).
+const (
+	BootCold    = "cold"    // the firmware booted the disk
+	BootResumed = "resumed" // restored from the VM's own saved state
+	BootClone   = "clone"   // restored from a warm snapshot of its image, then re-identified
+)
 
 // Optional powers: named interfaces the host checks for by name (never
 // anonymous assertions), each used by the host.
@@ -129,6 +140,22 @@ type (
 	StateKeeper interface {
 		HasSavedState(inst *store.Instance) bool
 		DiscardState(inst *store.Instance) error
+	}
+
+	// Warmer is a driver whose VMs can start as clones of a warm snapshot: a
+	// template VM of the same image and shape that the host booted once under a
+	// generic identity (with this driver's Create and Start), suspended
+	// (Suspender) and froze (FreezeSnapshot). A VM whose spec names a snapshot
+	// (vm.Spec.Warm) gets its disk from it at Create; its first Start restores
+	// the snapshot (MachineInfo.Boot == BootClone), and the host re-identifies
+	// the guest before anyone can use it.
+	Warmer interface {
+		// WarmFingerprint is what a snapshot must have been made with for spec
+		// to be cloned from it (QEMU, firmware, device set), or ErrUnsupported.
+		WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error)
+		// FreezeSnapshot makes a suspended template instance read-only and
+		// returns the fingerprint of its saved state.
+		FreezeSnapshot(inst *store.Instance) (string, error)
 	}
 
 	// NativeDisplay is a machine that shows its screen in a native window of

@@ -47,11 +47,17 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil { // persist the rename
+	SyncDir(dir) // persist the rename
+	return nil
+}
+
+// SyncDir fsyncs a directory so that renames and removals in it survive a
+// crash; best effort (some filesystems refuse it).
+func SyncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // WriteJSON saves v as indented JSON through WriteFileAtomic.

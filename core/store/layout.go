@@ -22,6 +22,7 @@ const (
 	HostKeyFile    = "ssh_host_ed25519_key"
 	HostKeyPubFile = "ssh_host_ed25519_key.pub"
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
+	InstanceIDFile = "instance-id" // the seed's cloud-init instance id
 	LockFile       = "lock"
 )
 
@@ -92,6 +93,7 @@ func (l Layout) ImagesDir() string    { return filepath.Join(l.DataDir, "images"
 func (l Layout) BasesDir() string     { return filepath.Join(l.CacheDir, "bases") } // base disks named by digest
 func (l Layout) BuildDir() string     { return filepath.Join(l.CacheDir, "build") } // image build work space
 func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downloads") }
+func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") } // warm snapshots, one dir each
 func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
 func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }
 

@@ -10,6 +10,9 @@ const (
 	Running  State = "running"
 	Stopping State = "stopping"
 	Error    State = "error"
+	// Suspended: no process runs; the VM's memory and devices are saved in its
+	// directory and the next start resumes from them.
+	Suspended State = "suspended"
 )
 
 // Active reports whether the VM holds a running hypervisor process.

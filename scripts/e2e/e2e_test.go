@@ -279,6 +279,8 @@ func TestVMLifecycle(t *testing.T) {
 		}
 	})
 
+	suspendChecks(t, name)
+
 	t.Run("host-kill-readopt", func(t *testing.T) {
 		pid := hostPID()
 		if pid == 0 {

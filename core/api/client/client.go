@@ -66,6 +66,16 @@ func (c *Client) Start(ctx context.Context, name string) (v api.VM, err error) {
 	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/start", nil, &v)
 }
 
+// StartWith starts a VM with options (a cold boot that discards a saved state).
+func (c *Client) StartWith(ctx context.Context, name string, req api.StartRequest) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/start", req, &v)
+}
+
+// Suspend saves a running VM's state and ends it; the next start resumes it.
+func (c *Client) Suspend(ctx context.Context, name string) (v api.VM, err error) {
+	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/suspend", nil, &v)
+}
+
 func (c *Client) Stop(ctx context.Context, name string, req api.StopRequest) (v api.VM, err error) {
 	return v, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/stop", req, &v)
 }

@@ -32,6 +32,12 @@ func (c *Client) RemoveImage(ctx context.Context, name string, arch vm.Arch) (re
 	return removed, c.do(ctx, "DELETE", p, nil, &removed)
 }
 
+// WarmImage makes (or finds) the warm snapshot of an image for VMs of the
+// request's shape; it returns once the snapshot exists (a VM boot or so).
+func (c *Client) WarmImage(ctx context.Context, req api.WarmRequest) (s api.WarmSnapshot, err error) {
+	return s, c.do(ctx, "POST", "/v1/images/warm", req, &s)
+}
+
 // PruneImages deletes cached bases that no image and no VM uses.
 func (c *Client) PruneImages(ctx context.Context) (res api.PruneResult, err error) {
 	return res, c.do(ctx, "POST", "/v1/images/prune", nil, &res)

@@ -45,6 +45,20 @@ func registerImages(mux *http.ServeMux, s Service) {
 	mux.HandleFunc("POST /v1/images/updates", h.updates)
 	mux.HandleFunc("POST /v1/images/prune", h.prune)
 	mux.HandleFunc("DELETE /v1/images/{name}", h.remove)
+	if ws, ok := s.(WarmService); ok {
+		mux.HandleFunc("POST /v1/images/warm", func(w http.ResponseWriter, r *http.Request) {
+			var req api.WarmRequest
+			if !decode(w, r, &req) {
+				return
+			}
+			reply(w)(ws.WarmImage(r.Context(), req))
+		})
+	}
+}
+
+// WarmService makes warm snapshots on demand; core/daemon implements it.
+type WarmService interface {
+	WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSnapshot, error)
 }
 
 type imageHandler struct{ s ImageService }

@@ -23,10 +23,12 @@ type Service interface {
 	List(ctx context.Context) ([]api.VM, error)
 	Get(ctx context.Context, name string) (api.VM, error)
 	Create(ctx context.Context, req api.CreateRequest) (api.VM, error)
-	Start(ctx context.Context, name string) (api.VM, error)
+	Start(ctx context.Context, name string, req api.StartRequest) (api.VM, error)
 	Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
 	Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
 	Remove(ctx context.Context, name string, force bool) error
+	// Suspend saves a running VM's state into its directory and ends it.
+	Suspend(ctx context.Context, name string) (api.VM, error)
 	SSHInfo(ctx context.Context, name string) (api.SSHInfo, error)
 	// LogPath is the serial console log of a VM.
 	LogPath(ctx context.Context, name string) (string, error)
@@ -47,6 +49,7 @@ func Handler(s Service) http.Handler {
 	mux.HandleFunc("POST /v1/vms/{name}/start", h.start)
 	mux.HandleFunc("POST /v1/vms/{name}/stop", h.stop)
 	mux.HandleFunc("POST /v1/vms/{name}/restart", h.restart)
+	mux.HandleFunc("POST /v1/vms/{name}/suspend", h.suspend)
 	mux.HandleFunc("GET /v1/vms/{name}/ssh", h.ssh)
 	mux.HandleFunc("GET /v1/vms/{name}/logs", h.logs)
 	mux.HandleFunc("GET /v1/images", h.images)
@@ -97,7 +100,15 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) start(w http.ResponseWriter, r *http.Request) {
-	reply(w)(h.s.Start(r.Context(), r.PathValue("name")))
+	var req api.StartRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	reply(w)(h.s.Start(r.Context(), r.PathValue("name"), req))
+}
+
+func (h *handler) suspend(w http.ResponseWriter, r *http.Request) {
+	reply(w)(h.s.Suspend(r.Context(), r.PathValue("name")))
 }
 
 func (h *handler) stop(w http.ResponseWriter, r *http.Request) {

@@ -26,6 +26,9 @@ type Config struct {
 	SerialLog string
 	QMPSocket string
 	PIDFile   string
+	QGASocket string // the guest agent's channel; "" for none
+	VMGenID   string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
+	Incoming  string // restore the saved state from this migration URI ("fd:3") instead of booting
 
 	// ISO installs (vm.Spec.ISO).
 	CDROM     string // installer ISO, a CD-ROM that boots after the disk; "" for none
@@ -66,6 +69,17 @@ func BuildArgs(cfg Config) []string {
 		"-netdev", netdev(cfg.SSHPort, cfg.Ports),
 		"-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
+	)
+	if cfg.QGASocket != "" {
+		a = append(a,
+			"-chardev", "socket,id=qga0,server=on,wait=off,path="+escape(cfg.QGASocket),
+			"-device", "virtio-serial-pci,id=vser0",
+			"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0")
+	}
+	if cfg.VMGenID != "" && cfg.Arch == vm.AMD64 {
+		a = append(a, "-device", "vmgenid,guid="+cfg.VMGenID)
+	}
+	a = append(a,
 		"-chardev", "file,id=serial0,append=on,path="+escape(cfg.SerialLog),
 		"-serial", "chardev:serial0",
 		"-qmp", "unix:"+escape(cfg.QMPSocket)+",server=on,wait=off",
@@ -80,6 +94,9 @@ func BuildArgs(cfg Config) []string {
 	}
 	if cfg.NoReboot {
 		a = append(a, "-no-reboot")
+	}
+	if cfg.Incoming != "" {
+		a = append(a, "-incoming", cfg.Incoming)
 	}
 	return a
 }

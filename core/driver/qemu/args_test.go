@@ -87,6 +87,26 @@ func TestBuildArgs(t *testing.T) {
 	}
 }
 
+// TestBuildArgsSaveRestoreDevices: the guest agent channel, the VM generation
+// ID and a restore from a passed descriptor.
+func TestBuildArgsSaveRestoreDevices(t *testing.T) {
+	cfg := baseConfig()
+	cfg.QGASocket, cfg.VMGenID, cfg.Incoming = "/d/qga.sock", "8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b", "fd:3"
+	got := strings.Join(BuildArgs(cfg), " ")
+	for _, want := range []string{
+		"-device virtio-rng-pci -chardev socket,id=qga0,server=on,wait=off,path=/d/qga.sock -device virtio-serial-pci,id=vser0 -device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0 -device vmgenid,guid=8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b -chardev file,id=serial0",
+		"-display none -incoming fd:3",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("args lack %q:\n%s", want, got)
+		}
+	}
+	cfg.Arch = vm.ARM64 // no vmgenid on arm64's virt machine here
+	if got := strings.Join(BuildArgs(cfg), " "); strings.Contains(got, "vmgenid") {
+		t.Errorf("vmgenid on arm64: %s", got)
+	}
+}
+
 func TestBuildArgsEscapesCommas(t *testing.T) {
 	cfg := baseConfig()
 	cfg.Disk = "/home/a,b/disk.qcow2"

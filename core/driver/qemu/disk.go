@@ -103,6 +103,9 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance) error {
 		return nil
 	}
 	spec := &inst.Spec
+	if spec.Warm != "" {
+		return d.createClone(ctx, inst)
+	}
 	if spec.BaseImage == "" && spec.ISO != "" {
 		return d.createEmptyDisk(ctx, disk, spec.DiskBytes)
 	}

@@ -6,6 +6,7 @@ package qemu
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -71,6 +72,7 @@ func (d *Driver) Features() driver.Features {
 		SerialConsole: true,
 		Display:       true,
 		VNCSocket:     VNCSocket,
+		SaveState:     true,
 		InstallISO:    true,
 		LogFiles:      []string{LogFile},
 	}
@@ -136,12 +138,30 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance) error {
 const maxSocketPath = 103
 
 // Start launches QEMU detached in its own session and returns once QMP answers.
+// A VM with a saved state (Suspend) resumes from it when it still fits this
+// QEMU and device set; a VM cloned from a warm snapshot restores that on its
+// first start; otherwise, or when loading fails, it boots cold with a notice.
 // A failed start leaves no process, pid file or socket, and its error carries
 // QEMU's own message (also in LogFile).
 func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
+	m, err := d.start(ctx, inst, true)
+	if errors.Is(err, errRestore) { // the state is gone now; never worse than a cold boot
+		notice := fmt.Sprintf("%v: booted cold instead", err)
+		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", inst.Spec.Name, notice)
+		if m, err = d.start(ctx, inst, false); err == nil {
+			m.notice = joinNotices(m.notice, notice)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) (*Machine, error) {
 	spec := &inst.Spec
 	p := pathsOf(inst)
-	fail := func(err error) (driver.Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
+	fail := func(err error) (*Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
 
 	old, _ := loadFacts(inst)
 	if pid := readPID(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
@@ -153,27 +173,8 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if len(p.qmp) > maxSocketPath {
 		return fail(fmt.Errorf("QMP socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", p.qmp, len(p.qmp), maxSocketPath))
 	}
-	qemuPath, err := d.opts.QEMUPath(spec.Arch)
-	if err != nil {
-		return fail(err)
-	}
-	accel, notice, err := d.Accel(spec)
-	if err != nil {
-		return fail(err)
-	}
-	fw, err := FindFirmware(spec.Arch, qemuPath, d.opts.FirmwareDirs)
-	if err != nil {
-		return fail(err)
-	}
 	if !isFile(p.disk) {
 		return fail(fmt.Errorf("disk %s is missing: the VM was not created completely; remove it with `fvm rm %s` and run it again", p.disk, spec.Name))
-	}
-	if err := ensureVars(inst, fw); err != nil {
-		return fail(err)
-	}
-	seed := ""
-	if isFile(p.seed) {
-		seed = p.seed
 	}
 	if err := checkHostPorts(spec.Ports); err != nil {
 		return fail(err)
@@ -182,20 +183,54 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	cfg := Config{
-		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
-		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Seed: seed, SSHPort: sshPort, Ports: spec.Ports,
-		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid,
+	cfg, qemuPath, notice, err := d.config(spec, p, isFile(p.seed))
+	if err != nil {
+		return fail(err)
 	}
+	if err := ensureVars(inst, cfg.Firmware); err != nil {
+		return fail(err)
+	}
+	// A clone restores its snapshot on its first start only: from then on its
+	// disk has moved on from the snapshot's memory, whatever that start did.
+	cloneFirst := spec.Warm != "" && !old.Cloned
+	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold, Cloned: spec.Warm != ""}
+	if facts.VMGenID == "" {
+		facts.VMGenID = newUUID()
+	}
+	cfg.SSHPort, cfg.VMGenID = sshPort, facts.VMGenID
 	if spec.ISO != "" {
 		if err := addInstallMedia(&cfg, spec, p); err != nil {
 			return fail(err)
 		}
 	}
+	facts.Install = cfg.Kernel != ""
+	if facts.Fingerprint, err = d.fingerprint(ctx, qemuPath, cfg); err != nil {
+		notice = joinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
+	}
+	var state *os.File // the saved state to restore, passed as fd 3
+	if restore {
+		var why string
+		if state, why, err = d.savedState(p, facts.Fingerprint); err != nil {
+			return fail(err)
+		}
+		if state != nil {
+			cfg.Incoming, facts.Boot = "fd:3", driver.BootResumed
+		} else if cloneFirst {
+			if state, why, err = d.snapshotState(spec.Warm, facts.Fingerprint); err != nil {
+				return fail(err)
+			}
+			if state != nil {
+				cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
+			}
+		}
+		notice = joinNotices(notice, why)
+		if state != nil {
+			defer state.Close()
+		}
+	}
 	args := BuildArgs(cfg)
 	// Saved before launch: a host that crashes right after can still recognise the process.
-	rt := store.Runtime{SSHPort: sshPort, Accel: accel, StartedAt: time.Now().UTC().Format(time.RFC3339)}
-	facts := runFacts{QEMU: qemuPath, Install: cfg.Kernel != ""}
+	rt := store.Runtime{SSHPort: sshPort, Accel: cfg.Accel, StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	if err := errors.Join(saveFacts(inst, facts), inst.SaveRuntime(rt)); err != nil {
 		return fail(fmt.Errorf("save runtime: %w", err))
 	}
@@ -210,6 +245,9 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	cmd := exec.Command(qemuPath, args...)
 	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if state != nil {
+		cmd.ExtraFiles = []*os.File{state}
+	}
 	// Its own session: no signal meant for the host's terminal or process group
 	// reaches QEMU, and it lives on when the host exits or crashes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -218,14 +256,72 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if err != nil {
 		return fail(fmt.Errorf("launch %s: %w", qemuPath, err))
 	}
-	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
+	abort := func(err error) (*Machine, error) {
 		c.cmd.Process.Kill()
 		<-c.exited
 		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.cmd.Process.Pid))
 	}
+	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
+		if state != nil {
+			err = fmt.Errorf("%w: %v", errRestore, err)
+			removeState(p)
+		}
+		return abort(err)
+	}
+	var clockStale bool
+	if state != nil {
+		if clockStale, err = d.finishRestore(ctx, c, p, facts.Boot == driver.BootClone, spec.DiskBytes); err != nil {
+			if errors.Is(err, errRestore) {
+				removeState(p) // it cannot be loaded: keeping it would only fail again
+			}
+			return abort(err)
+		}
+	}
 	m := newMachine(spec.Name, c.cmd.Process.Pid, rt, facts, p, c)
-	m.notice = notice
+	m.notice, m.clockStale = notice, clockStale
 	return m, nil
+}
+
+// savedState opens the VM's saved state when it fits fp; one that does not
+// is discarded, and why says so for the user.
+func (d *Driver) savedState(p paths, fp Fingerprint) (f *os.File, why string, err error) {
+	meta, ok := loadState(p)
+	if !ok {
+		return nil, "", nil
+	}
+	reason := meta.Fingerprint.differs(fp)
+	if fp == (Fingerprint{}) {
+		reason = "this QEMU cannot be fingerprinted"
+	}
+	if reason != "" {
+		if err := removeState(p); err != nil {
+			return nil, "", err
+		}
+		return nil, fmt.Sprintf("the saved state was discarded because %s: booting cold", reason), nil
+	}
+	if f, err = os.Open(p.state); err != nil {
+		return nil, "", fmt.Errorf("saved state: %w", err)
+	}
+	return f, "", nil
+}
+
+func joinNotices(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // waitQMP polls until QMP answers, QEMU exits, ctx ends or timeout passes.

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -80,6 +82,10 @@ func serveQMP(conn net.Conn, h qmpHandler, after func(cmd string)) {
 // off on system_powerdown or quit), fail (prints an error, exits 1), mute (never
 // answers QMP).
 func fakeQEMU(mode string, args []string) int {
+	if len(args) == 1 && args[0] == "--version" {
+		fmt.Println("QEMU emulator version 7.2.99 (fvm fake)")
+		return 0
+	}
 	opt := map[string]string{}
 	for i := 0; i+1 < len(args); i++ {
 		if strings.HasPrefix(args[i], "-") {
@@ -112,19 +118,58 @@ func fakeQEMU(mode string, args []string) int {
 		}
 	}
 	status := "running"
+	if opt["-incoming"] == "fd:3" { // restore: the state must be one this fake saved
+		b, _ := io.ReadAll(os.NewFile(3, "incoming"))
+		if !strings.HasPrefix(string(b), fakeStateMagic) {
+			fmt.Fprintln(os.Stderr, "qemu-system-x86_64: load of migration failed: Invalid argument")
+			os.Remove(pidFile)
+			os.Remove(sock)
+			return 1
+		}
+		status = "paused" // as the source was when it saved
+	}
+	fds := map[string]*os.File{}
+	var pendingFD *os.File
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return 1
 		}
-		serveQMP(c, func(cmd string, _ json.RawMessage) (any, *QMPError) {
+		fc := &fdConn{UnixConn: c.(*net.UnixConn), got: func(f *os.File) { pendingFD = f }}
+		serveQMP(fc, func(cmd string, raw json.RawMessage) (any, *QMPError) {
 			switch cmd {
 			case "query-status":
 				return map[string]any{"status": status, "running": status == "running"}, nil
 			case "query-name":
 				return map[string]any{"name": opt["-name"]}, nil
-			case "system_powerdown", "quit":
+			case "system_powerdown", "quit", "migrate-set-parameters":
 				return nil, nil
+			case "stop":
+				status = "paused"
+				return nil, nil
+			case "cont":
+				status = "running"
+				return nil, nil
+			case "getfd":
+				var a struct{ Fdname string }
+				json.Unmarshal(raw, &a)
+				if pendingFD == nil {
+					return nil, &QMPError{"GenericError", "No file descriptor supplied via SCM_RIGHTS"}
+				}
+				fds[a.Fdname], pendingFD = pendingFD, nil
+				return nil, nil
+			case "migrate":
+				var a struct{ URI string }
+				json.Unmarshal(raw, &a)
+				f := fds[strings.TrimPrefix(a.URI, "fd:")]
+				if f == nil {
+					return nil, &QMPError{"GenericError", "File descriptor named '" + a.URI + "' has not been found"}
+				}
+				fmt.Fprintf(f, "%s memory of %s, status %s\n", fakeStateMagic, opt["-name"], status)
+				f.Close()
+				return nil, nil
+			case "query-migrate":
+				return map[string]any{"status": "completed"}, nil
 			}
 			return nil, &QMPError{"CommandNotFound", "The command " + cmd + " has not been found"}
 		}, func(cmd string) {
@@ -134,4 +179,29 @@ func fakeQEMU(mode string, args []string) int {
 			}
 		})
 	}
+}
+
+const fakeStateMagic = "FVM-FAKE-QEMU-STATE"
+
+// fdConn reads with ReadMsgUnix so that descriptors passed with getfd arrive.
+type fdConn struct {
+	*net.UnixConn
+	got func(*os.File)
+}
+
+func (c *fdConn) Read(b []byte) (int, error) {
+	oob := make([]byte, 64)
+	n, oobn, _, _, err := c.ReadMsgUnix(b, oob)
+	if oobn > 0 {
+		if msgs, perr := syscall.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+			for _, m := range msgs {
+				if fds, ferr := syscall.ParseUnixRights(&m); ferr == nil {
+					for _, fd := range fds {
+						c.got(os.NewFile(uintptr(fd), "passed"))
+					}
+				}
+			}
+		}
+	}
+	return n, err
 }

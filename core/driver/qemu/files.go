@@ -17,6 +17,9 @@ const (
 	LogFile         = "qemu.log"          // QEMU's stderr
 	FactsFile       = "qemu.json"         // facts (runFacts)
 	VNCSocket       = "vnc.sock"          // the display of an ISO install, served as VNC
+	QGASocket       = "qga.sock"          // the guest agent's channel (qga.go)
+	StateFile       = "state.qemu"        // memory and devices of a suspended VM (save.go)
+	StateMetaFile   = "state.json"        // what the state fits (stateMeta); the state counts only with it
 	InstallerKernel = "installer-vmlinuz" // kernel taken from the ISO for an unattended install boot
 	InstallerInitrd = "installer-initrd"  // its initrd
 )
@@ -25,8 +28,12 @@ const (
 // before QEMU is launched so that a host that crashes right after can still
 // recognise the process.
 type runFacts struct {
-	QEMU    string `json:"qemu"`              // executable, to recognise the pid again
-	Install bool   `json:"install,omitempty"` // an unattended install boot from the ISO
+	QEMU        string      `json:"qemu"`              // executable, to recognise the pid again
+	Install     bool        `json:"install,omitempty"` // an unattended install boot from the ISO
+	VMGenID     string      `json:"vmgenid,omitempty"` // the VM generation ID, kept for the VM's life
+	Fingerprint Fingerprint `json:"fingerprint"`       // what a state saved from this run fits
+	Boot        string      `json:"boot,omitempty"`    // how this run began (driver.MachineInfo.Boot)
+	Cloned      bool        `json:"cloned,omitempty"`  // a clone that started once: never restore its snapshot again
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had
@@ -64,5 +71,9 @@ func (d *Driver) BasesInUse(dir string) ([]string, error) {
 	if !filepath.IsAbs(b) {
 		b = filepath.Join(dir, b)
 	}
-	return []string{filepath.Clean(b)}, nil
+	b = filepath.Clean(b)
+	if filepath.Base(b) == DiskFile { // a clone's: the snapshot's frozen disk, and the base under it
+		return snapshotBases(b), nil
+	}
+	return []string{b}, nil
 }

@@ -30,6 +30,7 @@ const killWait = 10 * time.Second
 // how a QEMU process is recognised (its -pidfile argument), so it must be stable.
 type paths struct {
 	dir, disk, seed, vars, pid, qmp, serial, log string
+	qga, state, stateMeta                        string // guest agent, saved state
 	vnc, kernel, initrd                          string // ISO installs
 }
 
@@ -41,7 +42,7 @@ func pathsOf(inst *store.Instance) paths {
 	j := func(n string) string { return filepath.Join(dir, n) }
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
 		pid: j(PIDFile), qmp: j(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
-		vnc: j(VNCSocket), kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
+		qga: j(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: j(VNCSocket), kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 
 // readPID reads the pid QEMU wrote; 0 when there is none.
@@ -95,7 +96,7 @@ func removeStale(p paths, qemuPath string, pid int) error {
 		return nil
 	}
 	var errs []error
-	for _, f := range []string{p.pid, p.qmp, p.vnc} {
+	for _, f := range []string{p.pid, p.qmp, p.vnc, p.qga} {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
@@ -124,16 +125,19 @@ func startChild(cmd *exec.Cmd) (*child, error) {
 
 // Machine is a running QEMU, started by this host or adopted from an earlier one.
 type Machine struct {
-	name    string
-	pid     int
-	qemu    string
-	accel   string
-	sshPort int
-	started time.Time
-	notice  string // why TCG, for the user (set by Start)
-	p       paths
-	child   *child // nil when adopted
-	install bool   // an unattended install boot (runFacts.Install)
+	name       string
+	pid        int
+	qemu       string
+	accel      string
+	sshPort    int
+	started    time.Time
+	notice     string // why TCG, for the user (set by Start)
+	boot       string // driver.BootCold, BootResumed, BootClone
+	clockStale bool
+	fp         Fingerprint
+	p          paths
+	child      *child // nil when adopted
+	install    bool   // an unattended install boot (runFacts.Install)
 
 	stopping atomic.Bool
 	gone     chan struct{} // closed after the process vanished and its files were removed
@@ -142,7 +146,7 @@ type Machine struct {
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, gone: make(chan struct{}), done: make(chan error, 1)}
+		install: f.Install, boot: f.Boot, fp: f.Fingerprint, gone: make(chan struct{}), done: make(chan error, 1)}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
@@ -186,7 +190,7 @@ func (m *Machine) exited() bool {
 // Info is QEMU's pid, the accelerator it runs with (kvm, hvf or tcg) and why
 // TCG was chosen, if it was.
 func (m *Machine) Info() driver.MachineInfo {
-	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started}
+	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started, Boot: m.boot, ClockStale: m.clockStale}
 }
 
 // Done is closed, after one value, when the QEMU process has ended.

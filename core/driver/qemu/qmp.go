@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultQMPTimeout bounds a QMP exchange when the context has no deadline.
@@ -95,6 +97,11 @@ func (q *QMP) exchange(ctx context.Context, command string, args, out any) error
 	if _, err := q.conn.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("qmp %s: %w", command, ctxErr(ctx, err))
 	}
+	return q.await(ctx, command, out)
+}
+
+// await reads until the answer to the last command sent (q.id).
+func (q *QMP) await(ctx context.Context, command string, out any) error {
 	for {
 		var resp struct {
 			ID     *int            `json:"id"`
@@ -184,4 +191,44 @@ func ctxErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
+}
+
+// SendFD passes f to QEMU under name (QMP getfd, the descriptor travelling as
+// SCM_RIGHTS beside the command), for a later "fd:NAME" migration URI: QEMU
+// writes to a file we opened, no shell or path in between.
+func (q *QMP) SendFD(ctx context.Context, name string, f *os.File) error {
+	uc, ok := q.conn.(*net.UnixConn)
+	if !ok {
+		return errors.New("qmp getfd: not a Unix socket")
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	stop := q.bind(ctx)
+	defer stop()
+	q.id++
+	b, err := json.Marshal(map[string]any{"execute": "getfd", "arguments": map[string]string{"fdname": name}, "id": q.id})
+	if err != nil {
+		return err
+	}
+	if _, _, err := uc.WriteMsgUnix(append(b, '\n'), unix.UnixRights(int(f.Fd())), nil); err != nil {
+		return fmt.Errorf("qmp getfd: %w", ctxErr(ctx, err))
+	}
+	return q.await(ctx, "getfd", nil)
+}
+
+// MigrationStatus is query-migrate's answer, as far as fvm reads it.
+type MigrationStatus struct {
+	Status   string `json:"status"` // setup, active, completed, failed, cancelled...
+	ErrorMsg string `json:"error-desc"`
+	RAM      *struct {
+		Transferred int64 `json:"transferred"`
+		Total       int64 `json:"total"`
+	} `json:"ram"`
+}
+
+// QueryMigrate reports the progress of an outgoing or incoming migration.
+func (q *QMP) QueryMigrate(ctx context.Context) (MigrationStatus, error) {
+	var st MigrationStatus
+	err := q.Execute(ctx, "query-migrate", nil, &st)
+	return st, err
 }

@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/config"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+func newImageWarmCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "warm IMAGE [ARCH]",
+		Short: "Make an image's warm snapshot, so new VMs of it start in seconds",
+		Long: `Make the warm snapshot of IMAGE for VMs of a shape (CPUs, memory, user: the
+same flags, FVM_* variables and config as "fvm run"): fvm boots a template VM of
+the image once under a generic identity, waits for cloud-init, and saves its
+memory and disk. Every later "fvm run"/"create" of that image and shape then
+starts a clone of it in seconds, re-identified before use (its own host key,
+hostname, machine id, keys, entropy, clock and disk size).
+
+The host does this by itself in the background after the first cold boot of an
+image and shape (turn it off with images.warm: false in the config file or
+FVM_IMAGES_WARM=false); this command does it now and waits. "fvm images" shows
+the snapshots; they go with their image ("fvm image rm", "fvm image prune").`,
+		Example: `  fvm image warm debian-local
+  fvm image warm debian-local --cpus 4 --memory 4G
+  fvm run debian-local      # starts from the snapshot`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			spec := vm.Spec{Image: args[0]}
+			if len(args) == 2 {
+				arch, err := vm.ParseArch(args[1])
+				if err != nil {
+					return err
+				}
+				spec.Arch = arch
+			}
+			s, err := config.VMSettings(a.cfg, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			s.Apply(&spec)
+			if err := spec.ValidateSettings(); err != nil {
+				return err
+			}
+			c, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := checkBackend(cmd.Context(), c, spec.Backend); err != nil {
+				return err
+			}
+			if err := a.ensureImage(cmd.Context(), c, &spec, urlFlags{}); err != nil {
+				return err
+			}
+			t0 := time.Now()
+			a.phase("Making the warm snapshot of %s for %d CPUs, %s memory, user %s (a VM boot)", spec.Image, spec.CPUs, vm.FormatSize(int64(spec.MemoryMiB)<<20), spec.User)
+			snap, err := c.WarmImage(cmd.Context(), api.WarmRequest{Spec: spec})
+			if err != nil {
+				return err
+			}
+			a.phase("Warm snapshot ready in %s: %s on disk", since(t0), vm.FormatSize(snap.Bytes))
+			fmt.Fprintln(a.out, snap.Dir)
+			return nil
+		},
+	}
+	d := vm.Defaults
+	fl := cmd.Flags()
+	fl.String(config.KeyCPUs, fmt.Sprint(d.CPUs), "virtual CPUs of the VMs it serves")
+	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory of the VMs it serves")
+	fl.String(config.KeyUser, d.User, "login user of the VMs it serves")
+	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
+	fl.String(config.KeyBackend, d.Backend, "backend: auto or qemu (warm snapshots are QEMU's)")
+	return cmd
+}

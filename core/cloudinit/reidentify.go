@@ -1,0 +1,137 @@
+package cloudinit
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// A warm clone starts as a copy of a template VM that booted once under a
+// generic identity. Before anyone can use it, the host runs the script below
+// as root over the template's SSH key; it makes the clone its own machine and
+// leaves cloud-init believing it already ran for the clone's own seed, so a
+// later reboot keeps that identity instead of provisioning again.
+
+// TemplateHostname is the generic hostname a template boots with.
+const TemplateHostname = "fvm-warm"
+
+// Identity is what a clone gets of its own.
+type Identity struct {
+	Hostname       string   // the VM name
+	User           string   // the login user (the template's: snapshots are made per user)
+	AuthorizedKeys []string // the clone's authorized_keys for User
+	HostKeyPrivate string   // the clone's ed25519 host key (OpenSSH PEM), pinned by fvm
+	HostKeyPublic  string
+	MachineID      string    // 32 lowercase hex digits
+	InstanceID     string    // the clone seed's instance id
+	OldInstanceID  string    // the template's
+	Entropy        []byte    // host randomness for the guest's pool
+	Now            time.Time // for the clock
+}
+
+var (
+	hexID  = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	instID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	name   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	login  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+)
+
+func (id Identity) validate() error {
+	var errs []error
+	check := func(ok bool, what string) {
+		if !ok {
+			errs = append(errs, fmt.Errorf("re-identify: %s", what))
+		}
+	}
+	check(name.MatchString(id.Hostname), "bad hostname")
+	check(login.MatchString(id.User), "bad user")
+	check(hexID.MatchString(id.MachineID), "bad machine id")
+	check(instID.MatchString(id.InstanceID) && instID.MatchString(id.OldInstanceID), "bad instance id")
+	check(strings.Contains(id.HostKeyPrivate, "PRIVATE KEY"), "no host key")
+	check(strings.HasPrefix(strings.TrimSpace(id.HostKeyPublic), "ssh-ed25519 "), "host public key is not ed25519")
+	check(len(id.AuthorizedKeys) > 0, "no authorized key")
+	for _, k := range id.AuthorizedKeys {
+		check(!strings.ContainsAny(strings.TrimSpace(k), "\n\r"), "an authorized key spans lines")
+	}
+	check(len(id.Entropy) >= 32, "too little entropy")
+	return errors.Join(errs...)
+}
+
+// NewMachineID returns 32 hex digits from random bytes (a systemd machine id).
+func NewMachineID(random []byte) string { return hex.EncodeToString(random[:16]) }
+
+// ReidentifyScript returns the bash script, run as root in the clone, that gives
+// it id. Values enter it only as base64 or as validated tokens: nothing is
+// interpreted by the shell.
+func ReidentifyScript(id Identity) (string, error) {
+	if err := id.validate(); err != nil {
+		return "", err
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	keys := strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n"
+	priv := id.HostKeyPrivate
+	if !strings.HasSuffix(priv, "\n") {
+		priv += "\n"
+	}
+	var s strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	w("#!/bin/bash")
+	w("# fvm: make this warm clone its own machine")
+	w("set -eu")
+	w("umask 077")
+	w("# The clone's own SSH host key; the template's stops working when sshd restarts below.")
+	w("rm -f /etc/ssh/ssh_host_*")
+	w("echo %s | base64 -d > /etc/ssh/ssh_host_ed25519_key", b64(priv))
+	w("echo %s | base64 -d > /etc/ssh/ssh_host_ed25519_key.pub", b64(strings.TrimSpace(id.HostKeyPublic)+"\n"))
+	w("chmod 600 /etc/ssh/ssh_host_ed25519_key; chmod 644 /etc/ssh/ssh_host_ed25519_key.pub")
+	w("# Hostname.")
+	w("echo %s > /etc/hostname", id.Hostname)
+	w("hostname %s", id.Hostname)
+	w("sed -i -e 's/\\b%s\\b/%s/g' /etc/hosts", TemplateHostname, id.Hostname)
+	w("# Machine id (journald and D-Bus follow it).")
+	w("echo %s > /etc/machine-id; chmod 444 /etc/machine-id", id.MachineID)
+	w("if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cp /etc/machine-id /var/lib/dbus/machine-id; fi")
+	w("# The user's keys.")
+	w("home=$(getent passwd %s | cut -d: -f6)", id.User)
+	w(`install -d -m 700 -o %s -g "$(id -gn %s)" "$home/.ssh"`, id.User, id.User)
+	w(`echo %s | base64 -d > "$home/.ssh/authorized_keys"`, b64(keys))
+	w(`chown %s: "$home/.ssh/authorized_keys"; chmod 600 "$home/.ssh/authorized_keys"`, id.User)
+	w("# cloud-init: the clone's seed is the instance it already ran for (a reboot keeps this identity).")
+	w("if [ -d /var/lib/cloud/instances/%s ] && [ ! -e /var/lib/cloud/instances/%s ]; then", id.OldInstanceID, id.InstanceID)
+	w("  mv /var/lib/cloud/instances/%s /var/lib/cloud/instances/%s", id.OldInstanceID, id.InstanceID)
+	w("fi")
+	w("mkdir -p /var/lib/cloud/data /var/lib/cloud/instances/%s", id.InstanceID)
+	w("ln -sfn /var/lib/cloud/instances/%s /var/lib/cloud/instance", id.InstanceID)
+	w("echo %s > /var/lib/cloud/data/instance-id; echo %s > /var/lib/cloud/data/previous-instance-id", id.InstanceID, id.InstanceID)
+	w("rm -f /var/lib/cloud/instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID)
+	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
+	w("echo %s | base64 -d > /dev/urandom", base64.StdEncoding.EncodeToString(id.Entropy))
+	w("# Clock.")
+	w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
+	w("# Grow the root filesystem to the clone's disk.")
+	w(`root=$(findmnt -no SOURCE /); part=$(basename "$root")`)
+	w(`if [ -e "/sys/class/block/$part/partition" ]; then`)
+	w(`  disk=/dev/$(basename "$(readlink -f "/sys/class/block/$part/..")")`)
+	w(`  growpart "$disk" "$(cat "/sys/class/block/$part/partition")" > /dev/null 2>&1 || true`)
+	w("fi")
+	w(`resize2fs "$root" > /dev/null 2>&1 || true`)
+	w("# Services that hold the old identity.")
+	w("systemctl restart systemd-journald 2> /dev/null || true")
+	w("systemctl restart ssh 2> /dev/null || systemctl restart sshd")
+	w("echo reidentified")
+	return s.String(), nil
+}
+
+func trimAll(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

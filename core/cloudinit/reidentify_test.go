@@ -1,0 +1,73 @@
+package cloudinit
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testIdentity(t *testing.T) Identity {
+	c := testConfig(t)
+	return Identity{
+		Hostname: "clone1", User: "fvm", AuthorizedKeys: c.AuthorizedKeys,
+		HostKeyPrivate: c.HostKeyPrivate, HostKeyPublic: c.HostKeyPublic,
+		MachineID: strings.Repeat("ab", 16), InstanceID: "i-0011223344556677", OldInstanceID: "i-8899aabbccddeeff",
+		Entropy: bytes.Repeat([]byte{7}, 64), Now: time.Unix(1764600000, 123456789),
+	}
+}
+
+func TestReidentifyScript(t *testing.T) {
+	id := testIdentity(t)
+	s, err := ReidentifyScript(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		c := exec.Command(bash, "-n")
+		c.Stdin = strings.NewReader(s)
+		if out, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("bash -n: %v: %s\n%s", err, out, s)
+		}
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	for _, want := range []string{
+		"set -eu",
+		"rm -f /etc/ssh/ssh_host_*",
+		"echo " + b64([]byte(id.HostKeyPrivate)) + " | base64 -d > /etc/ssh/ssh_host_ed25519_key",
+		"hostname clone1", `s/\bfvm-warm\b/clone1/g`,
+		"echo " + id.MachineID + " > /etc/machine-id",
+		"mv /var/lib/cloud/instances/i-8899aabbccddeeff /var/lib/cloud/instances/i-0011223344556677",
+		"echo i-0011223344556677 > /var/lib/cloud/data/instance-id",
+		"date -u -s @1764600000.123456789",
+		"growpart", "resize2fs",
+		"systemctl restart ssh",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("script lacks %q", want)
+		}
+	}
+	if strings.Index(s, "systemctl restart ssh") < strings.Index(s, "ssh_host_ed25519_key.pub") {
+		t.Error("sshd restarts before the new key is in place")
+	}
+}
+
+func TestReidentifyRefusesBadValues(t *testing.T) {
+	for name, edit := range map[string]func(*Identity){
+		"hostname with a shell word": func(id *Identity) { id.Hostname = "x; rm -rf /" },
+		"user":                       func(id *Identity) { id.User = "root$(id)" },
+		"machine id":                 func(id *Identity) { id.MachineID = "xyz" },
+		"instance id":                func(id *Identity) { id.InstanceID = "../../etc" },
+		"key on two lines":           func(id *Identity) { id.AuthorizedKeys = []string{"ssh-ed25519 AAAA\nrm -rf /"} },
+		"entropy":                    func(id *Identity) { id.Entropy = nil },
+		"rsa host key":               func(id *Identity) { id.HostKeyPublic = "ssh-rsa AAAA" },
+	} {
+		id := testIdentity(t)
+		edit(&id)
+		if _, err := ReidentifyScript(id); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

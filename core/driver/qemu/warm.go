@@ -1,0 +1,165 @@
+package qemu
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Warm snapshots. A snapshot is a template instance directory that the host
+// booted once (Create, Start), then suspended and froze: its disk, firmware
+// variables and saved state become read-only and are shared by every clone. A
+// clone's disk is an overlay on the snapshot's; its first start restores the
+// snapshot's memory under a new VM generation id, grows the disk to its size,
+// and the host re-identifies the guest before anyone can use it.
+
+// config resolves what QEMU needs for spec (binary, accel, firmware) into a
+// Config over the instance paths p; ports, the SSH port and the generation id
+// are the caller's.
+func (d *Driver) config(spec *vm.Spec, p paths, seed bool) (Config, string, string, error) {
+	qemuPath, err := d.opts.QEMUPath(spec.Arch)
+	if err != nil {
+		return Config{}, "", "", err
+	}
+	accel, notice, err := d.Accel(spec)
+	if err != nil {
+		return Config{}, "", "", err
+	}
+	fw, err := FindFirmware(spec.Arch, qemuPath, d.opts.FirmwareDirs)
+	if err != nil {
+		return Config{}, "", "", err
+	}
+	cfg := Config{
+		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
+		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Ports: spec.Ports,
+		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid, QGASocket: p.qga,
+	}
+	if seed {
+		cfg.Seed = p.seed
+	}
+	return cfg, qemuPath, notice, nil
+}
+
+// WarmFingerprint is the fingerprint a warm snapshot must have for a VM of
+// spec to be cloned from it (driver.Warmer): the same QEMU, firmware and device
+// set. ISO installs are never cloned.
+func (d *Driver) WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error) {
+	if spec.ISO != "" || spec.AutoInstall {
+		return "", fmt.Errorf("vm %q installs from an ISO: %w", spec.Name, driver.ErrUnsupported)
+	}
+	cfg, qemuPath, _, err := d.config(spec, pathsOf(&store.Instance{Dir: "/warm"}), true)
+	if err != nil {
+		return "", err
+	}
+	fp, err := d.fingerprint(ctx, qemuPath, cfg)
+	if err != nil {
+		return "", err
+	}
+	return fp.Key(), nil
+}
+
+// FreezeSnapshot turns a suspended template instance into a snapshot: its
+// disk, variables and state read-only from now on. It returns the fingerprint
+// of the state (driver.Warmer).
+func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
+	p := pathsOf(inst)
+	meta, ok := loadState(p)
+	if !ok {
+		return "", fmt.Errorf("template %s has no saved state", inst.Dir)
+	}
+	for _, f := range []string{p.disk, p.vars, p.state, p.stateMeta} {
+		if err := os.Chmod(f, 0o444); err != nil {
+			return "", fmt.Errorf("freeze %s: %w", f, err)
+		}
+	}
+	return meta.Fingerprint.Key(), nil
+}
+
+// snapshotState opens a snapshot's state for a clone's first start when it fits fp.
+func (d *Driver) snapshotState(dir string, fp Fingerprint) (*os.File, string, error) {
+	sp := pathsOf(&store.Instance{Dir: dir})
+	meta, ok := loadState(sp)
+	if !ok {
+		return nil, "the warm snapshot is gone: booting cold", nil
+	}
+	if why := meta.Fingerprint.differs(fp); why != "" {
+		return nil, fmt.Sprintf("the warm snapshot does not fit because %s: booting cold", why), nil
+	}
+	f, err := os.Open(sp.state)
+	if err != nil {
+		return nil, "", fmt.Errorf("warm snapshot: %w", err)
+	}
+	return f, "", nil
+}
+
+// createClone makes a clone's disk (an overlay on the snapshot's frozen disk,
+// at the snapshot's size: it grows at the first start) and its copy of the
+// snapshot's firmware variables.
+func (d *Driver) createClone(ctx context.Context, inst *store.Instance) error {
+	sp := pathsOf(&store.Instance{Dir: inst.Spec.Warm})
+	info, err := image.Inspect(sp.disk)
+	if err != nil {
+		return fmt.Errorf("warm snapshot disk: %w", err)
+	}
+	if info.Format != image.FormatQCOW2 || info.VirtualSize <= 0 {
+		return fmt.Errorf("warm snapshot disk %s is not a qcow2", sp.disk)
+	}
+	if inst.Spec.DiskBytes < info.VirtualSize {
+		return fmt.Errorf("--disk %s is smaller than the warm snapshot's %s", vm.FormatSize(inst.Spec.DiskBytes), vm.FormatSize(info.VirtualSize))
+	}
+	p := pathsOf(inst)
+	if !exists(p.disk) {
+		if err := d.qemuImgCreate(ctx, p.disk, info.VirtualSize, "-F", "qcow2", "-b", sp.disk); err != nil {
+			return err
+		}
+	}
+	if exists(p.vars) {
+		return nil
+	}
+	b, err := os.ReadFile(sp.vars)
+	if err != nil {
+		return fmt.Errorf("warm snapshot variables: %w", err)
+	}
+	return store.WriteFileAtomic(p.vars, b, 0o600)
+}
+
+// growDisk makes the guest's disk diskBytes while it is paused after a restore.
+func growDisk(ctx context.Context, p paths, diskBytes int64) error {
+	info, err := image.Inspect(p.disk)
+	if err != nil {
+		return err
+	}
+	size := (diskBytes + 511) &^ 511
+	if size <= info.VirtualSize {
+		return nil
+	}
+	err = qmpDo(ctx, p.qmp, func(q *QMP) error {
+		return q.Execute(ctx, "block_resize", map[string]any{"device": "disk0", "size": size}, nil)
+	})
+	if err != nil {
+		return fmt.Errorf("grow the clone's disk to %s: %w", vm.FormatSize(size), err)
+	}
+	return nil
+}
+
+// snapshotBases lists what a snapshot directory's disk reads: the frozen disk and
+// its base (for BasesInUse of a clone, whose overlay names the frozen disk).
+func snapshotBases(frozen string) []string {
+	out := []string{frozen}
+	if info, err := image.Inspect(frozen); err == nil && info.BackingFile != "" {
+		b := info.BackingFile
+		if !filepath.IsAbs(b) {
+			b = filepath.Join(filepath.Dir(frozen), b)
+		}
+		out = append(out, filepath.Clean(b))
+	}
+	return out
+}
+
+var _ driver.Warmer = (*Driver)(nil)
