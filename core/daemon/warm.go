@@ -75,7 +75,9 @@ func loadSnapshot(dir string) (snapshotInfo, error) {
 	return s, err
 }
 
-// warmEnabled reads images.warm (default on) from the config file or FVM_IMAGES_WARM.
+// warmEnabled reads images.warm (default on) from the config file or
+// FVM_IMAGES_WARM: whether the host makes snapshots by itself after cold boots.
+// Snapshots that exist (`fvm image warm`) serve new VMs either way.
 func (d *Daemon) warmEnabled() bool {
 	v, err := config.Load(d.opts.Layout)
 	if err != nil {
@@ -91,7 +93,7 @@ func (d *Daemon) warmEnabled() bool {
 // for the user, "" when there is simply none yet).
 func (d *Daemon) cloneSource(ctx context.Context, drv driver.Driver, spec *vm.Spec) (dir, notice string) {
 	w, ok := drv.(driver.Warmer)
-	if !ok || spec.BaseImage == "" || !d.warmEnabled() {
+	if !ok || spec.BaseImage == "" {
 		return "", ""
 	}
 	fp, err := w.WarmFingerprint(ctx, spec)
@@ -101,6 +103,9 @@ func (d *Daemon) cloneSource(ctx context.Context, drv driver.Driver, spec *vm.Sp
 	shape := shapeKey(spec)
 	dir = snapshotDir(d.opts.Layout, shape, fp)
 	info, err := loadSnapshot(dir)
+	if err == nil && info.Fingerprint != fp {
+		err = errors.New("fingerprint differs")
+	}
 	if err != nil {
 		if others, _ := filepath.Glob(filepath.Join(d.opts.Layout.WarmDir(), shape+"-*")); len(others) > 0 {
 			return "", "the warm snapshot of " + spec.Image + " was made by another QEMU or fvm: booting cold (a new one is made after this boot)"
@@ -200,8 +205,17 @@ func (d *Daemon) makeSnapshot(ctx context.Context, spec vm.Spec, _ func(string))
 	}
 	shape := shapeKey(&spec)
 	final := snapshotDir(d.opts.Layout, shape, fp)
-	if _, err := loadSnapshot(final); err == nil {
-		return final, errSnapshotExists
+	if info, err := loadSnapshot(final); err == nil {
+		if info.Fingerprint == fp {
+			return final, errSnapshotExists
+		}
+		// Damaged or hand-edited: replace it unless a clone's disk still reads it.
+		if used, err := d.basesInUse(); err != nil || readByVM(used, final) {
+			return final, fmt.Errorf("the warm snapshot %s does not fit and clones still use it: remove them first", final)
+		}
+		if err := removeTree(final); err != nil {
+			return final, err
+		}
 	}
 	ws := d.warmState()
 	ws.mu.Lock()
@@ -227,7 +241,7 @@ func (d *Daemon) makeSnapshot(ctx context.Context, spec vm.Spec, _ func(string))
 		return "", ctx.Err()
 	}
 	defer func() { <-ws.slots }()
-	if _, err := loadSnapshot(final); err == nil { // made while we waited
+	if info, err := loadSnapshot(final); err == nil && info.Fingerprint == fp { // made while we waited
 		return final, errSnapshotExists
 	}
 	t0 := time.Now()
