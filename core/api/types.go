@@ -29,6 +29,9 @@ type VM struct {
 	Logs []string `json:"logs,omitempty"`
 	// VNCSocket is where the hypervisor serves the VM's display as VNC, when it does.
 	VNCSocket string `json:"vncSocket,omitempty"`
+	// Broken says why the VM cannot be used (an unreadable spec, a missing disk)
+	// and how to remove it (`fvm rm NAME`); only Spec.Name and Dir are reliable then.
+	Broken string `json:"broken,omitempty"`
 }
 
 // CreateRequest creates a VM (and starts it when Start is set).
@@ -74,6 +77,9 @@ type Image struct {
 	Distro         string `json:"distro,omitempty"`
 	Build          string `json:"build,omitempty"`
 	UpstreamDigest string `json:"upstreamDigest,omitempty"` // sha256:... or sha512:...
+	// Broken says why the image cannot be used (an unreadable entry, a missing
+	// base disk) and how to remove it; only Name is reliable then.
+	Broken string `json:"broken,omitempty"`
 }
 
 // Check is one host capability in `fvm check`.

@@ -41,7 +41,7 @@ type Options struct {
 type Daemon struct {
 	opts   Options
 	store  *store.Store
-	images *image.Registry
+	images *image.Service
 	events *broker
 	log    *slog.Logger
 
@@ -63,14 +63,15 @@ func New(opts Options) *Daemon {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Daemon{
+	d := &Daemon{
 		opts:   opts,
 		store:  store.New(opts.Layout),
-		images: &image.Registry{Layout: opts.Layout},
 		events: newBroker(),
 		log:    opts.Log,
 		vms:    map[string]*entry{},
 	}
+	d.images = d.newImageService()
+	return d
 }
 
 // Adopt re-attaches to VMs left running by an earlier host.
@@ -309,6 +310,3 @@ func (d *Daemon) LogPath(ctx context.Context, name string) (string, error) {
 	}
 	return inst.Path(store.SerialLog), nil
 }
-
-// Images lists local images.
-func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) { return d.images.List() }

@@ -67,7 +67,7 @@ func (f *fakeDriver) Delete(_ context.Context, inst *store.Instance) error {
 	f.record("delete", inst)
 	return nil
 }
-func (f *fakeDriver) Create(_ context.Context, inst *store.Instance) error {
+func (f *fakeDriver) Create(_ context.Context, inst *store.Instance, _ *driver.Base) error {
 	f.record("create", inst)
 	if f.failDisk {
 		return errors.New("disk full")

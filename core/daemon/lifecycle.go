@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -60,12 +59,21 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec) (*store.Instance, err
 	if d.store.Exists(spec.Name) {
 		return nil, api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
 	}
+	var base *driver.Base
 	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, err
 		}
-	} else if err := d.resolveImage(ctx, &spec); err != nil {
-		return nil, err
+	} else {
+		img, release, err := d.images.Resolve(ctx, spec.Image, spec.Arch)
+		if err != nil {
+			return nil, err
+		}
+		defer release() // once the VM's spec names the base, or nothing is left of it
+		if err := setImage(&spec, img); err != nil {
+			return nil, err
+		}
+		base = &driver.Base{Path: img.Path, Format: img.Format, VirtualSize: img.Virtual, Digest: img.Digest}
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, api.Errorf(api.CodeInvalid, "%v", err)
@@ -78,47 +86,30 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec) (*store.Instance, err
 	if err != nil {
 		return nil, api.Errorf(api.CodeConflict, "%v", err)
 	}
-	if err := d.fill(ctx, drv, inst); err != nil { // leave no stray VM dir behind
+	if err := d.fill(ctx, drv, inst, base); err != nil { // leave no stray VM dir behind
 		return nil, errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
 	}
 	return inst, nil
 }
 
 // fill writes a new instance's keys and seed, then lets its driver make the disks.
-func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance) error {
+func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance, base *driver.Base) error {
 	if err := provision(d.opts.Layout, inst); err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}
-	if err := drv.Create(ctx, inst); err != nil {
+	if err := drv.Create(ctx, inst, base); err != nil {
 		return fmt.Errorf("vm %q: create disk: %w", inst.Spec.Name, err)
 	}
 	return nil
 }
 
-// resolveImage turns spec.Image (an absolute file path, a local image name or a
-// catalog reference, pulled when not cached: images.go) into a cached base and
-// fills the arch from it. Local names win over catalog references.
-func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
-	var img api.Image
-	var err error
-	switch {
-	case strings.HasPrefix(spec.Image, "/"):
-		img, err = d.images.ImportBase(ctx, spec.Image)
-		if err != nil {
-			return api.Errorf(api.CodeInvalid, "image %s: %v", spec.Image, err)
-		}
-	case isHTTPURL(spec.Image):
-		return api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", spec.Image)
-	default:
-		if img, err = d.localOrPulled(ctx, spec.Image, spec.Arch); err != nil {
-			return err
-		}
-	}
-	markPending(img.Path, spec.Name) // keep prune off it until the spec names it
+// setImage records the resolved image in the spec: its base and, unless given,
+// its arch (a bare disk file says nothing of its arch: the host's is assumed).
+func setImage(spec *vm.Spec, img api.Image) error {
 	if spec.Arch == "" {
 		spec.Arch = img.Arch
 	}
-	if spec.Arch == "" { // a bare disk file says nothing of its arch: assume the host's
+	if spec.Arch == "" {
 		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {

@@ -418,7 +418,7 @@ func (f *fetcher) finish() (res FetchResult, err error) {
 	if final != f.part {
 		os.Remove(f.part)
 	}
-	fsyncDir(filepath.Dir(f.req.Dest))
+	store.SyncDir(filepath.Dir(f.req.Dest))
 	if st, err := os.Stat(f.req.Dest); err == nil {
 		res.Size = st.Size()
 	}
@@ -482,13 +482,6 @@ func decompress(src, dst string, format Format) (Digest, error) {
 		return Digest{}, err
 	}
 	return hexOf(SHA256, h), nil
-}
-
-func fsyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // CleanStaleParts removes *.part files in dir untouched for longer than age:

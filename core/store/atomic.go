@@ -26,6 +26,7 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 		return err
 	}
 	tmp := f.Name()
+	LockOpen(f) // a cleaner of stale temporaries leaves it alone (IsStale)
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -47,10 +48,7 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 	if err = os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil { // persist the rename
-		d.Sync()
-		d.Close()
-	}
+	SyncDir(dir) // persist the rename
 	return nil
 }
 
