@@ -11,6 +11,19 @@ import (
 // Version is the API version prefix.
 const Version = "v1"
 
+// Revision numbers the contract within Version: it grows with every change a
+// host of the previous revision would refuse (a new request field, a route).
+// Host and client exchange it (RevisionHeader on every response; HostInfo);
+// the client refuses a host of another revision with what to do.
+const Revision = 2
+
+// RevisionHeader carries the host's Revision on every response.
+const RevisionHeader = "Fvm-Api-Revision"
+
+// HostName is the Host of every request on the socket; the host refuses others
+// (DNS rebinding from a browser).
+const HostName = "fvm"
+
 // VM is a VM as the host reports it: the saved spec plus the derived state.
 type VM struct {
 	Spec      vm.Spec   `json:"spec"`
@@ -92,9 +105,11 @@ type Check struct {
 
 // HostInfo describes the host process.
 type HostInfo struct {
-	Version string  `json:"version"`
-	PID     int     `json:"pid"`
-	Checks  []Check `json:"checks,omitempty"`
+	Version string `json:"version"`
+	// APIRevision is the host's Revision (0: a host from before the handshake).
+	APIRevision int     `json:"apiRevision,omitempty"`
+	PID         int     `json:"pid"`
+	Checks      []Check `json:"checks,omitempty"`
 	// Backends are the hypervisor backends, preferred first (`--backend auto`
 	// picks the first that can run a VM), then those this host lacks.
 	Backends []Backend `json:"backends,omitempty"`

@@ -33,6 +33,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	inst, err := d.create(ctx, spec)
 	if err != nil {
 		done(nil) // nothing is left of the VM: no error to remember
@@ -82,12 +83,29 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec) (*store.Instance, err
 	if err != nil {
 		return nil, err
 	}
-	inst, err := d.store.Create(spec)
-	if err != nil {
+	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
+	if errors.Is(err, store.ErrExists) {
 		return nil, api.Errorf(api.CodeConflict, "%v", err)
 	}
-	if err := d.fill(ctx, drv, inst, base); err != nil { // leave no stray VM dir behind
-		return nil, errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
+	if err != nil {
+		return nil, hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
+	}
+	defer func() {
+		if r := recover(); r != nil { // a driver's bug: nothing of the VM stays either
+			drv.Delete(ctx, inst)
+			d.store.Discard(inst)
+			panic(r)
+		}
+	}()
+	err = d.fill(ctx, drv, inst, base)
+	if err == nil {
+		err = d.store.Commit(inst)
+		if errors.Is(err, store.ErrExists) {
+			err = api.Errorf(api.CodeConflict, "%v", err)
+		}
+	}
+	if err != nil { // leave no stray VM dir behind
+		return nil, errors.Join(hostError(err), drv.Delete(ctx, inst), d.store.Discard(inst))
 	}
 	return inst, nil
 }
@@ -140,6 +158,7 @@ func (d *Daemon) Start(ctx context.Context, name string) (api.VM, error) {
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	m, err := drv.Start(ctx, inst)
 	if err != nil { // drivers name the VM in their errors
 		done(err)
@@ -169,6 +188,7 @@ func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (ap
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	err = d.stop(ctx, name, req)
 	done(err)
 	return d.describe(ctx, inst), err
@@ -237,16 +257,24 @@ func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) 
 	return d.Start(ctx, name)
 }
 
-// Remove deletes a VM and everything it owns; a running VM needs force.
+// Remove deletes a VM and everything it owns; a running VM needs force. A
+// broken VM (its spec unreadable) is removed too: every driver makes sure
+// nothing of it still runs.
 func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	ctx = context.WithoutCancel(ctx)
-	if _, err := d.get(name); err != nil {
+	inst, err := d.get(name)
+	var broken *brokenVM
+	if errors.As(err, &broken) {
+		inst, err = &store.Instance{Dir: broken.dir, Spec: vm.Spec{Name: name}}, nil
+	}
+	if err != nil {
 		return err
 	}
 	done, err := d.begin(name, "removing")
 	if err != nil {
 		return err
 	}
+	defer releaseOnPanic(done)
 	d.mu.Lock()
 	running := d.entry(name).machine != nil
 	d.mu.Unlock()
@@ -260,18 +288,18 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 			return err
 		}
 	}
-	inst, err := d.get(name)
-	if err == nil {
-		var derr error
-		if drv, oerr := d.driverOf(&inst.Spec); oerr == nil { // a backend this host lacks ran nothing here
-			derr = drv.Delete(ctx, inst)
+	var derr error
+	if broken != nil {
+		for _, drv := range d.opts.Drivers { // whichever made it: each kills only its own
+			derr = errors.Join(derr, drv.Delete(ctx, inst))
 		}
-		err = errors.Join(derr, d.store.Remove(name))
+	} else if drv, oerr := d.driverOf(&inst.Spec); oerr == nil { // a backend this host lacks ran nothing here
+		derr = drv.Delete(ctx, inst)
 	}
-	if err != nil {
-		err = fmt.Errorf("vm %q: remove: %w", name, err)
+	if err = errors.Join(derr, d.store.Remove(name)); err != nil {
+		err = fmt.Errorf("vm %q: remove: %w (`fvm rm -f %s` again once that is fixed)", name, err, name)
 		done(err)
-		return err
+		return hostError(err)
 	}
 	done(nil)
 	d.mu.Lock()

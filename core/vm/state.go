@@ -10,6 +10,9 @@ const (
 	Running  State = "running"
 	Stopping State = "stopping"
 	Error    State = "error"
+	// Broken: the VM's own files cannot be read (its spec, its disk); it can
+	// only be removed (`fvm rm NAME`). api.VM.Broken says why.
+	Broken State = "broken"
 )
 
 // Active reports whether the VM holds a running hypervisor process.

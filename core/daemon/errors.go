@@ -1,0 +1,21 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/fvmhq/fvm/core/api"
+)
+
+// hostError codes a failure of the host's own state (its disk), not of the
+// request: an *api.Error keeps its code; a full disk says what to free.
+func hostError(err error) error {
+	if err == nil || api.CodeOf(err) != "" {
+		return err
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return api.Errorf(api.CodeInternal, "%v: the disk is full: free some space (`fvm image prune` deletes base disks no VM uses) and try again", err)
+	}
+	return fmt.Errorf("%w", err)
+}
