@@ -9,12 +9,12 @@ import (
 
 func TestCleanStripsControlCharacters(t *testing.T) {
 	for in, want := range map[string]string{
-		"plain text":                     "plain text",
+		"plain text":                      "plain text",
 		"bad \x1b[2J\x1b]0;owned\x07 end": `bad \x1b[2J\x1b]0;owned\x07 end`,
-		"line1\nline2\ttab":              "line1\nline2\ttab",
-		"bidi \u202eevil":                `bidi \u202eevil`,
-		"c1 \u009b31m":                   `c1 \x9b31m`,
-		"cr\roverwrite":                  `cr\x0doverwrite`,
+		"line1\nline2\ttab":               "line1\nline2\ttab",
+		"bidi \u202eevil":                 `bidi \u202eevil`,
+		"c1 \u009b31m":                    `c1 \x9b31m`,
+		"cr\roverwrite":                   `cr\x0doverwrite`,
 	} {
 		if got := clean(in); got != want {
 			t.Errorf("clean(%q) = %q, want %q", in, got, want)

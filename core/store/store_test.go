@@ -112,7 +112,7 @@ func TestInstances(t *testing.T) {
 	os.MkdirAll(s.Layout.InstanceDir("torn"), 0o700)
 	os.WriteFile(filepath.Join(s.Layout.InstanceDir("torn"), SpecFile), []byte(`{"name":`), 0o600)
 	os.MkdirAll(s.Layout.InstanceDir("Not_A_Name"), 0o700) // not fvm's: ignored
-	left, _ := s.Create(vm.Spec{Name: "left"})        // a create killed before Commit
+	left, _ := s.Create(vm.Spec{Name: "left"})             // a create killed before Commit
 	list, broken, err := s.List()
 	if err != nil || len(list) != 2 || list[0].Spec.Name != "a" {
 		t.Fatalf("List = %v, %v", list, err)
