@@ -84,14 +84,14 @@ With --available, list the catalog of official cloud images "fvm pull" knows.`,
 
 func printCatalog(a *app, items []api.CatalogItem) error {
 	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tDISTRIBUTION\tCODENAME\tARCHES\tDEFAULT\tCACHED")
+	fmt.Fprintln(tw, "IMAGE\tDISTRIBUTION\tCODENAME\tARCHES\tDEFAULT\tCACHED\tVERIFIED BY")
 	for _, it := range items {
 		def := ""
 		if it.Default {
 			def = "yes (" + it.Distro + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", it.Ref, it.Title, it.Version, dash(it.Codename),
-			archList(it.Arches), dash(def), dash(archList(it.Cached)))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(it.Ref), cleanLine(it.Title), cleanLine(it.Version), cleanLine(dash(it.Codename)),
+			archList(it.Arches), dash(def), dash(archList(it.Cached)), cleanLine(dash(it.Trust)))
 	}
 	return tw.Flush()
 }

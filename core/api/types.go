@@ -171,6 +171,8 @@ type PullRequest struct {
 	// FVM_IMAGES_<DISTRO>_MIRROR in the client's environment applies even when
 	// the host was started from another shell.
 	Mirrors map[string]string `json:"mirrors,omitempty"`
+	// Indexes likewise override images.<distro>.index (FVM_IMAGES_<DISTRO>_INDEX).
+	Indexes map[string]string `json:"indexes,omitempty"`
 }
 
 // ImportRequest is the body of POST /v1/images/import.
@@ -200,6 +202,7 @@ type PullLine struct {
 // UpdatesRequest is the body of POST /v1/images/updates.
 type UpdatesRequest struct {
 	Mirrors map[string]string `json:"mirrors,omitempty"` // as in PullRequest
+	Indexes map[string]string `json:"indexes,omitempty"`
 }
 
 // ImageUpdate is one row of `fvm update`: a cached catalog image and what
@@ -227,6 +230,9 @@ type CatalogItem struct {
 	Arches   []vm.Arch `json:"arches"`
 	Mirror   string    `json:"mirror"`
 	Cached   []vm.Arch `json:"cached,omitempty"` // arches with a cached build
+	// Trust says what authenticates this distro's downloads: a signature with
+	// which key, or a checksum index taken from which host.
+	Trust string `json:"trust,omitempty"`
 }
 
 // PruneResult is the answer of POST /v1/images/prune.

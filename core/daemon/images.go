@@ -31,7 +31,7 @@ func (d *Daemon) newImageService() *image.Service {
 // catalog is the built-in catalog with the config file's additions and mirrors,
 // read on each use so edits to the config file apply without a host restart;
 // overrides (from the client's environment) win.
-func (d *Daemon) catalog(overrides map[string]string) (*image.Catalog, error) {
+func (d *Daemon) catalog(overrides image.Overrides) (*image.Catalog, error) {
 	v, err := config.Load(d.opts.Layout)
 	if err != nil {
 		return nil, err
@@ -40,7 +40,7 @@ func (d *Daemon) catalog(overrides map[string]string) (*image.Catalog, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cat, cat.SetMirrors(overrides)
+	return overrides.Apply(cat)
 }
 
 // vmBases collects the bases VMs read: each VM's spec and, as ground truth,

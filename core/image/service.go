@@ -36,13 +36,18 @@ type ServiceOptions struct {
 	// Catalog returns the catalog with the user's additions and mirrors (the
 	// config file, read on each use), with overrides (from the client's
 	// environment) applied on top. Default: the built-in catalog.
-	Catalog func(overrides map[string]string) (*Catalog, error)
+	Catalog func(o Overrides) (*Catalog, error)
 	// Publish sends an event to the host's subscribers (may be nil).
 	Publish func(api.Event)
 	// BasesInUse reports the bases VMs read (their specs and disks), for prune.
 	BasesInUse func() (map[string]bool, error)
 	// HTTPClient fetches indexes and images (default DefaultHTTPClient).
 	HTTPClient *http.Client
+	// Keys verify upstream signatures (default EmbeddedKeyring; tests use their own).
+	Keys KeySource
+	// MaxUnpacked caps what a compressed download may decompress to when its
+	// content declares no size (default DefaultMaxUnpacked).
+	MaxUnpacked int64
 }
 
 // Service is the host's image cache. Its locks are its own: one Service per
@@ -65,13 +70,16 @@ func NewService(opts ServiceOptions) *Service {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if opts.Catalog == nil {
-		opts.Catalog = func(o map[string]string) (*Catalog, error) {
-			c := Builtin()
-			return c, c.SetMirrors(o)
-		}
+		opts.Catalog = func(o Overrides) (*Catalog, error) { return o.Apply(Builtin()) }
+	}
+	if opts.Keys == nil {
+		opts.Keys = EmbeddedKeyring
 	}
 	if opts.BasesInUse == nil {
 		opts.BasesInUse = func() (map[string]bool, error) { return map[string]bool{}, nil }
+	}
+	if opts.MaxUnpacked <= 0 {
+		opts.MaxUnpacked = DefaultMaxUnpacked
 	}
 	return &Service{opts: opts, reg: Registry{Layout: opts.Layout}, pulls: newKeyLock(), held: map[string]int{}}
 }
@@ -92,8 +100,25 @@ func (s *Service) httpClient() *http.Client {
 	return DefaultHTTPClient()
 }
 
+// Overrides are the mirrors and index hosts a request brings from the
+// client's environment (they win over the host's config).
+type Overrides struct {
+	Mirrors, Indexes map[string]string
+}
+
+// Apply sets o's mirrors and indexes on c.
+func (o Overrides) Apply(c *Catalog) (*Catalog, error) {
+	if err := c.SetMirrors(o.Mirrors); err != nil {
+		return nil, err
+	}
+	if err := c.SetIndexes(o.Indexes); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 // catalog is the catalog with overrides, errors coded for the API.
-func (s *Service) catalog(overrides map[string]string) (*Catalog, error) {
+func (s *Service) catalog(overrides Overrides) (*Catalog, error) {
 	cat, err := s.opts.Catalog(overrides)
 	if err != nil {
 		return nil, api.Errorf(api.CodeInvalid, "%v", err)
@@ -181,7 +206,7 @@ func (s *Service) PullImage(ctx context.Context, req api.PullRequest, progress f
 			return img, nil // a local name wins over a catalog reference
 		}
 	}
-	cat, err := s.catalog(req.Mirrors)
+	cat, err := s.catalog(Overrides{req.Mirrors, req.Indexes})
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -208,7 +233,7 @@ func (s *Service) pull(ctx context.Context, e Entry, progress func(api.Event)) (
 	name := catalogName(e)
 	what := fmt.Sprintf("pull %s (%s)", e.Ref(), e.Arch)
 	rep.phase(api.PhaseResolving)
-	src, err := Locate(ctx, s.opts.HTTPClient, e)
+	src, err := LocateWith(ctx, s.opts.HTTPClient, e, s.opts.Keys)
 	if err != nil {
 		prefix := what + ": "
 		if strings.HasPrefix(err.Error(), e.Ref()) {
@@ -235,7 +260,7 @@ func (s *Service) pull(ctx context.Context, e Entry, progress func(api.Event)) (
 		rep.phase(api.PhaseUpToDate)
 		return img, nil
 	}
-	res, err := s.fetch(ctx, src.URL, dest, src.Digest, rep)
+	res, err := s.fetch(ctx, src.URL, dest, src.Digest, rep, src.ImageSig)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -246,7 +271,7 @@ func (s *Service) pull(ctx context.Context, e Entry, progress func(api.Event)) (
 	if img, err = s.register(ctx, res, img); err != nil {
 		return api.Image{}, fmt.Errorf("%s: %w", what, err)
 	}
-	s.opts.Log.Info("image pulled", "ref", e.Ref(), "arch", e.Arch, "build", src.Build, "digest", img.Digest, "resumed", res.Resumed)
+	s.opts.Log.Info("image pulled", "ref", e.Ref(), "arch", e.Arch, "build", src.Build, "digest", img.Digest, "resumed", res.Resumed, "trust", src.Trust)
 	s.publish(api.Event{Type: api.EventImagePulled, Image: e.Ref(), Arch: e.Arch})
 	return img, nil
 }
@@ -265,9 +290,10 @@ func (s *Service) downloadPath(want Digest, file string) string {
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
 // fetch downloads url to dest, verified; the caller holds pulls' lock on dest.
-func (s *Service) fetch(ctx context.Context, url, dest string, want Digest, rep *reporter) (FetchResult, error) {
+// check, when set, verifies the finished download further (an image's signature).
+func (s *Service) fetch(ctx context.Context, url, dest string, want Digest, rep *reporter, check func(string) error) (FetchResult, error) {
 	res, err := Fetch(ctx, FetchRequest{
-		URL: url, Dest: dest, Digest: want, HTTPClient: s.opts.HTTPClient,
+		URL: url, Dest: dest, Digest: want, HTTPClient: s.opts.HTTPClient, Check: check, MaxUnpacked: s.opts.MaxUnpacked,
 		Progress: func(done, total int64) { rep.download(done, total) },
 	})
 	// Fetch's lock file is only ever taken under our lock: remove it so a
@@ -367,7 +393,7 @@ func (s *Service) localOrPulled(ctx context.Context, ref string, arch vm.Arch) (
 	if err != nil {
 		return api.Image{}, err
 	}
-	cat, err := s.catalog(nil)
+	cat, err := s.catalog(Overrides{})
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -444,7 +470,7 @@ func (s *Service) ImportImage(ctx context.Context, req api.ImportRequest, progre
 		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
 	}
 	defer unlock()
-	res, err := s.fetch(ctx, src, dest, want, rep)
+	res, err := s.fetch(ctx, src, dest, want, rep, nil)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("import: %w", err) // Fetch names the URL
 	}
@@ -555,7 +581,7 @@ func (s *Service) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([
 
 // canonicalRef turns debian, debian:bookworm... into the catalog's debian:12.
 func (s *Service) canonicalRef(name string) (string, error) {
-	cat, err := s.catalog(nil)
+	cat, err := s.catalog(Overrides{})
 	if err != nil {
 		return "", err
 	}
@@ -580,7 +606,7 @@ func (s *Service) CheckUpdates(ctx context.Context, req api.UpdatesRequest) ([]a
 	if err != nil {
 		return nil, err
 	}
-	cat, err := s.catalog(req.Mirrors)
+	cat, err := s.catalog(Overrides{req.Mirrors, req.Indexes})
 	if err != nil {
 		return nil, err
 	}
@@ -611,13 +637,13 @@ func (s *Service) checkOne(ctx context.Context, cat *Catalog, img api.Image) (Av
 			return Available{}, fmt.Errorf("image %s: recorded digest: %w", img.Name, err)
 		}
 	}
-	return CheckUpdate(ctx, s.opts.HTTPClient, e, cached, img.Build)
+	return CheckUpdateWith(ctx, s.opts.HTTPClient, e, cached, img.Build, s.opts.Keys)
 }
 
 // Catalog lists the releases that can be pulled, which arches are cached and
 // what verifies each distro's downloads (its trust).
 func (s *Service) Catalog(ctx context.Context) ([]api.CatalogItem, error) {
-	cat, err := s.catalog(nil)
+	cat, err := s.catalog(Overrides{})
 	if err != nil {
 		return nil, err
 	}
@@ -693,7 +719,7 @@ func (s *Service) PruneImages(ctx context.Context) (api.PruneResult, error) {
 
 // downloadKey maps a file in downloads/ to the destination its pull locks.
 func downloadKey(p string) string {
-	for _, suf := range []string{PartSuffix, ".unpack", ".lock"} {
+	for _, suf := range []string{PartSuffix, ".unpack", VerifiedSuffix, ".lock"} {
 		p = strings.TrimSuffix(p, suf)
 	}
 	return p

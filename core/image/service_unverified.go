@@ -33,7 +33,7 @@ func (s *Service) importUnverified(ctx context.Context, src string, img api.Imag
 		return api.Image{}, api.Errorf(api.CodeInvalid, "import %s: %v", src, err)
 	}
 	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := s.httpClient().Do(req)
+	resp, err := safeClient(s.opts.HTTPClient).Do(req)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
 	}
