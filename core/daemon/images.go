@@ -77,11 +77,13 @@ func (d *Daemon) vmBases() (map[string]bool, error) {
 func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) { return d.images.Images(ctx) }
 
 func (d *Daemon) PullImage(ctx context.Context, req api.PullRequest, progress func(api.Event)) (api.Image, error) {
-	return d.images.PullImage(ctx, req, progress)
+	img, err := d.images.PullImage(ctx, req, progress)
+	return img, hostError(err)
 }
 
 func (d *Daemon) ImportImage(ctx context.Context, req api.ImportRequest, progress func(api.Event)) (api.Image, error) {
-	return d.images.ImportImage(ctx, req, progress)
+	img, err := d.images.ImportImage(ctx, req, progress)
+	return img, hostError(err)
 }
 
 func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]api.Image, error) {
