@@ -371,6 +371,7 @@ func diskFull(t *testing.T, img []byte) {
 		}
 	}
 	// create: a small image fits, then the disk is filled and a create fails whole.
+	e.fvm("image", "prune") // the failed pull's part, kept for a resume
 	small := "/tmp/fvm-stress-small.img"
 	os.WriteFile(small, img[:4<<20], 0o644)
 	defer os.Remove(small)
