@@ -240,7 +240,8 @@ func TestStress(t *testing.T) {
 		case "import":
 			args = []string{"image", "import", src, "--name", "imp" + name}
 		case "pull":
-			e.fvm("image", "rm", "debian:12")
+			e.fvm("image", "rm", "debian:12") // removed on purpose: pulled again below
+			delete(done, "img:debian-12-amd64")
 			args = []string{"pull", "debian:12"}
 		case "rm":
 			for k := range done {
