@@ -93,13 +93,6 @@ func (s *Service) publish(ev api.Event) {
 	}
 }
 
-func (s *Service) httpClient() *http.Client {
-	if s.opts.HTTPClient != nil {
-		return s.opts.HTTPClient
-	}
-	return DefaultHTTPClient()
-}
-
 // Overrides are the mirrors and index hosts a request brings from the
 // client's environment (they win over the host's config).
 type Overrides struct {

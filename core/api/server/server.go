@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -109,6 +110,20 @@ func (t *trackingWriter) Write(b []byte) (int, error) {
 	t.wrote = true
 	return t.ResponseWriter.Write(b)
 }
+
+// Unwrap lets http.ResponseController reach the connection (exec upgrades it).
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// Hijack hands the connection over (an upgraded exec stream): the response has started.
+func (t *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := t.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	t.wrote = true
+	return h.Hijack()
+}
+
 func (t *trackingWriter) Flush() {
 	if f, ok := t.ResponseWriter.(http.Flusher); ok {
 		t.wrote = true
