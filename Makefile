@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
 
 all: build
 
@@ -51,6 +51,22 @@ e2e: build app
 # Boots VMs; not part of `make test`. FVM_BENCH_HOME keeps the built image.
 bench: build
 	$(GO) run ./scripts/bench -fvm $(BIN)
+
+# Fault injection against bin/fvm (kill -9 of the host during create, import,
+# pull and rm; corrupt state; a full disk; 20 racing starts, which boot one VM
+# under the heavy lock). STRESS_N sets how many kills (default 60).
+stress: build
+	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 15m ./scripts/stress/
+
+# Seeded fuzzers of the parsers, a few seconds each.
+FUZZ_TIME ?= 3s
+fuzz:
+	$(GO) test -run XXX -fuzz ^FuzzQCOW2Header$$ -fuzztime $(FUZZ_TIME) ./core/image/
+	$(GO) test -run XXX -fuzz ^FuzzLookup$$ -fuzztime $(FUZZ_TIME) ./core/image/
+	$(GO) test -run XXX -fuzz ^FuzzSpecJSON$$ -fuzztime $(FUZZ_TIME) ./core/vm/
+	$(GO) test -run XXX -fuzz ^FuzzNames$$ -fuzztime $(FUZZ_TIME) ./core/vm/
+	$(GO) test -run XXX -fuzz ^FuzzParseSize$$ -fuzztime $(FUZZ_TIME) ./core/vm/
+	$(GO) test -run XXX -fuzz ^FuzzParsePortForward$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 
 # The host app: bin/fvm-app (tray, Linux) or bin/fvm.app (signed menu-bar bundle, macOS).
 app:

@@ -3,6 +3,7 @@ module github.com/fvmhq/fvm
 go 1.26.8
 
 require (
+	github.com/ProtonMail/go-crypto v1.5.2
 	github.com/creack/pty v1.1.24
 	github.com/diskfs/go-diskfs v1.7.0
 	github.com/getlantern/systray v1.2.2
@@ -22,6 +23,7 @@ require (
 )
 
 require (
+	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/djherbis/times v1.6.0 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/getlantern/context v0.0.0-20190109183933-c447772a6520 // indirect

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,8 +18,11 @@ import (
 // session, logging to the state dir) when the socket is absent or dead.
 func (a *app) client(ctx context.Context) (*client.Client, error) {
 	c := client.New(a.layout.SocketPath())
-	if _, err := c.Ping(ctx, 2*time.Second); err == nil {
-		return c, nil
+	c.Version = Version
+	_, err := c.Ping(ctx, 2*time.Second)
+	var ve *client.VersionError
+	if err == nil || errors.As(err, &ve) { // a host of another fvm: say what to do, start none
+		return c, err
 	}
 	if launched, err := launchApp(); err != nil {
 		return nil, fmt.Errorf("start the fvm app: %w", err)
@@ -30,8 +34,8 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if _, last = c.Ping(ctx, time.Second); last == nil {
-			return c, nil
+		if _, last = c.Ping(ctx, time.Second); last == nil || errors.As(last, &ve) {
+			return c, last
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -51,16 +51,25 @@ With --available, list the catalog of official cloud images "fvm pull" knows.`,
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tBUILD\tARCH\tSIZE\tWARM\tDIGEST\tAGE")
+			var broken []string
 			for _, im := range imgs {
 				name := im.Name
 				if im.Ref != "" {
 					name = im.Ref
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, dash(im.Version), dash(im.Build), im.Arch,
-					vm.FormatSize(im.Size), warmText(im.Warm), shortDigest(im.Digest), ago(im.CreatedAt))
+				if im.Broken != "" {
+					fmt.Fprintf(tw, "%s\tbroken\t-\t-\t-\t-\t-\t-\n", cleanLine(im.Name))
+					broken = append(broken, fmt.Sprintf("image %s is broken: %s", im.Name, cleanLine(im.Broken)))
+					continue
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(name), cleanLine(dash(im.Version)), cleanLine(dash(im.Build)), cleanLine(string(im.Arch)),
+					vm.FormatSize(im.Size), warmText(im.Warm), cleanLine(shortDigest(im.Digest)), ago(im.CreatedAt))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
+			}
+			for _, b := range broken {
+				fmt.Fprintln(a.errOut, b)
 			}
 			if len(imgs) == 0 {
 				fmt.Fprintln(a.errOut, "no images yet: pull one with `fvm pull debian` (see `fvm images --available`) or build one with `fvm image build debian`")
@@ -75,14 +84,14 @@ With --available, list the catalog of official cloud images "fvm pull" knows.`,
 
 func printCatalog(a *app, items []api.CatalogItem) error {
 	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tDISTRIBUTION\tCODENAME\tARCHES\tDEFAULT\tCACHED")
+	fmt.Fprintln(tw, "IMAGE\tDISTRIBUTION\tCODENAME\tARCHES\tDEFAULT\tCACHED\tVERIFIED BY")
 	for _, it := range items {
 		def := ""
 		if it.Default {
 			def = "yes (" + it.Distro + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\n", it.Ref, it.Title, it.Version, dash(it.Codename),
-			archList(it.Arches), dash(def), dash(archList(it.Cached)))
+		fmt.Fprintf(tw, "%s\t%s %s\t%s\t%s\t%s\t%s\t%s\n", cleanLine(it.Ref), cleanLine(it.Title), cleanLine(it.Version), cleanLine(dash(it.Codename)),
+			archList(it.Arches), dash(def), dash(archList(it.Cached)), cleanLine(dash(it.Trust)))
 	}
 	return tw.Flush()
 }

@@ -67,8 +67,14 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\tIMAGE\tARCH\tCPUS\tMEMORY\tDISK\tSSH\tPORTS\tCREATED")
+	var broken []string
 	for _, v := range shown {
 		s := v.Spec
+		if v.Broken != "" {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", cleanLine(s.Name), vm.Broken)
+			broken = append(broken, fmt.Sprintf("%s is broken: %s", s.Name, cleanLine(v.Broken)))
+			continue
+		}
 		ssh := "-"
 		if v.SSHPort != 0 && v.State == vm.Running {
 			ssh = fmt.Sprintf("127.0.0.1:%d", v.SSHPort)
@@ -77,10 +83,16 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		for _, p := range s.Ports {
 			ports = append(ports, p.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, dash(v.Backend), shortImage(imageOf(s)), s.Arch, s.CPUs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, cleanLine(dash(v.Backend)), cleanLine(shortImage(imageOf(s))), cleanLine(string(s.Arch)), s.CPUs,
 			vm.FormatSize(int64(s.MemoryMiB)<<20), vm.FormatSize(s.DiskBytes), ssh, dash(strings.Join(ports, ",")), ago(v.CreatedAt))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, b := range broken {
+		fmt.Fprintln(a.errOut, b)
+	}
+	return nil
 }
 
 func checkFormat(f string) error {

@@ -58,7 +58,7 @@ or FVM_IMAGES_<DISTRO>_MIRROR.`,
 
 // pull runs a pull with progress on stderr, passing this shell's mirror settings.
 func (a *app) pull(ctx context.Context, c *client.Client, req api.PullRequest) (api.Image, error) {
-	req.Mirrors = a.mirrors()
+	req.Mirrors, req.Indexes = a.mirrors(), a.indexes()
 	p := a.newProgress(req.Ref)
 	img, err := c.PullImage(ctx, req, p.event)
 	p.finish()
@@ -77,6 +77,19 @@ func (a *app) mirrors() map[string]string {
 		return nil // the host reports the config problem itself
 	}
 	return config.Mirrors(a.cfg, cat.Names())
+}
+
+// indexes are the checksum index hosts this invocation sees
+// (images.<distro>.index, FVM_IMAGES_<DISTRO>_INDEX), sent like mirrors.
+func (a *app) indexes() map[string]string {
+	if a.cfg == nil {
+		return nil
+	}
+	cat, err := config.ImageCatalog(a.cfg)
+	if err != nil {
+		return nil
+	}
+	return config.Indexes(a.cfg, cat.Names())
 }
 
 // urlFlags let `run` and `create` take an image by URL.

@@ -89,6 +89,6 @@ func Main(extra ...*cobra.Command) int {
 		fmt.Fprintln(os.Stderr, "fvm: interrupted")
 		return 130
 	}
-	fmt.Fprintln(os.Stderr, "fvm:", err)
+	fmt.Fprintln(os.Stderr, "fvm:", clean(err.Error())) // host and upstream text: no control characters
 	return 1
 }

@@ -149,7 +149,7 @@ func shellJoin(args []string) string {
 
 // phase prints a progress line to stderr, so stdout stays the command's own output.
 func (a *app) phase(format string, args ...any) {
-	fmt.Fprintf(a.errOut, "==> "+format+"\n", args...)
+	fmt.Fprintf(a.errOut, "==> %s\n", clean(fmt.Sprintf(format, args...)))
 }
 
 func since(t time.Time) string { return time.Since(t).Round(10 * time.Millisecond).String() }

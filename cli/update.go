@@ -31,7 +31,7 @@ deletes bases no VM uses any more.`,
 			if err != nil {
 				return err
 			}
-			rows, err := c.CheckUpdates(ctx, api.UpdatesRequest{Mirrors: a.mirrors()})
+			rows, err := c.CheckUpdates(ctx, api.UpdatesRequest{Mirrors: a.mirrors(), Indexes: a.indexes()})
 			if err != nil {
 				return err
 			}

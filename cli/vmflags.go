@@ -107,6 +107,9 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if err != nil {
 			return s, err
 		}
+		if w := exposedWarning(pf); w != "" {
+			fmt.Fprintln(a.errOut, w)
+		}
 		s.Ports = append(s.Ports, pf)
 	}
 	if len(f.sshKeys) > 0 {
@@ -125,6 +128,20 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		s.SSHKeys = sshx.UserPublicKeys(home)
 	}
 	return s, s.ValidateSettings()
+}
+
+// exposedWarning says, for a port forward on a host address other than
+// loopback, who can reach it: docker does the same silently, fvm says it.
+func exposedWarning(pf vm.PortForward) string {
+	if pf.HostIP.IsLoopback() {
+		return ""
+	}
+	where := "every network interface of this machine"
+	if !pf.HostIP.IsUnspecified() {
+		where = pf.HostIP.String()
+	}
+	return fmt.Sprintf("WARNING: -p %s:%d:%d publishes the VM's port %d on %s: other machines on your network can reach it; use -p %d:%d to keep it on this machine (127.0.0.1)",
+		pf.HostIP, pf.HostPort, pf.GuestPort, pf.GuestPort, where, pf.HostPort, pf.GuestPort)
 }
 
 func looksLikePath(s string) bool {

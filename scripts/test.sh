@@ -30,6 +30,7 @@ FVM_HOME=$home bin/fvm image build debian >"$home/prebuild.log" 2>&1 &
 build=$!
 
 "$MAKE" check
+"$MAKE" fuzz
 if ! wait "$build"; then
 	echo "test: fvm image build debian failed:" >&2
 	cat "$home/prebuild.log" "$home/prebuild-host.log" >&2
@@ -37,3 +38,4 @@ if ! wait "$build"; then
 fi
 echo "test: image for the e2e tests: $(tail -n 1 "$home/prebuild.log")"
 FVM_E2E_HOME=$home ./scripts/e2e.sh
+"$MAKE" stress

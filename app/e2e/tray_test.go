@@ -64,8 +64,12 @@ func TestTrayMenuOverDBus(t *testing.T) {
 	if !realVM {
 		vmName = "e2e-nodisk"
 		arch, _ := vm.ParseArch(runtime.GOARCH)
-		_, err := store.New(layout).Create(vm.Spec{Name: vmName, Image: "none", BaseImage: "/nonexistent.qcow2", Arch: arch,
+		st := store.New(layout)
+		inst, err := st.Create(vm.Spec{Name: vmName, Image: "none", BaseImage: "/nonexistent.qcow2", Arch: arch,
 			CPUs: 1, MemoryMiB: 256, DiskBytes: 1 << 30, User: vm.Defaults.User, Backend: "qemu", Accel: "tcg"})
+		if err == nil {
+			err = st.Commit(inst)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

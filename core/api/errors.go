@@ -20,11 +20,22 @@ func Errorf(code, format string, args ...any) error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
-// CodeOf returns the code of an *Error in err's chain, or "" if none.
+// Coded is an error that carries its API code without being an *Error (a
+// host's own error type, e.g. a broken VM).
+type Coded interface {
+	error
+	APICode() string
+}
+
+// CodeOf returns the code of an *Error (or Coded) in err's chain, or "" if none.
 func CodeOf(err error) string {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code
+	}
+	var c Coded
+	if errors.As(err, &c) {
+		return c.APICode()
 	}
 	return ""
 }

@@ -11,6 +11,19 @@ import (
 // Version is the API version prefix.
 const Version = "v1"
 
+// Revision numbers the contract within Version: it grows with every change a
+// host of the previous revision would refuse (a new request field, a route).
+// Host and client exchange it (RevisionHeader on every response; HostInfo);
+// the client refuses a host of another revision with what to do.
+const Revision = 2
+
+// RevisionHeader carries the host's Revision on every response.
+const RevisionHeader = "Fvm-Api-Revision"
+
+// HostName is the Host of every request on the socket; the host refuses others
+// (DNS rebinding from a browser).
+const HostName = "fvm"
+
 // VM is a VM as the host reports it: the saved spec plus the derived state.
 type VM struct {
 	Spec      vm.Spec   `json:"spec"`
@@ -31,6 +44,9 @@ type VM struct {
 	Logs []string `json:"logs,omitempty"`
 	// VNCSocket is where the hypervisor serves the VM's display as VNC, when it does.
 	VNCSocket string `json:"vncSocket,omitempty"`
+	// Broken says why the VM cannot be used (an unreadable spec, a missing disk)
+	// and how to remove it (`fvm rm NAME`); only Spec.Name and Dir are reliable then.
+	Broken string `json:"broken,omitempty"`
 }
 
 // CreateRequest creates a VM (and starts it when Start is set). Cold makes it
@@ -109,6 +125,9 @@ type Image struct {
 	UpstreamDigest string `json:"upstreamDigest,omitempty"` // sha256:... or sha512:...
 	// Warm are the image's warm snapshots.
 	Warm []WarmSnapshot `json:"warm,omitempty"`
+	// Broken says why the image cannot be used (an unreadable entry, a missing
+	// base disk) and how to remove it; only Name is reliable then.
+	Broken string `json:"broken,omitempty"`
 }
 
 // Check is one host capability in `fvm check`.
@@ -121,9 +140,11 @@ type Check struct {
 
 // HostInfo describes the host process.
 type HostInfo struct {
-	Version string  `json:"version"`
-	PID     int     `json:"pid"`
-	Checks  []Check `json:"checks,omitempty"`
+	Version string `json:"version"`
+	// APIRevision is the host's Revision (0: a host from before the handshake).
+	APIRevision int     `json:"apiRevision,omitempty"`
+	PID         int     `json:"pid"`
+	Checks      []Check `json:"checks,omitempty"`
 	// Backends are the hypervisor backends, preferred first (`--backend auto`
 	// picks the first that can run a VM), then those this host lacks.
 	Backends []Backend `json:"backends,omitempty"`
@@ -186,6 +207,8 @@ type PullRequest struct {
 	// FVM_IMAGES_<DISTRO>_MIRROR in the client's environment applies even when
 	// the host was started from another shell.
 	Mirrors map[string]string `json:"mirrors,omitempty"`
+	// Indexes likewise override images.<distro>.index (FVM_IMAGES_<DISTRO>_INDEX).
+	Indexes map[string]string `json:"indexes,omitempty"`
 }
 
 // ImportRequest is the body of POST /v1/images/import.
@@ -215,6 +238,7 @@ type PullLine struct {
 // UpdatesRequest is the body of POST /v1/images/updates.
 type UpdatesRequest struct {
 	Mirrors map[string]string `json:"mirrors,omitempty"` // as in PullRequest
+	Indexes map[string]string `json:"indexes,omitempty"`
 }
 
 // ImageUpdate is one row of `fvm update`: a cached catalog image and what
@@ -242,6 +266,9 @@ type CatalogItem struct {
 	Arches   []vm.Arch `json:"arches"`
 	Mirror   string    `json:"mirror"`
 	Cached   []vm.Arch `json:"cached,omitempty"` // arches with a cached build
+	// Trust says what authenticates this distro's downloads: a signature with
+	// which key, or a checksum index taken from which host.
+	Trust string `json:"trust,omitempty"`
 }
 
 // PruneResult is the answer of POST /v1/images/prune.

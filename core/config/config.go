@@ -58,7 +58,22 @@ func ImageCatalog(v *viper.Viper) (*image.Catalog, error) {
 	if err := cat.SetMirrors(Mirrors(v, cat.Names())); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if err := cat.SetIndexes(Indexes(v, cat.Names())); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	return cat, nil
+}
+
+// Indexes returns the checksum index overrides of distros that sign nothing,
+// from images.<distro>.index (FVM_IMAGES_<DISTRO>_INDEX).
+func Indexes(v *viper.Viper, distros []string) map[string]string {
+	out := map[string]string{}
+	for _, d := range distros {
+		if m := v.GetString("images." + d + ".index"); m != "" {
+			out[d] = m
+		}
+	}
+	return out
 }
 
 // Mirrors returns image mirror overrides by distro from images.<distro>.mirror,

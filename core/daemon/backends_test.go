@@ -168,7 +168,12 @@ func (h *host) writeForeignVM(t *testing.T, name, backend string) {
 	t.Helper()
 	spec := newSpec(name)
 	spec.Backend, spec.Arch, spec.CPUs, spec.MemoryMiB, spec.User = backend, vm.AMD64, 1, 512, "fvm"
-	if _, err := store.New(h.layout).Create(spec); err != nil {
+	st := store.New(h.layout)
+	inst, err := st.Create(spec)
+	if err == nil {
+		err = st.Commit(inst)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

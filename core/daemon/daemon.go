@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +42,7 @@ type Options struct {
 type Daemon struct {
 	opts   Options
 	store  *store.Store
-	images *image.Registry
+	images *image.Service
 	events *broker
 	log    *slog.Logger
 
@@ -73,23 +74,24 @@ func New(opts Options) *Daemon {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	return &Daemon{
+	d := &Daemon{
 		opts:     opts,
 		store:    store.New(opts.Layout),
-		images:   &image.Registry{Layout: opts.Layout},
 		events:   newBroker(),
 		log:      opts.Log,
 		vms:      map[string]*entry{},
 		bg:       bg,
 		bgCancel: cancel,
 	}
+	d.images = d.newImageService()
+	return d
 }
 
 // Adopt re-attaches to VMs left running by an earlier host, and removes what
 // an earlier host left half-made of warm snapshots.
 func (d *Daemon) Adopt(ctx context.Context) {
 	d.cleanWarmBuilds(ctx)
-	insts, err := d.store.List()
+	insts, _, err := d.store.List()
 	if err != nil {
 		d.log.Error("list vms", "err", err)
 		return
@@ -138,15 +140,28 @@ func (d *Daemon) begin(name, op string) (func(err error), error) {
 	}
 	e.op = op
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: opState(op)})
+	var once sync.Once // done may be called again by releaseOnPanic
 	return func(err error) {
-		d.mu.Lock()
-		e.op = ""
-		e.err = ""
-		if err != nil {
-			e.err = err.Error()
-		}
-		d.mu.Unlock()
+		once.Do(func() {
+			d.mu.Lock()
+			e.op = ""
+			e.err = ""
+			if err != nil {
+				e.err = err.Error()
+			}
+			d.mu.Unlock()
+		})
 	}, nil
+}
+
+// releaseOnPanic, deferred after begin, frees the VM's slot when the operation
+// panics (and panics on, for the server to answer 500 and log the stack), so
+// one bug never leaves a VM "busy" until the host restarts.
+func releaseOnPanic(done func(error)) {
+	if r := recover(); r != nil {
+		done(fmt.Errorf("the host failed: %v", r))
+		panic(r)
+	}
 }
 
 func opState(op string) vm.State {
@@ -188,7 +203,7 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
-	info := api.HostInfo{Version: d.opts.Version, PID: os.Getpid(), Backends: d.backends()}
+	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends()}
 	for _, drv := range d.opts.Drivers {
 		if c, ok := drv.(driver.Checker); ok {
 			info.Checks = append(info.Checks, c.Checks(ctx)...)
@@ -200,22 +215,42 @@ func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
 // Subscribe streams events.
 func (d *Daemon) Subscribe() (<-chan api.Event, func()) { return d.events.subscribe() }
 
-// List returns every VM with its live state.
+// List returns every VM with its live state, broken ones (api.VM.Broken) too.
 func (d *Daemon) List(ctx context.Context) ([]api.VM, error) {
-	insts, err := d.store.List()
+	insts, broken, err := d.store.List()
 	if err != nil {
-		return nil, err
+		return nil, hostError(fmt.Errorf("list vms: %w", err))
 	}
-	out := make([]api.VM, 0, len(insts))
+	out := make([]api.VM, 0, len(insts)+len(broken))
 	for _, inst := range insts {
 		out = append(out, d.describe(ctx, inst))
 	}
+	for _, b := range broken {
+		out = append(out, brokenDesc(b.Name, b.Dir, b.Reason))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
 	return out, nil
 }
 
-// Get returns one VM.
+func brokenDesc(name, dir, reason string) api.VM {
+	return api.VM{Spec: vm.Spec{Name: name}, Dir: dir, State: vm.Broken, Broken: reason, Error: reason}
+}
+
+// brokenVM is the error of get for a VM whose spec cannot be read.
+type brokenVM struct{ name, dir, reason string }
+
+func (b *brokenVM) Error() string { return fmt.Sprintf("vm %q is broken: %s", b.name, b.reason) }
+
+// APICode: a broken VM exists but cannot be used, only removed.
+func (b *brokenVM) APICode() string { return api.CodeConflict }
+
+// Get returns one VM (a broken one as such, with why).
 func (d *Daemon) Get(ctx context.Context, name string) (api.VM, error) {
 	inst, err := d.get(name)
+	var b *brokenVM
+	if errors.As(err, &b) {
+		return brokenDesc(b.name, b.dir, b.reason), nil
+	}
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -227,10 +262,17 @@ func (d *Daemon) get(name string) (*store.Instance, error) {
 		return nil, api.Errorf(api.CodeInvalid, "%v", err)
 	}
 	inst, err := d.store.Get(name)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) && !d.store.Exists(name) {
 		return nil, api.Errorf(api.CodeNotFound, "vm %q does not exist: see `fvm ls` for your VMs", name)
 	}
-	return inst, err
+	if err != nil { // a directory whose spec is missing or unreadable
+		reason := "its " + store.SpecFile + " is missing"
+		if !errors.Is(err, store.ErrNotFound) {
+			reason = fmt.Sprintf("its %s cannot be read (%v)", store.SpecFile, err)
+		}
+		return nil, &brokenVM{name: name, dir: d.opts.Layout.InstanceDir(name), reason: reason + ": remove it with `fvm rm " + name + "`"}
+	}
+	return inst, nil
 }
 
 // describe derives a VM's state from the live system, never from a file.
@@ -325,16 +367,4 @@ func (d *Daemon) LogPath(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return inst.Path(store.SerialLog), nil
-}
-
-// Images lists local images with their warm snapshots.
-func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
-	imgs, err := d.images.List()
-	if err != nil {
-		return nil, err
-	}
-	for i := range imgs {
-		imgs[i].Warm = d.snapshotsOf(imgs[i].Path)
-	}
-	return imgs, nil
 }

@@ -34,6 +34,7 @@ type fakeDriver struct {
 	calls     []string // "start web1", "delete web1", ...
 	failStart bool
 	failDisk  bool
+	panicDisk bool // Create panics: a bug in a driver
 }
 
 func newFake(name string) *fakeDriver {
@@ -67,8 +68,11 @@ func (f *fakeDriver) Delete(_ context.Context, inst *store.Instance) error {
 	f.record("delete", inst)
 	return nil
 }
-func (f *fakeDriver) Create(_ context.Context, inst *store.Instance) error {
+func (f *fakeDriver) Create(_ context.Context, inst *store.Instance, _ *driver.Base) error {
 	f.record("create", inst)
+	if f.panicDisk {
+		panic("fake driver bug")
+	}
 	if f.failDisk {
 		return errors.New("disk full")
 	}
@@ -162,6 +166,12 @@ func startHostWith(t *testing.T, opts Options, drv *fakeDriver) *host {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
+	return startHostIn(t, dir, opts, drv)
+}
+
+// startHostIn serves a daemon with opts on the state directory dir.
+func startHostIn(t *testing.T, dir string, opts Options, drv *fakeDriver) *host {
+	t.Helper()
 	t.Setenv("FVM_HOME", dir)
 	layout := store.DefaultLayout()
 	opts.Layout, opts.Version = layout, "test"

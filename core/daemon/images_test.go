@@ -85,6 +85,7 @@ func newImageHost(t *testing.T) (*host, *debMirror) {
 	t.Helper()
 	m := newDebMirror(t)
 	t.Setenv("FVM_IMAGES_DEBIAN_MIRROR", m.srv.URL) // the host reads config + env itself
+	t.Setenv("FVM_IMAGES_DEBIAN_INDEX", m.srv.URL)  // Debian signs nothing: its index host, moved too
 	return startHost(t, &fakeDriver{running: map[string]*fakeMachine{}}), m
 }
 
@@ -348,7 +349,7 @@ func TestMirrorFromRequest(t *testing.T) {
 	m := newDebMirror(t)
 	m.addBuild(t, "20250210-2019", disk("r"), "")
 	// No env in the host: the client's setting travels with the request.
-	img, err := h.c.PullImage(context.Background(), api.PullRequest{Ref: "debian:12", Mirrors: map[string]string{"debian": m.srv.URL}}, nil)
+	img, err := h.c.PullImage(context.Background(), api.PullRequest{Ref: "debian:12", Mirrors: map[string]string{"debian": m.srv.URL}, Indexes: map[string]string{"debian": m.srv.URL}}, nil)
 	if err != nil || img.Source != m.srv.URL+"/bookworm/20250210-2019/debian-12-genericcloud-amd64-20250210-2019.qcow2" {
 		t.Fatalf("pull: %+v %v", img, err)
 	}
@@ -454,7 +455,7 @@ func TestPullResumesInterruptedTransfer(t *testing.T) {
 		}
 		fs.ServeHTTP(w, r)
 	})
-	img, err := h.c.PullImage(context.Background(), api.PullRequest{Ref: "debian:12", Mirrors: map[string]string{"debian": m.srv.URL}}, nil)
+	img, err := h.c.PullImage(context.Background(), api.PullRequest{Ref: "debian:12", Mirrors: map[string]string{"debian": m.srv.URL}, Indexes: map[string]string{"debian": m.srv.URL}}, nil)
 	if err != nil || ranges.Load() != 1 || img.Digest != fmt.Sprintf("sha256:%x", sha256.Sum256(content)) {
 		t.Fatalf("pull: %+v %v (%d range requests)", img, err, ranges.Load())
 	}

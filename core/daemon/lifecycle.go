@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -35,6 +34,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	inst, notice, err := d.create(ctx, spec, !req.Cold)
 	if err != nil {
 		done(nil) // nothing is left of the VM: no error to remember
@@ -77,12 +77,21 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	if d.store.Exists(spec.Name) {
 		return nil, "", api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
 	}
+	var base *driver.Base
 	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, "", err
 		}
-	} else if err := d.resolveImage(ctx, &spec); err != nil {
-		return nil, "", err
+	} else {
+		img, release, err := d.images.Resolve(ctx, spec.Image, spec.Arch)
+		if err != nil {
+			return nil, "", err
+		}
+		defer release() // once the VM's spec names the base, or nothing is left of it
+		if err := setImage(&spec, img); err != nil {
+			return nil, "", err
+		}
+		base = &driver.Base{Path: img.Path, Format: img.Format, VirtualSize: img.Virtual, Digest: img.Digest}
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", api.Errorf(api.CodeInvalid, "%v", err)
@@ -95,51 +104,51 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	if clone {
 		spec.Warm, notice = d.cloneSource(ctx, drv, &spec)
 	}
-	inst, err := d.store.Create(spec)
-	if err != nil {
+	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
+	if errors.Is(err, store.ErrExists) {
 		return nil, "", api.Errorf(api.CodeConflict, "%v", err)
 	}
-	if err := d.fill(ctx, drv, inst); err != nil { // leave no stray VM dir behind
-		return nil, "", errors.Join(err, drv.Delete(ctx, inst), d.store.Remove(spec.Name))
+	if err != nil {
+		return nil, "", hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
+	}
+	defer func() {
+		if r := recover(); r != nil { // a driver's bug: nothing of the VM stays either
+			drv.Delete(ctx, inst)
+			d.store.Discard(inst)
+			panic(r)
+		}
+	}()
+	err = d.fill(ctx, drv, inst, base)
+	if err == nil {
+		err = d.store.Commit(inst)
+		if errors.Is(err, store.ErrExists) {
+			err = api.Errorf(api.CodeConflict, "%v", err)
+		}
+	}
+	if err != nil { // leave no stray VM dir behind
+		return nil, "", errors.Join(hostError(err), drv.Delete(ctx, inst), d.store.Discard(inst))
 	}
 	return inst, notice, nil
 }
 
 // fill writes a new instance's keys and seed, then lets its driver make the disks.
-func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance) error {
+func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance, base *driver.Base) error {
 	if err := provision(d.opts.Layout, inst); err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}
-	if err := drv.Create(ctx, inst); err != nil {
+	if err := drv.Create(ctx, inst, base); err != nil {
 		return fmt.Errorf("vm %q: create disk: %w", inst.Spec.Name, err)
 	}
 	return nil
 }
 
-// resolveImage turns spec.Image (an absolute file path, a local image name or a
-// catalog reference, pulled when not cached: images.go) into a cached base and
-// fills the arch from it. Local names win over catalog references.
-func (d *Daemon) resolveImage(ctx context.Context, spec *vm.Spec) error {
-	var img api.Image
-	var err error
-	switch {
-	case strings.HasPrefix(spec.Image, "/"):
-		img, err = d.images.ImportBase(ctx, spec.Image)
-		if err != nil {
-			return api.Errorf(api.CodeInvalid, "image %s: %v", spec.Image, err)
-		}
-	case isHTTPURL(spec.Image):
-		return api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", spec.Image)
-	default:
-		if img, err = d.localOrPulled(ctx, spec.Image, spec.Arch); err != nil {
-			return err
-		}
-	}
-	markPending(img.Path, spec.Name) // keep prune off it until the spec names it
+// setImage records the resolved image in the spec: its base and, unless given,
+// its arch (a bare disk file says nothing of its arch: the host's is assumed).
+func setImage(spec *vm.Spec, img api.Image) error {
 	if spec.Arch == "" {
 		spec.Arch = img.Arch
 	}
-	if spec.Arch == "" { // a bare disk file says nothing of its arch: assume the host's
+	if spec.Arch == "" {
 		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {
@@ -170,6 +179,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	if keeper, ok := drv.(driver.StateKeeper); ok && req.Cold && keeper.HasSavedState(inst) {
 		if err := keeper.DiscardState(inst); err != nil {
 			done(err)
@@ -267,6 +277,7 @@ func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (ap
 	if err != nil {
 		return api.VM{}, err
 	}
+	defer releaseOnPanic(done)
 	err = d.stop(ctx, name, req)
 	done(err)
 	return d.describe(ctx, inst), err
@@ -335,16 +346,24 @@ func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) 
 	return d.Start(ctx, name, api.StartRequest{})
 }
 
-// Remove deletes a VM and everything it owns; a running VM needs force.
+// Remove deletes a VM and everything it owns; a running VM needs force. A
+// broken VM (its spec unreadable) is removed too: every driver makes sure
+// nothing of it still runs.
 func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	ctx = context.WithoutCancel(ctx)
-	if _, err := d.get(name); err != nil {
+	inst, err := d.get(name)
+	var broken *brokenVM
+	if errors.As(err, &broken) {
+		inst, err = &store.Instance{Dir: broken.dir, Spec: vm.Spec{Name: name}}, nil
+	}
+	if err != nil {
 		return err
 	}
 	done, err := d.begin(name, "removing")
 	if err != nil {
 		return err
 	}
+	defer releaseOnPanic(done)
 	d.mu.Lock()
 	running := d.entry(name).machine != nil
 	d.mu.Unlock()
@@ -358,18 +377,18 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 			return err
 		}
 	}
-	inst, err := d.get(name)
-	if err == nil {
-		var derr error
-		if drv, oerr := d.driverOf(&inst.Spec); oerr == nil { // a backend this host lacks ran nothing here
-			derr = drv.Delete(ctx, inst)
+	var derr error
+	if broken != nil {
+		for _, drv := range d.opts.Drivers { // whichever made it: each kills only its own
+			derr = errors.Join(derr, drv.Delete(ctx, inst))
 		}
-		err = errors.Join(derr, d.store.Remove(name))
+	} else if drv, oerr := d.driverOf(&inst.Spec); oerr == nil { // a backend this host lacks ran nothing here
+		derr = drv.Delete(ctx, inst)
 	}
-	if err != nil {
-		err = fmt.Errorf("vm %q: remove: %w", name, err)
+	if err = errors.Join(derr, d.store.Remove(name)); err != nil {
+		err = fmt.Errorf("vm %q: remove: %w (`fvm rm -f %s` again once that is fixed)", name, err, name)
 		done(err)
-		return err
+		return hostError(err)
 	}
 	done(nil)
 	d.mu.Lock()

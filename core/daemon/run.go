@@ -36,9 +36,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Under the host lock nothing else of ours runs: what a crash left half-made
+	// (temporaries of creates, imports, downloads, atomic writes) goes now.
+	for _, p := range append(d.store.CleanStale(), d.images.CleanStale()...) {
+		d.log.Info("removed what an interrupted operation left", "path", p)
+	}
 	d.Adopt(ctx)
 	// Request contexts derive from ctx, so streams (events, logs -f) end with the host.
-	srv := &http.Server{Handler: server.Handler(d), ReadHeaderTimeout: 10 * time.Second,
+	srv := &http.Server{Handler: server.Handler(d, server.Options{Log: d.log, Version: d.opts.Version}), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -163,7 +163,12 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 	if spec.Image == "" {
 		return api.WarmSnapshot{}, api.Errorf(api.CodeInvalid, "no image given: fvm image warm IMAGE")
 	}
-	if err := d.resolveImage(ctx, &spec); err != nil {
+	img, release, err := d.images.Resolve(ctx, spec.Image, spec.Arch)
+	if err != nil {
+		return api.WarmSnapshot{}, err
+	}
+	defer release()
+	if err := setImage(&spec, img); err != nil {
 		return api.WarmSnapshot{}, err
 	}
 	spec.Name = cloudinit.TemplateHostname
@@ -210,7 +215,7 @@ func (d *Daemon) makeSnapshot(ctx context.Context, spec vm.Spec, _ func(string))
 			return final, errSnapshotExists
 		}
 		// Damaged or hand-edited: replace it unless a clone's disk still reads it.
-		if used, err := d.basesInUse(); err != nil || readByVM(used, final) {
+		if used, err := d.vmBases(); err != nil || readByVM(used, final) {
 			return final, fmt.Errorf("the warm snapshot %s does not fit and clones still use it: remove them first", final)
 		}
 		if err := removeTree(final); err != nil {
@@ -288,7 +293,7 @@ func (d *Daemon) buildSnapshot(ctx context.Context, drv driver.Driver, w driver.
 	if err := inst.SaveSpec(); err != nil {
 		return fail(err)
 	}
-	if err := d.fill(ctx, drv, inst); err != nil {
+	if err := d.fill(ctx, drv, inst, &driver.Base{Path: spec.BaseImage, Format: string(base.Format), VirtualSize: base.VirtualSize}); err != nil {
 		return fail(err)
 	}
 	if m, err = drv.Start(ctx, inst); err != nil {

@@ -32,9 +32,10 @@ type Driver interface {
 	// (binaries, firmware, accel, arch, install media); errors wrap ErrUnsupported.
 	// `--backend auto` picks the first driver whose Validate passes.
 	Validate(ctx context.Context, spec *vm.Spec) error
-	// Create prepares the instance's disks; it is idempotent. The seed, host
-	// keys and spec (store's files) are written by the host beforehand.
-	Create(ctx context.Context, inst *store.Instance) error
+	// Create prepares the instance's disks from base (nil for an ISO install's
+	// blank disk); it is idempotent. The seed, host keys and spec (store's files)
+	// are written by the host beforehand.
+	Create(ctx context.Context, inst *store.Instance, base *Base) error
 	// Start boots the VM and returns once the hypervisor runs (not when the guest is ready).
 	Start(ctx context.Context, inst *store.Instance) (Machine, error)
 	// Attach re-adopts a VM left running by an earlier host; ErrNotRunning if none is.
@@ -46,6 +47,16 @@ type Driver interface {
 	// driver's own disk files: the ground truth for pruning, which also holds
 	// when the VM's spec cannot be read. A dir with none of its files yields none.
 	BasesInUse(dir string) ([]string, error)
+}
+
+// Base is the cached base disk a new VM is made from, as the host resolved and
+// checked it (core/image): read-only, named by its SHA-256, a standalone qcow2
+// or raw disk. Drivers make the VM's disk from it without inspecting it again.
+type Base struct {
+	Path        string
+	Format      string // qcow2 or raw
+	VirtualSize int64  // bytes the guest sees
+	Digest      string // sha256:... of the file
 }
 
 // DiskFormat is how a driver makes a VM's disk from a cached base.

@@ -33,6 +33,9 @@ type Distro struct {
 	Arch    map[string]string `yaml:"arch" json:"arch" mapstructure:"arch"` // vm.Arch -> upstream name
 	// Releases, newest first by convention; one may be the default.
 	Releases []Release `yaml:"releases" json:"releases" mapstructure:"releases"`
+	// Trust says what authenticates downloads (trust.go); absent: nothing but
+	// the mirror's own checksum index.
+	Trust *Trust `yaml:"trust,omitempty" json:"trust,omitempty" mapstructure:"trust"`
 }
 
 // Release describes where one release's images and checksum index live below
@@ -73,6 +76,7 @@ type Entry struct {
 	UpstreamArch string  `json:"upstreamArch"`
 	Mirror       string  `json:"mirror"`
 	Release      Release `json:"release"`
+	Trust        Trust   `json:"trust"`
 }
 
 // Ref is the canonical reference, e.g. "debian:13".
@@ -120,6 +124,9 @@ func (c *Catalog) Validate() error {
 		if err := checkMirror(d.Mirror); err != nil {
 			return fmt.Errorf("image catalog: %s: %w", d.Name, err)
 		}
+		if err := d.Trust.validate(); err != nil {
+			return fmt.Errorf("image catalog: %s: trust: %w", d.Name, err)
+		}
 		if len(d.Arch) == 0 {
 			return fmt.Errorf("image catalog: %s: no architectures", d.Name)
 		}
@@ -152,6 +159,29 @@ func (c *Catalog) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (t *Trust) validate() error {
+	if t == nil {
+		return nil
+	}
+	switch t.Signed {
+	case "":
+		if t.Index != "" {
+			return checkMirror(t.Index)
+		}
+		return nil
+	case SignedIndexDetached, SignedImage, SignedIndexClearsigned:
+	default:
+		return fmt.Errorf("signed %q: use %s, %s or %s", t.Signed, SignedIndexDetached, SignedIndexClearsigned, SignedImage)
+	}
+	if _, ok := embeddedKeys[t.Keys]; !ok {
+		return fmt.Errorf("keys %q: use one of the embedded keyrings %s", t.Keys, strings.Join(KeyringNames(), ", "))
+	}
+	if t.Signed != SignedIndexClearsigned && t.Sig == "" {
+		return errors.New("sig (the signature file's name) is required")
+	}
+	return checkTemplate(t.Sig, []string{"{checksums}", "{file}"})
 }
 
 func checkMirror(m string) error {
@@ -322,6 +352,40 @@ func (c *Catalog) SetMirrors(mirrors map[string]string) error {
 	return nil
 }
 
+// IndexEnv names the environment variable that moves where a distro's
+// unsigned checksum index is read from (images.<distro>.index).
+func IndexEnv(distro string) string {
+	return strings.TrimSuffix(MirrorEnv(distro), "_MIRROR") + "_INDEX"
+}
+
+// SetIndexes moves the checksum index of distros that sign nothing
+// (images.<distro>.index, FVM_IMAGES_<DISTRO>_INDEX): whoever serves it then
+// decides what the image may be. Empty values are ignored.
+func (c *Catalog) SetIndexes(indexes map[string]string) error {
+	for name, u := range indexes {
+		if u == "" {
+			continue
+		}
+		d := c.find(strings.ToLower(name))
+		if d == nil {
+			return fmt.Errorf("images.%s.index: no distro %q in the image catalog (have %s)", name, name, strings.Join(c.Names(), ", "))
+		}
+		if err := checkMirror(u); err != nil {
+			return fmt.Errorf("images.%s.index: %w", name, err)
+		}
+		if d.Trust != nil && d.Trust.Signed != "" {
+			return fmt.Errorf("images.%s.index: %s signs its downloads: its checksum index comes with the image", name, d.Name)
+		}
+		t := Trust{}
+		if d.Trust != nil {
+			t = *d.Trust
+		}
+		t.Index = strings.TrimRight(u, "/")
+		d.Trust = &t
+	}
+	return nil
+}
+
 // Names lists the distro names, sorted.
 func (c *Catalog) Names() []string {
 	var out []string
@@ -364,10 +428,14 @@ func (c *Catalog) Resolve(ref string, arch vm.Arch) (Entry, error) {
 	if !ok {
 		return Entry{}, fmt.Errorf("%s:%s: upstream publishes no %s image (available: %s)", d.Name, r.Version, a, strings.Join(d.arches(), ", "))
 	}
-	return Entry{
+	e := Entry{
 		Distro: d.Name, Title: d.Title, Version: r.Version, Codename: r.Codename,
 		Arch: a, UpstreamArch: up, Mirror: strings.TrimRight(d.Mirror, "/"), Release: r,
-	}, nil
+	}
+	if d.Trust != nil {
+		e.Trust = *d.Trust
+	}
+	return e, nil
 }
 
 func (d *Distro) release(version string) (Release, error) {
@@ -420,6 +488,7 @@ func (c *Catalog) List() []api.CatalogItem {
 			out = append(out, api.CatalogItem{
 				Ref: d.Name + ":" + r.Version, Distro: d.Name, Title: d.Title, Version: r.Version,
 				Codename: r.Codename, Default: r.Version == def, Arches: arches, Mirror: d.Mirror,
+				Trust: d.Trust.TrustText(d.Mirror),
 			})
 		}
 	}

@@ -1,8 +1,10 @@
 package image
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -58,7 +60,22 @@ type FetchRequest struct {
 	HTTPClient *http.Client
 	// StallTimeout aborts an attempt that receives nothing for this long (default 60s).
 	StallTimeout time.Duration
+	// Check, if set, verifies the verified download further before it is used
+	// (an image's own signature); a failure deletes it.
+	Check func(path string) error
+	// MaxUnpacked caps the decompressed size of compressed content that
+	// declares none itself (default DefaultMaxUnpacked).
+	MaxUnpacked int64
 }
+
+// DefaultMaxUnpacked bounds decompression when the content declares no size:
+// no cloud image comes near it; a decompression bomb stops there.
+const DefaultMaxUnpacked = 64 << 30
+
+// VerifiedSuffix marks a compressed download that passed its checksum but
+// was not decompressed yet (or failed to be): a retry uses it without
+// downloading again.
+const VerifiedSuffix = ".verified"
 
 // FetchResult describes the file at Dest.
 type FetchResult struct {
@@ -98,6 +115,10 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	if req.StallTimeout <= 0 {
 		req.StallTimeout = defaultStallTimeout
 	}
+	if req.MaxUnpacked <= 0 {
+		req.MaxUnpacked = DefaultMaxUnpacked
+	}
+	req.HTTPClient = safeClient(req.HTTPClient)
 	dir := filepath.Dir(req.Dest)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s: %w", req.URL, err)
@@ -130,10 +151,30 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	}
 
 	f := &fetcher{req: req, part: req.Dest + PartSuffix}
+	if f.verifiedKept() { // an earlier attempt verified it, then failed to unpack it
+		return f.finish(ctx)
+	}
 	if err := f.download(ctx); err != nil {
 		return FetchResult{}, err
 	}
-	return f.finish()
+	return f.finish(ctx)
+}
+
+// verifiedKept reports whether a compressed download kept by an earlier
+// attempt (VerifiedSuffix) still matches the digest; it becomes the part.
+func (f *fetcher) verifiedKept() bool {
+	kept := f.req.Dest + VerifiedSuffix
+	fh, err := os.Open(kept)
+	if err != nil {
+		return false
+	}
+	defer fh.Close()
+	f.resetSums()
+	if _, err := io.Copy(f.hashWriter(), fh); err != nil || !hexOf(f.req.Digest.Algo, f.sum).Equal(f.req.Digest) {
+		os.Remove(kept)
+		return false
+	}
+	return os.Rename(kept, f.part) == nil
 }
 
 // existing describes a finished Dest (it only ever appears by rename after
@@ -378,29 +419,46 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 	return start, total, true
 }
 
-// finish decompresses if needed, checks the image is safe and renames it into place.
-func (f *fetcher) finish() (res FetchResult, err error) {
+// finish checks the verified download (Check), decompresses it if needed,
+// checks the image is safe and renames it into place. A compressed download
+// that fails to unpack (disk full, a bomb over the cap, Ctrl-C) is kept,
+// verified, for the next attempt.
+func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
 	res = FetchResult{Path: f.req.Dest, Digest: f.req.Digest, FileDigest: hexOf(SHA256, f.sum256), Downloaded: true, Resumed: f.resumed}
 	final := f.part
+	keep := false
 	defer func() {
 		if err != nil {
-			os.Remove(f.part)
+			if !keep {
+				os.Remove(f.part)
+			}
 			if final != f.part {
 				os.Remove(final)
 			}
 		}
 	}()
+	if f.req.Check != nil {
+		if err := f.req.Check(f.part); err != nil {
+			return res, fmt.Errorf("download %s: %w (the file was deleted)", f.req.URL, err)
+		}
+	}
 	format, err := detectFile(f.part)
 	if err != nil {
 		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
 	}
 	if format.Compressed() {
+		verified := f.req.Dest + VerifiedSuffix
+		if err := os.Rename(f.part, verified); err != nil {
+			return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+		}
+		f.part, keep = verified, true
 		final = f.req.Dest + ".unpack" + PartSuffix
-		d, err := decompress(f.part, final, format)
+		d, err := decompress(ctx, f.part, final, format, f.req.MaxUnpacked)
 		if err != nil {
-			return res, fmt.Errorf("download %s: decompress %s: %w", f.req.URL, format, err)
+			return res, fmt.Errorf("download %s: decompress %s: %w (the verified download is kept: trying again unpacks it without downloading)", f.req.URL, format, err)
 		}
 		res.FileDigest, res.Decompressed = d, format
+		keep = false
 	}
 	info, err := Inspect(final)
 	if err != nil {
@@ -418,7 +476,7 @@ func (f *fetcher) finish() (res FetchResult, err error) {
 	if final != f.part {
 		os.Remove(f.part)
 	}
-	fsyncDir(filepath.Dir(f.req.Dest))
+	store.SyncDir(filepath.Dir(f.req.Dest))
 	if st, err := os.Stat(f.req.Dest); err == nil {
 		res.Size = st.Size()
 	}
@@ -434,9 +492,14 @@ func detectFile(path string) (Format, error) {
 	return DetectFormat(fh)
 }
 
-// decompress writes the decompressed content of src to dst (fsynced) and
-// returns its SHA-256.
-func decompress(src, dst string, format Format) (Digest, error) {
+// ErrTooLarge means decompressed content went past its cap.
+var ErrTooLarge = errors.New("decompressed content is larger than allowed")
+
+// decompress writes the decompressed content of src to dst (sparse, fsynced)
+// and returns its SHA-256. It stops when ctx ends and at the cap: a qcow2
+// declares its virtual size, which bounds its file; other content is bounded
+// by max.
+func decompress(ctx context.Context, src, dst string, format Format, max int64) (Digest, error) {
 	in, err := os.Open(src)
 	if err != nil {
 		return Digest{}, err
@@ -456,7 +519,7 @@ func decompress(src, dst string, format Format) (Digest, error) {
 			return Digest{}, err
 		}
 	case FormatZstd:
-		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
 		if err != nil {
 			return Digest{}, err
 		}
@@ -465,12 +528,27 @@ func decompress(src, dst string, format Format) (Digest, error) {
 	default:
 		return Digest{}, fmt.Errorf("unsupported compression %q", format)
 	}
+	// The head says what the content is: a qcow2 is held to what it declares.
+	head := make([]byte, 512)
+	n, err := io.ReadFull(r, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return Digest{}, err
+	}
+	head = head[:n]
+	limit := max
+	if len(head) >= 32 && bytes.HasPrefix(head, qcow2Magic) {
+		declared := int64(binary.BigEndian.Uint64(head[24:32]))
+		if bound := declared + declared/64 + 64<<20; declared >= 0 && bound > 0 && bound < limit {
+			limit = bound // data plus its L2/refcount tables, with room to spare
+		}
+	}
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return Digest{}, err
 	}
 	h := SHA256.NewHash()
-	_, err = io.Copy(io.MultiWriter(out, h), r)
+	body := io.TeeReader(io.MultiReader(bytes.NewReader(head), &capReader{r: r, left: limit - int64(len(head)), limit: limit}), h)
+	_, err = CopyContext(ctx, out, body, nil)
 	if err == nil {
 		err = out.Sync()
 	}
@@ -484,11 +562,35 @@ func decompress(src, dst string, format Format) (Digest, error) {
 	return hexOf(SHA256, h), nil
 }
 
-func fsyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+// capReader fails once more than limit bytes come out of r.
+type capReader struct {
+	r           io.Reader
+	left, limit int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, fmt.Errorf("%w: it passed %s (set by the content's own declared size, or images.maxUnpacked)", ErrTooLarge, formatBytes(c.limit))
 	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, fmt.Errorf("%w: it passed %s (set by the content's own declared size, or images.maxUnpacked)", ErrTooLarge, formatBytes(c.limit))
+	}
+	return n, err
+}
+
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 // CleanStaleParts removes *.part files in dir untouched for longer than age:

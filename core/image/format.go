@@ -77,15 +77,15 @@ type Info struct {
 	BackingFile string `json:"backingFile,omitempty"` // qcow2 only
 	DataFile    string `json:"dataFile,omitempty"`    // qcow2 only: external data file name
 	HasDataFile bool   `json:"hasDataFile,omitempty"` // incompatible feature bit set, even without a name
+	Encrypted   bool   `json:"encrypted,omitempty"`   // qcow2 only: needs a key QEMU is never given
+	Damaged     string `json:"damaged,omitempty"`     // qcow2 only: why its header cannot be right (truncated...)
 	// BootSignature: raw only, the 0x55AA that ends an MBR (GPT disks carry one in their
 	// protective MBR). A raw file without it is no bootable disk (e.g. a text file).
 	BootSignature bool `json:"bootSignature,omitempty"`
 }
 
 // Inspect detects the format of the file at path and, for qcow2, reads the header fields
-// that matter for safety. The header is parsed here rather than with go-qcow2reader's
-// Open because that follows (opens) the backing file named in the untrusted header and
-// stops before the header extensions when the external-data-file bit is set.
+// that matter for safety (see InspectFile).
 func Inspect(path string) (Info, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -96,21 +96,30 @@ func Inspect(path string) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("inspect image: %w", err)
 	}
+	return InspectFile(f, path, st.Size())
+}
+
+// InspectFile is Inspect of an open file of size bytes (named path in errors): the
+// one qcow2 header parser. It is parsed here rather than with go-qcow2reader's Open
+// because that follows (opens) the backing file named in the untrusted header and stops
+// before the header extensions when the external-data-file bit is set.
+func InspectFile(r io.ReaderAt, path string, size int64) (Info, error) {
 	info := Info{Path: path}
-	if info.Format, err = DetectFormat(f); err != nil {
+	var err error
+	if info.Format, err = DetectFormat(r); err != nil {
 		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
 	}
 	switch info.Format {
 	case FormatRaw:
-		info.VirtualSize = st.Size()
+		info.VirtualSize = size
 		var sig [2]byte
-		if _, err := f.ReadAt(sig[:], mbrSignatureOffset); err == nil {
+		if _, err := r.ReadAt(sig[:], mbrSignatureOffset); err == nil {
 			info.BootSignature = sig == [2]byte{0x55, 0xAA}
 		}
 	case FormatISO:
-		info.VirtualSize = st.Size()
+		info.VirtualSize = size
 	case FormatQCOW2:
-		if err := parseQCOW2(f, &info); err != nil {
+		if err := parseQCOW2(r, size, &info); err != nil {
 			return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
 		}
 	}
@@ -127,9 +136,14 @@ const (
 	qcow2DataFileBit       = 1 << 2 // incompatible feature bit 2
 	qcow2MaxExtensions     = 256
 	qcow2MaxExtLen         = 1 << 16 // bound on what we read from an untrusted header
+	qcow2MinClusterBits    = 9       // QEMU's limits
+	qcow2MaxClusterBits    = 21
 )
 
-func parseQCOW2(r io.ReaderAt, info *Info) error {
+// parseQCOW2 reads the header of a qcow2 file of size bytes. A header whose tables lie
+// beyond the end of the file (a truncated copy) is refused here; what references other
+// files (backing, data file) or needs a key (encryption) is recorded for CheckSafe.
+func parseQCOW2(r io.ReaderAt, size int64, info *Info) error {
 	hdr := make([]byte, qcow2V3HeaderMinLen)
 	n, err := r.ReadAt(hdr, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -142,13 +156,20 @@ func parseQCOW2(r io.ReaderAt, info *Info) error {
 	version := be.Uint32(hdr[4:8])
 	backingOff := be.Uint64(hdr[8:16])
 	backingLen := be.Uint32(hdr[16:20])
-	info.VirtualSize = int64(be.Uint64(hdr[24:32]))
-	if info.VirtualSize < 0 {
-		return fmt.Errorf("qcow2 virtual size overflows")
-	}
+	clusterBits := be.Uint32(hdr[20:24])
+	vsize := be.Uint64(hdr[24:32])
+	info.Encrypted = be.Uint32(hdr[32:36]) != 0
+	l1Size := uint64(be.Uint32(hdr[36:40]))
+	l1Off := be.Uint64(hdr[40:48])
+	refOff := be.Uint64(hdr[48:56])
+	refClusters := uint64(be.Uint32(hdr[56:60]))
 	if version < 2 || version > 3 {
 		return fmt.Errorf("unsupported qcow2 version %d", version)
 	}
+	if vsize > 1<<62 {
+		return fmt.Errorf("qcow2 virtual size %d is implausible", vsize)
+	}
+	info.VirtualSize = int64(vsize)
 	if backingOff != 0 {
 		if backingLen == 0 || backingLen > qcow2MaxBackingNameLen || backingOff > 1<<62 {
 			// Still a reference to something outside: report it rather than ignore it.
@@ -161,6 +182,11 @@ func parseQCOW2(r io.ReaderAt, info *Info) error {
 			info.BackingFile = string(name)
 		}
 	}
+	if clusterBits < qcow2MinClusterBits || clusterBits > qcow2MaxClusterBits {
+		info.Damaged = fmt.Sprintf("cluster size 2^%d is out of range", clusterBits)
+	} else {
+		info.Damaged = qcow2Tables(vsize, uint64(1)<<clusterBits, uint64(size), l1Size, l1Off, refOff, refClusters)
+	}
 	if version == 2 {
 		return nil
 	}
@@ -170,8 +196,8 @@ func parseQCOW2(r io.ReaderAt, info *Info) error {
 	incompatible := be.Uint64(hdr[72:80])
 	info.HasDataFile = incompatible&qcow2DataFileBit != 0
 	hdrLen := be.Uint32(hdr[100:104])
-	if hdrLen < qcow2V3HeaderMinLen {
-		return fmt.Errorf("qcow2 header length %d is too short", hdrLen)
+	if hdrLen < qcow2V3HeaderMinLen || hdrLen > 1<<qcow2MaxClusterBits {
+		return fmt.Errorf("qcow2 header length %d is out of range", hdrLen)
 	}
 	// Header extensions follow the header: type, length, data padded to 8 bytes.
 	off := int64(hdrLen)
@@ -200,6 +226,29 @@ func parseQCOW2(r io.ReaderAt, info *Info) error {
 		off += 8 + (int64(l)+7)&^7
 	}
 	return nil
+}
+
+// qcow2Tables checks that the tables a qcow2 header declares fit in the file and
+// cover its virtual size; it returns what is wrong, or "".
+func qcow2Tables(vsize, cluster, size, l1Size, l1Off, refOff, refClusters uint64) string {
+	// Every guest cluster needs an L1 entry covering it: the table must be big enough.
+	perL1 := cluster * (cluster / 8)
+	if need := (vsize + perL1 - 1) / perL1; l1Size < need {
+		return fmt.Sprintf("its L1 table has %d entries, %d needed for %d bytes", l1Size, need, vsize)
+	}
+	end := size
+	for _, t := range []struct {
+		what     string
+		off, len uint64
+	}{{"L1 table", l1Off, l1Size * 8}, {"refcount table", refOff, refClusters * cluster}} {
+		if t.len == 0 {
+			continue
+		}
+		if t.off > 1<<62 || t.len > 1<<62 || t.off+t.len > end {
+			return fmt.Sprintf("it is truncated: its %s ends at byte %d but the file has %d", t.what, t.off+t.len, size)
+		}
+	}
+	return ""
 }
 
 // ErrNotDisk marks a file that is no disk image a VM could boot from.
@@ -245,6 +294,12 @@ func CheckSafe(info Info) error {
 		}
 		return fmt.Errorf("%w: %s is a qcow2 that references external data file %q (CVE-2023-32684): %s",
 			ErrUnsafeImage, info.Path, name, fix)
+	case info.Encrypted:
+		return fmt.Errorf("%w: %s is an encrypted qcow2, which fvm cannot give a key: convert it to an unencrypted qcow2 (qemu-img convert -O qcow2 IN OUT)", ErrUnsafeImage, info.Path)
+	case info.Damaged != "":
+		return fmt.Errorf("%w: %s is a damaged qcow2: %s: copy or download it again", ErrNotDisk, info.Path, info.Damaged)
+	case info.VirtualSize == 0:
+		return fmt.Errorf("%w: %s is a qcow2 of virtual size 0: there is no disk in it", ErrNotDisk, info.Path)
 	}
 	return nil
 }

@@ -19,6 +19,10 @@ func qcow2Header(size uint64, backing string, dataFile string) []byte {
 	be.PutUint32(h[4:], 3)
 	be.PutUint32(h[20:], 16)
 	be.PutUint64(h[24:], size)
+	perL1 := uint64(1<<16) * (1 << 16 / 8)
+	be.PutUint32(h[36:], uint32((size+perL1-1)/perL1)) // L1 entries, at byte 256
+	be.PutUint64(h[40:], 256)
+
 	be.PutUint32(h[100:], 104)
 	off := 104
 	if dataFile != "" {
@@ -156,7 +160,7 @@ func FuzzQCOW2Header(f *testing.F) {
 			return
 		}
 		var info Info
-		_ = parseQCOW2(r, &info)
+		_ = parseQCOW2(r, int64(len(b)), &info)
 	})
 }
 

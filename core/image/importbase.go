@@ -11,33 +11,31 @@ import (
 
 // ImportBase caches the disk file at src as a base (by digest) without registering
 // a name: `fvm run ./disk.qcow2` uses it. A file already cached is not copied again
-// only when its digest matches; the copy is hashed on the way in.
-func (r Registry) ImportBase(ctx context.Context, src string) (api.Image, error) {
-	info, err := Inspect(src)
+// only when its digest matches; the copy is hashed on the way in. The caller keeps
+// prune off the base until a VM's spec names it (Service.Resolve holds it).
+func (r Registry) ImportBase(ctx context.Context, src string, placed func(base string)) (api.Image, error) {
+	in, err := OpenInput(src)
 	if err != nil {
 		return api.Image{}, err
 	}
-	if err := CheckDisk(info); err != nil {
+	defer in.Close()
+	if err := CheckDisk(in.Info); err != nil {
 		return api.Image{}, err
 	}
-	if err := os.MkdirAll(r.Layout.BasesDir(), 0o755); err != nil {
-		return api.Image{}, err
-	}
-	path, digest, err := r.copyIn(ctx, src, info.Format)
+	img := api.Image{Name: filepath.Base(src), Format: string(in.Info.Format), Virtual: in.Info.VirtualSize, Source: src}
+	_, _, err = r.PutBase(ctx, BaseSource{In: in}, in.Info.Format, func(path string, digest Digest) error {
+		st, err := os.Stat(path)
+		img.Path, img.Digest = path, digest.String()
+		if err == nil {
+			img.Size = st.Size()
+		}
+		if placed != nil {
+			placed(path)
+		}
+		return err
+	})
 	if err != nil {
 		return api.Image{}, fmt.Errorf("cache %s: %w", src, err)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return api.Image{}, err
-	}
-	return api.Image{
-		Name:    filepath.Base(src),
-		Format:  string(info.Format),
-		Path:    path,
-		Size:    st.Size(),
-		Virtual: info.VirtualSize,
-		Digest:  digest,
-		Source:  src,
-	}, nil
+	return img, nil
 }

@@ -1,21 +1,15 @@
 package image
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -61,8 +55,9 @@ func (r Registry) BasePath(digest string, f Format) string {
 	return filepath.Join(r.Layout.BasesDir(), strings.Replace(digest, ":", "-", 1)+"."+string(f))
 }
 
-// List returns the registered images sorted by name. Entries that cannot be read are
-// left out and reported in the error, so one damaged file does not hide the others.
+// List returns the registered images sorted by name. An entry that cannot be read, or
+// whose base disk is gone, is listed with Broken saying why (and how to remove it), so
+// one damaged file hides nothing and can be removed with `fvm image rm`.
 func (r Registry) List() ([]api.Image, error) {
 	ents, err := os.ReadDir(r.Layout.ImagesDir())
 	if errors.Is(err, fs.ErrNotExist) {
@@ -72,21 +67,28 @@ func (r Registry) List() ([]api.Image, error) {
 		return nil, fmt.Errorf("list images: %w", err)
 	}
 	var imgs []api.Image
-	var errs []error
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") || !strings.HasSuffix(n, ".json") {
+		if e.IsDir() || store.IsTemp(n) || !strings.HasSuffix(n, ".json") {
 			continue // temp files of atomic writes start with '.'
 		}
+		name := strings.TrimSuffix(n, ".json")
 		var img api.Image
-		if err := store.ReadJSON(filepath.Join(r.Layout.ImagesDir(), n), &img); err != nil {
-			errs = append(errs, fmt.Errorf("image entry is unreadable, delete it and import or build the image again: %w", err))
-			continue
+		err := store.ReadJSON(filepath.Join(r.Layout.ImagesDir(), n), &img)
+		switch {
+		case err != nil:
+			img = api.Image{Name: name, Broken: fmt.Sprintf("its entry is unreadable (%v): remove it with `fvm image rm %s`", err, name)}
+		case img.Name != name || ValidateName(img.Name) != nil || !filepath.IsAbs(img.Path):
+			img = api.Image{Name: name, Broken: fmt.Sprintf("its entry %s does not describe it: remove it with `fvm image rm %s`", n, name)}
+		default:
+			if _, serr := os.Stat(img.Path); serr != nil {
+				img.Broken = fmt.Sprintf("its base disk %s is missing: remove it with `fvm image rm %s` and pull, import or build it again", img.Path, name)
+			}
 		}
 		imgs = append(imgs, img)
 	}
 	sort.Slice(imgs, func(i, j int) bool { return imgs[i].Name < imgs[j].Name })
-	return imgs, errors.Join(errs...)
+	return imgs, nil
 }
 
 // Get returns the named image. It wraps ErrNotFound when there is no such entry or
@@ -151,184 +153,53 @@ type ImportOptions struct {
 	// Move renames src into the cache instead of copying it (src must be a file fvm made,
 	// e.g. a build output; it falls back to a copy across filesystems).
 	Move bool
+	// Checksum, if set, must match the bytes imported (a copy is compared as it is made).
+	Checksum Digest
 }
 
 // ImportFile puts the qcow2 or raw disk at src into the cache, named by its SHA-256,
-// and registers it as name. A base with the same digest is reused. The cache never
-// holds a partial file under a final name: data goes to a temp file that is renamed.
+// and registers it as name. A base with the same digest is reused. A user's file
+// is opened once (OpenInput) and inspected, hashed and copied from that descriptor.
 // Images that reference other files (qcow2 backing or data files) are refused.
 func (r Registry) ImportFile(ctx context.Context, src, name string, opts ImportOptions) (api.Image, error) {
 	if err := ValidateName(name); err != nil {
 		return api.Image{}, err
 	}
-	info, err := Inspect(src)
+	in, err := OpenInput(src)
 	if err != nil {
 		return api.Image{}, err
 	}
-	if err := CheckDisk(info); err != nil {
-		return api.Image{}, err
-	}
-	if err := os.MkdirAll(r.Layout.BasesDir(), 0o755); err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
-	}
-	var path, digest string
+	bs := BaseSource{In: in, Want: opts.Checksum}
 	if opts.Move {
-		path, digest, err = r.moveIn(ctx, src, info.Format)
+		in.Close() // only inspected: fvm's own file is renamed in
+		bs = BaseSource{Move: in.Path}
 	} else {
-		path, digest, err = r.copyIn(ctx, src, info.Format)
+		defer in.Close()
 	}
-	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+	if err := CheckDisk(in.Info); err != nil {
+		return api.Image{}, err
 	}
 	arch := opts.Arch
 	if arch == "" {
 		arch = vm.AMD64
 	}
 	img := api.Image{
-		Name:      name,
-		Version:   opts.Version,
-		Arch:      arch,
-		Format:    string(info.Format),
-		Path:      path,
-		Size:      st.Size(),
-		Virtual:   info.VirtualSize,
-		Digest:    digest,
-		CreatedAt: time.Now().UTC().Truncate(time.Second),
-		Source:    opts.Source,
+		Name: name, Version: opts.Version, Arch: arch, Format: string(in.Info.Format),
+		Virtual: in.Info.VirtualSize, CreatedAt: time.Now().UTC().Truncate(time.Second), Source: opts.Source,
 	}
-	if err := r.Add(img); err != nil {
-		return api.Image{}, err
+	if !opts.Checksum.IsZero() {
+		img.UpstreamDigest = opts.Checksum.String()
+	}
+	_, _, err = r.PutBase(ctx, bs, in.Info.Format, func(path string, digest Digest) error {
+		st, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		img.Path, img.Size, img.Digest = path, st.Size(), digest.String()
+		return r.Add(img)
+	})
+	if err != nil {
+		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
 	}
 	return img, nil
-}
-
-// moveIn hashes src in place and renames it to its digest name.
-func (r Registry) moveIn(ctx context.Context, src string, f Format) (string, string, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", "", err
-	}
-	h := sha256.New()
-	_, err = io.Copy(h, ctxReader{ctx, in})
-	in.Close()
-	if err != nil {
-		return "", "", fmt.Errorf("hash: %w", err)
-	}
-	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	dst := r.BasePath(digest, f)
-	if _, err := os.Stat(dst); err == nil {
-		return dst, digest, os.Remove(src) // same content already cached
-	}
-	if err := os.Chmod(src, 0o444); err != nil {
-		return "", "", err
-	}
-	err = os.Rename(src, dst)
-	if errors.Is(err, syscall.EXDEV) {
-		path, digest, err := r.copyIn(ctx, src, f)
-		if err == nil {
-			os.Remove(src)
-		}
-		return path, digest, err
-	}
-	if err != nil {
-		return "", "", err
-	}
-	syncDir(filepath.Dir(dst))
-	return dst, digest, nil
-}
-
-// copyIn copies src into a temp file in the cache while hashing it, then renames it.
-func (r Registry) copyIn(ctx context.Context, src string, f Format) (_ string, _ string, err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return "", "", err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(r.Layout.BasesDir(), ".import-*")
-	if err != nil {
-		return "", "", err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	h := sha256.New()
-	if err = sparseCopy(tmp, ctxReader{ctx, in}, h); err != nil {
-		return "", "", err
-	}
-	if err = tmp.Chmod(0o444); err != nil {
-		return "", "", err
-	}
-	if err = tmp.Sync(); err != nil {
-		return "", "", err
-	}
-	if err = tmp.Close(); err != nil {
-		return "", "", err
-	}
-	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	dst := r.BasePath(digest, f)
-	if _, serr := os.Stat(dst); serr == nil {
-		os.Remove(tmp.Name()) // same content already cached
-		return dst, digest, nil
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
-		return "", "", err
-	}
-	syncDir(filepath.Dir(dst))
-	return dst, digest, nil
-}
-
-// sparseCopy copies r to f, feeding h, and seeks over all-zero blocks so raw disks
-// stay sparse in the cache.
-func sparseCopy(f *os.File, r io.Reader, h hash.Hash) error {
-	buf := make([]byte, 1<<20)
-	zero := make([]byte, len(buf))
-	var size int64
-	for {
-		n, rerr := io.ReadFull(r, buf)
-		if n > 0 {
-			h.Write(buf[:n])
-			if bytes.Equal(buf[:n], zero[:n]) {
-				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
-					return err
-				}
-			} else if _, err := f.Write(buf[:n]); err != nil {
-				return err
-			}
-			size += int64(n)
-		}
-		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
-			break
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-	return f.Truncate(size) // a trailing hole needs the size set explicitly
-}
-
-// ctxReader stops a long copy or hash when the context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -90,19 +90,34 @@ func TestRegistryGetMissingBase(t *testing.T) {
 	}
 }
 
-func TestRegistryListSkipsDamagedEntry(t *testing.T) {
+// TestRegistryListsBrokenEntries: one damaged entry hides nothing; each broken
+// entry is listed with its reason and the command that removes it.
+func TestRegistryListsBrokenEntries(t *testing.T) {
 	r := testRegistry(t)
-	if err := r.Add(api.Image{Name: "good", Path: "/x.qcow2"}); err != nil {
-		t.Fatal(err)
+	base := filepath.Join(t.TempDir(), "x.qcow2")
+	os.WriteFile(base, []byte("x"), 0o644)
+	for _, n := range []string{"good", "gone"} {
+		if err := r.Add(api.Image{Name: n, Path: base}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	r.Add(api.Image{Name: "gone", Path: "/nonexistent/x.qcow2"})
 	os.WriteFile(filepath.Join(r.Layout.ImagesDir(), "bad.json"), []byte("{"), 0o644)
+	os.WriteFile(filepath.Join(r.Layout.ImagesDir(), "other.json"), []byte(`{"name":"someone-else","path":"/x"}`), 0o644)
 	os.WriteFile(filepath.Join(r.Layout.ImagesDir(), ".good.json.tmp-1"), []byte("{"), 0o644)
 	imgs, err := r.List()
-	if len(imgs) != 1 || imgs[0].Name != "good" {
-		t.Fatalf("List = %+v", imgs)
+	if err != nil || len(imgs) != 4 {
+		t.Fatalf("List = %+v, %v", imgs, err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "bad.json") {
-		t.Fatalf("List error = %v, want one naming bad.json", err)
+	want := map[string]string{"bad": "unreadable", "gone": "base disk /nonexistent/x.qcow2 is missing", "good": "", "other": "does not describe it"}
+	for _, img := range imgs {
+		w, ok := want[img.Name]
+		if !ok || (w == "") != (img.Broken == "") || !strings.Contains(img.Broken, w) {
+			t.Errorf("%s: broken %q, want %q", img.Name, img.Broken, w)
+		}
+		if img.Broken != "" && !strings.Contains(img.Broken, "fvm image rm "+img.Name) {
+			t.Errorf("%s: %q does not say how to remove it", img.Name, img.Broken)
+		}
 	}
 }
 

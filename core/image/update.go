@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,6 +28,11 @@ type Source struct {
 	// "20250430", Fedora respin "1.7", Alpine "3.22.2"); empty when only a
 	// "latest" alias was reachable.
 	Build string `json:"build,omitempty"`
+	// Trust says what authenticated Digest (Trust.TrustText).
+	Trust string `json:"trust,omitempty"`
+	// ImageSig, set where upstream signs the image itself, verifies the
+	// downloaded file (before it is used) against the signature read with the index.
+	ImageSig func(path string) error `json:"-"`
 }
 
 // maxIndexSize bounds what is read of a checksum index or directory listing.
@@ -38,25 +44,28 @@ const maxIndexSize = 8 << 20
 // when the listing or the dated build is unavailable (e.g. a mirror without
 // directory indexes).
 func Locate(ctx context.Context, client *http.Client, e Entry) (Source, error) {
-	if client == nil {
-		client = DefaultHTTPClient()
-	}
+	return LocateWith(ctx, client, e, EmbeddedKeyring)
+}
+
+// LocateWith is Locate with the keys that verify signatures taken from keys.
+func LocateWith(ctx context.Context, client *http.Client, e Entry, keys KeySource) (Source, error) {
+	client = safeClient(client)
 	r := e.Release
 	if r.List == nil {
-		return locateAt(ctx, client, e, r.location(false), "", "")
+		return locateAt(ctx, client, e, r.location(false), "", "", keys)
 	}
 	name, build, err := newestListed(ctx, client, e)
 	if err == nil {
-		src, lerr := locateAt(ctx, client, e, r.location(false), name, build)
-		if lerr == nil {
-			return src, nil
+		src, lerr := locateAt(ctx, client, e, r.location(false), name, build, keys)
+		if lerr == nil || errors.Is(lerr, ErrBadSignature) { // a forgery is no reason to try elsewhere
+			return src, lerr
 		}
 		err = lerr
 	}
 	if r.Fallback == nil {
 		return Source{}, fmt.Errorf("%s (%s): %w", e.Ref(), e.Arch, err)
 	}
-	src, ferr := locateAt(ctx, client, e, r.location(true), "", "")
+	src, ferr := locateAt(ctx, client, e, r.location(true), "", "", keys)
 	if ferr != nil {
 		return Source{}, fmt.Errorf("%s (%s): %w; fallback: %w", e.Ref(), e.Arch, err, ferr)
 	}
@@ -94,19 +103,29 @@ func newestListed(ctx context.Context, client *http.Client, e Entry) (name, buil
 	return name, build, nil
 }
 
-func locateAt(ctx context.Context, client *http.Client, e Entry, loc Location, name, build string) (Source, error) {
+func locateAt(ctx context.Context, client *http.Client, e Entry, loc Location, name, build string, keys KeySource) (Source, error) {
 	vars := map[string]string{"{name}": name, "{build}": build}
-	dir := e.Mirror + "/" + expand(loc.Dir, e, vars)
+	relDir := expand(loc.Dir, e, vars)
+	dir := e.Mirror + "/" + relDir
 	file := expand(loc.File, e, vars)
 	vars["{file}"] = file
 	sums := expand(loc.Checksums, e, vars)
-	src := Source{
-		Ref: e.Ref(), Arch: e.Arch, File: file, Build: build,
-		URL: dir + "/" + url.PathEscape(file), ChecksumURL: dir + "/" + url.PathEscape(sums),
+	t := e.Trust
+	sumsDir, ictx := dir, ctx
+	if t.Signed == "" && t.Index != "" {
+		// Nothing signs the index: only the distribution's own host vouches for it.
+		sumsDir, ictx = strings.TrimRight(t.Index, "/")+"/"+relDir, sameHostOnly(ctx)
 	}
-	body, err := getSmall(ctx, client, src.ChecksumURL)
+	src := Source{
+		Ref: e.Ref(), Arch: e.Arch, File: file, Build: build, Trust: t.TrustText(e.Mirror),
+		URL: dir + "/" + url.PathEscape(file), ChecksumURL: sumsDir + "/" + url.PathEscape(sums),
+	}
+	body, err := getSmall(ictx, client, src.ChecksumURL)
 	if err != nil {
 		return Source{}, err
+	}
+	if body, err = authenticate(ctx, client, t, keys, dir, sums, file, body, &src); err != nil {
+		return Source{}, fmt.Errorf("%s (%s): %w", e.Ref(), e.Arch, err)
 	}
 	ix := ParseIndex(body)
 	d, err := ix.Lookup(file)
@@ -120,6 +139,51 @@ func locateAt(ctx context.Context, client *http.Client, e Entry, loc Location, n
 	}
 	src.Digest = d
 	return src, nil
+}
+
+// authenticate verifies what the distro signs and returns the index text to
+// trust: for a clearsigned index only its signed part. For a signed image it
+// sets src.ImageSig, which the download runs on the finished file.
+func authenticate(ctx context.Context, client *http.Client, t Trust, keys KeySource, dir, sums, file string, body []byte, src *Source) ([]byte, error) {
+	if t.Signed == "" {
+		return body, nil
+	}
+	kr, err := keys(t.Keys)
+	if err != nil {
+		return nil, err
+	}
+	sigName := strings.NewReplacer("{checksums}", sums, "{file}", file).Replace(t.Sig)
+	sigURL := dir + "/" + url.PathEscape(sigName)
+	switch t.Signed {
+	case SignedIndexClearsigned:
+		signed, err := VerifyClearsigned(kr, body)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (against the embedded %s keys)", src.ChecksumURL, err, t.Keys)
+		}
+		return signed, nil
+	case SignedIndexDetached:
+		sig, err := getSmall(ctx, client, sigURL)
+		if err != nil {
+			return nil, fmt.Errorf("signature of the checksum index: %w", err)
+		}
+		if err := VerifyDetached(kr, bytes.NewReader(body), sig); err != nil {
+			return nil, fmt.Errorf("%s: %w (against the embedded %s keys)", sigURL, err, t.Keys)
+		}
+		return body, nil
+	case SignedImage:
+		sig, err := getSmall(ctx, client, sigURL)
+		if err != nil {
+			return nil, fmt.Errorf("signature of the image: %w", err)
+		}
+		src.ImageSig = func(path string) error {
+			if err := verifyFile(kr, path, sig); err != nil {
+				return fmt.Errorf("%s: %w (against the embedded %s keys)", sigURL, err, t.Keys)
+			}
+			return nil
+		}
+		return body, nil
+	}
+	return nil, fmt.Errorf("unknown trust %q", t.Signed)
 }
 
 func expand(t string, e Entry, vars map[string]string) string {
@@ -137,7 +201,7 @@ func getSmall(ctx context.Context, client *http.Client, u string) ([]byte, error
 		return nil, err
 	}
 	req.Header.Set("User-Agent", userAgent)
-	resp, err := client.Do(req)
+	resp, err := safeClient(client).Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", u, err)
 	}
@@ -252,7 +316,12 @@ type Available struct {
 // and upstream's is older (a lagging mirror). cached must be the upstream
 // digest recorded at pull time (Source.Digest), not one of a decompressed file.
 func CheckUpdate(ctx context.Context, client *http.Client, e Entry, cached Digest, cachedBuild string) (Available, error) {
-	latest, err := Locate(ctx, client, e)
+	return CheckUpdateWith(ctx, client, e, cached, cachedBuild, EmbeddedKeyring)
+}
+
+// CheckUpdateWith is CheckUpdate with the keys taken from keys.
+func CheckUpdateWith(ctx context.Context, client *http.Client, e Entry, cached Digest, cachedBuild string, keys KeySource) (Available, error) {
+	latest, err := LocateWith(ctx, client, e, keys)
 	if err != nil {
 		return Available{}, fmt.Errorf("check for updates: %w", err)
 	}

@@ -27,7 +27,7 @@ func TestPullEveryCatalogEntry(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s/%s: %v", item.Ref, arch, err)
 			}
-			src, err := Locate(ctx, nil, e)
+			src, err := LocateWith(ctx, nil, e, testKeys)
 			if err != nil {
 				t.Fatalf("%s/%s: locate: %v", item.Ref, arch, err)
 			}
@@ -65,7 +65,7 @@ func TestLocateFallsBackWithoutListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, err := Locate(context.Background(), nil, e)
+	src, err := LocateWith(context.Background(), nil, e, testKeys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +76,13 @@ func TestLocateFallsBackWithoutListing(t *testing.T) {
 	// Arch's alias checksum names the dated file; Ubuntu's names the alias.
 	for _, ref := range []string{"arch", "ubuntu:noble"} {
 		e, _ := cat.Resolve(ref, vm.AMD64)
-		if src, err := Locate(context.Background(), nil, e); err != nil || src.Build != "" {
+		if src, err := LocateWith(context.Background(), nil, e, testKeys); err != nil || src.Build != "" {
 			t.Fatalf("%s fallback: %+v %v", ref, src, err)
 		}
 	}
 	// Fedora and Alpine need the listing: a clear error, naming the URL.
 	e, _ = cat.Resolve("fedora", vm.AMD64)
-	if _, err := Locate(context.Background(), nil, e); err == nil || !strings.Contains(err.Error(), "/releases/44/Cloud/x86_64/images/") {
+	if _, err := LocateWith(context.Background(), nil, e, testKeys); err == nil || !strings.Contains(err.Error(), "/releases/44/Cloud/x86_64/images/") {
 		t.Fatalf("fedora without listing: %v", err)
 	}
 }
@@ -97,7 +97,7 @@ func TestCheckUpdateDebianDatedBuild(t *testing.T) {
 	}
 	old := fakeImage("debian-12-genericcloud-amd64-20261015-2250.qcow2", 4096)
 	cached := Digest{SHA512, sum512(old)}
-	a, err := CheckUpdate(context.Background(), nil, e, cached, "20261015-2250")
+	a, err := CheckUpdateWith(context.Background(), nil, e, cached, "20261015-2250", testKeys)
 	if err != nil {
 		t.Fatal(err)
 	}

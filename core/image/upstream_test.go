@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // fakeUpstream serves a temp directory laid out like the distributions'
@@ -230,7 +235,69 @@ func (u *fakeUpstream) populate() map[string]struct {
 			}
 		}
 	}
+	u.sign()
 	return want
+}
+
+var (
+	testKeyOnce sync.Once
+	testKey     *openpgp.Entity
+	otherKey    *openpgp.Entity // a key upstream never used
+)
+
+// testKeys stands in for every embedded keyring: the fake upstream signs with it.
+func testKeys(string) (openpgp.EntityList, error) {
+	testKeyOnce.Do(func() {
+		cfg := &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA}
+		testKey, _ = openpgp.NewEntity("fake upstream", "", "signing@upstream.test", cfg)
+		otherKey, _ = openpgp.NewEntity("someone else", "", "other@elsewhere.test", cfg)
+	})
+	return openpgp.EntityList{testKey}, nil
+}
+
+// sign signs what each distro signs: Ubuntu's SHA256SUMS (detached, armored
+// .gpg), Fedora's CHECKSUM (clearsigned, in place), Arch's images (.sig).
+func (u *fakeUpstream) sign() {
+	testKeys("")
+	filepath.Walk(u.root, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		switch {
+		case strings.HasPrefix(filepath.Base(p), "SHA256SUMS") && !strings.HasSuffix(p, ".gpg"):
+			var sig bytes.Buffer
+			openpgp.ArmoredDetachSign(&sig, testKey, bytes.NewReader(b), nil)
+			os.WriteFile(p+".gpg", sig.Bytes(), 0o644)
+		case strings.HasSuffix(p, "-CHECKSUM"):
+			os.WriteFile(p, clearsigned(testKey, stripArmour(b)), 0o644)
+		case strings.Contains(p, "Arch-Linux") && strings.HasSuffix(p, ".qcow2"):
+			var sig bytes.Buffer
+			openpgp.DetachSign(&sig, testKey, bytes.NewReader(b), nil)
+			os.WriteFile(p+".sig", sig.Bytes(), 0o644)
+		}
+		return nil
+	})
+}
+
+func clearsigned(key *openpgp.Entity, text []byte) []byte {
+	var out bytes.Buffer
+	w, _ := clearsign.Encode(&out, key.PrivateKey, nil)
+	w.Write(text)
+	w.Close()
+	return out.Bytes()
+}
+
+// stripArmour keeps the text of a (fake) clearsigned file.
+func stripArmour(b []byte) []byte {
+	s := string(b)
+	if i := strings.Index(s, "\n\n"); strings.HasPrefix(s, "-----BEGIN PGP SIGNED") && i >= 0 {
+		s = s[i+2:]
+	}
+	if i := strings.Index(s, "-----BEGIN PGP SIGNATURE"); i >= 0 {
+		s = s[:i]
+	}
+	return []byte(s)
 }
 
 func (u *fakeUpstream) appendFile(rel string, s string) {
@@ -247,6 +314,10 @@ func (u *fakeUpstream) catalog(t *testing.T) *Catalog {
 		m[n] = u.srv.URL + "/"
 	}
 	if err := c.SetMirrors(m); err != nil {
+		t.Fatal(err)
+	}
+	// Debian and Alpine sign nothing: their index is read from "their own host".
+	if err := c.SetIndexes(map[string]string{"debian": u.srv.URL + "/", "alpine": u.srv.URL + "/"}); err != nil {
 		t.Fatal(err)
 	}
 	return c

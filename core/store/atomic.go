@@ -26,6 +26,7 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 		return err
 	}
 	tmp := f.Name()
+	LockOpen(f) // a cleaner of stale temporaries leaves it alone (IsStale)
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -49,15 +50,6 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 	}
 	SyncDir(dir) // persist the rename
 	return nil
-}
-
-// SyncDir fsyncs a directory so that renames and removals in it survive a
-// crash; best effort (some filesystems refuse it).
-func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // WriteJSON saves v as indented JSON through WriteFileAtomic.

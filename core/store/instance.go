@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -74,45 +75,136 @@ func (s *Store) Exists(name string) bool {
 	return err == nil
 }
 
-// List returns all instances sorted by name; directories without a readable spec are skipped.
-func (s *Store) List() ([]*Instance, error) {
+// Broken is a VM directory whose spec cannot be read: it is listed, with why,
+// and can only be removed.
+type Broken struct {
+	Name   string
+	Dir    string
+	Reason string
+}
+
+// creatingPrefix names a VM directory being built (store.TempPrefix first):
+// Create builds it, Commit renames it into place complete.
+const creatingPrefix = TempPrefix + "creating-"
+
+// List returns all instances sorted by name, and the directories that hold a
+// VM whose spec cannot be read (broken). Temporaries of creates are neither.
+func (s *Store) List() ([]*Instance, []Broken, error) {
 	entries, err := os.ReadDir(s.Layout.VMsDir())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []*Instance
+	var broken []Broken
 	for _, e := range entries {
-		if !e.IsDir() {
+		if !e.IsDir() || IsTemp(e.Name()) {
 			continue
 		}
-		if inst, err := s.Get(e.Name()); err == nil {
+		inst, err := s.Get(e.Name())
+		switch {
+		case err == nil:
 			out = append(out, inst)
+		case vm.ValidateName(e.Name()) != nil:
+			// Not a name fvm makes: nothing of fvm's, left alone.
+		default:
+			broken = append(broken, Broken{Name: e.Name(), Dir: s.Layout.InstanceDir(e.Name()), Reason: brokenReason(e.Name(), err)})
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Spec.Name < out[b].Spec.Name })
-	return out, nil
+	return out, broken, nil
 }
 
-// Create makes a new instance directory with the spec saved; it fails if the name is taken.
+func brokenReason(name string, err error) string {
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Sprintf("its directory has no %s: remove it with `fvm rm %s`", SpecFile, name)
+	}
+	return fmt.Sprintf("its %s cannot be read (%v): remove it with `fvm rm %s`", SpecFile, err, name)
+}
+
+// Create makes a new instance with the spec saved, in a temporary directory
+// beside the others (invisible to List): the caller fills it and then Commits
+// it, or Discards it. A crash before Commit leaves only a temporary, which
+// CleanStale removes; a VM directory appears complete or not at all.
 func (s *Store) Create(spec vm.Spec) (*Instance, error) {
 	if err := os.MkdirAll(s.Layout.VMsDir(), 0o700); err != nil {
 		return nil, err
 	}
-	dir := s.Layout.InstanceDir(spec.Name)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
-		}
+	if s.Exists(spec.Name) {
+		return nil, fmt.Errorf("vm %q %w: pick another name or remove it with `fvm rm %s`", spec.Name, ErrExists, spec.Name)
+	}
+	dir, err := os.MkdirTemp(s.Layout.VMsDir(), creatingPrefix+spec.Name+"-")
+	if err != nil {
 		return nil, err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	inst := &Instance{Dir: dir, Spec: spec}
 	if err := inst.SaveSpec(); err != nil {
 		return nil, errors.Join(err, os.RemoveAll(dir))
 	}
 	return inst, nil
+}
+
+// Commit renames a created instance into place (never over another VM) and
+// points inst at its final directory.
+func (s *Store) Commit(inst *Instance) error {
+	final := s.Layout.InstanceDir(inst.Spec.Name)
+	if err := RenameNoReplace(inst.Dir, final); err != nil {
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("vm %q %w: pick another name or remove it with `fvm rm %s`", inst.Spec.Name, ErrExists, inst.Spec.Name)
+		}
+		return err
+	}
+	inst.Dir = final
+	return nil
+}
+
+// Discard removes an instance that was created but not committed.
+func (s *Store) Discard(inst *Instance) error {
+	if !strings.HasPrefix(filepath.Base(inst.Dir), creatingPrefix) {
+		return fmt.Errorf("vm %q: %s is no temporary of a create", inst.Spec.Name, inst.Dir)
+	}
+	return os.RemoveAll(inst.Dir)
+}
+
+// CleanStale removes the temporaries of creates that never finished (the
+// host was killed): only the one host of a state directory makes them, so at
+// its start every one is stale.
+func (s *Store) CleanStale() (removed []string) {
+	entries, _ := os.ReadDir(s.Layout.VMsDir())
+	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), creatingPrefix) {
+			p := filepath.Join(s.Layout.VMsDir(), e.Name())
+			if os.RemoveAll(p) == nil {
+				removed = append(removed, p)
+			}
+		} else if IsTemp(e.Name()) && e.Type().IsRegular() && IsStale(filepath.Join(s.Layout.VMsDir(), e.Name())) {
+			os.Remove(filepath.Join(s.Layout.VMsDir(), e.Name()))
+		}
+	}
+	// Atomic writes inside VM directories (spec.json, runtime.json...) leave
+	// their temporaries there when interrupted.
+	insts, _ := os.ReadDir(s.Layout.VMsDir())
+	for _, e := range insts {
+		if !e.IsDir() || IsTemp(e.Name()) {
+			continue
+		}
+		dir := filepath.Join(s.Layout.VMsDir(), e.Name())
+		files, _ := os.ReadDir(dir)
+		for _, f := range files {
+			p := filepath.Join(dir, f.Name())
+			if IsTemp(f.Name()) && f.Type().IsRegular() && strings.Contains(f.Name(), ".tmp-") && IsStale(p) {
+				if os.Remove(p) == nil {
+					removed = append(removed, p)
+				}
+			}
+		}
+	}
+	return removed
 }
 
 // Remove deletes the instance directory and everything in it.

@@ -19,6 +19,34 @@ func TryLock(path string) (*FileLock, error) { return lock(path, unix.LOCK_EX|un
 // Lock takes an exclusive lock on path, waiting for it.
 func Lock(path string) (*FileLock, error) { return lock(path, unix.LOCK_EX) }
 
+// LockShared takes a shared lock on path, waiting for it: many holders at
+// once, none while someone holds it exclusively.
+func LockShared(path string) (*FileLock, error) { return lock(path, unix.LOCK_SH) }
+
+// LockOpen takes an exclusive lock on an open file without waiting: a
+// temporary that fvm is writing holds one, so that whoever cleans up stale
+// temporaries (IsStale) leaves it alone. The lock ends with the descriptor.
+func LockOpen(f *os.File) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return ErrLocked
+		}
+		return err
+	}
+	return nil
+}
+
+// IsStale reports whether nobody holds a lock on the file at path (see
+// LockOpen): its writer is gone. A file that cannot be opened is not stale.
+func IsStale(path string) bool {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return LockOpen(f) == nil
+}
+
 func lock(path string, how int) (*FileLock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fvmhq/fvm/core/vm"
@@ -74,17 +75,54 @@ func TestInstances(t *testing.T) {
 	t.Setenv("FVM_HOME", t.TempDir())
 	s := New(DefaultLayout())
 	spec := vm.Spec{Name: "b", Image: "x"}
-	if _, err := s.Create(spec); err != nil {
+	b, err := s.Create(spec)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Create(spec); err == nil {
-		t.Fatal("duplicate create succeeded")
+	if s.Exists("b") {
+		t.Fatal("a VM directory appeared before Commit")
 	}
-	s.Create(vm.Spec{Name: "a", Image: "y"})
-	os.MkdirAll(s.Layout.InstanceDir("junk"), 0o700) // no spec: skipped
-	list, err := s.List()
+	if l, _, _ := s.List(); len(l) != 0 {
+		t.Fatalf("List before Commit = %v", l)
+	}
+	if err := s.Commit(b); err != nil || b.Dir != s.Layout.InstanceDir("b") {
+		t.Fatalf("Commit: %v, dir %s", err, b.Dir)
+	}
+	if _, err := s.Create(spec); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	// Two creates racing for one name: the second Commit never replaces the first.
+	x1, _ := s.Create(vm.Spec{Name: "x"})
+	x2, _ := s.Create(vm.Spec{Name: "x"})
+	if err := s.Commit(x1); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(x1.Path("marker"), nil, 0o600)
+	if err := s.Commit(x2); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Commit: %v", err)
+	}
+	if _, err := os.Stat(x1.Path("marker")); err != nil {
+		t.Fatal("the second Commit replaced the first VM")
+	}
+	s.Discard(x2)
+	a, _ := s.Create(vm.Spec{Name: "a", Image: "y"})
+	s.Commit(a)
+	s.Remove("x")
+	os.MkdirAll(s.Layout.InstanceDir("junk"), 0o700) // no spec: broken
+	os.MkdirAll(s.Layout.InstanceDir("torn"), 0o700)
+	os.WriteFile(filepath.Join(s.Layout.InstanceDir("torn"), SpecFile), []byte(`{"name":`), 0o600)
+	os.MkdirAll(s.Layout.InstanceDir("Not_A_Name"), 0o700) // not fvm's: ignored
+	left, _ := s.Create(vm.Spec{Name: "left"})             // a create killed before Commit
+	list, broken, err := s.List()
 	if err != nil || len(list) != 2 || list[0].Spec.Name != "a" {
 		t.Fatalf("List = %v, %v", list, err)
+	}
+	if len(broken) != 2 || broken[0].Name != "junk" || broken[1].Name != "torn" ||
+		!strings.Contains(broken[1].Reason, "cannot be read") || !strings.Contains(broken[0].Reason, "fvm rm junk") {
+		t.Fatalf("broken = %+v", broken)
+	}
+	if removed := s.CleanStale(); len(removed) != 1 || removed[0] != left.Dir {
+		t.Fatalf("CleanStale removed %v, want %s", removed, left.Dir)
 	}
 	inst, _ := s.Get("b")
 	if err := inst.SaveRuntime(Runtime{SSHPort: 2222, Accel: "tcg"}); err != nil {

@@ -13,6 +13,9 @@ const (
 	// Suspended: no process runs; the VM's memory and devices are saved in its
 	// directory and the next start resumes from them.
 	Suspended State = "suspended"
+	// Broken: the VM's own files cannot be read (its spec, its disk); it can
+	// only be removed (`fvm rm NAME`). api.VM.Broken says why.
+	Broken State = "broken"
 )
 
 // Active reports whether the VM holds a running hypervisor process.

@@ -124,7 +124,8 @@ func TestPull(t *testing.T) {
 	m := newDebianMirror(t, base.Path)
 	// Set for the CLI; it sends its mirror settings with each pull, so a host
 	// started earlier without this variable uses it too.
-	env := []string{"FVM_IMAGES_DEBIAN_MIRROR=" + m.srv.URL}
+	// Debian signs nothing: its checksum index host (normally cloud.debian.org) moves too.
+	env := []string{"FVM_IMAGES_DEBIAN_MIRROR=" + m.srv.URL, "FVM_IMAGES_DEBIAN_INDEX=" + m.srv.URL}
 	fvm := func(t *testing.T, args ...string) result { t.Helper(); return fvmEnv(t, env, args...) }
 	mustFVM := func(t *testing.T, args ...string) string { t.Helper(); return mustFVMEnv(t, env, args...) }
 	fvm(t, "image", "rm", "debian:12") // from an earlier run; may fail

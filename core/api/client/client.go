@@ -11,8 +11,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -22,6 +24,9 @@ import (
 type Client struct {
 	socket string
 	http   *http.Client
+	// Version is this client's fvm version, named when the host speaks another
+	// API revision.
+	Version string
 }
 
 // New returns a client for the socket at path.
@@ -161,16 +166,29 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://fvm"+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+api.HostName+path, rd)
 	if err != nil {
 		return nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// Whether a connection was made tells a host that is not there from one
+	// that failed while answering (it crashed, or a bug cut the answer).
+	var connected atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { connected.Store(true) },
+	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if connected.Load() && ctx.Err() == nil {
+			return nil, &HostFailedError{Socket: c.socket, What: method + " " + path, Err: err}
+		}
 		return nil, &HostError{Socket: c.socket, Err: err}
+	}
+	if rev := resp.Header.Get(api.RevisionHeader); rev != strconv.Itoa(api.Revision) {
+		resp.Body.Close()
+		return nil, c.revisionError(ctx, rev)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -192,6 +210,66 @@ func responseError(method, path string, resp *http.Response) error {
 	}
 	return &api.Error{Code: eb.Code, Msg: eb.Error}
 }
+
+// VersionError means the host speaks another API revision than this client:
+// the host was started by another fvm (an upgrade left the old host running).
+type VersionError struct {
+	HostVersion   string // "" when the host did not say
+	HostRevision  int    // 0: from before the handshake
+	HostPID       int
+	ClientVersion string
+}
+
+func (e *VersionError) Error() string {
+	host := "an older fvm"
+	if e.HostRevision > api.Revision {
+		host = "a newer fvm"
+	}
+	if e.HostVersion != "" {
+		host += " (" + e.HostVersion + ")"
+	}
+	me := "this fvm"
+	if e.ClientVersion != "" {
+		me += " (" + e.ClientVersion + ")"
+	}
+	stop := "stop it (see `fvm check` for its pid)"
+	if e.HostPID > 0 {
+		stop = fmt.Sprintf("stop it with `kill %d`", e.HostPID)
+	}
+	return fmt.Sprintf("the running fvm host is %s, API revision %d; %s speaks revision %d: %s and run your command again, which starts a host of this fvm (VMs keep running and are re-adopted)",
+		host, e.HostRevision, me, api.Revision, stop)
+}
+
+// revisionError describes a host of another revision, asking it who it is
+// (GET /v1/host has answered alike in every revision).
+func (c *Client) revisionError(ctx context.Context, rev string) error {
+	e := &VersionError{ClientVersion: c.Version}
+	e.HostRevision, _ = strconv.Atoi(rev)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host", nil)
+	if err == nil {
+		if resp, err := c.http.Do(req); err == nil {
+			var info api.HostInfo
+			if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&info) == nil {
+				e.HostVersion, e.HostPID = info.Version, info.PID
+			}
+			resp.Body.Close()
+		}
+	}
+	return e
+}
+
+// HostFailedError means the host took the request but failed before answering
+// it: it crashed, or was killed, while working on it.
+type HostFailedError struct {
+	Socket string
+	What   string
+	Err    error
+}
+
+func (e *HostFailedError) Error() string {
+	return fmt.Sprintf("the host failed while answering %s: %v (it may have crashed: see daemon.log beside %s; the next command starts it again)", e.What, e.Err, e.Socket)
+}
+func (e *HostFailedError) Unwrap() error { return e.Err }
 
 // HostError means the host could not be reached at all.
 type HostError struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 
@@ -80,7 +81,7 @@ func (c *Client) stream(ctx context.Context, path string, body any, progress fun
 		return api.Image{}, err
 	}
 	if err := sc.Err(); err != nil {
-		return api.Image{}, &HostError{Socket: c.socket, Err: err}
+		return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: err}
 	}
-	return api.Image{}, &HostError{Socket: c.socket, Err: fmt.Errorf("POST %s: the stream ended without a result", path)}
+	return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: errors.New("the stream ended without a result")}
 }

@@ -3,12 +3,10 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sync"
 
 	"github.com/fvmhq/fvm/core/api"
-	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -131,19 +129,9 @@ func progressStream(w http.ResponseWriter, run func(progress func(api.Event)) (a
 	case err != nil && !started:
 		writeError(w, err, 0)
 	case err != nil:
-		send(api.PullLine{Error: &api.ErrorBody{Error: err.Error(), Code: errorCode(err)}})
+		body := errorBody(err)
+		send(api.PullLine{Error: &body})
 	default:
 		send(api.PullLine{Image: &img})
 	}
-}
-
-// errorCode is the API code writeError would send for err.
-func errorCode(err error) string {
-	if code := api.CodeOf(err); code != "" {
-		return code
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return api.CodeNotFound
-	}
-	return api.CodeInternal
 }

@@ -7,9 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"time"
 
@@ -37,8 +41,23 @@ type Service interface {
 	Subscribe() (events <-chan api.Event, cancel func())
 }
 
+// Options configure the handler.
+type Options struct {
+	// Log receives the stack of a handler that panicked (default: discarded).
+	Log *slog.Logger
+	// Version is the host's fvm version, sent with the API revision.
+	Version string
+}
+
 // Handler returns the API's HTTP handler.
-func Handler(s Service) http.Handler {
+func Handler(s Service, opts ...Options) http.Handler {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	mux := http.NewServeMux()
 	h := &handler{s: s}
 	mux.HandleFunc("GET /v1/host", h.host)
@@ -56,19 +75,81 @@ func Handler(s Service) http.Handler {
 	mux.HandleFunc("GET /v1/events", h.events)
 	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
 	registerExec(mux, s)   // exec streams and readiness waits (exec.go)
-	return guard(mux)
+	return guard(recoverPanics(mux, o.Log), o.Version)
+}
+
+// recoverPanics turns a panic in a handler into a 500 with a message (or, in
+// the middle of a stream, a cut connection) and logs its stack, so one bug
+// fails one request instead of the host.
+func recoverPanics(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v == nil || v == http.ErrAbortHandler {
+				if v != nil {
+					panic(v)
+				}
+				return
+			}
+			log.Error("handler panicked", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if rw.wrote {
+				panic(http.ErrAbortHandler) // the client sees the stream end without a result
+			}
+			writeError(w, api.Errorf(api.CodeInternal, "the host failed: internal error in %s %s: %v (the stack is in the host's log)", r.Method, r.URL.Path, v), 0)
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+// trackingWriter remembers whether a response has started.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (t *trackingWriter) WriteHeader(code int) { t.wrote = true; t.ResponseWriter.WriteHeader(code) }
+func (t *trackingWriter) Write(b []byte) (int, error) {
+	t.wrote = true
+	return t.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (exec upgrades it).
+func (t *trackingWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
+
+// Hijack hands the connection over (an upgraded exec stream): the response has started.
+func (t *trackingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := t.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	t.wrote = true
+	return h.Hijack()
+}
+
+func (t *trackingWriter) Flush() {
+	if f, ok := t.ResponseWriter.(http.Flusher); ok {
+		t.wrote = true
+		f.Flush()
+	}
 }
 
 // guard refuses what a browser could send: any Origin header, or a Host other than
 // the ones our clients use (DNS rebinding), as tailscale's LocalAPI does.
-func guard(next http.Handler) http.Handler {
+// Every response carries the API revision (the version handshake: api.Revision).
+func guard(next http.Handler, version string) http.Handler {
+	rev := strconv.Itoa(api.Revision)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(api.RevisionHeader, rev)
+		if version != "" {
+			w.Header().Set("Fvm-Version", version)
+		}
 		if r.Header.Get("Origin") != "" {
 			writeError(w, api.Errorf("forbidden", "requests from browsers are refused"), http.StatusForbidden)
 			return
 		}
 		switch r.Host {
-		case "fvm", "localhost", "":
+		case api.HostName, "localhost", "":
 		default:
 			writeError(w, api.Errorf("forbidden", "unexpected Host %q", r.Host), http.StatusForbidden)
 			return
@@ -235,7 +316,21 @@ func reply(w http.ResponseWriter) func(any, error) {
 	}
 }
 
+// writeError is the one error writer: the body (errorBody) with its status,
+// or status when it is not 0.
 func writeError(w http.ResponseWriter, err error, status int) {
+	body := errorBody(err)
+	if status == 0 {
+		status = api.HTTPStatus(body.Code)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body)
+}
+
+// errorBody is the one mapping of an error to its API body: the code of an
+// api error in its chain, not_found for a missing VM, else internal.
+func errorBody(err error) api.ErrorBody {
 	code := api.CodeOf(err)
 	if code == "" && errors.Is(err, store.ErrNotFound) {
 		code = api.CodeNotFound
@@ -243,10 +338,5 @@ func writeError(w http.ResponseWriter, err error, status int) {
 	if code == "" {
 		code = api.CodeInternal
 	}
-	if status == 0 {
-		status = api.HTTPStatus(code)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(api.ErrorBody{Error: err.Error(), Code: code})
+	return api.ErrorBody{Error: err.Error(), Code: code}
 }

@@ -2,10 +2,8 @@ package qemu
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -13,91 +11,17 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// BaseInfo describes a base disk image.
-type BaseInfo struct {
-	Format      string // qcow2 or raw
-	VirtualSize int64  // bytes the guest sees
-}
-
-const qcow2Magic = "QFI\xfb"
-
-// qcow2 header layout (docs/interop/qcow2.txt in QEMU): big-endian fields at fixed offsets.
-const (
-	qcowOffVersion       = 4
-	qcowOffBackingOffset = 8
-	qcowOffSize          = 24
-	qcowOffCrypt         = 32
-	qcowOffIncompatible  = 72 // version 3 only
-	qcowHeaderLen        = 104
-	qcowExternalDataBit  = 1 << 2
-)
-
-// InspectBase detects a base image's format by content and refuses what QEMU must
-// never be pointed at: a qcow2 with a backing file or an external data file, which
-// would make the VM read an arbitrary host file (Lima CVE-2023-32684), or an
-// encrypted one. The header is parsed here rather than with go-qcow2reader because
-// that library opens the backing file while parsing, which is what we refuse to do.
-func InspectBase(path string) (BaseInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return BaseInfo{}, fmt.Errorf("base image: %w", err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return BaseInfo{}, fmt.Errorf("base image: %w", err)
-	}
-	if !st.Mode().IsRegular() {
-		return BaseInfo{}, fmt.Errorf("base image %s is not a regular file", path)
-	}
-	h := make([]byte, qcowHeaderLen)
-	n, err := io.ReadFull(f, h)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return BaseInfo{}, fmt.Errorf("base image %s: %w", path, err)
-	}
-	if n < 4 || string(h[:4]) != qcow2Magic {
-		return BaseInfo{Format: "raw", VirtualSize: st.Size()}, nil
-	}
-	bad := func(why string) (BaseInfo, error) {
-		return BaseInfo{}, fmt.Errorf("base image %s is refused: %s: convert it to a standalone image with `qemu-img convert -O qcow2 %s new.qcow2`", path, why, path)
-	}
-	be := binary.BigEndian
-	if n < 72 {
-		return bad("truncated qcow2 header")
-	}
-	version := be.Uint32(h[qcowOffVersion:])
-	if version != 2 && version != 3 {
-		return bad(fmt.Sprintf("unsupported qcow2 version %d", version))
-	}
-	if be.Uint64(h[qcowOffBackingOffset:]) != 0 {
-		return bad("it has a backing file")
-	}
-	if be.Uint32(h[qcowOffCrypt:]) != 0 {
-		return bad("it is encrypted")
-	}
-	if version == 3 {
-		if n < qcowOffIncompatible+8 {
-			return bad("truncated qcow2 header")
-		}
-		if be.Uint64(h[qcowOffIncompatible:])&qcowExternalDataBit != 0 {
-			return bad("it has an external data file")
-		}
-	}
-	size := be.Uint64(h[qcowOffSize:])
-	if size == 0 || size > 1<<62 {
-		return bad(fmt.Sprintf("implausible virtual size %d", size))
-	}
-	return BaseInfo{Format: "qcow2", VirtualSize: int64(size)}, nil
-}
-
 // createDisk makes the instance's qcow2 overlay on spec.BaseImage. It takes the same
 // short time whatever the base's size: only a header pointing at the base is written.
 // An existing overlay is kept (Create is idempotent).
-func (d *Driver) createDisk(ctx context.Context, inst *store.Instance) error {
+// The base was resolved and checked by the host (a standalone qcow2 or raw disk
+// in the cache): it is not inspected again.
+func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, base *driver.Base) error {
 	disk := inst.Path(DiskFile)
 	if exists(disk) {
 		return nil
@@ -106,29 +30,28 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance) error {
 	if spec.Warm != "" {
 		return d.createClone(ctx, inst)
 	}
-	if spec.BaseImage == "" && spec.ISO != "" {
+	if base == nil && spec.ISO != "" {
 		return d.createEmptyDisk(ctx, disk, spec.DiskBytes)
 	}
-	if spec.BaseImage == "" {
+	if base == nil || base.Path == "" {
 		return fmt.Errorf("vm %q has no base image resolved", spec.Name)
 	}
-	base, err := filepath.Abs(spec.BaseImage) // the overlay records this path
-	if err != nil {
-		return err
+	if base.Format != "qcow2" && base.Format != "raw" {
+		return fmt.Errorf("base image %s is %q, not qcow2 or raw", base.Path, base.Format)
 	}
-	info, err := InspectBase(base)
+	path, err := filepath.Abs(base.Path) // the overlay records this path
 	if err != nil {
 		return err
 	}
 	size := spec.DiskBytes
 	if size == 0 {
-		size = info.VirtualSize
+		size = base.VirtualSize
 	}
-	if size < info.VirtualSize {
+	if size < base.VirtualSize {
 		return fmt.Errorf("--disk %s is smaller than the image's %s: use --disk %s or more",
-			vm.FormatSize(size), vm.FormatSize(info.VirtualSize), vm.FormatSize(roundUpGiB(info.VirtualSize)))
+			vm.FormatSize(size), vm.FormatSize(base.VirtualSize), vm.FormatSize(roundUpGiB(base.VirtualSize)))
 	}
-	return d.qemuImgCreate(ctx, disk, size, "-F", info.Format, "-b", base)
+	return d.qemuImgCreate(ctx, disk, size, "-F", base.Format, "-b", path)
 }
 
 // qemuImgCreate makes a qcow2 of size bytes at disk (extra: e.g. a backing file)

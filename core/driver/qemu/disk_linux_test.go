@@ -45,7 +45,7 @@ func BenchmarkCreateOverlay(b *testing.B) {
 				}
 				inst := &store.Instance{Dir: vmDir, Spec: vm.Spec{Name: "bench", Image: "bench", BaseImage: base,
 					Arch: vm.AMD64, CPUs: 1, MemoryMiB: 256, DiskBytes: 40 << 30, User: "fvm", Accel: "tcg"}}
-				if err := d.Create(context.Background(), inst); err != nil {
+				if err := d.Create(context.Background(), inst, baseOf(b, inst)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -119,8 +119,8 @@ func (d *Driver) Validate(_ context.Context, spec *vm.Spec) error {
 // Create makes the instance's disk (a qcow2 overlay on spec.BaseImage of size
 // spec.DiskBytes) and its UEFI variable store. Existing files are kept. The
 // cloud-init seed is the caller's: Start attaches store.SeedFile if it exists.
-func (d *Driver) Create(ctx context.Context, inst *store.Instance) error {
-	if err := d.createDisk(ctx, inst); err != nil {
+func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.Base) error {
+	if err := d.createDisk(ctx, inst, base); err != nil {
 		return fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
 	qemuPath, _ := d.opts.QEMUPath(inst.Spec.Arch) // only a hint where firmware lives

@@ -44,7 +44,7 @@ func TestE2ERealQEMU(t *testing.T) {
 	if err := d.Validate(ctx, &inst.Spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Create(ctx, inst); err != nil {
+	if err := d.Create(ctx, inst, baseOf(t, inst)); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
@@ -153,7 +153,12 @@ func e2eHost(dir string) int {
 		return 1
 	}
 	d := New(Options{})
-	if err := d.Create(context.Background(), inst); err != nil {
+	base, err := hostBase(inst.Spec.BaseImage)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := d.Create(context.Background(), inst, base); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -114,7 +114,7 @@ func isoInstance(t *testing.T, iso string, auto bool) (*Driver, *store.Instance)
 	inst := newInstance(t, "", 2<<30)
 	inst.Spec.Image, inst.Spec.ISO, inst.Spec.AutoInstall = "", iso, auto
 	d := testDriver(t)
-	if err := d.Create(context.Background(), inst); err != nil {
+	if err := d.Create(context.Background(), inst, nil); err != nil {
 		t.Fatal(err)
 	}
 	return d, inst

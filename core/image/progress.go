@@ -1,4 +1,4 @@
-package daemon
+package image
 
 import (
 	"context"
@@ -9,10 +9,13 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
+// progressEvery bounds how often download progress is sent (stream and events).
+const progressEvery = 250 * time.Millisecond
+
 // reporter sends a pull's progress to the requesting client (fn, may be nil)
 // and to every event subscriber, download bytes at most every progressEvery.
 type reporter struct {
-	d     *Daemon
+	s     *Service
 	image string
 	arch  vm.Arch
 	fn    func(api.Event)
@@ -20,14 +23,14 @@ type reporter struct {
 	sent  int64 // Done of the last download event sent
 }
 
-func (d *Daemon) reporter(image string, arch vm.Arch, fn func(api.Event)) *reporter {
-	return &reporter{d: d, image: image, arch: arch, fn: fn}
+func (s *Service) reporter(image string, arch vm.Arch, fn func(api.Event)) *reporter {
+	return &reporter{s: s, image: image, arch: arch, fn: fn}
 }
 
 func (r *reporter) send(ev api.Event) {
 	ev.Type, ev.Image, ev.Arch = api.EventProgress, r.image, r.arch
 	ev.Time = time.Now().UTC()
-	r.d.events.publish(ev)
+	r.s.publish(ev)
 	if r.fn != nil {
 		r.fn(ev)
 	}

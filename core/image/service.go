@@ -1,0 +1,738 @@
+package image
+
+// The image service: catalog pulls (implicit in a VM's create), imports, update
+// checks, removal and pruning of cached bases. Pulls follow one flow: Resolve the
+// reference in the catalog → Locate upstream's current file and checksum (signed
+// where upstream signs: trust.go) → Fetch into downloads/ (verified, resumable,
+// locked) → PutBase into bases/ by SHA-256 → register under distro-version-arch
+// with upstream's digest and build. The host (core/daemon) owns one Service.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// ServiceOptions configure a Service.
+type ServiceOptions struct {
+	Layout store.Layout
+	Log    *slog.Logger
+	// Catalog returns the catalog with the user's additions and mirrors (the
+	// config file, read on each use), with overrides (from the client's
+	// environment) applied on top. Default: the built-in catalog.
+	Catalog func(o Overrides) (*Catalog, error)
+	// Publish sends an event to the host's subscribers (may be nil).
+	Publish func(api.Event)
+	// BasesInUse reports the bases VMs read (their specs and disks), for prune.
+	BasesInUse func() (map[string]bool, error)
+	// HTTPClient fetches indexes and images (default DefaultHTTPClient).
+	HTTPClient *http.Client
+	// Keys verify upstream signatures (default EmbeddedKeyring; tests use their own).
+	Keys KeySource
+	// MaxUnpacked caps what a compressed download may decompress to when its
+	// content declares no size (default DefaultMaxUnpacked).
+	MaxUnpacked int64
+}
+
+// Service is the host's image cache. Its locks are its own: one Service per
+// state directory (one host), plus a file lock across processes (bases.go).
+type Service struct {
+	opts ServiceOptions
+	reg  Registry
+	// pulls serializes work on one download file: Fetch's own lock ends when the
+	// file is complete, but the file is then moved into bases/.
+	pulls *keyLock
+	// held counts the bases resolved for VM creates still in progress, whose
+	// VM spec (which names the base) may not be saved yet: prune skips them.
+	mu   sync.Mutex
+	held map[string]int
+}
+
+// NewService returns the image service over opts.Layout.
+func NewService(opts ServiceOptions) *Service {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Catalog == nil {
+		opts.Catalog = func(o Overrides) (*Catalog, error) { return o.Apply(Builtin()) }
+	}
+	if opts.Keys == nil {
+		opts.Keys = EmbeddedKeyring
+	}
+	if opts.BasesInUse == nil {
+		opts.BasesInUse = func() (map[string]bool, error) { return map[string]bool{}, nil }
+	}
+	if opts.MaxUnpacked <= 0 {
+		opts.MaxUnpacked = DefaultMaxUnpacked
+	}
+	return &Service{opts: opts, reg: Registry{Layout: opts.Layout}, pulls: newKeyLock(), held: map[string]int{}}
+}
+
+// Registry is the service's registry of local images.
+func (s *Service) Registry() Registry { return s.reg }
+
+func (s *Service) publish(ev api.Event) {
+	if s.opts.Publish != nil {
+		s.opts.Publish(ev)
+	}
+}
+
+// Overrides are the mirrors and index hosts a request brings from the
+// client's environment (they win over the host's config).
+type Overrides struct {
+	Mirrors, Indexes map[string]string
+}
+
+// Apply sets o's mirrors and indexes on c.
+func (o Overrides) Apply(c *Catalog) (*Catalog, error) {
+	if err := c.SetMirrors(o.Mirrors); err != nil {
+		return nil, err
+	}
+	if err := c.SetIndexes(o.Indexes); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// catalog is the catalog with overrides, errors coded for the API.
+func (s *Service) catalog(overrides Overrides) (*Catalog, error) {
+	cat, err := s.opts.Catalog(overrides)
+	if err != nil {
+		return nil, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	return cat, nil
+}
+
+// CleanStale removes what a crash can leave in the cache: temporaries of
+// imports and downloads whose writer is gone. The host calls it at start.
+func (s *Service) CleanStale() []string {
+	var out []string
+	for _, dir := range []string{s.opts.Layout.BasesDir(), s.opts.Layout.DownloadsDir(), s.opts.Layout.ImagesDir()} {
+		out = append(out, CleanTemps(dir)...)
+	}
+	return out
+}
+
+func hostArch() vm.Arch {
+	a, err := vm.ParseArch(runtime.GOARCH)
+	if err != nil {
+		return vm.AMD64
+	}
+	return a
+}
+
+func parseArch(a vm.Arch) (vm.Arch, error) {
+	if a == "" {
+		return hostArch(), nil
+	}
+	p, err := vm.ParseArch(string(a))
+	if err != nil {
+		return "", api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	return p, nil
+}
+
+// catalogName is the local registry name of a cached catalog image.
+func catalogName(e Entry) string {
+	return strings.ToLower(e.Distro + "-" + e.Version + "-" + string(e.Arch))
+}
+
+// unknownImage explains a reference that is neither local nor in the catalog.
+// A known distro with an unknown version or arch keeps the catalog's message,
+// which lists what exists.
+func unknownImage(cat *Catalog, ref string, err error) error {
+	if !errors.Is(err, ErrUnknownImage) {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	if strings.Contains(ref, ":") {
+		return api.Errorf(api.CodeNotFound, "%v", err)
+	}
+	return api.Errorf(api.CodeNotFound, "image %q not found: it is no local image (see `fvm images`) and no catalog image (%s; see `fvm images --available`)",
+		ref, strings.Join(cat.Names(), ", "))
+}
+
+// Images lists local images, broken ones included (api.Image.Broken), and the
+// derived files of each base counted in its size (derived.go).
+func (s *Service) Images(ctx context.Context) ([]api.Image, error) {
+	imgs, err := s.reg.List()
+	if err != nil {
+		return nil, err
+	}
+	for i := range imgs {
+		for _, f := range s.derivedFiles(imgs[i]) {
+			if st, err := os.Stat(f); err == nil {
+				imgs[i].Size += st.Size()
+			}
+		}
+	}
+	if imgs == nil {
+		imgs = []api.Image{}
+	}
+	return imgs, nil
+}
+
+// PullImage fetches the current build of a catalog image. With IfMissing it
+// returns a local image of that name, or the cached build, without asking upstream.
+func (s *Service) PullImage(ctx context.Context, req api.PullRequest, progress func(api.Event)) (api.Image, error) {
+	arch, err := parseArch(req.Arch)
+	if err != nil {
+		return api.Image{}, err
+	}
+	if req.IfMissing {
+		if img, err := s.reg.Get(req.Ref); err == nil {
+			return img, nil // a local name wins over a catalog reference
+		}
+	}
+	cat, err := s.catalog(Overrides{req.Mirrors, req.Indexes})
+	if err != nil {
+		return api.Image{}, err
+	}
+	e, err := cat.Resolve(req.Ref, arch)
+	if err != nil {
+		if _, lerr := s.reg.Get(req.Ref); lerr == nil {
+			return api.Image{}, api.Errorf(api.CodeInvalid, "%s is a local image, not one from the catalog: there is nothing to pull", req.Ref)
+		} else if s.hasEntry(req.Ref) {
+			return api.Image{}, api.Errorf(api.CodeNotFound, "%v", lerr) // e.g. its base disk is gone
+		}
+		return api.Image{}, unknownImage(cat, req.Ref, err)
+	}
+	if req.IfMissing {
+		if img, err := s.reg.Get(catalogName(e)); err == nil {
+			return img, nil
+		}
+	}
+	return s.pull(ctx, e, progress)
+}
+
+// pull asks upstream for e's current build and caches it unless it is cached already.
+func (s *Service) pull(ctx context.Context, e Entry, progress func(api.Event)) (api.Image, error) {
+	rep := s.reporter(e.Ref(), e.Arch, progress)
+	name := catalogName(e)
+	what := fmt.Sprintf("pull %s (%s)", e.Ref(), e.Arch)
+	rep.phase(api.PhaseResolving)
+	src, err := LocateWith(ctx, s.opts.HTTPClient, e, s.opts.Keys)
+	if err != nil {
+		prefix := what + ": "
+		if strings.HasPrefix(err.Error(), e.Ref()) {
+			prefix = "pull " // Locate names the image already
+		}
+		return api.Image{}, fmt.Errorf("%s%w (mirror %s; change it with images.%s.mirror or %s)",
+			prefix, err, e.Mirror, e.Distro, MirrorEnv(e.Distro))
+	}
+	upToDate := func() (api.Image, bool) {
+		img, err := s.reg.Get(name)
+		return img, err == nil && img.UpstreamDigest == src.Digest.String()
+	}
+	if img, ok := upToDate(); ok {
+		rep.phase(api.PhaseUpToDate)
+		return img, nil
+	}
+	dest := s.downloadPath(src.Digest, src.File)
+	unlock, err := s.pulls.lock(ctx, dest, func() { rep.phase(api.PhaseWaiting) })
+	if err != nil {
+		return api.Image{}, fmt.Errorf("%s: %w", what, err)
+	}
+	defer unlock()
+	if img, ok := upToDate(); ok { // a concurrent pull finished it while we waited
+		rep.phase(api.PhaseUpToDate)
+		return img, nil
+	}
+	res, err := s.fetch(ctx, src.URL, dest, src.Digest, rep, src.ImageSig)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("%s: %w", what, err)
+	}
+	img := api.Image{
+		Name: name, Ref: e.Ref(), Distro: e.Distro, Version: e.Version, Arch: e.Arch,
+		Build: src.Build, UpstreamDigest: src.Digest.String(), Source: src.URL,
+	}
+	if img, err = s.register(ctx, res, img); err != nil {
+		return api.Image{}, fmt.Errorf("%s: %w", what, err)
+	}
+	s.opts.Log.Info("image pulled", "ref", e.Ref(), "arch", e.Arch, "build", src.Build, "digest", img.Digest, "resumed", res.Resumed, "trust", src.Trust)
+	s.publish(api.Event{Type: api.EventImagePulled, Image: e.Ref(), Arch: e.Arch})
+	return img, nil
+}
+
+// downloadPath names a download by the expected digest, so a new upstream build
+// never matches an old file, and keeps upstream's file name for people reading
+// the cache.
+func (s *Service) downloadPath(want Digest, file string) string {
+	file = unsafeChars.ReplaceAllString(path.Base(file), "_")
+	if len(file) > 120 {
+		file = file[len(file)-120:]
+	}
+	return filepath.Join(s.opts.Layout.DownloadsDir(), string(want.Algo)+"-"+want.Hex[:32]+"-"+file)
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// fetch downloads url to dest, verified; the caller holds pulls' lock on dest.
+// check, when set, verifies the finished download further (an image's signature).
+func (s *Service) fetch(ctx context.Context, url, dest string, want Digest, rep *reporter, check func(string) error) (FetchResult, error) {
+	res, err := Fetch(ctx, FetchRequest{
+		URL: url, Dest: dest, Digest: want, HTTPClient: s.opts.HTTPClient, Check: check, MaxUnpacked: s.opts.MaxUnpacked,
+		Progress: func(done, total int64) { rep.download(done, total) },
+	})
+	// Fetch's lock file is only ever taken under our lock: remove it so a
+	// failure leaves nothing but (on interruption) the part to resume.
+	os.Remove(dest + ".lock")
+	if err != nil {
+		return res, err
+	}
+	rep.download(res.Size, res.Size)
+	rep.phase(api.PhaseVerified)
+	return res, nil
+}
+
+// register moves a verified download into bases/ (named by SHA-256) and
+// records img under its name, completed from the file.
+func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) (api.Image, error) {
+	named := res.Info
+	named.Path = img.Source
+	if err := CheckDisk(named); err != nil {
+		os.Remove(res.Path)
+		return api.Image{}, fmt.Errorf("%w (deleted)", err)
+	}
+	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest}, res.Info.Format, func(base string, digest Digest) error {
+		st, err := os.Stat(base)
+		if err != nil {
+			return err
+		}
+		img.Format, img.Path, img.Size, img.Virtual = string(res.Info.Format), base, st.Size(), res.Info.VirtualSize
+		img.Digest = digest.String()
+		img.CreatedAt = time.Now().UTC().Truncate(time.Second)
+		return s.reg.Add(img)
+	})
+	if err != nil {
+		return api.Image{}, fmt.Errorf("cache %s: %w", img.Source, err)
+	}
+	return img, nil
+}
+
+// Resolve turns a VM's image (an absolute file path, a local image name or a
+// catalog reference, pulled when not cached) into a cached base, the one
+// resolution of a create. Local names win over catalog references. The base is
+// held (prune skips it) until release is called, once the VM's spec names it.
+func (s *Service) Resolve(ctx context.Context, ref string, arch vm.Arch) (img api.Image, release func(), err error) {
+	switch {
+	case strings.HasPrefix(ref, "/"):
+		// Held from the moment the base is in place (under the cache lock).
+		img, err = s.reg.ImportBase(ctx, ref, func(base string) { release = s.hold(base) })
+		if err != nil {
+			return api.Image{}, nil, inputError(fmt.Errorf("image %s: %w", ref, err))
+		}
+		return img, release, nil
+	case isHTTPURL(ref):
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
+	default:
+		if img, err = s.localOrPulled(ctx, ref, arch); err != nil {
+			return api.Image{}, nil, err
+		}
+	}
+	return img, s.hold(img.Path), nil
+}
+
+// hold keeps prune off base until the returned release is called.
+func (s *Service) hold(base string) func() {
+	s.mu.Lock()
+	s.held[base]++
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.held[base]--; s.held[base] <= 0 {
+				delete(s.held, base)
+			}
+			s.mu.Unlock()
+		})
+	}
+}
+
+func (s *Service) isHeld(base string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.held[base] > 0
+}
+
+// localOrPulled resolves a VM's image that is not a path: a local image name
+// first, then a catalog reference, pulled when not cached (progress goes to
+// the event stream only: the CLI pulls before it creates).
+func (s *Service) localOrPulled(ctx context.Context, ref string, arch vm.Arch) (api.Image, error) {
+	img, lerr := s.reg.Get(ref)
+	if lerr == nil {
+		return img, nil
+	}
+	if !errors.Is(lerr, ErrNotFound) || s.hasEntry(ref) {
+		return api.Image{}, api.Errorf(api.CodeNotFound, "%v", lerr) // e.g. its base disk is gone
+	}
+	pa, err := parseArch(arch)
+	if err != nil {
+		return api.Image{}, err
+	}
+	cat, err := s.catalog(Overrides{})
+	if err != nil {
+		return api.Image{}, err
+	}
+	e, err := cat.Resolve(ref, pa)
+	if err != nil {
+		return api.Image{}, unknownImage(cat, ref, err)
+	}
+	if img, err := s.reg.Get(catalogName(e)); err == nil {
+		return img, nil
+	}
+	return s.pull(ctx, e, nil)
+}
+
+// hasEntry reports whether a local image entry of that name exists, readable or not.
+func (s *Service) hasEntry(name string) bool {
+	if ValidateName(name) != nil {
+		return false
+	}
+	_, err := os.Stat(s.reg.entryPath(name))
+	return err == nil
+}
+
+// ImportImage caches the disk at req.Source (an absolute path, or an http(s)
+// URL) and registers it. URLs need a checksum unless InsecureSkipVerify is set.
+// A local file is opened once and read without holding any lock of the cache.
+func (s *Service) ImportImage(ctx context.Context, req api.ImportRequest, progress func(api.Event)) (api.Image, error) {
+	src := strings.TrimSpace(req.Source)
+	arch, err := parseArch(req.Arch)
+	if err != nil {
+		return api.Image{}, err
+	}
+	var want Digest
+	if req.Checksum != "" {
+		if want, err = ParseDigest(req.Checksum); err != nil {
+			return api.Image{}, api.Errorf(api.CodeInvalid, "--checksum: %v", err)
+		}
+	}
+	isURL := isHTTPURL(src)
+	if !isURL && !filepath.IsAbs(src) {
+		return api.Image{}, api.Errorf(api.CodeInvalid, "import %q: give an absolute file path or an http(s) URL", src)
+	}
+	name := req.Name
+	if name == "" {
+		name = s.importName(src)
+	}
+	if err := ValidateName(name); err != nil {
+		return api.Image{}, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	if !isURL {
+		img, err := s.reg.ImportFile(ctx, src, name, ImportOptions{Version: req.Version, Arch: arch, Source: src, Checksum: want})
+		if err != nil {
+			return api.Image{}, inputError(err)
+		}
+		return img, nil
+	}
+	if want.IsZero() && !req.InsecureSkipVerify {
+		return api.Image{}, api.Errorf(api.CodeInvalid,
+			"import %s: no checksum to verify it against: pass --checksum sha256:HEX (or sha512:HEX) as its publisher lists it, or --insecure-skip-verify to trust whatever arrives", src)
+	}
+	rep := s.reporter(name, arch, progress)
+	img := api.Image{Name: name, Version: req.Version, Arch: arch, Source: src}
+	if want.IsZero() {
+		s.opts.Log.Warn("importing without verification", "url", src, "name", name)
+		return s.importUnverified(ctx, src, img, rep)
+	}
+	img.UpstreamDigest = want.String()
+	if cur, err := s.reg.Get(name); err == nil && cur.Source == src && cur.UpstreamDigest == img.UpstreamDigest {
+		rep.phase(api.PhaseUpToDate)
+		return cur, nil
+	}
+	dest := s.downloadPath(want, path.Base(urlPath(src)))
+	unlock, err := s.pulls.lock(ctx, dest, func() { rep.phase(api.PhaseWaiting) })
+	if err != nil {
+		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+	}
+	defer unlock()
+	res, err := s.fetch(ctx, src, dest, want, rep, nil)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("import: %w", err) // Fetch names the URL
+	}
+	return s.register(ctx, res, img)
+}
+
+// inputError codes an error about a user's file: what is wrong with the file is
+// invalid input; a failure of the cache itself (disk full) is the host's.
+func inputError(err error) error {
+	if errors.Is(err, ErrNotDisk) || errors.Is(err, ErrUnsafeImage) || errors.Is(err, ErrChecksumMismatch) ||
+		errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "not a regular file") ||
+		strings.Contains(err.Error(), "inspect image") {
+		return api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	return err
+}
+
+func isHTTPURL(s string) bool {
+	ls := strings.ToLower(s)
+	return strings.HasPrefix(ls, "http://") || strings.HasPrefix(ls, "https://")
+}
+
+func urlPath(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Path
+	}
+	return s
+}
+
+// importName derives a registry name from a file or URL name
+// ("debian-12-genericcloud-amd64.qcow2" → "debian-12-genericcloud-amd64"). A name
+// already taken by another source gets a suffix from a hash of this one.
+func (s *Service) importName(src string) string {
+	base := path.Base(urlPath(src))
+	for {
+		ext := path.Ext(base)
+		switch strings.ToLower(ext) {
+		case ".qcow2", ".img", ".raw", ".gz", ".xz", ".zst", ".zstd":
+			base = strings.TrimSuffix(base, ext)
+			continue
+		}
+		break
+	}
+	name := strings.Trim(importNameRE.ReplaceAllString(strings.ToLower(base), "-"), "-.")
+	if len(name) > MaxNameLen-9 {
+		name = strings.Trim(name[:MaxNameLen-9], "-.")
+	}
+	if name == "" {
+		name = "image"
+	}
+	if cur, err := s.reg.Get(name); err == nil && cur.Source != src || err != nil && s.hasEntry(name) {
+		h := SHA256.NewHash()
+		h.Write([]byte(src))
+		name += fmt.Sprintf("-%x", h.Sum(nil)[:4])
+	}
+	return name
+}
+
+var importNameRE = regexp.MustCompile(`[^a-z0-9.]+`)
+
+// RemoveImage removes a local name, or the cached builds of a catalog
+// reference, broken entries included. Base disks stay: VMs boot from overlays
+// on them; prune frees them (and the derived files of bases no image names).
+func (s *Service) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]api.Image, error) {
+	imgs, listErr := s.reg.List()
+	if arch != "" {
+		var err error
+		if arch, err = parseArch(arch); err != nil {
+			return nil, err
+		}
+	}
+	var targets []api.Image
+	for _, img := range imgs {
+		if img.Name == name {
+			targets = append(targets, img)
+		}
+	}
+	if len(targets) == 0 && !s.hasEntry(name) {
+		ref, err := s.canonicalRef(name)
+		if err != nil {
+			if listErr != nil {
+				return nil, listErr
+			}
+			return nil, err
+		}
+		for _, img := range imgs {
+			if img.Ref == ref && (arch == "" || img.Arch == arch) {
+				targets = append(targets, img)
+			}
+		}
+		if len(targets) == 0 {
+			return nil, api.Errorf(api.CodeNotFound, "image %s is not cached: see `fvm images`", name)
+		}
+	} else if len(targets) == 0 {
+		targets = []api.Image{{Name: name}} // an unreadable entry: remove it all the same
+	}
+	for _, img := range targets {
+		if err := s.reg.Remove(img.Name); err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, api.Errorf(api.CodeNotFound, "%v", err)
+			}
+			return nil, fmt.Errorf("%w (`fvm image rm %s` again once that is fixed)", err, img.Name)
+		}
+		s.publish(api.Event{Type: api.EventImageRemoved, Image: img.Name, Arch: img.Arch})
+	}
+	return targets, nil
+}
+
+// canonicalRef turns debian, debian:bookworm... into the catalog's debian:12.
+func (s *Service) canonicalRef(name string) (string, error) {
+	cat, err := s.catalog(Overrides{})
+	if err != nil {
+		return "", err
+	}
+	var lastErr error
+	for _, a := range []vm.Arch{hostArch(), vm.AMD64, vm.ARM64} {
+		e, err := cat.Resolve(name, a)
+		if err == nil {
+			return e.Ref(), nil
+		}
+		if errors.Is(err, ErrUnknownImage) {
+			return "", api.Errorf(api.CodeNotFound, "image %q not found: see `fvm images`", name)
+		}
+		lastErr = err
+	}
+	return "", api.Errorf(api.CodeInvalid, "%v", lastErr)
+}
+
+// CheckUpdates compares every cached catalog image with what upstream offers now.
+// A failure to reach one upstream is reported in its row, not for the whole table.
+func (s *Service) CheckUpdates(ctx context.Context, req api.UpdatesRequest) ([]api.ImageUpdate, error) {
+	imgs, err := s.reg.List()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := s.catalog(Overrides{req.Mirrors, req.Indexes})
+	if err != nil {
+		return nil, err
+	}
+	rows := []api.ImageUpdate{}
+	for _, img := range imgs {
+		if img.Ref == "" || img.Broken != "" {
+			continue // local builds and imports have no upstream to ask
+		}
+		row := api.ImageUpdate{Name: img.Name, Ref: img.Ref, Arch: img.Arch, CachedBuild: img.Build, CachedDigest: img.UpstreamDigest}
+		if r, err := s.checkOne(ctx, cat, img); err != nil {
+			row.Error = err.Error()
+		} else {
+			row.AvailableBuild, row.AvailableDigest, row.Newer = r.Latest.Build, r.Latest.Digest.String(), r.Newer
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func (s *Service) checkOne(ctx context.Context, cat *Catalog, img api.Image) (Available, error) {
+	e, err := cat.Resolve(img.Ref, img.Arch)
+	if err != nil {
+		return Available{}, err
+	}
+	var cached Digest
+	if img.UpstreamDigest != "" {
+		if cached, err = ParseDigest(img.UpstreamDigest); err != nil {
+			return Available{}, fmt.Errorf("image %s: recorded digest: %w", img.Name, err)
+		}
+	}
+	return CheckUpdateWith(ctx, s.opts.HTTPClient, e, cached, img.Build, s.opts.Keys)
+}
+
+// Catalog lists the releases that can be pulled, which arches are cached and
+// what verifies each distro's downloads (its trust).
+func (s *Service) Catalog(ctx context.Context) ([]api.CatalogItem, error) {
+	cat, err := s.catalog(Overrides{})
+	if err != nil {
+		return nil, err
+	}
+	imgs, _ := s.reg.List()
+	cached := map[string][]vm.Arch{}
+	for _, img := range imgs {
+		if img.Ref != "" && img.Broken == "" {
+			cached[img.Ref] = append(cached[img.Ref], img.Arch)
+		}
+	}
+	out := cat.List()
+	for i := range out {
+		out[i].Cached = cached[out[i].Ref]
+	}
+	if out == nil {
+		out = []api.CatalogItem{}
+	}
+	return out, nil
+}
+
+// PruneImages deletes cached bases that no image and no VM uses (with their
+// derived files), and what downloads left behind (partial files, finished
+// files never filed, lock files) unless a pull is using them.
+func (s *Service) PruneImages(ctx context.Context) (api.PruneResult, error) {
+	lock, err := s.reg.LockCache()
+	if err != nil {
+		return api.PruneResult{}, fmt.Errorf("prune: cache lock: %w (nothing was removed)", err)
+	}
+	defer lock.Unlock()
+	used, err := s.basesInUse()
+	if err != nil {
+		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
+	}
+	res := api.PruneResult{Removed: []string{}}
+	remove := func(p string, size int64) {
+		if err := os.Remove(p); err == nil {
+			res.Removed = append(res.Removed, p)
+			res.Freed += size
+		} else {
+			s.opts.Log.Warn("prune", "file", p, "err", err)
+		}
+	}
+	bases := s.opts.Layout.BasesDir()
+	ents, _ := os.ReadDir(bases)
+	for _, e := range ents {
+		p := filepath.Join(bases, e.Name())
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || used[p] || s.isHeld(p) {
+			continue
+		}
+		if store.IsTemp(e.Name()) && !store.IsStale(p) {
+			continue // an import being written
+		}
+		remove(p, info.Size())
+		for _, d := range s.derivedFiles(api.Image{Path: p}) {
+			if st, err := os.Stat(d); err == nil {
+				remove(d, st.Size())
+			}
+		}
+	}
+	dl := s.opts.Layout.DownloadsDir()
+	ents, _ = os.ReadDir(dl)
+	for _, e := range ents {
+		p := filepath.Join(dl, e.Name())
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() || s.pulls.busy(downloadKey(p)) {
+			continue
+		}
+		remove(p, info.Size())
+	}
+	return res, nil
+}
+
+// downloadKey maps a file in downloads/ to the destination its pull locks.
+func downloadKey(p string) string {
+	for _, suf := range []string{PartSuffix, ".unpack", VerifiedSuffix, ".lock"} {
+		p = strings.TrimSuffix(p, suf)
+	}
+	return p
+}
+
+// basesInUse collects the bases named by local images and by VMs (asked of
+// the host: specs and, as ground truth, what each VM's driver says it reads).
+func (s *Service) basesInUse() (map[string]bool, error) {
+	used, err := s.opts.BasesInUse()
+	if err != nil {
+		return nil, err
+	}
+	imgs, err := s.reg.List()
+	if err != nil {
+		return nil, err
+	}
+	for _, img := range imgs {
+		if img.Path != "" {
+			used[img.Path] = true
+		}
+	}
+	return used, nil
+}

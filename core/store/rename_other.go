@@ -1,0 +1,16 @@
+//go:build !linux && !darwin
+
+package store
+
+import (
+	"os"
+	"syscall"
+)
+
+// renameNoReplace without an atomic primitive: a check, then the rename.
+func renameNoReplace(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return syscall.EEXIST
+	}
+	return os.Rename(from, to)
+}
