@@ -67,6 +67,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzNames$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzParseSize$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzParsePortForward$$ -fuzztime $(FUZZ_TIME) ./core/vm/
+	$(GO) test -run XXX -fuzz ^FuzzRead$$ -fuzztime $(FUZZ_TIME) ./core/api/stream/
 
 # The host app: bin/fvm-app (tray, Linux) or bin/fvm.app (signed menu-bar bundle, macOS).
 app:

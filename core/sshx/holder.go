@@ -98,11 +98,13 @@ func (h *Holder) run() {
 		h.conns = append([]*Client{c}, h.conns...)
 		h.connects++
 		reconnected := h.connects > 1
-		close(h.ready)
 		h.mu.Unlock()
-		if h.o.OnReady != nil {
+		if h.o.OnReady != nil { // before waiters wake: they see what it did
 			h.o.OnReady(reconnected)
 		}
+		h.mu.Lock()
+		close(h.ready)
+		h.mu.Unlock()
 		h.keep(c)
 		h.drop(c)
 		if h.ctx.Err() != nil {

@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 	}
 	os.Setenv("FVM_HOME", home)
 	layout = store.DefaultLayout()
+	// Warm snapshots are made on purpose only (TestVMLifecycle's first boot,
+	// TestWarmClones): a build after every cold boot would crowd the other tests.
+	setAutoWarm(false)
 	code := m.Run()
 	cleanup()
 	os.Exit(code)
@@ -148,7 +151,11 @@ func TestVMLifecycle(t *testing.T) {
 	hostPort := freePort(t)
 
 	t0 := time.Now()
+	// This cold boot makes the host warm the image for its shape by itself, in
+	// the background: TestWarmClones and later tests clone from that snapshot.
+	setAutoWarm(true)
 	r := fvm(t, "run", "-d", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
+	setAutoWarm(false)
 	if r.code != 0 {
 		t.Fatalf("run -d failed: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
 	}
@@ -417,4 +424,11 @@ func tailFile(path string) string {
 		b = b[len(b)-4000:]
 	}
 	return string(b)
+}
+
+// setAutoWarm writes images.warm into the config file, which the host reads on
+// each use: whether a cold boot makes its image's warm snapshot by itself.
+func setAutoWarm(on bool) {
+	os.MkdirAll(layout.ConfigDir, 0o755)
+	os.WriteFile(layout.ConfigFile(), []byte(fmt.Sprintf("images:\n  warm: %v\n", on)), 0o644)
 }

@@ -1,0 +1,182 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// TestWarmClones: the second VM of an image and shape starts from its warm
+// snapshot (made in the background after TestVMLifecycle's cold boot), and
+// each clone is its own machine: host key, hostname, machine id, VM
+// generation, all pinned and apart; the template's key is refused by both.
+func TestWarmClones(t *testing.T) {
+	ensureImage(t)
+	t0 := time.Now()
+	snapDir := strings.TrimSpace(mustFVM(t, "image", "warm", "debian-local", "--memory", "1G")) // waits for a build in progress
+	t.Logf("MEASURE warm snapshot ready after %s (made in the background since TestVMLifecycle's boot, or now)", time.Since(t0))
+	var snap struct {
+		HostKeyPublic string `json:"hostKeyPublic"`
+		BuildSeconds  float64
+	}
+	if err := store.ReadJSON(filepath.Join(snapDir, "snapshot.json"), &snap); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("MEASURE warm snapshot build took %.0f s", snap.BuildSeconds)
+	var imgs []api.Image
+	json.Unmarshal([]byte(mustFVM(t, "images", "--format", "json")), &imgs)
+	if n := warmCount(imgs, "debian-local"); n < 1 {
+		t.Fatalf("fvm images shows no warm snapshot for debian-local: %+v", imgs)
+	}
+
+	// Two clones at once.
+	names := []string{"clone1", "clone2"}
+	var wg sync.WaitGroup
+	res := make([]result, len(names))
+	took := make([]time.Duration, len(names))
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			res[i] = fvm(t, "run", "-d", "debian-local", n, "--memory", "1G")
+			took[i] = time.Since(t0)
+		}()
+	}
+	wg.Wait()
+	for i, r := range res {
+		if r.code != 0 || !strings.Contains(r.stderr, "clone of its warm snapshot") || !strings.Contains(r.stderr, "Cloned "+names[i]) {
+			t.Fatalf("run %s: %+v", names[i], r)
+		}
+		t.Logf("MEASURE warm clone run -d → SSH ready (two at once): %s", took[i])
+	}
+	t.Cleanup(func() { fvm(t, "rm", "-f", "clone1", "clone2") })
+
+	ids := map[string]map[string]string{}
+	for _, n := range names {
+		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1`)
+		f := strings.Fields(out)
+		if len(f) != 7 {
+			t.Fatalf("%s: %q", n, out)
+		}
+		ids[n] = map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4]}
+		if f[0] != n {
+			t.Errorf("%s: hostname %q", n, f[0])
+		}
+		if f[3] == "0" {
+			t.Errorf("%s: the guest's vmgenid driver is not bound", n)
+		}
+		if f[4] == "0" {
+			t.Errorf("%s: the kernel did not reseed its CRNG on the new VM generation ID", n)
+		}
+		if g, _ := strconv.ParseFloat(f[5], 64); g-float64(time.Now().UnixNano())/1e9 < -3 {
+			t.Errorf("%s: guest clock %s is behind the host's", n, f[5])
+		}
+		if sz, _ := strconv.Atoi(f[6]); sz < 18 {
+			t.Errorf("%s: root filesystem %s GiB, want it grown to ~20G", n, f[6])
+		}
+		var facts struct{ VMGenID string }
+		store.ReadJSON(filepath.Join(layout.InstanceDir(n), qemu.FactsFile), &facts)
+		ids[n]["vmgenid"] = facts.VMGenID
+		pinned, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.HostKeyPubFile))
+		if !strings.Contains(string(pinned), f[2]) {
+			t.Errorf("%s: the guest's host key is not the one fvm pinned", n)
+		}
+	}
+	for _, k := range []string{"machine-id", "hostkey", "vmgenid"} {
+		if ids["clone1"][k] == ids["clone2"][k] || ids["clone1"][k] == "" {
+			t.Errorf("the two clones share their %s (%q)", k, ids["clone1"][k])
+		}
+	}
+	// The template's host key works for neither.
+	for _, n := range names {
+		if err := dialWithHostKey(t, n, snap.HostKeyPublic); !errors.Is(err, sshx.ErrHostKeyMismatch) {
+			t.Errorf("%s with the template's host key pinned: %v, want a mismatch", n, err)
+		}
+	}
+
+	t.Run("reboot-keeps-identity", func(t *testing.T) {
+		t0 := time.Now()
+		mustFVM(t, "restart", "clone1")
+		t.Logf("MEASURE clone cold restart → SSH ready: %s", time.Since(t0))
+		out := strings.Fields(mustFVM(t, "exec", "clone1", "--", "hostname; cat /etc/machine-id"))
+		if len(out) != 2 || out[0] != "clone1" || out[1] != ids["clone1"]["machine-id"] {
+			t.Fatalf("after reboot: %q, want clone1 %s", out, ids["clone1"]["machine-id"])
+		}
+	})
+
+	t.Run("mismatched-fingerprint-boots-cold", func(t *testing.T) {
+		p := filepath.Join(snapDir, "snapshot.json")
+		orig, _ := os.ReadFile(p)
+		os.Chmod(p, 0o644)
+		var m map[string]any
+		json.Unmarshal(orig, &m)
+		m["fingerprint"] = "0000000000000000000000000000000000000000000000000000000000000000"
+		b, _ := json.Marshal(m)
+		os.WriteFile(p, b, 0o644)
+		defer os.WriteFile(p, orig, 0o644)
+		r := fvm(t, "create", "debian-local", "cold1", "--memory", "1G")
+		defer fvm(t, "rm", "-f", "cold1")
+		if r.code != 0 || !strings.Contains(r.stderr, "booting cold") || strings.Contains(r.stderr, "clone of its warm snapshot") {
+			t.Fatalf("create with a snapshot that does not fit: %+v", r)
+		}
+	})
+
+	t.Run("rm-leaves-nothing", func(t *testing.T) {
+		mustFVM(t, "rm", "-f", "clone1", "clone2")
+		for _, n := range names {
+			if _, err := os.Stat(layout.InstanceDir(n)); !os.IsNotExist(err) {
+				t.Errorf("%s: dir left: %v", n, err)
+			}
+		}
+	})
+}
+
+func warmCount(imgs []api.Image, name string) int {
+	for _, im := range imgs {
+		if im.Name == name {
+			return len(im.Warm)
+		}
+	}
+	return 0
+}
+
+// dialWithHostKey connects to a VM's SSH with hostKey pinned instead of its own.
+func dialWithHostKey(t *testing.T, name, hostKey string) error {
+	t.Helper()
+	var v api.VM
+	if err := json.Unmarshal([]byte(mustFVM(t, "inspect", name)), &v); err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(layout.UserKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := sshx.Dial(ctx, sshx.Target{Addr: "127.0.0.1:" + strconv.Itoa(v.SSHPort), User: v.Spec.User, Signer: signer, HostKey: hostKey})
+	if err == nil {
+		c.Close()
+	}
+	return err
+}
