@@ -66,7 +66,7 @@ State lives under FVM_HOME when set (see "fvm check" for the paths).`,
 	root.AddCommand(
 		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newSuspendCmd(a), newRestartCmd(a), newRmCmd(a),
 		newPsCmd(a), newLsCmd(a), newStatusCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
-		newLogsCmd(a), newWaitCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
+		newLogsCmd(a), newWaitCmd(a), newCpCmd(a), newPortsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)
 	root.AddCommand(newPullCmd(a), newUpdateCmd(a))
 	root.AddCommand(extra...)

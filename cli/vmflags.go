@@ -23,6 +23,7 @@ type vmFlags struct {
 	sshKeys []string
 	ports   []string
 	cold    bool // boot from the image even when a warm snapshot could serve
+	noAuto  bool // no automatic port forwards
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -40,6 +41,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
+	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "cpu" { // as in the tools fvm replaces
@@ -102,6 +104,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		return s, err
 	}
 	settings.Apply(&s)
+	s.NoAutoPorts = f.noAuto
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {

@@ -172,6 +172,8 @@ type Event struct {
 	Arch  vm.Arch `json:"arch,omitempty"`
 	// Phase of an image.progress event: one of the Phase* constants.
 	Phase string `json:"phase,omitempty"`
+	// Ports of a vm.ports event: every forward of the VM now.
+	Ports []Port `json:"ports,omitempty"`
 }
 
 // Event types.
@@ -179,6 +181,7 @@ const (
 	EventVMCreated    = "vm.created"
 	EventVMState      = "vm.state"
 	EventVMReady      = "vm.ready" // the guest's SSH answers (again): the host holds its connection
+	EventVMPorts      = "vm.ports" // the VM's port forwards changed (Ports lists them now)
 	EventVMRemoved    = "vm.removed"
 	EventProgress     = "image.progress"
 	EventImagePulled  = "image.pulled"
@@ -321,4 +324,13 @@ type WaitResult struct {
 	For    string `json:"for"`
 	Status string `json:"status"`           // "ready", or cloud-init's: done, error, degraded, none
 	Detail string `json:"detail,omitempty"` // cloud-init's own words when it is not plainly done
+}
+
+// Port is one forward from this machine into a VM (GET /v1/vms/{name}/ports).
+type Port struct {
+	HostIP    string `json:"hostIP"`
+	HostPort  uint16 `json:"hostPort"`
+	GuestPort uint16 `json:"guestPort"`
+	Auto      bool   `json:"auto"` // made because the guest listens on GuestPort
+	Via       string `json:"via"`  // static (-p), hostfwd (the user network) or ssh (a tunnel, for guest loopback)
 }

@@ -64,6 +64,7 @@ type entry struct {
 	machine driver.Machine // nil when not running
 	ssh     *sshx.Holder   // the held SSH connection of the running machine (exec.go)
 	sshErr  error          // why there is none
+	ports   *portForwards  // its automatic port forwards (ports.go)
 	op      string         // operation in progress: creating, starting, stopping, removing
 	err     string         // why the last operation failed
 }
@@ -181,7 +182,7 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	var held *sshx.Holder
 	if e != nil && e.machine == m {
 		e.machine = nil
-		held, e.ssh, e.sshErr = e.ssh, nil, nil
+		held, e.ssh, e.sshErr, e.ports = e.ssh, nil, nil, nil
 		if err != nil && e.op == "" {
 			e.err = fmt.Sprintf("hypervisor exited: %v", err)
 		}

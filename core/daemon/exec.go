@@ -34,12 +34,18 @@ func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine) {
 		}
 		return
 	}
+	var pf *portForwards
 	if err != nil {
 		e.sshErr = err
 	} else {
 		e.ssh = h
+		pf = &portForwards{fwd: map[uint16]*activeForward{}}
+		e.ports = pf
 	}
 	d.mu.Unlock()
+	if pf != nil {
+		go d.watchPorts(name, inst, m, h, pf)
+	}
 	if err != nil {
 		d.log.Warn("cannot hold an ssh connection", "vm", name, "err", err)
 	}

@@ -169,6 +169,14 @@ type (
 		FreezeSnapshot(inst *store.Instance) (string, error)
 	}
 
+	// PortForwarder is a machine whose host port forwards into the guest's
+	// network can change while it runs (QEMU's user network: hostfwd over QMP).
+	// The host uses it for automatic forwards of ports the guest listens on.
+	PortForwarder interface {
+		AddForward(ctx context.Context, host netip.AddrPort, guestPort uint16) error
+		RemoveForward(ctx context.Context, host netip.AddrPort) error
+	}
+
 	// NativeDisplay is a machine that shows its screen in a native window of
 	// its own (vz: an NSWindow owned by the VM's helper process), brought to the
 	// front by ShowWindow. Machines without it are shown by the host's web

@@ -39,6 +39,8 @@ type Spec struct {
 	ISO string `json:"iso,omitempty"`
 	// AutoInstall runs Ubuntu's server installer unattended from an autoinstall seed.
 	AutoInstall bool `json:"autoInstall,omitempty"`
+	// NoAutoPorts turns off automatic forwards of the ports the guest listens on.
+	NoAutoPorts bool `json:"noAutoPorts,omitempty"`
 	// Warm is the warm snapshot (a directory the host made) this VM was cloned
 	// from: its disk is an overlay on the snapshot's, and its first start
 	// restores the snapshot's memory. Set by the host only.

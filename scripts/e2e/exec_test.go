@@ -7,8 +7,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +21,21 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/fvmhq/fvm/core/api"
 )
+
+// httpGet returns the body at url, "" when nothing answers.
+func httpGet(url string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
 
 // execChecks run against a running VM: commands go through the host, which
 // holds one pinned SSH connection per VM (issue: exec at the speed of docker exec).
@@ -142,6 +158,82 @@ func execChecks(t *testing.T, name string) {
 		}
 		sort.Slice(times, func(a, b int) bool { return times[a] < times[b] })
 		t.Logf("MEASURE fvm exec NAME -- true: median %s of 10 (min %s, max %s)", times[5], times[0], times[9])
+	})
+	t.Run("cp-roundtrip", func(t *testing.T) {
+		src := filepath.Join(t.TempDir(), "tree")
+		os.MkdirAll(filepath.Join(src, "sub", "deep"), 0o755)
+		big := make([]byte, 12<<20)
+		rand.Read(big)
+		os.WriteFile(filepath.Join(src, "sub", "big.bin"), big, 0o600)
+		os.WriteFile(filepath.Join(src, "run.sh"), []byte("#!/bin/sh\necho ran\n"), 0o755)
+		os.WriteFile(filepath.Join(src, "sub", "deep", "note"), []byte("deep\n"), 0o640)
+		os.Symlink("../run.sh", filepath.Join(src, "sub", "link"))
+		t0 := time.Now()
+		mustFVM(t, "cp", src, name+":/tmp/")
+		t.Logf("MEASURE fvm cp of a 12 MiB tree into the VM: %s", time.Since(t0))
+		if out := strings.TrimSpace(mustFVM(t, "exec", name, "--", "/tmp/tree/run.sh; stat -c %a /tmp/tree/sub/deep/note; readlink /tmp/tree/sub/link")); out != "ran\n640\n../run.sh" {
+			t.Fatalf("in the VM: %q", out)
+		}
+		back := t.TempDir()
+		mustFVM(t, "cp", name+":/tmp/tree", back)
+		for _, f := range []string{"sub/big.bin", "run.sh", "sub/deep/note"} {
+			a, _ := os.ReadFile(filepath.Join(src, f))
+			b, err := os.ReadFile(filepath.Join(back, "tree", f))
+			if err != nil || sha256.Sum256(a) != sha256.Sum256(b) {
+				t.Errorf("%s did not come back byte-identical: %v", f, err)
+			}
+			sa, _ := os.Stat(filepath.Join(src, f))
+			sb, _ := os.Stat(filepath.Join(back, "tree", f))
+			if sb == nil || sa.Mode() != sb.Mode() {
+				t.Errorf("%s: mode %v, want %v", f, sb, sa.Mode())
+			}
+		}
+		if l, _ := os.Readlink(filepath.Join(back, "tree", "sub", "link")); l != "../run.sh" {
+			t.Errorf("link came back as %q", l)
+		}
+	})
+	t.Run("auto-ports", func(t *testing.T) {
+		for _, tc := range []struct {
+			port uint16
+			bind string
+			via  string
+		}{{8123, "", "hostfwd"}, {8124, "--bind 127.0.0.1", "ssh"}} {
+			mustFVM(t, "exec", name, "--", fmt.Sprintf("mkdir -p /tmp/www%d && echo served-%d > /tmp/www%d/index.html && setsid -f python3 -m http.server %d %s -d /tmp/www%d < /dev/null > /dev/null 2>&1", tc.port, tc.port, tc.port, tc.port, tc.bind, tc.port))
+			t0 := time.Now()
+			var host uint16
+			var body string
+			for time.Since(t0) < 20*time.Second && body == "" {
+				var ps []api.Port
+				json.Unmarshal([]byte(mustFVM(t, "ports", name, "--format", "json")), &ps)
+				for _, p := range ps {
+					if p.GuestPort == tc.port && p.Auto && p.Via == tc.via {
+						host = p.HostPort
+					}
+				}
+				if host != 0 {
+					body = httpGet(fmt.Sprintf("http://127.0.0.1:%d/", host))
+				}
+				if body == "" {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			took := time.Since(t0)
+			if !strings.Contains(body, fmt.Sprintf("served-%d", tc.port)) {
+				t.Fatalf("guest port %d (%s) not reachable on the host after %s (host port %d): %q", tc.port, tc.via, took, host, body)
+			}
+			t.Logf("MEASURE guest listener on %d (%s) reachable at 127.0.0.1:%d after %s", tc.port, tc.via, host, took)
+			if took > 3*time.Second {
+				t.Errorf("took %s to appear, want about 2 s", took)
+			}
+			mustFVM(t, "exec", name, "--", fmt.Sprintf("pkill -f 'http.server %d'", tc.port))
+			gone := false
+			for t1 := time.Now(); time.Since(t1) < 10*time.Second && !gone; time.Sleep(200 * time.Millisecond) {
+				gone = httpGet(fmt.Sprintf("http://127.0.0.1:%d/", host)) == ""
+			}
+			if !gone {
+				t.Errorf("127.0.0.1:%d still answers after the guest stopped listening", host)
+			}
+		}
 	})
 	t.Run("sshd-restart-reconnects", func(t *testing.T) {
 		// Restart sshd and cut every connection of our user, the host's included.

@@ -17,7 +17,7 @@ import (
 // it was (a process and a tmpfs file survive), with its clock corrected.
 func suspendChecks(t *testing.T, name string) {
 	t.Run("suspend-resume", func(t *testing.T) {
-		pid := strings.TrimSpace(mustFVM(t, "exec", name, "--", `setsid -f sh -c 'echo $$ > /dev/shm/sleeper; exec sleep 100000'; sleep 0.5; echo ram-only > /dev/shm/marker; cat /dev/shm/sleeper`))
+		pid := strings.TrimSpace(mustFVM(t, "exec", name, "--", `setsid -f sh -c 'echo $$ > /dev/shm/sleeper; exec sleep 100000' < /dev/null > /dev/null 2>&1; sleep 0.5; echo ram-only > /dev/shm/marker; cat /dev/shm/sleeper`))
 		if _, err := strconv.Atoi(pid); err != nil {
 			t.Fatalf("sleeper pid %q", pid)
 		}

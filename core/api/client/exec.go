@@ -49,6 +49,11 @@ func (c *Client) Exec(ctx context.Context, name string, req api.ExecRequest) (*s
 	return nil, responseError("POST", path, resp)
 }
 
+// Ports lists a VM's port forwards.
+func (c *Client) Ports(ctx context.Context, name string) (ps []api.Port, err error) {
+	return ps, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name)+"/ports", nil, &ps)
+}
+
 // Wait returns once the VM is ready as asked (api.WaitSSH, api.WaitCloudInit).
 func (c *Client) Wait(ctx context.Context, name string, req api.WaitRequest) (res api.WaitResult, err error) {
 	return res, c.do(ctx, "POST", "/v1/vms/"+url.PathEscape(name)+"/wait", req, &res)

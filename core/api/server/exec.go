@@ -17,6 +17,8 @@ type ExecService interface {
 	Exec(ctx context.Context, name string, req api.ExecRequest) (stream.Process, error)
 	// Wait returns once the VM is ready as asked (api.WaitSSH, api.WaitCloudInit).
 	Wait(ctx context.Context, name string, req api.WaitRequest) (api.WaitResult, error)
+	// Ports lists the VM's port forwards, static and automatic.
+	Ports(ctx context.Context, name string) ([]api.Port, error)
 }
 
 func registerExec(mux *http.ServeMux, s Service) {
@@ -25,6 +27,9 @@ func registerExec(mux *http.ServeMux, s Service) {
 		return
 	}
 	mux.HandleFunc("POST /v1/vms/{name}/exec", func(w http.ResponseWriter, r *http.Request) { serveExec(w, r, es) })
+	mux.HandleFunc("GET /v1/vms/{name}/ports", func(w http.ResponseWriter, r *http.Request) {
+		reply(w)(es.Ports(r.Context(), r.PathValue("name")))
+	})
 	mux.HandleFunc("POST /v1/vms/{name}/wait", func(w http.ResponseWriter, r *http.Request) {
 		var req api.WaitRequest
 		if !decode(w, r, &req) {

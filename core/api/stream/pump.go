@@ -133,3 +133,43 @@ func (c *Conn) Run(stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 }
+
+// Pipe turns the stream into a byte pipe, for a subsystem such as SFTP that
+// speaks over stdin and stdout: reads return the remote stdout, writes go to
+// its stdin, Close sends EOF. Stderr is dropped; the exit status ends reads
+// (io.EOF for 0, an error otherwise).
+func (c *Conn) Pipe() (io.Reader, io.WriteCloser) {
+	pr, pw := io.Pipe()
+	go func() {
+		for {
+			k, b, err := c.Read()
+			if err != nil {
+				pw.CloseWithError(fmt.Errorf("%w: %v", ErrHostGone, err))
+				return
+			}
+			switch k {
+			case Stdout:
+				if _, err := pw.Write(b); err != nil {
+					return
+				}
+			case Exit:
+				st, _ := DecodeExit(b)
+				if st != 0 {
+					pw.CloseWithError(fmt.Errorf("the remote side exited with status %d", st))
+				} else {
+					pw.Close()
+				}
+				return
+			case Error:
+				pw.CloseWithError(errors.New(string(b)))
+				return
+			}
+		}
+	}()
+	return pr, &stdinWriter{c}
+}
+
+type stdinWriter struct{ c *Conn }
+
+func (w *stdinWriter) Write(p []byte) (int, error) { return w.c.Writer(Stdin).Write(p) }
+func (w *stdinWriter) Close() error                { return w.c.Write(StdinEOF, nil) }

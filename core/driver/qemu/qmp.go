@@ -232,3 +232,11 @@ func (q *QMP) QueryMigrate(ctx context.Context) (MigrationStatus, error) {
 	err := q.Execute(ctx, "query-migrate", nil, &st)
 	return st, err
 }
+
+// HMP runs a human monitor command through QMP and returns its text; QEMU
+// reports some failures (hostfwd_add's) only in that text.
+func (q *QMP) HMP(ctx context.Context, cmd string) (string, error) {
+	var out string
+	err := q.Execute(ctx, "human-monitor-command", map[string]string{"command-line": cmd}, &out)
+	return out, err
+}
