@@ -24,6 +24,7 @@ type vmFlags struct {
 	ports   []string
 	cold    bool // boot from the image even when a warm snapshot could serve
 	noAuto  bool // no automatic port forwards
+	mounts  []string
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -41,6 +42,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
+	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a host directory: HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
@@ -105,6 +107,22 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 	}
 	settings.Apply(&s)
 	s.NoAutoPorts = f.noAuto
+	cwd, _ := os.Getwd()
+	for _, v := range f.mounts {
+		if strings.HasPrefix(v, "~/") {
+			if home, err := os.UserHomeDir(); err == nil {
+				v = filepath.Join(home, v[2:])
+			}
+		}
+		m, err := vm.ParseMount(v, cwd)
+		if err != nil {
+			return s, err
+		}
+		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
+			return s, fmt.Errorf("-v %s: %s is not a directory here: create it or fix the path", v, m.HostPath)
+		}
+		s.Mounts = append(s.Mounts, m)
+	}
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {

@@ -27,6 +27,26 @@ type Config struct {
 	HostKeyPrivate string   // ed25519 host key, OpenSSH PEM
 	HostKeyPublic  string   // the same key, authorized_keys format
 	MACAddress     string   // the NIC to configure with DHCP; DefaultMAC when empty
+	Mounts         []Mount  // host directories to mount at every boot
+}
+
+// Mount is a shared directory as the guest mounts it: by tag, with virtiofs
+// when the host gave it that way, 9p otherwise.
+type Mount struct {
+	Tag       string
+	GuestPath string // absolute, checked by vm.Mount.Validate
+	ReadOnly  bool
+}
+
+// mountCommand mounts m at every boot (bootcmd), trying virtiofs then 9p, so
+// the seed holds whichever device the host chooses at start.
+func mountCommand(m Mount) []string {
+	ro := ""
+	if m.ReadOnly {
+		ro = ",ro"
+	}
+	sh := fmt.Sprintf("mkdir -p %[2]s && { mountpoint -q %[2]s || mount -t virtiofs -o defaults%[3]s %[1]s %[2]s 2>/dev/null || mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=mmap%[3]s %[1]s %[2]s; }", m.Tag, m.GuestPath, ro)
+	return []string{"sh", "-c", sh}
 }
 
 // NewInstanceID returns a fresh instance id such as "i-3f2a9c0d1e7b6a58".
@@ -92,6 +112,8 @@ type userData struct {
 	ResizeRootfs bool     `yaml:"resize_rootfs"`
 	// Written before sshd first starts (cloud-init's init stage runs first).
 	WriteFiles []writeFile `yaml:"write_files,omitempty"`
+	// Run early at every boot: the shared folders' mounts.
+	Bootcmd [][]string `yaml:"bootcmd,omitempty"`
 }
 
 type writeFile struct {
@@ -141,6 +163,9 @@ func UserData(c Config) ([]byte, error) {
 		Growpart:     growpart{Mode: "auto", Devices: []string{"/"}},
 		ResizeRootfs: true,
 		WriteFiles:   []writeFile{{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"}},
+	}
+	for _, m := range c.Mounts {
+		ud.Bootcmd = append(ud.Bootcmd, mountCommand(m))
 	}
 	return marshal("#cloud-config\n", ud)
 }

@@ -71,3 +71,22 @@ func TestReidentifyRefusesBadValues(t *testing.T) {
 		}
 	}
 }
+
+func TestUserDataMounts(t *testing.T) {
+	c := testConfig(t)
+	c.Mounts = []Mount{{Tag: "fvm0", GuestPath: "/src"}, {Tag: "fvm1", GuestPath: "/data", ReadOnly: true}}
+	b, err := UserData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"bootcmd:", "mount -t virtiofs -o defaults fvm0 /src", "mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=mmap,ro fvm1 /data", "mkdir -p /data"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("user-data lacks %q:\n%s", want, s)
+		}
+	}
+	c.Mounts = nil
+	if b, _ := UserData(c); strings.Contains(string(b), "bootcmd") {
+		t.Error("bootcmd without mounts")
+	}
+}

@@ -87,7 +87,7 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 	}
 	if spec.Backend != "" && spec.Backend != BackendAuto {
 		drv := d.driverNamed(spec.Backend)
-		if err := drv.Validate(ctx, spec); err != nil {
+		if err := validate(ctx, drv, spec); err != nil {
 			return nil, api.Errorf(api.CodeUnsupported, "%v", err)
 		}
 		return drv, nil
@@ -98,7 +98,7 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 	var why []string
 	var last error
 	for _, drv := range d.opts.Drivers {
-		last = drv.Validate(ctx, spec)
+		last = validate(ctx, drv, spec)
 		if last == nil {
 			spec.Backend = drv.Name()
 			return drv, nil
@@ -109,4 +109,12 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 		return nil, api.Errorf(api.CodeUnsupported, "%v", last)
 	}
 	return nil, api.Errorf(api.CodeUnsupported, "no backend of this host can run vm %q: %s", spec.Name, strings.Join(why, "; "))
+}
+
+// validate is the driver's Validate plus what its declared features rule out.
+func validate(ctx context.Context, drv driver.Driver, spec *vm.Spec) error {
+	if len(spec.Mounts) > 0 && !drv.Features().Shares {
+		return fmt.Errorf("vm %q: the %s backend cannot share folders (-v): %w", spec.Name, drv.Name(), driver.ErrUnsupported)
+	}
+	return drv.Validate(ctx, spec)
 }

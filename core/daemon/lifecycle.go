@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -95,6 +96,11 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	for _, m := range spec.Mounts {
+		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
+			return nil, "", api.Errorf(api.CodeInvalid, "share %s: %s is not a directory on this host: create it or fix the path", m, m.HostPath)
+		}
 	}
 	drv, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // provision writes what makes a fresh VM reachable: its SSH host key (pinned from
@@ -45,6 +46,7 @@ func provision(l store.Layout, inst *store.Instance) error {
 		AuthorizedKeys: dedupe(keys),
 		HostKeyPrivate: string(priv),
 		HostKeyPublic:  pub,
+		Mounts:         seedMounts(inst.Spec.Mounts),
 	})
 }
 
@@ -56,6 +58,14 @@ func dedupe(in []string) []string {
 			seen[s] = true
 			out = append(out, s)
 		}
+	}
+	return out
+}
+
+func seedMounts(ms []vm.Mount) []cloudinit.Mount {
+	var out []cloudinit.Mount
+	for i, m := range ms {
+		out = append(out, cloudinit.Mount{Tag: vm.ShareTag(i), GuestPath: m.GuestPath, ReadOnly: m.ReadOnly})
 	}
 	return out
 }

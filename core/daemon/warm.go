@@ -96,6 +96,9 @@ func (d *Daemon) cloneSource(ctx context.Context, drv driver.Driver, spec *vm.Sp
 	if !ok || spec.BaseImage == "" {
 		return "", ""
 	}
+	if len(spec.Mounts) > 0 {
+		return "", "VMs with shared folders boot cold: their share devices are not part of a warm snapshot"
+	}
 	fp, err := w.WarmFingerprint(ctx, spec)
 	if err != nil {
 		return "", ""
@@ -428,7 +431,8 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 		return err
 	}
 	var out bytes.Buffer
-	st, err := cl.Exec(ctx, "sudo -n bash -s", strings.NewReader(script), &out, &out)
+	// The script travels in the exec request itself, not on stdin: nothing to lose on the way.
+	st, err := cl.Exec(ctx, "sudo -n bash -c "+shellQuote(script), nil, &out, &out)
 	if err != nil || st != 0 || !strings.Contains(out.String(), "reidentified") {
 		return fmt.Errorf("re-identify (status %d): %v %s", st, err, strings.TrimSpace(out.String()))
 	}

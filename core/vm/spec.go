@@ -39,6 +39,8 @@ type Spec struct {
 	ISO string `json:"iso,omitempty"`
 	// AutoInstall runs Ubuntu's server installer unattended from an autoinstall seed.
 	AutoInstall bool `json:"autoInstall,omitempty"`
+	// Mounts share host directories into the guest, mounted at every boot.
+	Mounts []Mount `json:"mounts,omitempty"`
 	// NoAutoPorts turns off automatic forwards of the ports the guest listens on.
 	NoAutoPorts bool `json:"noAutoPorts,omitempty"`
 	// Warm is the warm snapshot (a directory the host made) this VM was cloned
@@ -129,6 +131,16 @@ func (s *Spec) ValidateSettings() error {
 	case "", "auto", "kvm", "hvf", "tcg":
 	default:
 		return fmt.Errorf("--accel %q is unknown: use auto, kvm, hvf or tcg", s.Accel)
+	}
+	guests := map[string]bool{}
+	for _, m := range s.Mounts {
+		if err := m.Validate(); err != nil {
+			return err
+		}
+		if guests[m.GuestPath] {
+			return fmt.Errorf("-v: two shares are mounted at %s: give each its own guest path", m.GuestPath)
+		}
+		guests[m.GuestPath] = true
 	}
 	seen := map[string]bool{}
 	for _, p := range s.Ports {

@@ -154,7 +154,7 @@ func TestVMLifecycle(t *testing.T) {
 	// This cold boot makes the host warm the image for its shape by itself, in
 	// the background: TestWarmClones and later tests clone from that snapshot.
 	setAutoWarm(true)
-	r := fvm(t, "run", "-d", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
+	r := fvm(t, "run", "-d", "--cold", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
 	setAutoWarm(false)
 	if r.code != 0 {
 		t.Fatalf("run -d failed: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))

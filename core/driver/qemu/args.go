@@ -29,6 +29,7 @@ type Config struct {
 	QGASocket string // the guest agent's channel; "" for none
 	VMGenID   string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
 	Incoming  string // restore the saved state from this migration URI ("fd:3") instead of booting
+	Shares    []Share
 
 	// ISO installs (vm.Spec.ISO).
 	CDROM     string // installer ISO, a CD-ROM that boots after the disk; "" for none
@@ -47,16 +48,21 @@ func BuildArgs(cfg Config) []string {
 		// and no host config files that would change what a VM looks like.
 		"-nodefaults", "-no-user-config",
 		"-name", cfg.Name,
-		"-machine", machineType(cfg.Arch, cfg.Accel),
+		"-machine", machineType(cfg.Arch, cfg.Accel) + memoryBackend(cfg),
 		"-accel", accelOption(cfg.Accel),
 		"-cpu", cpuModel(cfg.Accel),
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-m", strconv.Itoa(cfg.MemoryMiB),
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + escape(cfg.Firmware.Code),
-		"-drive", "if=pflash,format=raw,unit=1,file=" + escape(cfg.VarsFile),
-		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=" + escape(cfg.Disk),
-		"-device", "virtio-blk-pci,drive=disk0,bootindex=" + strconv.Itoa(diskBootIndex(cfg)),
 	}
+	if sharedMemory(cfg) { // virtiofsd maps the guest's memory
+		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB))
+	}
+	a = append(a,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(cfg.Firmware.Code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+escape(cfg.VarsFile),
+		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file="+escape(cfg.Disk),
+		"-device", "virtio-blk-pci,drive=disk0,bootindex="+strconv.Itoa(diskBootIndex(cfg)),
+	)
 	if cfg.Seed != "" {
 		a = append(a,
 			"-drive", "if=none,id=seed,format=raw,readonly=on,file="+escape(cfg.Seed),
@@ -79,6 +85,7 @@ func BuildArgs(cfg Config) []string {
 	if cfg.VMGenID != "" && cfg.Arch == vm.AMD64 {
 		a = append(a, "-device", "vmgenid,guid="+cfg.VMGenID)
 	}
+	a = append(a, shareArgs(cfg)...)
 	a = append(a,
 		"-chardev", "file,id=serial0,append=on,path="+escape(cfg.SerialLog),
 		"-serial", "chardev:serial0",
@@ -186,3 +193,11 @@ func hostAddr(ip netip.Addr) string {
 
 // escape doubles commas, QEMU's way to put a comma inside an option value.
 func escape(path string) string { return strings.ReplaceAll(path, ",", ",,") }
+
+// memoryBackend names the shared memory backend on -machine when there is one.
+func memoryBackend(cfg Config) string {
+	if sharedMemory(cfg) {
+		return ",memory-backend=mem"
+	}
+	return ""
+}

@@ -73,6 +73,7 @@ func (d *Driver) Features() driver.Features {
 		Display:       true,
 		VNCSocket:     VNCSocket,
 		SaveState:     true,
+		Shares:        true,
 		InstallISO:    true,
 		LogFiles:      []string{LogFile},
 	}
@@ -204,6 +205,9 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		}
 	}
 	facts.Install = cfg.Kernel != ""
+	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
+		return fail(err)
+	}
 	if facts.Fingerprint, err = d.fingerprint(ctx, qemuPath, cfg); err != nil {
 		notice = joinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
 	}
@@ -229,9 +233,13 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		}
 	}
 	args := BuildArgs(cfg)
+	if facts.Virtiofsd, err = startShares(cfg.Shares, p); err != nil {
+		return fail(err)
+	}
 	// Saved before launch: a host that crashes right after can still recognise the process.
 	rt := store.Runtime{SSHPort: sshPort, Accel: cfg.Accel, StartedAt: time.Now().UTC().Format(time.RFC3339)}
 	if err := errors.Join(saveFacts(inst, facts), inst.SaveRuntime(rt)); err != nil {
+		killPIDs(facts.Virtiofsd)
 		return fail(fmt.Errorf("save runtime: %w", err))
 	}
 	if notice != "" {
@@ -240,6 +248,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
+		killPIDs(facts.Virtiofsd)
 		return fail(err)
 	}
 	cmd := exec.Command(qemuPath, args...)
@@ -254,11 +263,13 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	c, err := startChild(cmd)
 	logf.Close()
 	if err != nil {
+		killPIDs(facts.Virtiofsd)
 		return fail(fmt.Errorf("launch %s: %w", qemuPath, err))
 	}
 	abort := func(err error) (*Machine, error) {
 		c.cmd.Process.Kill()
 		<-c.exited
+		killPIDs(facts.Virtiofsd)
 		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.cmd.Process.Pid))
 	}
 	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
@@ -426,6 +437,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
 	p := pathsOf(inst)
 	rt, _ := loadFacts(inst)
+	defer killPIDs(rt.Virtiofsd) // they end with QEMU; a stray one goes here
 	if pid := readPID(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", inst.Spec.Name, pid, err)

@@ -28,12 +28,13 @@ const (
 // before QEMU is launched so that a host that crashes right after can still
 // recognise the process.
 type runFacts struct {
-	QEMU        string      `json:"qemu"`              // executable, to recognise the pid again
-	Install     bool        `json:"install,omitempty"` // an unattended install boot from the ISO
-	VMGenID     string      `json:"vmgenid,omitempty"` // the VM generation ID, kept for the VM's life
-	Fingerprint Fingerprint `json:"fingerprint"`       // what a state saved from this run fits
-	Boot        string      `json:"boot,omitempty"`    // how this run began (driver.MachineInfo.Boot)
-	Cloned      bool        `json:"cloned,omitempty"`  // a clone that started once: never restore its snapshot again
+	QEMU        string      `json:"qemu"`                // executable, to recognise the pid again
+	Install     bool        `json:"install,omitempty"`   // an unattended install boot from the ISO
+	VMGenID     string      `json:"vmgenid,omitempty"`   // the VM generation ID, kept for the VM's life
+	Fingerprint Fingerprint `json:"fingerprint"`         // what a state saved from this run fits
+	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
+	Cloned      bool        `json:"cloned,omitempty"`    // a clone that started once: never restore its snapshot again
+	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had

@@ -134,6 +134,7 @@ type Machine struct {
 	notice     string // why TCG, for the user (set by Start)
 	boot       string // driver.BootCold, BootResumed, BootClone
 	clockStale bool
+	virtiofsd  []int
 	fp         Fingerprint
 	p          paths
 	child      *child // nil when adopted
@@ -146,7 +147,7 @@ type Machine struct {
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, boot: f.Boot, fp: f.Fingerprint, gone: make(chan struct{}), done: make(chan error, 1)}
+		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, gone: make(chan struct{}), done: make(chan error, 1)}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
@@ -220,6 +221,9 @@ func (m *Machine) State(ctx context.Context) (vm.State, error) {
 	st := stateOf(status)
 	if st == vm.Running && m.stopping.Load() {
 		st = vm.Stopping
+	}
+	if dead := deadShare(m.virtiofsd); dead != "" && st == vm.Running {
+		return vm.Error, fmt.Errorf("vm %q: the %s of a shared folder exited: the share is gone until the VM restarts (`fvm restart %s`)", m.name, dead, m.name)
 	}
 	return st, nil
 }
