@@ -422,24 +422,33 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 	}
 	random := make([]byte, 80)
 	rand.Read(random)
+	machineID := cloudinit.NewMachineID(random[64:])
 	script, err := cloudinit.ReidentifyScript(cloudinit.Identity{
 		Hostname: inst.Spec.Name, User: inst.Spec.User, AuthorizedKeys: dedupe(append([]string{userKey}, inst.Spec.SSHKeys...)),
-		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: cloudinit.NewMachineID(random[64:]),
+		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: machineID,
 		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
 	})
 	if err != nil {
 		return err
 	}
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	// The script travels in the exec request itself, not on stdin: nothing to lose on the way.
-	st, err := cl.Exec(ctx, "sudo -n bash -c "+shellQuote(script), nil, &out, &out)
-	if err != nil || st != 0 || !strings.Contains(out.String(), "reidentified") {
-		return fmt.Errorf("re-identify (status %d): %v %s", st, err, strings.TrimSpace(out.String()))
+	st, err := cl.Exec(ctx, "sudo -n bash -c "+shellQuote(script), nil, &out, &errOut)
+	if err != nil || st != 0 {
+		return fmt.Errorf("re-identify (status %d, %v): %s %s", st, err, oneLineText(out.String()), oneLineText(tail(errOut.String(), 600)))
 	}
-	// From now on the clone answers with its own key only.
+	// What counts is the outcome, checked over the clone's own key: its
+	// hostname and machine id are the new ones (the template's key is gone).
 	own, err := sshx.WaitReady(ctx, d.target(inst, m, ""), nil)
 	if err != nil {
 		return fmt.Errorf("the clone's own key after re-identification: %w", err)
+	}
+	var check bytes.Buffer
+	st, err = own.Exec(ctx, "hostname; cat /etc/machine-id", nil, &check, nil)
+	got := strings.Fields(check.String())
+	if err != nil || st != 0 || len(got) != 2 || got[0] != inst.Spec.Name || got[1] != machineID {
+		own.Close()
+		return fmt.Errorf("re-identification did not take (%q, status %d, %v; script said %q)", got, st, err, oneLineText(out.String()))
 	}
 	own.Close()
 	return nil
@@ -553,4 +562,13 @@ func (d *Daemon) cleanWarmBuilds(ctx context.Context) {
 			d.log.Warn("remove an unfinished warm snapshot", "dir", dir, "err", err)
 		}
 	}
+}
+
+func oneLineText(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
