@@ -24,10 +24,17 @@ func newStopCmd(a *app) *cobra.Command {
 }
 
 func newRestartCmd(a *app) *cobra.Command {
-	return newStopLikeCmd(a, "restart", "Stop and start VMs", "Restarted",
+	return newStopLikeCmd(a, "restart", "Stop and start VMs, waiting until SSH answers as start does", "Restarted",
 		func(ctx context.Context, c *client.Client, name string, req api.StopRequest) error {
-			_, err := c.Restart(ctx, name, req)
-			return err
+			t0 := time.Now()
+			v, err := c.Restart(ctx, name, req)
+			if err != nil {
+				return err
+			}
+			if v.Spec.ISO != "" {
+				return nil // an installer has no SSH to wait for (install.go)
+			}
+			return a.waitReady(ctx, c, v, t0, false)
 		})
 }
 

@@ -6,6 +6,8 @@ package host
 import (
 	"io"
 	"log/slog"
+	"os"
+	"strconv"
 
 	"github.com/fvmhq/fvm/core/daemon"
 	"github.com/fvmhq/fvm/core/store"
@@ -21,4 +23,11 @@ func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
 		Version:     version,
 		Log:         slog.New(slog.NewTextHandler(w, nil)),
 	})
+}
+
+// tcgCacheMiB reads FVM_TCG_CACHE_MIB, a tuning knob for TCG's translation
+// cache (0 or unset: the driver's default; -1: QEMU's own).
+func tcgCacheMiB() int {
+	n, _ := strconv.Atoi(os.Getenv("FVM_TCG_CACHE_MIB"))
+	return n
 }

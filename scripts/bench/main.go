@@ -34,10 +34,11 @@ type Row struct {
 
 // bench is the shared state of one run.
 type bench struct {
-	fvm  string
-	home string
-	rows []Row
-	vms  []string // to remove at the end
+	fvm     string
+	home    string
+	rows    []Row
+	vms     []string // to remove at the end
+	idleRSS float64  // the host's, before any VM
 }
 
 type rowFunc func(b *bench) error
@@ -48,6 +49,9 @@ var rowsByName = []struct {
 	fn   rowFunc
 }{
 	{"exec", benchExec},
+	{"boot", benchBoot},
+	{"create", benchCreate},
+	{"ps", benchPs},
 }
 
 func main() {
@@ -68,6 +72,9 @@ func main() {
 		defer os.RemoveAll(d)
 	}
 	os.Setenv("FVM_HOME", b.home)
+	// Warm snapshots only when a row asks (`fvm image warm`): a background build would skew the others.
+	os.MkdirAll(b.home, 0o755)
+	os.WriteFile(filepath.Join(b.home, "config.yaml"), []byte("images:\n  warm: false\n"), 0o644)
 	defer b.cleanup()
 	want := map[string]bool{}
 	for _, r := range strings.Split(*only, ",") {

@@ -30,6 +30,7 @@ type Config struct {
 	VMGenID   string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
 	Incoming  string // restore the saved state from this migration URI ("fd:3") instead of booting
 	Shares    []Share
+	TBSizeMiB int // TCG's translation cache (0: QEMU's default, 1 GiB on 64-bit hosts)
 
 	// ISO installs (vm.Spec.ISO).
 	CDROM     string // installer ISO, a CD-ROM that boots after the disk; "" for none
@@ -49,7 +50,7 @@ func BuildArgs(cfg Config) []string {
 		"-nodefaults", "-no-user-config",
 		"-name", cfg.Name,
 		"-machine", machineType(cfg.Arch, cfg.Accel) + memoryBackend(cfg),
-		"-accel", accelOption(cfg.Accel),
+		"-accel", accelOption(cfg.Accel, cfg.TBSizeMiB),
 		"-cpu", cpuModel(cfg.Accel),
 		"-smp", strconv.Itoa(cfg.CPUs),
 		"-m", strconv.Itoa(cfg.MemoryMiB),
@@ -157,8 +158,11 @@ func machineType(arch vm.Arch, accel string) string {
 	return "q35"
 }
 
-func accelOption(accel string) string {
+func accelOption(accel string, tbMiB int) string {
 	if accel == AccelTCG {
+		if tbMiB > 0 { // the cache is resident memory: QEMU's 1 GiB default is most of a small guest's RSS
+			return fmt.Sprintf("tcg,thread=multi,tb-size=%d", tbMiB)
+		}
 		return "tcg,thread=multi" // one host thread per vCPU
 	}
 	return accel

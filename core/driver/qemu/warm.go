@@ -39,6 +39,7 @@ func (d *Driver) config(spec *vm.Spec, p paths, seed bool) (Config, string, stri
 		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
 		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Ports: spec.Ports,
 		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid, QGASocket: p.qga,
+		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
 	if seed {
 		cfg.Seed = p.seed

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// benchBoot measures, in one run: a cold `fvm run -d` to SSH, bare QEMU
+// booting the same image and seed to SSH, suspend (time, state size), resume to
+// SSH, and a warm clone's `run -d` to SSH; plus QEMU's resident memory.
+func benchBoot(b *bench) error {
+	b.idleRSS = rssMiB(b.hostPID())
+	const cold = "bench-cold"
+	b.vms = append(b.vms, cold)
+	t0 := time.Now()
+	if _, err := b.run("run", "-d", "--cold", "debian-local", cold, "--memory", "1G"); err != nil {
+		return err
+	}
+	coldTime := time.Since(t0)
+	if _, err := b.run("wait", cold); err != nil {
+		return err
+	}
+	rss := b.qemuRSS(cold)
+
+	t0 = time.Now()
+	if _, err := b.run("suspend", cold); err != nil {
+		return err
+	}
+	suspend := time.Since(t0)
+	st, _ := os.Stat(filepath.Join(b.home, "data", "vms", cold, "state.qemu"))
+	var stateMB float64
+	if st != nil {
+		stateMB = float64(st.Size()) / (1 << 20)
+	}
+	// The floor, with nothing else running.
+	floor, err := b.bareQEMU(cold)
+	if err != nil {
+		return fmt.Errorf("bare qemu: %w", err)
+	}
+	b.add(Row{Name: "cold fvm run -d → SSH", Value: secs(coldTime), Unit: "s", Versus: "bare qemu-system-x86_64, same image and seed", Against: secs(floor), Target: "≈ 1× (fvm adds nothing)"})
+	b.add(Row{Name: "suspend (1 GiB guest, cloud-init done)", Value: secs(suspend), Unit: "s", Note: fmt.Sprintf("state %.0f MiB", stateMB)})
+	t0 = time.Now()
+	if _, err := b.run("start", cold); err != nil {
+		return err
+	}
+	b.add(Row{Name: "resume → SSH", Value: secs(time.Since(t0)), Unit: "s", Versus: "cold run -d → SSH", Against: secs(coldTime), Target: "≤ 0.1× and ≤ 10 s"})
+
+	t0 = time.Now()
+	if _, err := b.run("image", "warm", "debian-local", "--memory", "1G"); err != nil {
+		return err
+	}
+	warmBuild := time.Since(t0)
+	const clone = "bench-clone"
+	b.vms = append(b.vms, clone)
+	t0 = time.Now()
+	out, err := b.runErr("run", "-d", "debian-local", clone, "--memory", "1G")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "clone of its warm snapshot") || strings.Contains(out, "booted cold") {
+		return fmt.Errorf("the second VM was not a working clone: %s", out)
+	}
+	b.add(Row{Name: "warm clone run -d → SSH", Value: secs(time.Since(t0)), Unit: "s", Versus: "cold run -d → SSH", Against: secs(coldTime), Target: "≤ 0.15× and ≤ 10 s",
+		Note: fmt.Sprintf("snapshot made (or found) in %.0f s", warmBuild.Seconds())})
+	b.add(Row{Name: "QEMU RSS, 1 GiB guest after boot", Value: rss, Unit: "MiB", Versus: "clone's", Against: b.qemuRSS(clone),
+		Note: fmt.Sprintf("TCG translation cache %s", tbNote())})
+	const third = "bench-clone2"
+	b.vms = append(b.vms, third)
+	if _, err := b.run("run", "-d", "debian-local", third, "--memory", "1G"); err != nil {
+		return err
+	}
+	b.add(Row{Name: "host RSS with 3 VMs", Value: rssMiB(b.hostPID()), Unit: "MiB", Versus: "idle", Against: b.idleRSS})
+	return nil
+}
+
+// hostPID is the running host's pid (fvm check's line).
+func (b *bench) hostPID() int {
+	out, err := b.run("check")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.Index(l, "(pid "); i >= 0 {
+			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(l[i+5:]), ")"))
+			return pid
+		}
+	}
+	return 0
+}
+
+func tbNote() string {
+	if v := os.Getenv("FVM_TCG_CACHE_MIB"); v != "" {
+		return v + " MiB (FVM_TCG_CACHE_MIB)"
+	}
+	return "fvm's default"
+}
+
+// runErr runs fvm and returns its stderr (the phases).
+func (b *bench) runErr(args ...string) (string, error) {
+	cmd := exec.Command(b.fvm, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("fvm %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// qemuRSS is the resident memory of a VM's QEMU in MiB.
+func (b *bench) qemuRSS(name string) float64 {
+	var v api.VM
+	out, err := b.run("inspect", name)
+	if err != nil || json.Unmarshal([]byte(out), &v) != nil || v.PID == 0 {
+		return 0
+	}
+	return rssMiB(v.PID)
+}
+
+func rssMiB(pid int) float64 {
+	bs, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(bs), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// bareQEMU boots the image with qemu-system-x86_64 and the VM's own seed,
+// with nothing of fvm in between, and returns the time to SSH.
+func (b *bench) bareQEMU(like string) (time.Duration, error) {
+	var imgs []api.Image
+	out, err := b.run("images", "--format", "json")
+	if err != nil || json.Unmarshal([]byte(out), &imgs) != nil {
+		return 0, fmt.Errorf("images: %v", err)
+	}
+	base := ""
+	for _, im := range imgs {
+		if im.Name == "debian-local" {
+			base = im.Path
+		}
+	}
+	vmDir := filepath.Join(b.home, "data", "vms", like)
+	dir, err := os.MkdirTemp("", "bench-bare.")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	seed := filepath.Join(dir, "seed.iso")
+	if bs, err := os.ReadFile(filepath.Join(vmDir, store.SeedFile)); err == nil {
+		os.WriteFile(seed, bs, 0o600)
+	} else {
+		return 0, err
+	}
+	overlay := filepath.Join(dir, "disk.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, overlay, "20G").CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("qemu-img: %v %s", err, out)
+	}
+	vars := filepath.Join(dir, "vars.fd")
+	bs, _ := os.ReadFile("/usr/share/OVMF/OVMF_VARS_4M.fd")
+	os.WriteFile(vars, bs, 0o600)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	t0 := time.Now()
+	cmd := exec.Command("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024",
+		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", "-drive", "if=pflash,format=raw,file="+vars,
+		"-drive", "file="+overlay+",if=virtio,format=qcow2", "-drive", "file="+seed+",if=virtio,format=raw,readonly=on",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port), "-device", "virtio-net-pci,netdev=n0",
+		"-device", "virtio-rng-pci", "-display", "none", "-serial", "file:"+filepath.Join(dir, "serial.log"))
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	hostKey, _ := os.ReadFile(filepath.Join(vmDir, store.HostKeyPubFile))
+	pem, err := os.ReadFile(filepath.Join(b.home, "data", "ssh", store.UserKeyName))
+	if err != nil {
+		return 0, err
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cl, err := sshx.WaitReady(ctx, sshx.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "fvm", Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}, nil)
+	if err != nil {
+		return 0, err
+	}
+	cl.Close()
+	return time.Since(t0), nil
+}
