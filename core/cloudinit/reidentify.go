@@ -30,7 +30,8 @@ type Identity struct {
 	InstanceID     string    // the clone seed's instance id
 	OldInstanceID  string    // the template's
 	Entropy        []byte    // host randomness for the guest's pool
-	Now            time.Time // for the clock
+	Now            time.Time // for the clock, when SetClock
+	SetClock       bool      // the backend could not set the clock (no guest agent): set it here
 }
 
 var (
@@ -83,6 +84,10 @@ func ReidentifyScript(id Identity) (string, error) {
 	w("# fvm: make this warm clone its own machine")
 	w("set -eu")
 	w("umask 077")
+	if id.SetClock {
+		w("# Clock first: the value is as fresh as it will be.")
+		w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
+	}
 	w("# The clone's own SSH host key; the template's stops working when sshd restarts below.")
 	w("rm -f /etc/ssh/ssh_host_*")
 	w("echo %s | base64 -d > /etc/ssh/ssh_host_ed25519_key", b64(priv))
@@ -110,8 +115,6 @@ func ReidentifyScript(id Identity) (string, error) {
 	w("rm -f /var/lib/cloud/instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID)
 	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
 	w("echo %s | base64 -d > /dev/urandom", base64.StdEncoding.EncodeToString(id.Entropy))
-	w("# Clock.")
-	w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
 	w("# Grow the root filesystem to the clone's disk.")
 	w(`root=$(findmnt -no SOURCE /); part=$(basename "$root")`)
 	w(`if [ -e "/sys/class/block/$part/partition" ]; then`)

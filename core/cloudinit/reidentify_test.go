@@ -15,7 +15,7 @@ func testIdentity(t *testing.T) Identity {
 		Hostname: "clone1", User: "fvm", AuthorizedKeys: c.AuthorizedKeys,
 		HostKeyPrivate: c.HostKeyPrivate, HostKeyPublic: c.HostKeyPublic,
 		MachineID: strings.Repeat("ab", 16), InstanceID: "i-0011223344556677", OldInstanceID: "i-8899aabbccddeeff",
-		Entropy: bytes.Repeat([]byte{7}, 64), Now: time.Unix(1764600000, 123456789),
+		Entropy: bytes.Repeat([]byte{7}, 64), Now: time.Unix(1764600000, 123456789), SetClock: true,
 	}
 }
 

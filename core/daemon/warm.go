@@ -426,7 +426,7 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 	script, err := cloudinit.ReidentifyScript(cloudinit.Identity{
 		Hostname: inst.Spec.Name, User: inst.Spec.User, AuthorizedKeys: dedupe(append([]string{userKey}, inst.Spec.SSHKeys...)),
 		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: machineID,
-		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
+		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(), SetClock: m.Info().ClockStale,
 	})
 	if err != nil {
 		return err
