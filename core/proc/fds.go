@@ -1,6 +1,8 @@
-// Package proc keeps file descriptors a process inherited from its caller out of
-// the long-lived processes fvm starts (the host, QEMU). A lock held by a script
-// that ran `fvm run` must not be held for days by the VM it started.
+// Package proc is about the long-lived processes fvm starts (the host, QEMU,
+// vz helpers): it keeps file descriptors a process inherited from its caller out
+// of them (a lock held by a script that ran `fvm run` must not be held for days
+// by the VM it started), and reads a live process's executable and arguments,
+// which is how a VM's process is recognised again (Info).
 package proc
 
 import (

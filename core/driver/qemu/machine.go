@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -68,7 +69,7 @@ func isOurQEMU(pid int, qemuPath, pidFile string) bool {
 	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
 		return false
 	}
-	exe, args, err := processInfo(pid)
+	exe, args, err := proc.Info(pid)
 	if err != nil || !samePath(exe, qemuPath) {
 		return false
 	}

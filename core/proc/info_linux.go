@@ -1,4 +1,4 @@
-package qemu
+package proc
 
 import (
 	"bytes"
@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// processInfo returns a live process's executable and arguments from /proc.
-func processInfo(pid int) (exe string, args []string, err error) {
+// Info returns a live process's executable and arguments from /proc.
+func Info(pid int) (exe string, args []string, err error) {
 	exe, err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil {
 		return "", nil, err // also the case for zombies, which count as gone

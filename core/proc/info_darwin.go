@@ -1,4 +1,4 @@
-package qemu
+package proc
 
 import (
 	"bytes"
@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processInfo returns a live process's executable and arguments from the
+// Info returns a live process's executable and arguments from the
 // kern.procargs2 sysctl: argc (int32), the exec path, NUL padding, then argv.
-func processInfo(pid int) (exe string, args []string, err error) {
+func Info(pid int) (exe string, args []string, err error) {
 	b, err := unix.SysctlRaw("kern.procargs2", pid)
 	if err != nil {
 		return "", nil, err
