@@ -89,6 +89,9 @@ type Features struct {
 	Shares bool `json:"shares"`
 	// InstallISO: the VM can boot an installer ISO onto a blank disk (vm.Spec.ISO).
 	InstallISO bool `json:"installISO"`
+	// Rosetta: arm64 guests can run x86-64 programs through Apple's Rosetta
+	// (vm.Spec.Rosetta); the host refuses --rosetta on drivers without it.
+	Rosetta bool `json:"rosetta"`
 	// LogFiles are the driver's own logs in the instance directory (names,
 	// beside store.SerialLog), for `Show Logs` and error reports.
 	LogFiles []string `json:"logFiles,omitempty"`
@@ -177,6 +180,13 @@ type (
 		RemoveForward(ctx context.Context, host netip.AddrPort) error
 	}
 
+	// GuestNIC is a driver that gives each VM's NIC an address of its own,
+	// which the host writes into the seed's network config (matched by MAC);
+	// without it the seed names cloudinit.DefaultMAC (QEMU's default).
+	GuestNIC interface {
+		GuestMAC(spec *vm.Spec) string
+	}
+
 	// NativeDisplay is a machine that shows its screen in a native window of
 	// its own (vz: an NSWindow owned by the VM's helper process), brought to the
 	// front by ShowWindow. Machines without it are shown by the host's web
@@ -207,7 +217,7 @@ func (f Features) List() []string {
 		name string
 	}{
 		{f.OutlivesHost, "outlives-host"}, {f.SerialConsole, "serial-console"}, {f.Display, "display"},
-		{f.SaveState, "save-state"}, {f.Shares, "shares"}, {f.InstallISO, "install-iso"},
+		{f.SaveState, "save-state"}, {f.Shares, "shares"}, {f.InstallISO, "install-iso"}, {f.Rosetta, "rosetta"},
 	} {
 		if c.on {
 			out = append(out, c.name)

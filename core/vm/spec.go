@@ -47,6 +47,9 @@ type Spec struct {
 	// from: its disk is an overlay on the snapshot's, and its first start
 	// restores the snapshot's memory. Set by the host only.
 	Warm string `json:"warm,omitempty"`
+	// Rosetta shares Apple's Rosetta into an arm64 guest (vz on Apple silicon),
+	// so it runs x86-64 Linux programs; the seed mounts it and registers binfmt.
+	Rosetta bool `json:"rosetta,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -169,6 +170,6 @@ func killPIDs(pids []int) {
 
 // isVirtiofsd checks that pid is still a virtiofsd before it is killed (pids are reused).
 func isVirtiofsd(pid int) bool {
-	exe, _, err := processInfo(pid)
+	exe, _, err := proc.Info(pid)
 	return err == nil && strings.Contains(filepath.Base(exe), "virtiofsd")
 }

@@ -1,0 +1,100 @@
+package vz
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// HelperName is the helper executable, in fvm.app/Contents/MacOS beside the
+// app and the CLI, signed with the same entitlements as the app.
+const HelperName = "fvm-vz"
+
+// HelperEnv overrides where the helper is found.
+const HelperEnv = "FVM_VZ_HELPER"
+
+// HostCaps are what Virtualization.framework offers on this Mac, as the
+// helper reports them (`fvm-vz probe`): only a process that links the
+// framework can ask, and the host (fvm daemon) is pure Go.
+type HostCaps struct {
+	MacOS     string              `json:"macOS"`     // e.g. "14.5"
+	Arch      vm.Arch             `json:"arch"`      // the helper's (the Mac's) architecture
+	Supported bool                `json:"supported"` // VZVirtualMachine.isSupported
+	Limits    Limits              `json:"limits"`
+	Rosetta   RosettaAvailability `json:"rosetta"`
+	// SaveRestore: VZVirtualMachine can save and restore state (macOS 14+, arm64).
+	SaveRestore bool `json:"saveRestore"`
+}
+
+// FindHelper finds the helper: $FVM_VZ_HELPER, beside this executable (in
+// fvm.app, or bin/ of a build), in an installed fvm.app, then in PATH.
+func FindHelper() (string, error) {
+	if p := os.Getenv(HelperEnv); p != "" {
+		if !isExecutable(p) {
+			return "", fmt.Errorf("%s=%s is not an executable file", HelperEnv, p)
+		}
+		return p, nil
+	}
+	var tried []string
+	if exe, err := os.Executable(); err == nil {
+		if real, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = real
+		}
+		tried = append(tried, filepath.Join(filepath.Dir(exe), HelperName))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		tried = append(tried, filepath.Join(home, "Applications", "fvm.app", "Contents", "MacOS", HelperName))
+	}
+	tried = append(tried, filepath.Join("/Applications", "fvm.app", "Contents", "MacOS", HelperName))
+	for _, p := range tried {
+		if isExecutable(p) {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(HelperName); err == nil {
+		return filepath.Abs(p)
+	}
+	return "", fmt.Errorf("the vz helper %s was not found (beside fvm, in fvm.app, or in PATH): install fvm.app (`make install`), set %s, or use --backend qemu", HelperName, HelperEnv)
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// probe runs `fvm-vz probe` and reads its answer.
+func probe(ctx context.Context, helper string) (HostCaps, error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, helper, "probe")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return HostCaps{}, fmt.Errorf("vz helper %s: probe: %s", helper, msg)
+	}
+	var c HostCaps
+	if err := json.Unmarshal(out, &c); err != nil {
+		return HostCaps{}, fmt.Errorf("vz helper %s: probe: bad answer %q: %w", helper, out, err)
+	}
+	return c, nil
+}
+
+// macOSAtLeast reports whether version ("14.5", "13") is at least major.
+func macOSAtLeast(version string, major int) bool {
+	m, _, _ := strings.Cut(version, ".")
+	n, err := strconv.Atoi(m)
+	return err == nil && n >= major
+}

@@ -1,0 +1,75 @@
+package vz
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Checks reports what `fvm check` shows for vz: the macOS version, the
+// helper and its virtualization entitlement, what Virtualization.framework
+// offers (limits, save state), and Rosetta on Apple silicon.
+func (d *Driver) Checks(ctx context.Context) []api.Check {
+	mc := api.Check{Name: "vz macOS", OK: true, Detail: "macOS " + d.opts.MacOS}
+	if why := Unavailable("darwin", d.opts.MacOS); why != "" {
+		mc.OK, mc.Detail, mc.Fix = false, why, fmt.Sprintf("update to macOS %d or later, or use --backend qemu", MinMacOS)
+	}
+	checks := []api.Check{mc}
+	hc := api.Check{Name: "vz helper"}
+	helper, err := d.helper()
+	if err != nil {
+		hc.Detail, hc.Fix = err.Error(), "make install (puts fvm.app, with the helper, in ~/Applications)"
+		return append(checks, hc)
+	}
+	hc.OK, hc.Detail = true, helper
+	if err := checkEntitlement(ctx, helper); err != nil {
+		hc.OK, hc.Detail, hc.Fix = false, fmt.Sprintf("%s: %v", helper, err), "rebuild and sign the bundle: make app"
+	}
+	checks = append(checks, hc)
+
+	fc := api.Check{Name: "vz"}
+	caps, err := d.hostCaps(ctx)
+	switch {
+	case err != nil:
+		fc.Detail = err.Error()
+	case !caps.Supported:
+		fc.Detail, fc.Fix = "Virtualization.framework says this Mac cannot run VMs", "use --backend qemu"
+	default:
+		fc.OK = true
+		fc.Detail = fmt.Sprintf("Virtualization.framework on macOS %s (%s): %d-%d CPUs, %s-%s memory",
+			caps.MacOS, caps.Arch, caps.Limits.MinCPUs, caps.Limits.MaxCPUs,
+			vm.FormatSize(int64(caps.Limits.MinMemory)), vm.FormatSize(int64(caps.Limits.MaxMemory)))
+		if caps.SaveRestore {
+			fc.Detail += ", save state"
+		}
+	}
+	checks = append(checks, fc)
+	if err == nil && d.opts.Arch == vm.ARM64 {
+		rc := api.Check{Name: "rosetta", OK: true, Detail: "Rosetta " + string(caps.Rosetta) + " (for --rosetta)"}
+		if caps.Rosetta == RosettaNotInstalled {
+			rc.Fix = "softwareupdate --install-rosetta --agree-to-license"
+		}
+		checks = append(checks, rc)
+	}
+	return checks
+}
+
+// checkEntitlement verifies that the helper is signed with the
+// virtualization entitlement, without which VZVirtualMachine refuses to start.
+func checkEntitlement(ctx context.Context, helper string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "codesign", "-d", "--entitlements", "-", "--xml", helper).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("codesign: %s", strings.TrimSpace(string(out)))
+	}
+	if !strings.Contains(string(out), "com.apple.security.virtualization") {
+		return fmt.Errorf("not signed with the com.apple.security.virtualization entitlement")
+	}
+	return nil
+}

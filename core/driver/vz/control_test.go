@@ -1,0 +1,214 @@
+package vz
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// fakeControlled is a VM as the control server sees it.
+type fakeControlled struct {
+	mu       sync.Mutex
+	state    MachineState
+	stops    int
+	windows  int
+	suspends int
+	failShow error
+	gate     chan struct{} // Suspend waits on it
+}
+
+func (f *fakeControlled) Hello() Hello {
+	return Hello{Name: "web1", Dir: "/vms/web1", PID: 42, Protocol: ControlProtocol}
+}
+
+func (f *fakeControlled) State() MachineState { f.mu.Lock(); defer f.mu.Unlock(); return f.state }
+
+func (f *fakeControlled) RequestStop() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stops++
+	if f.state != StateRunning {
+		return errors.New("the guest cannot be asked to stop now")
+	}
+	f.state = StateStopping
+	return nil
+}
+
+func (f *fakeControlled) Suspend(ctx context.Context) error {
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.suspends++
+	f.state = StatePaused
+	return nil
+}
+
+func (f *fakeControlled) ShowWindow(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.windows++
+	return f.failShow
+}
+
+func serve(t *testing.T, c Controlled) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "vzc") // short: sun_path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, ControlSocket)
+	ln, err := ListenControl(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ServeControl(ctx, ln, c) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeControl: %v", err)
+		}
+	})
+	return sock
+}
+
+func TestControlProtocol(t *testing.T) {
+	f := &fakeControlled{state: StateRunning}
+	sock := serve(t, f)
+	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket %v %v: want mode 0600", st.Mode(), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	resp, err := callControl(ctx, sock, OpHello)
+	if err != nil || resp.Hello == nil || resp.Hello.Dir != "/vms/web1" || resp.Hello.PID != 42 || resp.State != StateRunning {
+		t.Fatalf("hello: %+v %v", resp, err)
+	}
+	if resp, err := callControl(ctx, sock, OpState); err != nil || resp.State.VMState() != vm.Running {
+		t.Fatalf("state: %+v %v", resp, err)
+	}
+	if resp, err := callControl(ctx, sock, OpStop); err != nil || resp.State != StateStopping {
+		t.Fatalf("stop: %+v %v", resp, err)
+	}
+	// A refusal comes back as the helper's words, with the state.
+	_, err = callControl(ctx, sock, OpStop)
+	if !errors.Is(err, errHelperSays) || !strings.Contains(err.Error(), "cannot be asked to stop") {
+		t.Fatalf("second stop: %v", err)
+	}
+	if _, err := callControl(ctx, sock, OpShowWindow); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.failShow = errors.New("display unavailable: no window server")
+	f.mu.Unlock()
+	if _, err := callControl(ctx, sock, OpShowWindow); err == nil || !strings.Contains(err.Error(), "no window server") {
+		t.Fatalf("failed show: %v", err)
+	}
+	if _, err := callControl(ctx, sock, "reboot"); err == nil || !strings.Contains(err.Error(), `unknown operation "reboot"`) {
+		t.Fatalf("unknown op: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.windows != 2 || f.stops != 2 {
+		t.Errorf("windows %d stops %d", f.windows, f.stops)
+	}
+}
+
+// A long suspend does not block other requests; a client that gives up gets
+// its context's error, and the server stays healthy.
+func TestControlConcurrentAndGarbage(t *testing.T) {
+	f := &fakeControlled{state: StateRunning, gate: make(chan struct{})}
+	sock := serve(t, f)
+	ctx := context.Background()
+
+	suspended := make(chan error)
+	go func() {
+		_, err := callControl(ctx, sock, OpSuspend)
+		suspended <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if resp, err := callControl(sctx, sock, OpState); err != nil || resp.State != StateRunning {
+		t.Fatalf("state during a suspend: %+v %v", resp, err)
+	}
+	cancel()
+	close(f.gate)
+	if err := <-suspended; err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	n := f.suspends
+	f.mu.Unlock()
+	if n != 1 || f.State() != StatePaused {
+		t.Fatalf("suspends %d state %s", n, f.State())
+	}
+
+	// Garbage and oversized requests get an error or a closed connection, never a hang.
+	for _, req := range []string{"not json\n", strings.Repeat("x", 10000)} {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(req))
+		buf := make([]byte, 512)
+		n, _ := c.Read(buf)
+		c.Close()
+		if n > 0 && !strings.Contains(string(buf[:n]), `"ok":false`) {
+			t.Errorf("answer to %.20q: %s", req, buf[:n])
+		}
+	}
+	// A client whose context ends stops waiting.
+	gate := make(chan struct{})
+	f.mu.Lock()
+	f.gate = gate
+	f.mu.Unlock()
+	cctx, ccancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer ccancel()
+	if _, err := callControl(cctx, sock, OpSuspend); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("gave-up client: %v", err)
+	}
+	close(gate)
+	if _, err := callControl(ctx, sock, OpHello); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestControlSocketPathLimit(t *testing.T) {
+	long := "/tmp/" + strings.Repeat("d", 100) + "/vz.sock"
+	if _, err := ListenControl(long); err == nil || !strings.Contains(err.Error(), "shorter FVM_HOME") {
+		t.Fatalf("long path: %v", err)
+	}
+}
+
+func TestMachineStates(t *testing.T) {
+	for s, want := range map[MachineState]vm.State{
+		StateRunning: vm.Running, StatePaused: vm.Running, StateSaving: vm.Running, StatePausing: vm.Running,
+		StateResuming: vm.Running, StateStarting: vm.Starting, StateRestoring: vm.Starting,
+		StateStopping: vm.Stopping, StateStopped: vm.Stopped, StateError: vm.Error,
+	} {
+		if got := s.VMState(); got != want {
+			t.Errorf("%s → %s, want %s", s, got, want)
+		}
+	}
+}

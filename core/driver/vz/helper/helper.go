@@ -1,0 +1,236 @@
+// Package helper is the vz helper process (fvm-vz, in fvm.app): it owns one
+// VM, built from the driver's device plan with Code-Hex/vz, its user-mode
+// network (gvisor-tap-vsock) and, when asked, its display window (an NSWindow
+// with a VZVirtualMachineView, built with darwinkit). The host talks to it on
+// the VM's control socket (core/driver/vz's protocol).
+//
+// What does not touch Virtualization.framework is plain Go, built and tested
+// on every OS: the process shell (Run: pid file, control socket, signals,
+// save and resume), the network, the state fan-out, the main-thread loop and
+// the field accessor. The framework's side is in the darwin && cgo files.
+package helper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+
+	vzd "github.com/fvmhq/fvm/core/driver/vz"
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// VM is what the helper runs: a Virtualization.framework VM on macOS, a fake
+// in tests. Its methods block until done; none is called on the main thread.
+type VM interface {
+	// Start boots the VM or, when the plan says RestoreFrom, restores the
+	// saved state and resumes it.
+	Start(ctx context.Context) error
+	// States is the VM's one state-change channel (read by one goroutine).
+	States() <-chan vzd.MachineState
+	State() vzd.MachineState
+	// RequestStop presses the virtual power button.
+	RequestStop() error
+	// Stop ends the VM at once.
+	Stop() error
+	// Save pauses the VM and writes its state to path; if that fails the VM
+	// runs on.
+	Save(path string) error
+	ShowWindow(ctx context.Context) error
+}
+
+// NewVM builds the VM of a plan, with netFile as its network link.
+type NewVM func(plan vzd.Plan, netFile *os.File, log *slog.Logger) (VM, error)
+
+// LoadPlan reads the plan of the VM in dir and checks that it is for dir.
+func LoadPlan(dir string) (vzd.Plan, error) {
+	var p vzd.Plan
+	if err := store.ReadJSON(filepath.Join(dir, vzd.PlanFile), &p); err != nil {
+		return p, fmt.Errorf("read the VM's plan: %w", err)
+	}
+	if p.Version != vzd.PlanVersion {
+		return p, fmt.Errorf("plan %s has version %d, this helper reads %d: use the fvm.app that matches your fvm", filepath.Join(dir, vzd.PlanFile), p.Version, vzd.PlanVersion)
+	}
+	if abs, _ := filepath.Abs(dir); p.Dir != abs {
+		return p, fmt.Errorf("plan is for %s, not %s", p.Dir, abs)
+	}
+	return p, nil
+}
+
+// Run owns the VM of the plan in dir until it stops: it writes the pid file,
+// brings up the network and the control socket, starts (or resumes) the VM,
+// turns SIGTERM/SIGINT into a power-button press (a second one stops the VM)
+// and, when the VM has stopped, removes its pid file and socket. A VM that
+// ends in an error state makes Run return an error.
+func Run(ctx context.Context, dir string, newVM NewVM, log *slog.Logger) (err error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	plan, err := LoadPlan(dir)
+	if err != nil {
+		return err
+	}
+	pid := os.Getpid()
+	if err := store.WriteFileAtomic(plan.Control.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("pid file: %w", err)
+	}
+	defer removeIfOurs(plan.Control.PIDFile, pid)
+
+	nw, err := StartNetwork(plan.Network, log)
+	if err != nil {
+		return err
+	}
+	defer nw.Close()
+	v, err := newVM(plan, nw.VMFile(), log)
+	if err != nil {
+		return fmt.Errorf("configure the VM: %w", err)
+	}
+	fan := newFanout(v.State(), v.States())
+	states, unsubscribe := fan.subscribe()
+	defer unsubscribe()
+
+	ln, err := vzd.ListenControl(plan.Control.Socket)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	defer os.Remove(plan.Control.Socket)
+	sctx, stopServing := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := vzd.ServeControl(sctx, ln, &shell{plan: plan, vm: v, pid: pid}); err != nil {
+			log.Error("control socket", "err", err)
+		}
+	}()
+	defer func() { stopServing(); <-served }() // answers in flight (a suspend's) are sent first
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Ignore(syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := v.Start(ctx); err != nil {
+		if plan.RestoreFrom != "" {
+			return fmt.Errorf("resume from saved state %s: %w (start it with --cold to discard the state and boot afresh)", plan.RestoreFrom, err)
+		}
+		return fmt.Errorf("start the VM: %w", err)
+	}
+	if plan.RestoreFrom != "" {
+		// Its disk moves on from here: the state must never be restored again.
+		if err := os.Remove(plan.RestoreFrom); err != nil {
+			log.Error("remove the restored state", "file", plan.RestoreFrom, "err", err)
+		}
+		log.Info("resumed from saved state", "vm", plan.Name)
+	} else {
+		log.Info("started", "vm", plan.Name, "pid", pid)
+	}
+	pressed := false
+	up := false // states from before Start (the initial "stopped") are no end
+	for {
+		select {
+		case st, ok := <-states:
+			if !ok {
+				return errors.New("the VM's state channel closed")
+			}
+			if st != vzd.StateStopped {
+				up = true
+			}
+			switch {
+			case st == vzd.StateStopped && up:
+				log.Info("stopped", "vm", plan.Name)
+				return nil
+			case st == vzd.StateError:
+				return errors.New("the VM stopped with an error (see serial.log for the guest's last words)")
+			}
+		case s := <-sigs:
+			if !pressed {
+				pressed = true
+				log.Info("signal: asking the guest to power off", "signal", s.String())
+				if err := v.RequestStop(); err != nil {
+					log.Warn("power button failed: stopping the VM", "err", err)
+					v.Stop()
+				}
+				continue
+			}
+			log.Info("second signal: stopping the VM", "signal", s.String())
+			v.Stop()
+		case <-ctx.Done():
+			v.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+// removeIfOurs removes the pid file if it still names pid.
+func removeIfOurs(path string, pid int) {
+	if b, err := os.ReadFile(path); err == nil && string(b) == strconv.Itoa(pid)+"\n" {
+		os.Remove(path)
+	}
+}
+
+// shell answers the control socket for the VM.
+type shell struct {
+	plan vzd.Plan
+	vm   VM
+	pid  int
+
+	suspend sync.Mutex
+}
+
+var _ vzd.Controlled = (*shell)(nil)
+
+func (s *shell) Hello() vzd.Hello {
+	return vzd.Hello{Name: s.plan.Name, Dir: s.plan.Dir, PID: s.pid, Protocol: vzd.ControlProtocol}
+}
+
+func (s *shell) State() vzd.MachineState { return s.vm.State() }
+
+func (s *shell) RequestStop() error { return s.vm.RequestStop() }
+
+func (s *shell) ShowWindow(ctx context.Context) error { return s.vm.ShowWindow(ctx) }
+
+// Suspend saves the VM's state to the plan's SaveTo (through a temporary, so
+// a crash never leaves half a state to resume from), then stops the VM; the
+// answer goes out before the helper exits.
+func (s *shell) Suspend(ctx context.Context) error {
+	if s.plan.SaveTo == "" {
+		return errors.New("saving a VM's state needs macOS 14+ on Apple silicon")
+	}
+	if !s.suspend.TryLock() {
+		return errors.New("a suspend is already in progress")
+	}
+	defer s.suspend.Unlock()
+	if st := s.vm.State(); st != vzd.StateRunning && st != vzd.StatePaused {
+		return fmt.Errorf("the VM is %s, not running", st)
+	}
+	tmp := filepath.Join(filepath.Dir(s.plan.SaveTo), "."+filepath.Base(s.plan.SaveTo)+".tmp")
+	os.Remove(tmp)
+	if err := s.vm.Save(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save state: %w", err)
+	}
+	if err := os.Rename(tmp, s.plan.SaveTo); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("save state: %w", err)
+	}
+	syncDir(filepath.Dir(s.plan.SaveTo))
+	go func() {
+		if err := s.vm.Stop(); err != nil {
+			s.vm.RequestStop()
+		}
+	}()
+	return nil
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

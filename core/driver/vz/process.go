@@ -1,0 +1,126 @@
+package vz
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/fvmhq/fvm/core/proc"
+)
+
+// readPID reads the pid the helper wrote; 0 when there is none.
+func readPID(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// isOurHelper reports whether pid is alive and is the helper started for the
+// instance in dir: the same executable, with HelperRunArgs(dir) on its command
+// line. A pid file alone proves nothing: pids are reused.
+func isOurHelper(pid int, helper, dir string) bool {
+	if pid <= 0 || helper == "" {
+		return false
+	}
+	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
+		return false
+	}
+	exe, args, err := proc.Info(pid)
+	if err != nil || !samePath(exe, helper) {
+		return false
+	}
+	want := HelperRunArgs(dir)
+	for i := 0; i+len(want) <= len(args); i++ {
+		if equal(args[i:i+len(want)], want) {
+			return true
+		}
+	}
+	return false
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func samePath(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, err1 := filepath.EvalSymlinks(a)
+	rb, err2 := filepath.EvalSymlinks(b)
+	return err1 == nil && err2 == nil && ra == rb
+}
+
+// removeStale deletes the pid file and control socket a dead helper left,
+// unless a live helper of this instance (another than pid) owns them by now.
+func removeStale(p paths, helper string, pid int) error {
+	if cur := readPID(p.pid); cur != 0 && cur != pid && isOurHelper(cur, helper, p.dir) {
+		return nil
+	}
+	var errs []error
+	for _, f := range []string{p.pid, p.sock} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// child is a helper this process started, so it must also reap it.
+type child struct {
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once Wait returned
+	err    error         // Wait's result, valid after exited
+}
+
+func startChild(cmd *exec.Cmd) (*child, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// logTail returns the last few lines of the helper's log on one line: its
+// own words are the best explanation of a failed start.
+func logTail(logPath string) string {
+	b, err := os.ReadFile(logPath)
+	if err != nil {
+		return ""
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	lines = lines[max(0, len(lines)-3):]
+	s := strings.Join(lines, "; ")
+	if len(s) > 800 {
+		s = "..." + s[len(s)-800:]
+	}
+	return s
+}

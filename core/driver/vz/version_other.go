@@ -1,0 +1,6 @@
+//go:build !darwin
+
+package vz
+
+// MacOSVersion is "" off macOS.
+func MacOSVersion() string { return "" }
