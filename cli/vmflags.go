@@ -25,6 +25,7 @@ type vmFlags struct {
 	cold    bool // boot from the image even when a warm snapshot could serve
 	noAuto  bool // no automatic port forwards
 	mounts  []string
+	rosetta bool
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -45,6 +46,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a host directory: HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
+	fl.BoolVar(&f.rosetta, "rosetta", false, "run x86-64 Linux programs in an arm64 guest through Apple's Rosetta (vz on Apple silicon)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "cpu" { // as in the tools fvm replaces
 			name = config.KeyCPUs
@@ -123,6 +125,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		}
 		s.Mounts = append(s.Mounts, m)
 	}
+	s.Rosetta = f.rosetta
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {

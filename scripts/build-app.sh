@@ -2,7 +2,8 @@
 # Builds and installs fvm's menu-bar app.
 #
 #   scripts/build-app.sh build     Linux: bin/fvm-app (cgo; needs libayatana-appindicator3-dev)
-#                                  macOS: bin/fvm.app with the app and the fvm CLI, signed
+#                                  macOS: bin/fvm.app with the app, the fvm CLI and the vz
+#                                  helper (fvm-vz, one process per vz VM), signed
 #   scripts/build-app.sh install   macOS: fvm.app into ~/Applications, fvm linked into $BINDIR
 #                                  Linux: fvm and fvm-app into $BINDIR
 #
@@ -25,8 +26,14 @@ build_app() {
 	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w -X main.Version=$VERSION" -o bin/fvm-app ./app/cmd/fvm-app
 }
 
+# The vz helper links Virtualization.framework (Code-Hex/vz) and AppKit (darwinkit).
+build_helper() {
+	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w" -o bin/fvm-vz ./app/cmd/fvm-vz
+}
+
 # sign signs the bundle inside out: nested code first, then the bundle, whose
-# main executable gets the app's entitlements (virtualization, network).
+# main executable gets the app's entitlements (virtualization, network). The vz
+# helper owns the VMs, so it needs the same entitlements (virtualization above all).
 sign() {
 	local id=${SIGN_IDENTITY:--}
 	local opts=(--force --sign "$id")
@@ -34,6 +41,7 @@ sign() {
 		opts+=(--options runtime --timestamp)
 	fi
 	codesign "${opts[@]}" bin/fvm.app/Contents/MacOS/fvm
+	codesign "${opts[@]}" --entitlements entitlements.plist bin/fvm.app/Contents/MacOS/fvm-vz
 	codesign "${opts[@]}" --entitlements entitlements.plist bin/fvm.app
 	codesign --verify --strict --verbose=1 bin/fvm.app
 }
@@ -43,7 +51,8 @@ build() {
 	Darwin)
 		build_cli
 		build_app
-		"$GO" run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -version "$VERSION" -out bin/fvm.app
+		build_helper
+		"$GO" run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -helper bin/fvm-vz -version "$VERSION" -out bin/fvm.app
 		sign
 		echo "built bin/fvm.app ($VERSION, signed ${SIGN_IDENTITY:-ad hoc})"
 		;;

@@ -56,9 +56,11 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 		_, err = c.Restart(ctx, name, stop)
 	case ActDisplay:
 		if m.opts.OpenDisplay != nil {
-			return m.opts.OpenDisplay(name)
+			if err := m.opts.OpenDisplay(name); !errors.Is(err, ErrNoDisplay) {
+				return err
+			}
 		}
-		// No display window yet: follow the serial console instead.
+		// No display window for this VM: follow the serial console instead.
 		return m.opts.Desktop.OpenTerminal(m.fvmCommand("logs", "-f", name))
 	case ActTerminal:
 		return m.opts.Desktop.OpenTerminal(m.fvmCommand("ssh", name))

@@ -2,11 +2,15 @@ package menu
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
 )
+
+// ErrNoDisplay tells the menu that OpenDisplay has no window for the VM.
+var ErrNoDisplay = errors.New("no display window for this VM")
 
 // Client is the part of the host API the menu uses; *client.Client has it.
 type Client interface {
@@ -70,8 +74,9 @@ type Options struct {
 	// Env is prepended to commands shown or run for the user, e.g.
 	// FVM_HOME=/x, so they reach this host rather than the default one.
 	Env []string
-	// OpenDisplay opens a VM's graphical console; nil means none exists
-	// yet, and Open Display follows the serial console in a terminal.
+	// OpenDisplay opens a VM's graphical console. Nil, or an error wrapping
+	// ErrNoDisplay, means this VM has none to show here, and Open Display
+	// follows the serial console in a terminal.
 	OpenDisplay func(name string) error
 
 	// Quit ends the app once the menu has dealt with running VMs.

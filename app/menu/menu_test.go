@@ -1,10 +1,12 @@
 package menu
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -431,5 +433,38 @@ func TestShellQuote(t *testing.T) {
 	}
 	if got := commandLine([]string{"FVM_HOME=/a b"}, []string{"fvm", "ssh", "x"}); got != "FVM_HOME='/a b' fvm ssh x" {
 		t.Errorf("commandLine = %s", got)
+	}
+}
+
+// TestOpenDisplay: a VM with a native window is shown through OpenDisplay;
+// one without (ErrNoDisplay) falls back to following its serial console.
+func TestOpenDisplay(t *testing.T) {
+	var mu sync.Mutex
+	var shown []string
+	open := func(name string) error {
+		if name != "mac" {
+			return fmt.Errorf("vm %q: %w", name, ErrNoDisplay)
+		}
+		mu.Lock()
+		shown = append(shown, name)
+		mu.Unlock()
+		return nil
+	}
+	h := start(t, Options{OpenDisplay: open}, mkVM("mac", vm.Running), mkVM("pc", vm.Running))
+	h.waitTitle(t, "● mac")
+	h.waitTitle(t, "● pc")
+	h.tray.click(t, "● mac", "Open Display")
+	h.tray.click(t, "● pc", "Open Display")
+	h.menu.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(shown, []string{"mac"}) {
+		t.Errorf("native windows shown: %q", shown)
+	}
+	if done := h.desktop.Done(); !slices.Equal(done, []string{"terminal: fvm logs -f pc"}) {
+		t.Errorf("desktop actions %q: want the serial console of pc only", done)
+	}
+	if e := h.dialogs.Errors(); len(e) != 0 {
+		t.Errorf("error dialogs: %q", e)
 	}
 }

@@ -28,6 +28,9 @@ type Config struct {
 	HostKeyPublic  string   // the same key, authorized_keys format
 	MACAddress     string   // the NIC to configure with DHCP; DefaultMAC when empty
 	Mounts         []Mount  // host directories to mount at every boot
+	// Rosetta mounts the Rosetta share (virtiofs tag RosettaTag, vz on Apple
+	// silicon) and registers it for x86-64 ELF programs, at every boot.
+	Rosetta bool
 }
 
 // Mount is a shared directory as the guest mounts it: by tag, with virtiofs
@@ -46,6 +49,28 @@ func mountCommand(m Mount) []string {
 		ro = ",ro"
 	}
 	sh := fmt.Sprintf("mkdir -p %[2]s && { mountpoint -q %[2]s || mount -t virtiofs -o defaults%[3]s %[1]s %[2]s 2>/dev/null || mount -t 9p -o trans=virtio,version=9p2000.L,msize=1048576,cache=mmap%[3]s %[1]s %[2]s; }", m.Tag, m.GuestPath, ro)
+	return []string{"sh", "-c", sh}
+}
+
+// RosettaTag is the virtiofs tag of the Rosetta share; RosettaMount where it is mounted.
+const (
+	RosettaTag   = "rosetta"
+	RosettaMount = "/mnt/rosetta"
+)
+
+// rosettaBinfmt registers Rosetta for x86-64 ELF executables (the magic and
+// mask of an ELF64 x86-64 header), as Apple documents it; binfmt_misc parses
+// the \x escapes itself. F opens the interpreter at registration (the share
+// is mounted just before), C keeps setuid credentials.
+const rosettaBinfmt = `:rosetta:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:` + RosettaMount + `/rosetta:CF`
+
+// rosettaCommand mounts the Rosetta share and registers it at every boot
+// (bootcmd, like the shares: a binfmt_misc registration does not survive a
+// reboot). The registration is inline: write_files runs after bootcmd.
+func rosettaCommand() []string {
+	sh := fmt.Sprintf("mkdir -p %[1]s && { mountpoint -q %[1]s || mount -t virtiofs -o ro %[2]s %[1]s; } && "+
+		"{ [ -e /proc/sys/fs/binfmt_misc/rosetta ] || { mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc; "+
+		"printf '%%s\\n' '%[3]s' > /proc/sys/fs/binfmt_misc/register; }; }", RosettaMount, RosettaTag, rosettaBinfmt)
 	return []string{"sh", "-c", sh}
 }
 
@@ -166,6 +191,9 @@ func UserData(c Config) ([]byte, error) {
 	}
 	for _, m := range c.Mounts {
 		ud.Bootcmd = append(ud.Bootcmd, mountCommand(m))
+	}
+	if c.Rosetta {
+		ud.Bootcmd = append(ud.Bootcmd, rosettaCommand())
 	}
 	return marshal("#cloud-config\n", ud)
 }

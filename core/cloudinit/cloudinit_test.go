@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -240,4 +241,91 @@ func TestISOWithXorriso(t *testing.T) {
 	if err != nil {
 		t.Fatalf("xorriso extract: %v\n%s", err, out)
 	}
+}
+
+// TestUserDataRosetta: --rosetta mounts the share and registers it for
+// x86-64 ELF programs with binfmt_misc at every boot; without it, none of that.
+func TestUserDataRosetta(t *testing.T) {
+	c := testConfig(t)
+	plain, err := UserData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), "rosetta") {
+		t.Fatalf("user-data without --rosetta mentions it:\n%s", plain)
+	}
+	c.Rosetta = true
+	b, err := UserData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Bootcmd [][]string `yaml:"bootcmd"`
+	}
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if len(doc.Bootcmd) != 1 || len(doc.Bootcmd[0]) != 3 || doc.Bootcmd[0][0] != "sh" {
+		t.Fatalf("bootcmd %q", doc.Bootcmd)
+	}
+	cmd := doc.Bootcmd[0][2]
+	for _, want := range []string{"mount -t virtiofs -o ro rosetta /mnt/rosetta", "[ -e /proc/sys/fs/binfmt_misc/rosetta ] ||", "> /proc/sys/fs/binfmt_misc/register"} {
+		if !strings.Contains(cmd, want) {
+			t.Errorf("bootcmd lacks %q:\n%s", want, cmd)
+		}
+	}
+	// What the guest's shell writes to register, run by a real shell here.
+	i := strings.Index(cmd, "printf ")
+	j := strings.Index(cmd, " > /proc/sys/fs/binfmt_misc/register")
+	if i < 0 || j < i {
+		t.Fatalf("no registration in %s", cmd)
+	}
+	out, err := exec.Command("sh", "-c", cmd[i:j]).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := string(out)
+	if !strings.HasSuffix(reg, "\n") || strings.Count(reg, "\n") != 1 {
+		t.Fatalf("registration %q: want one line", reg)
+	}
+	// name, type M(agic), offset, magic, mask, interpreter, flags
+	fields := strings.Split(strings.TrimSpace(reg), ":")
+	if len(fields) != 8 || fields[1] != "rosetta" || fields[2] != "M" || fields[6] != "/mnt/rosetta/rosetta" || fields[7] != "CF" {
+		t.Fatalf("binfmt registration %q", reg)
+	}
+	magic, mask := unescapeHex(t, fields[4]), unescapeHex(t, fields[5])
+	// An ELF64, little-endian, x86-64 (e_machine 0x3e) executable's header matches.
+	elf := []byte{0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0x3e, 0}
+	if len(magic) != 20 || len(mask) != 20 {
+		t.Fatalf("magic %d bytes, mask %d: want 20", len(magic), len(mask))
+	}
+	for i := range elf {
+		if elf[i]&mask[i] != magic[i]&mask[i] {
+			t.Fatalf("byte %d of an x86-64 ELF header does not match", i)
+		}
+	}
+	arm := append([]byte(nil), elf...)
+	arm[18] = 0xb7 // EM_AARCH64: never sent to Rosetta
+	if arm[18]&mask[18] == magic[18]&mask[18] {
+		t.Fatal("an arm64 ELF matches the Rosetta registration")
+	}
+}
+
+func unescapeHex(t *testing.T, s string) []byte {
+	t.Helper()
+	var out []byte
+	for i := 0; i < len(s); {
+		if strings.HasPrefix(s[i:], `\x`) && i+4 <= len(s) {
+			var b byte
+			if _, err := fmt.Sscanf(s[i+2:i+4], "%02x", &b); err != nil {
+				t.Fatalf("%q: %v", s, err)
+			}
+			out = append(out, b)
+			i += 4
+			continue
+		}
+		out = append(out, s[i])
+		i++
+	}
+	return out
 }

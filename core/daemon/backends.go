@@ -111,10 +111,14 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 	return nil, api.Errorf(api.CodeUnsupported, "no backend of this host can run vm %q: %s", spec.Name, strings.Join(why, "; "))
 }
 
-// validate is the driver's Validate plus what its declared features rule out.
+// validate is the driver's Validate plus what its declared features rule out
+// (so `auto` passes over a driver without them).
 func validate(ctx context.Context, drv driver.Driver, spec *vm.Spec) error {
 	if len(spec.Mounts) > 0 && !drv.Features().Shares {
 		return fmt.Errorf("vm %q: the %s backend cannot share folders (-v): %w", spec.Name, drv.Name(), driver.ErrUnsupported)
+	}
+	if spec.Rosetta && !drv.Features().Rosetta {
+		return fmt.Errorf("vm %q: %w: --rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", spec.Name, driver.ErrUnsupported, drv.Name())
 	}
 	return drv.Validate(ctx, spec)
 }

@@ -57,6 +57,8 @@ type Daemon struct {
 	bg       context.Context
 	bgCancel context.CancelFunc
 	bgWG     sync.WaitGroup
+
+	serving bool // Serve holds the host lock: this process hosts the VMs (d.mu)
 }
 
 // entry is the host's live knowledge of one VM.

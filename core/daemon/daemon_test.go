@@ -34,7 +34,9 @@ type fakeDriver struct {
 	calls     []string // "start web1", "delete web1", ...
 	failStart bool
 	failDisk  bool
-	panicDisk bool // Create panics: a bug in a driver
+	panicDisk bool   // Create panics: a bug in a driver
+	native    bool   // its machines have a native display window (driver.NativeDisplay)
+	mac       string // its VMs' NIC address (driver.GuestNIC), when set
 }
 
 func newFake(name string) *fakeDriver {
@@ -95,6 +97,9 @@ func (f *fakeDriver) Start(_ context.Context, inst *store.Instance) (driver.Mach
 	f.mu.Lock()
 	f.running[inst.Spec.Name] = m
 	f.mu.Unlock()
+	if f.native {
+		return &nativeMachine{fakeMachine: m}, nil
+	}
 	return m, nil
 }
 func (f *fakeDriver) callsFor(name string) []string {
@@ -146,6 +151,7 @@ func (m *fakeMachine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
 }
 
 type host struct {
+	d      *Daemon
 	layout store.Layout
 	drv    *fakeDriver
 	c      *client.Client
@@ -189,7 +195,7 @@ func startHostIn(t *testing.T, dir string, opts Options, drv *fakeDriver) *host 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	h := &host{layout: layout, drv: drv, c: c}
+	h := &host{d: d, layout: layout, drv: drv, c: c}
 	h.stop = func() { cancel(); <-errc }
 	t.Cleanup(func() {
 		select {

@@ -139,7 +139,11 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 
 // fill writes a new instance's keys and seed, then lets its driver make the disks.
 func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance, base *driver.Base) error {
-	if err := provision(d.opts.Layout, inst); err != nil {
+	mac := "" // the seed's network config matches the NIC by MAC: the driver's, or QEMU's default
+	if n, ok := drv.(driver.GuestNIC); ok {
+		mac = n.GuestMAC(&inst.Spec)
+	}
+	if err := provision(d.opts.Layout, inst, mac); err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}
 	if err := drv.Create(ctx, inst, base); err != nil {

@@ -10,8 +10,9 @@ import (
 )
 
 // provision writes what makes a fresh VM reachable: its SSH host key (pinned from
-// now on), the known_hosts file for plain ssh, and the cloud-init seed.
-func provision(l store.Layout, inst *store.Instance) error {
+// now on), the known_hosts file for plain ssh, and the cloud-init seed, whose
+// network config names the NIC by mac ("" for cloudinit.DefaultMAC).
+func provision(l store.Layout, inst *store.Instance, mac string) error {
 	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
 	if err != nil {
 		return fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
@@ -47,6 +48,8 @@ func provision(l store.Layout, inst *store.Instance) error {
 		HostKeyPrivate: string(priv),
 		HostKeyPublic:  pub,
 		Mounts:         seedMounts(inst.Spec.Mounts),
+		MACAddress:     mac,
+		Rosetta:        inst.Spec.Rosetta,
 	})
 }
 

@@ -41,6 +41,14 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	for _, p := range append(d.store.CleanStale(), d.images.CleanStale()...) {
 		d.log.Info("removed what an interrupted operation left", "path", p)
 	}
+	d.mu.Lock()
+	d.serving = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.serving = false
+		d.mu.Unlock()
+	}()
 	d.Adopt(ctx)
 	// Request contexts derive from ctx, so streams (events, logs -f) end with the host.
 	srv := &http.Server{Handler: server.Handler(d, server.Options{Log: d.log, Version: d.opts.Version}), ReadHeaderTimeout: 10 * time.Second,

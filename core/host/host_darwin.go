@@ -4,13 +4,20 @@ package host
 
 import (
 	"io"
+	"runtime"
 
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/driver/vz"
 )
 
-// platformDrivers: QEMU with HVF. The vz backend registers here when it lands.
+// platformDrivers: vz first (auto prefers it for images of the Mac's
+// architecture; its Validate refuses the rest), then QEMU with HVF. Before
+// macOS 13, vz is listed as unavailable with the reason.
 func platformDrivers(log io.Writer) ([]driver.Driver, []driver.Unavailable) {
-	return []driver.Driver{qemu.New(qemu.Options{Log: log, TCGCacheMiB: tcgCacheMiB()})},
-		[]driver.Unavailable{{Name: "vz", Reason: "the vz backend is not built into this fvm yet: use --backend qemu"}}
+	q := qemu.New(qemu.Options{Log: log, TCGCacheMiB: tcgCacheMiB()})
+	if why := vz.Unavailable(runtime.GOOS, vz.MacOSVersion()); why != "" {
+		return []driver.Driver{q}, []driver.Unavailable{{Name: "vz", Reason: why}}
+	}
+	return []driver.Driver{vz.New(vz.Options{Log: log}), q}, nil
 }

@@ -690,9 +690,14 @@ func (s *Service) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		if store.IsTemp(e.Name()) && !store.IsStale(p) {
 			continue // an import being written
 		}
+		if base, ok := DerivedBase(p); ok {
+			if _, err := os.Stat(base); err == nil {
+				continue // goes with its base, below, not on its own
+			}
+		}
 		remove(p, info.Size())
 		for _, d := range s.derivedFiles(api.Image{Path: p}) {
-			if st, err := os.Stat(d); err == nil {
+			if st, err := os.Stat(d); err == nil && !used[d] { // a VM may read it still (a vz disk copied from it)
 				remove(d, st.Size())
 			}
 		}

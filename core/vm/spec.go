@@ -112,6 +112,9 @@ func (s *Spec) Validate() error {
 	if _, err := ParseArch(string(s.Arch)); err != nil {
 		return fmt.Errorf("vm %q: %w", s.Name, err)
 	}
+	if s.Rosetta && s.Arch != ARM64 {
+		return fmt.Errorf("vm %q: --rosetta runs x86-64 programs in arm64 guests, and this VM is %s: drop --rosetta, or pick an arm64 image", s.Name, s.Arch)
+	}
 	return s.ValidateSettings()
 }
 

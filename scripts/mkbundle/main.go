@@ -1,9 +1,10 @@
 // Command mkbundle assembles fvm.app from built binaries: Contents/Info.plist
-// rendered from resources/, the icon, and in Contents/MacOS the app binary
-// and the fvm CLI. scripts/build-app.sh runs it and then signs the bundle; it
-// runs on any OS, so the layout is tested on Linux.
+// rendered from resources/, the icon, and in Contents/MacOS the app binary,
+// the fvm CLI and the vz helper (one process per vz VM). scripts/build-app.sh
+// runs it and then signs the bundle; it runs on any OS, so the layout is
+// tested on Linux.
 //
-//	go run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -version v1.2.3 -out bin/fvm.app
+//	go run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -helper bin/fvm-vz -version v1.2.3 -out bin/fvm.app
 package main
 
 import (
@@ -12,23 +13,25 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fvmhq/fvm/core/driver/vz"
 	"github.com/fvmhq/fvm/resources"
 )
 
 func main() {
 	app := flag.String("app", "bin/fvm-app", "the menu-bar app binary (built for darwin)")
 	cli := flag.String("cli", "bin/fvm", "the fvm CLI binary (built for darwin)")
+	helper := flag.String("helper", "bin/"+vz.HelperName, "the vz helper binary (built for darwin, with cgo)")
 	version := flag.String("version", "dev", "fvm version for Info.plist")
 	out := flag.String("out", "bin/fvm.app", "bundle to create (replaced if it exists)")
 	flag.Parse()
-	if err := bundle(*out, *app, *cli, *version); err != nil {
+	if err := bundle(*out, *app, *cli, *helper, *version); err != nil {
 		fmt.Fprintln(os.Stderr, "mkbundle:", err)
 		os.Exit(1)
 	}
 }
 
 // bundle writes the bundle at out, replacing any earlier one.
-func bundle(out, app, cli, version string) error {
+func bundle(out, app, cli, helper, version string) error {
 	if filepath.Ext(out) != ".app" {
 		return fmt.Errorf("bundle path %s must end in .app", out)
 	}
@@ -54,6 +57,8 @@ func bundle(out, app, cli, version string) error {
 		{filepath.Join(contents, "Resources", resources.IconFile), constant(icon), 0o644},
 		{filepath.Join(contents, "MacOS", resources.AppExecutable), read(app), 0o755},
 		{filepath.Join(contents, "MacOS", "fvm"), read(cli), 0o755},
+		// Found beside the CLI and the app by the vz driver (vz.FindHelper).
+		{filepath.Join(contents, "MacOS", vz.HelperName), read(helper), 0o755},
 	}
 	for _, f := range files {
 		data, err := f.data()

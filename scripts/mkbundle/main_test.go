@@ -6,17 +6,19 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fvmhq/fvm/core/driver/vz"
 	"github.com/fvmhq/fvm/resources"
 )
 
 func TestBundleLayout(t *testing.T) {
 	dir := t.TempDir()
-	app, cli := filepath.Join(dir, "fvm-app"), filepath.Join(dir, "fvm")
+	app, cli, helper := filepath.Join(dir, "fvm-app"), filepath.Join(dir, "fvm"), filepath.Join(dir, vz.HelperName)
 	os.WriteFile(app, []byte("app"), 0o755)
 	os.WriteFile(cli, []byte("cli"), 0o755)
+	os.WriteFile(helper, []byte("helper"), 0o755)
 	out := filepath.Join(dir, "fvm.app")
 	os.MkdirAll(filepath.Join(out, "stale"), 0o755)
-	if err := bundle(out, app, cli, "v1.2.3-4-gabc"); err != nil {
+	if err := bundle(out, app, cli, helper, "v1.2.3-4-gabc"); err != nil {
 		t.Fatal(err)
 	}
 	for path, mode := range map[string]os.FileMode{
@@ -25,6 +27,7 @@ func TestBundleLayout(t *testing.T) {
 		"Contents/Resources/" + resources.IconFile:  0o644,
 		"Contents/MacOS/" + resources.AppExecutable: 0o755,
 		"Contents/MacOS/fvm":                        0o755,
+		"Contents/MacOS/" + vz.HelperName:           0o755,
 	} {
 		st, err := os.Stat(filepath.Join(out, path))
 		if err != nil || st.Mode().Perm() != mode {
@@ -40,10 +43,10 @@ func TestBundleLayout(t *testing.T) {
 			t.Errorf("Info.plist lacks %s", want)
 		}
 	}
-	if err := bundle(filepath.Join(dir, "x"), app, cli, "v1"); err == nil {
+	if err := bundle(filepath.Join(dir, "x"), app, cli, helper, "v1"); err == nil {
 		t.Error("bundle path without .app accepted")
 	}
-	if err := bundle(out, filepath.Join(dir, "missing"), cli, "v1"); err == nil || !strings.Contains(err.Error(), "build it first") {
+	if err := bundle(out, filepath.Join(dir, "missing"), cli, helper, "v1"); err == nil || !strings.Contains(err.Error(), "build it first") {
 		t.Errorf("missing binary: %v", err)
 	}
 }

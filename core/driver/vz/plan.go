@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"path/filepath"
 
+	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
@@ -33,8 +34,8 @@ const (
 	MTU            = 1500
 )
 
-// RosettaTag is the virtiofs tag of the Rosetta share (mounted by the seed).
-const RosettaTag = "rosetta"
+// RosettaTag is the virtiofs tag of the Rosetta share, which the seed mounts.
+const RosettaTag = cloudinit.RosettaTag
 
 // Plan is a VM's devices as plain data: built by BuildPlan (pure, tested on
 // every OS), saved in PlanFile, and turned into a VZVirtualMachineConfiguration
