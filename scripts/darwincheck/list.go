@@ -51,6 +51,9 @@ func listPackages(ctx context.Context, dir, goarch string, opt options) ([]*list
 	if tags != "" {
 		args = append(args, "-tags="+tags)
 	}
+	if opt.overlayFile != "" {
+		args = append(args, "-overlay="+opt.overlayFile)
+	}
 	args = append(args, "--")
 	args = append(args, patterns...)
 	cmd := exec.CommandContext(ctx, "go", args...)

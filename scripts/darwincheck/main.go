@@ -15,6 +15,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"go/types"
 	"io"
 	"os"
 	"path/filepath"
@@ -25,13 +26,21 @@ import (
 )
 
 type options struct {
-	Dir      string    // where to run go list (the module root or inside it)
-	Patterns []string  // package patterns; default ./...
-	Arches   []string  // GOARCH values
-	Tags     string    // extra build tags, comma-separated
-	Tests    bool      // also check _test.go files (go list -test)
-	Verbose  io.Writer // timings, when set
-	Warn     io.Writer // go list's warnings, when set
+	Dir      string   // where to run go list (the module root or inside it)
+	Patterns []string // package patterns; default ./...
+	Arches   []string // GOARCH values
+	Tags     string   // extra build tags, comma-separated
+	Tests    bool     // also check _test.go files (go list -test)
+	// Overlay adds or replaces files (absolute path → content) as go list's
+	// -overlay does, without touching the tree: the planted-error tests use it.
+	Overlay map[string]string
+	// Checked, when set, gets each architecture's checked packages (by
+	// import path), for tests that inspect types; it may be called concurrently.
+	Checked func(arch string, pkgs map[string]*types.Package)
+	Verbose io.Writer // timings, when set
+	Warn    io.Writer // go list's warnings, when set
+
+	overlayFile string // the -overlay JSON written for Overlay
 }
 
 // problem is a diagnostic with every architecture it was found on.
@@ -64,7 +73,14 @@ func run(ctx context.Context, opt options) ([]problem, error) {
 		}
 		return name
 	}
+	overlay, cleanup, err := writeOverlay(opt.Overlay)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	opt.overlayFile = overlay.file
 	pc := newParseCache()
+	pc.replace = overlay.replace
 	results := make([][]diagnostic, len(opt.Arches))
 	errs := make([]error, len(opt.Arches))
 	var wg sync.WaitGroup
@@ -83,7 +99,11 @@ func run(ctx context.Context, opt options) ([]problem, error) {
 				return
 			}
 			listed := time.Since(start)
-			results[i], _ = checkArch(pkgs, arch, pc, rel)
+			var checked map[string]*types.Package
+			results[i], checked = checkArch(pkgs, arch, pc, rel)
+			if opt.Checked != nil {
+				opt.Checked(arch, checked)
+			}
 			if opt.Verbose != nil {
 				fmt.Fprintf(opt.Verbose, "darwin/%s: %d packages, go list %v, total %v\n",
 					arch, len(pkgs), listed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))

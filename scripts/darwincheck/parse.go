@@ -12,9 +12,10 @@ import (
 // arm64 and amd64, and go/types never modifies the syntax trees it checks, so
 // both architectures share them.
 type parseCache struct {
-	fset  *token.FileSet
-	mu    sync.Mutex
-	files map[parseKey]*parsedFile
+	fset    *token.FileSet
+	mu      sync.Mutex
+	files   map[parseKey]*parsedFile
+	replace map[string]string // overlay: file → the file holding its content
 }
 
 type parseKey struct {
@@ -46,7 +47,11 @@ func (c *parseCache) parse(filename string, outline bool) (*ast.File, error) {
 	}
 	c.mu.Unlock()
 	pf.once.Do(func() {
-		src, err := os.ReadFile(filename)
+		path := filename
+		if r, ok := c.replace[filename]; ok {
+			path = r
+		}
+		src, err := os.ReadFile(path)
 		if err != nil {
 			pf.err = err
 			return

@@ -156,7 +156,7 @@ func serveOne(ctx context.Context, conn net.Conn, c Controlled) {
 	}
 	conn.SetReadDeadline(time.Time{})
 	var req ControlRequest
-	resp := ControlResponse{OK: true}
+	var resp ControlResponse
 	if err := json.Unmarshal(line, &req); err != nil {
 		resp = ControlResponse{Error: fmt.Sprintf("bad request: %v", err)}
 	} else {

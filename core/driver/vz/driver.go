@@ -153,7 +153,7 @@ func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
 		return unsupported(err)
 	}
 	if !caps.Supported {
-		return unsupported(errors.New("Virtualization.framework says this Mac cannot run VMs (no hardware virtualization): use --backend qemu"))
+		return unsupported(errors.New("this Mac cannot run VMs (Virtualization.framework finds no hardware virtualization): use --backend qemu"))
 	}
 	if err := checkLimits(spec, caps.Limits); err != nil {
 		return unsupported(err)

@@ -67,23 +67,25 @@ func TestFanoutSlowSubscriber(t *testing.T) {
 	f := newFanout(vzd.StateStopped, in)
 	slow, _ := f.subscribe()
 	fast, cancel := f.subscribe()
-	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for range 100 {
 			in <- vzd.StateRunning
 		}
 		in <- vzd.StateStopped
+		close(in)
 	})
-	for st := next(t, fast); st != vzd.StateStopped || f.current() != vzd.StateStopped; st = next(t, fast) {
+	for st := next(t, fast); st != ""; st = next(t, fast) { // until closed: every state delivered
 	}
 	wg.Wait()
 	var last vzd.MachineState
-	for n := len(slow); n > 0; n-- {
-		last = <-slow
+	n := 0
+	for st := range slow {
+		last = st
+		n++
 	}
-	if last != vzd.StateStopped {
-		t.Fatalf("the slow subscriber's newest state is %s, want stopped", last)
+	if last != vzd.StateStopped || n > subscriberBuffer {
+		t.Fatalf("the slow subscriber kept %d states ending in %s, want at most %d ending in stopped", n, last, subscriberBuffer)
 	}
 	// Unsubscribing twice is harmless.
 	cancel()

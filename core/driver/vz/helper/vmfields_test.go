@@ -32,6 +32,7 @@ type queueOfWrongKind struct {
 func TestVMPointers(t *testing.T) {
 	var obj, q int
 	m := &fakeVZMachine{id: "x", pointer: &objcPointer{_ptr: unsafe.Pointer(&obj)}, dispatchQueue: unsafe.Pointer(&q)}
+	_ = []any{m.supported, renamedQueue{}.queue, queueOfWrongKind{}.dispatchQueue} // read only through reflect
 	machine, queue, err := vmPointers(m)
 	if err != nil || machine != unsafe.Pointer(&obj) || queue != unsafe.Pointer(&q) {
 		t.Fatalf("vmPointers = %p %p %v", machine, queue, err)
