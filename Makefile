@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e check fmt vet staticcheck darwin-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-vz check fmt vet staticcheck darwin-check clean
 
 all: build
 
@@ -68,6 +68,13 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzParseSize$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzParsePortForward$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzRead$$ -fuzztime $(FUZZ_TIME) ./core/api/stream/
+	$(GO) test -run XXX -fuzz ^FuzzControlRequest$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
+
+# The vz backend on a Mac (macOS 13+): builds and signs bin/fvm.app, boots a
+# Debian VM on vz and checks it end to end (scripts/e2e-vz.sh). Elsewhere it
+# skips with the reason.
+e2e-vz:
+	MAKE=$(MAKE) ./scripts/e2e-vz.sh
 
 # The host app: bin/fvm-app (tray, Linux) or bin/fvm.app (signed menu-bar bundle, macOS).
 app:

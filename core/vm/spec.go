@@ -113,7 +113,7 @@ func (s *Spec) Validate() error {
 		return fmt.Errorf("vm %q: %w", s.Name, err)
 	}
 	if s.Rosetta && s.Arch != ARM64 {
-		return fmt.Errorf("vm %q: --rosetta runs x86-64 programs in arm64 guests, and this VM is %s: drop --rosetta, or pick an arm64 image", s.Name, s.Arch)
+		return fmt.Errorf("vm %q: %w", s.Name, errRosettaArch(s.Arch))
 	}
 	return s.ValidateSettings()
 }
@@ -132,6 +132,9 @@ func (s *Spec) ValidateSettings() error {
 	}
 	if err := ValidateUser(s.User); err != nil {
 		return err
+	}
+	if s.Rosetta && s.Arch != "" && s.Arch != ARM64 { // an ARCH given: refused before any pull
+		return errRosettaArch(s.Arch)
 	}
 	switch s.Accel {
 	case "", "auto", "kvm", "hvf", "tcg":
@@ -172,6 +175,10 @@ func (s *Spec) validateSource() error {
 		return fmt.Errorf("vm %q: no image given: name an image (see `fvm images`), a path to a qcow2/raw file, or --iso PATH", s.Name)
 	}
 	return nil
+}
+
+func errRosettaArch(a Arch) error {
+	return fmt.Errorf("--rosetta runs x86-64 programs in arm64 guests, and this VM is %s: drop --rosetta, or pick an arm64 image", a)
 }
 
 var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)

@@ -135,3 +135,20 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+func TestRosettaNeedsArm64(t *testing.T) {
+	s := Spec{Name: "r", Image: "debian", Arch: AMD64, CPUs: 2, MemoryMiB: 2048, DiskBytes: 20 << 30, User: "fvm", Rosetta: true}
+	for _, err := range []error{s.ValidateSettings(), s.Validate()} {
+		if err == nil || !strings.Contains(err.Error(), "--rosetta runs x86-64 programs in arm64 guests, and this VM is amd64") {
+			t.Errorf("--rosetta on amd64: %v", err)
+		}
+	}
+	s.Arch = ""
+	if err := s.ValidateSettings(); err != nil {
+		t.Errorf("no arch yet (the image decides): %v", err)
+	}
+	s.Arch = ARM64
+	if err := s.Validate(); err != nil {
+		t.Errorf("--rosetta on arm64: %v", err)
+	}
+}

@@ -42,6 +42,9 @@ type ControlResponse struct {
 	Error string       `json:"error,omitempty"`
 	Hello *Hello       `json:"hello,omitempty"`
 	State MachineState `json:"state,omitempty"`
+	// Window is the display window's number after show-window: its
+	// NSWindow.windowNumber, a CGWindowID (`screencapture -l WINDOW`).
+	Window int `json:"window,omitempty"`
 }
 
 // Hello identifies a helper: the host re-adopts it only when it names the
@@ -92,7 +95,8 @@ type Controlled interface {
 	RequestStop() error
 	// Suspend saves the VM's state and ends it; it returns once the state is saved.
 	Suspend(ctx context.Context) error
-	ShowWindow(ctx context.Context) error
+	// ShowWindow shows the display window and returns its window number.
+	ShowWindow(ctx context.Context) (window int, err error)
 }
 
 // maxRequest bounds a request line.
@@ -185,7 +189,10 @@ func handle(ctx context.Context, req ControlRequest, c Controlled) ControlRespon
 	case OpSuspend:
 		return result(c.Suspend(ctx))
 	case OpShowWindow:
-		return result(c.ShowWindow(ctx))
+		n, err := c.ShowWindow(ctx)
+		r := result(err)
+		r.Window = n
+		return r
 	}
 	return ControlResponse{Error: fmt.Sprintf("unknown operation %q", req.Op)}
 }

@@ -60,11 +60,14 @@ func (f *fakeControlled) Suspend(ctx context.Context) error {
 	return nil
 }
 
-func (f *fakeControlled) ShowWindow(context.Context) error {
+func (f *fakeControlled) ShowWindow(context.Context) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.windows++
-	return f.failShow
+	if f.failShow != nil {
+		return 0, f.failShow
+	}
+	return 77, nil
 }
 
 func serve(t *testing.T, c Controlled) string {
@@ -115,8 +118,8 @@ func TestControlProtocol(t *testing.T) {
 	if !errors.Is(err, errHelperSays) || !strings.Contains(err.Error(), "cannot be asked to stop") {
 		t.Fatalf("second stop: %v", err)
 	}
-	if _, err := callControl(ctx, sock, OpShowWindow); err != nil {
-		t.Fatal(err)
+	if resp, err := callControl(ctx, sock, OpShowWindow); err != nil || resp.Window != 77 {
+		t.Fatalf("show-window: %+v %v", resp, err)
 	}
 	f.mu.Lock()
 	f.failShow = errors.New("display unavailable: no window server")

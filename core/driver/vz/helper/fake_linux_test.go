@@ -137,8 +137,8 @@ func (f *fakeVM) Save(path string) error {
 	return err
 }
 
-func (f *fakeVM) ShowWindow(context.Context) error {
-	return os.WriteFile(filepath.Join(f.plan.Dir, windowMarker), []byte("shown\n"), 0o644)
+func (f *fakeVM) ShowWindow(context.Context) (int, error) {
+	return 1, os.WriteFile(filepath.Join(f.plan.Dir, windowMarker), []byte("shown\n"), 0o644)
 }
 
 // startFakeGuest is a guest network stack (gvisor's, standing in for Linux

@@ -42,7 +42,8 @@ type VM interface {
 	// Save pauses the VM and writes its state to path; if that fails the VM
 	// runs on.
 	Save(path string) error
-	ShowWindow(ctx context.Context) error
+	// ShowWindow shows the display window and returns its window number.
+	ShowWindow(ctx context.Context) (int, error)
 }
 
 // NewVM builds the VM of a plan, with netFile as its network link.
@@ -193,7 +194,7 @@ func (s *shell) State() vzd.MachineState { return s.vm.State() }
 
 func (s *shell) RequestStop() error { return s.vm.RequestStop() }
 
-func (s *shell) ShowWindow(ctx context.Context) error { return s.vm.ShowWindow(ctx) }
+func (s *shell) ShowWindow(ctx context.Context) (int, error) { return s.vm.ShowWindow(ctx) }
 
 // Suspend saves the VM's state to the plan's SaveTo (through a temporary, so
 // a crash never leaves half a state to resume from), then stops the VM; the

@@ -131,7 +131,7 @@ func (v *vzVM) Save(path string) error {
 	return nil
 }
 
-func (v *vzVM) ShowWindow(ctx context.Context) error { return v.win.show(ctx) }
+func (v *vzVM) ShowWindow(ctx context.Context) (int, error) { return v.win.show(ctx) }
 
 // configure builds the VZVirtualMachineConfiguration of a plan.
 func configure(plan vzd.Plan, netFile *os.File, log *slog.Logger) (*vz.VirtualMachineConfiguration, error) {

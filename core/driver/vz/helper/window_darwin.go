@@ -42,14 +42,19 @@ func newWindow(loop *mainLoop, m *vz.VirtualMachine, plan vzd.Plan) *window {
 	return &window{loop: loop, vm: m, plan: plan}
 }
 
-// show makes (once) and brings the window to the front, from any goroutine.
-func (w *window) show(ctx context.Context) error {
+// show makes (once) and brings the window to the front, from any goroutine,
+// and returns its window number.
+func (w *window) show(ctx context.Context) (int, error) {
 	machine, _, err := vmPointers(w.vm) // fails soft on an unknown vz layout
 	if err != nil {
-		return err
+		return 0, err
 	}
-	done := make(chan error, 1)
-	task := func() { done <- w.front(machine) }
+	type shown struct {
+		n   int
+		err error
+	}
+	done := make(chan shown, 1)
+	task := func() { n, err := w.front(machine); done <- shown{n, err} }
 	w.mu.Lock()
 	first := !w.started
 	w.started = true
@@ -60,10 +65,10 @@ func (w *window) show(ctx context.Context) error {
 		w.loop.Do(task)
 	}
 	select {
-	case err := <-done:
-		return err
+	case s := <-done:
+		return s.n, s.err
 	case <-ctx.Done():
-		return fmt.Errorf("display: the window did not open: %w", context.Cause(ctx))
+		return 0, fmt.Errorf("display: the window did not open: %w", context.Cause(ctx))
 	}
 }
 
@@ -80,7 +85,7 @@ func (w *window) startAppKit(first func()) {
 }
 
 // front runs on the main thread.
-func (w *window) front(machine unsafe.Pointer) (err error) {
+func (w *window) front(machine unsafe.Pointer) (n int, err error) {
 	defer func() {
 		if r := recover(); r != nil { // an objc message to something unexpected
 			err = fmt.Errorf("display unavailable: %v", r)
@@ -88,7 +93,7 @@ func (w *window) front(machine unsafe.Pointer) (err error) {
 	}()
 	if !w.made {
 		if err := w.make(machine); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	w.win.MakeKeyAndOrderFront(nil)
@@ -96,7 +101,7 @@ func (w *window) front(machine unsafe.Pointer) (err error) {
 	// window: it must activate itself to come to the front.
 	appkit.Application_SharedApplication().ActivateIgnoringOtherApps(true)
 	runtime.KeepAlive(w.vm)
-	return nil
+	return w.win.WindowNumber(), nil
 }
 
 // make builds the window and its VZVirtualMachineView (main thread).
