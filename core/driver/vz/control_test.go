@@ -2,6 +2,7 @@ package vz
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -214,4 +215,33 @@ func TestMachineStates(t *testing.T) {
 			t.Errorf("%s → %s, want %s", s, got, want)
 		}
 	}
+}
+
+// FuzzControlRequest: whatever a client sends, the server answers one JSON
+// line (or closes) and never panics.
+func FuzzControlRequest(f *testing.F) {
+	for _, seed := range []string{`{"op":"hello"}` + "\n", `{"op":"suspend"}`, "{", "\n", `{"op":1}` + "\n", `[]` + "\n"} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, req []byte) {
+		client, server := net.Pipe()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer server.Close()
+			serveOne(context.Background(), server, &fakeControlled{state: StateRunning})
+		}()
+		client.SetDeadline(time.Now().Add(5 * time.Second))
+		go func() { client.Write(req); client.Write([]byte("\n")) }()
+		buf := make([]byte, 4096)
+		n, _ := client.Read(buf)
+		client.Close()
+		<-done
+		if n > 0 {
+			var resp ControlResponse
+			if err := json.Unmarshal(buf[:n], &resp); err != nil {
+				t.Fatalf("answer %q is not JSON: %v", buf[:n], err)
+			}
+		}
+	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // writeAt puts data at offsets in a new sparse raw file of size bytes.
@@ -239,4 +240,17 @@ func baseOf(t *testing.T, path string) *driver.Base {
 		t.Fatal(err)
 	}
 	return &driver.Base{Path: path, Format: string(info.Format), VirtualSize: info.VirtualSize}
+}
+
+func lookQemuImg() (string, error) { return exec.LookPath("qemu-img") }
+
+func newTestInstance(t *testing.T, root, base string) *store.Instance {
+	t.Helper()
+	s := baseSpec()
+	s.BaseImage, s.DiskBytes = base, 1<<30
+	dir := filepath.Join(root, s.Name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &store.Instance{Dir: dir, Spec: *s}
 }

@@ -159,11 +159,24 @@ func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
 		return unsupported(err)
 	}
 	if spec.Rosetta {
+		if caps.Rosetta == RosettaNotInstalled { // installed since the last probe?
+			d.forgetCaps()
+			if caps, err = d.hostCaps(ctx); err != nil {
+				return unsupported(err)
+			}
+		}
 		if err := checkRosetta(spec, caps.Rosetta); err != nil {
 			return unsupported(err)
 		}
 	}
 	return nil
+}
+
+// forgetCaps makes the next hostCaps probe the helper again.
+func (d *Driver) forgetCaps() {
+	d.mu.Lock()
+	d.caps = nil
+	d.mu.Unlock()
 }
 
 // Create clones the VM's disk from the raw conversion of its base (made now

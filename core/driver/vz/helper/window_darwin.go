@@ -97,9 +97,16 @@ func (w *window) front(machine unsafe.Pointer) (n int, err error) {
 		}
 	}
 	w.win.MakeKeyAndOrderFront(nil)
+	w.win.OrderFrontRegardless() // in front even before the activation below is granted
 	// An accessory (LSUIElement-like) process is not activated by showing a
-	// window: it must activate itself to come to the front.
-	appkit.Application_SharedApplication().ActivateIgnoringOtherApps(true)
+	// window: it must activate itself to come to the front (macOS 14's
+	// cooperative activate, or the older activateIgnoringOtherApps:).
+	app := appkit.Application_SharedApplication()
+	if sel := objc.Sel("activate"); app.RespondsToSelector(sel) {
+		objc.Call[objc.Void](app, sel)
+	} else {
+		app.ActivateIgnoringOtherApps(true)
+	}
 	runtime.KeepAlive(w.vm)
 	return w.win.WindowNumber(), nil
 }
