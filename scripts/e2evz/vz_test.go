@@ -318,32 +318,24 @@ func checkScreenshot(t *testing.T, path string) {
 	}
 }
 
-// suspendResume saves the VM's state through the helper, then starts it
-// again through the host, which resumes it.
+// suspendResume suspends the VM (`fvm suspend`: the helper saves its state
+// and ends), then starts it again, which resumes it.
 func suspendResume(t *testing.T, dir string) {
 	t.Helper()
 	before, _ := strconv.ParseFloat(strings.Fields(must(t, "ssh", "vz1", "--", "cat /proc/uptime"))[0], 64)
-	c, err := net.Dial("unix", filepath.Join(dir, vzd.ControlSocket))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(5 * time.Minute))
 	t0 := time.Now()
-	fmt.Fprintln(c, `{"op":"suspend"}`)
-	line, err := bufio.NewReader(c).ReadBytes('\n')
-	c.Close()
-	if err != nil || !bytes.Contains(line, []byte(`"ok":true`)) {
-		t.Fatalf("suspend: %s %v", line, err)
-	}
+	must(t, "suspend", "vz1")
 	t.Logf("suspend (save state) took %s", time.Since(t0))
-	for i := 0; i < 100 && inspect(t, "vz1").State != "stopped"; i++ {
-		time.Sleep(100 * time.Millisecond)
+	if st := inspect(t, "vz1").State; st != "suspended" {
+		t.Fatalf("state after suspend: %s", st)
 	}
 	if _, err := os.Stat(filepath.Join(dir, vzd.StateFile)); err != nil {
 		t.Fatalf("no saved state: %v", err)
 	}
 	t0 = time.Now()
-	must(t, "start", "vz1")
+	if out := run(t, "start", "vz1"); out.code != 0 || !strings.Contains(out.stderr, "Resum") {
+		t.Fatalf("start after suspend did not resume: %d %s", out.code, out.stderr)
+	}
 	t.Logf("resume → SSH ready in %s", time.Since(t0))
 	after, _ := strconv.ParseFloat(strings.Fields(must(t, "ssh", "vz1", "--", "cat /proc/uptime"))[0], 64)
 	if after < before {
