@@ -223,7 +223,7 @@ func configure(plan vzd.Plan, netFile *os.File, log *slog.Logger) (*vz.VirtualMa
 	if plan.SaveTo != "" || plan.RestoreFrom != "" {
 		if err := validateSaveRestore(config); err != nil {
 			if plan.RestoreFrom != "" {
-				return nil, fmt.Errorf("this VM's devices cannot be restored from saved state: %w", err)
+				return nil, fmt.Errorf("this VM's devices cannot be restored from saved state: %w (start it with --cold to discard the state and boot afresh)", err)
 			}
 			log.Warn("this VM's state cannot be saved", "err", err)
 		}
