@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make e2e-vz: the vz backend on a real Mac (macOS 13+, Apple silicon or Intel).
 # Builds and signs bin/fvm.app (app, CLI, vz helper), then boots a Debian VM on
-# vz from the bundle's CLI: SSH, a -p forward, stop/start keeps a file, kill -9
+# vz from the bundle's CLI: SSH, shared folders, a -p forward, stop/start keeps a file, kill -9
 # of the host leaves the VM running and a new host re-adopts it, the display
 # window (captured with screencapture), suspend/resume on macOS 14+ Apple
 # silicon, Rosetta where installed, rm leaves nothing; then measures the clone

@@ -85,8 +85,8 @@ func (d *Driver) Name() string { return "vz" }
 
 // Features: raw clones, VMs in helper processes that outlive the host, the
 // virtio console in serial.log, a display in a native window (no VNC
-// socket), saved state on macOS 14+ on Apple silicon, Rosetta on Apple
-// silicon. No ISO installs; shares arrive with the shares issue (Plan.Shares).
+// socket), saved state on macOS 14+ on Apple silicon, virtiofs shares (-v),
+// Rosetta on Apple silicon. No ISO installs.
 func (d *Driver) Features() driver.Features {
 	return driver.Features{
 		Disk:          driver.DiskRawClone,
@@ -94,6 +94,7 @@ func (d *Driver) Features() driver.Features {
 		SerialConsole: true,
 		Display:       true,
 		SaveState:     d.canSave(),
+		Shares:        true,
 		Rosetta:       d.opts.Arch == vm.ARM64,
 		LogFiles:      []string{LogFile},
 	}

@@ -58,7 +58,7 @@ func TestValidate(t *testing.T) {
 
 func TestFeatures(t *testing.T) {
 	f := testDriver("14.5", vm.ARM64, m2Caps).Features()
-	if f.Disk != driver.DiskRawClone || !f.OutlivesHost || !f.Display || f.VNCSocket != "" || !f.SaveState || !f.Rosetta || f.InstallISO || f.Shares {
+	if f.Disk != driver.DiskRawClone || !f.OutlivesHost || !f.Display || f.VNCSocket != "" || !f.SaveState || !f.Rosetta || f.InstallISO || !f.Shares {
 		t.Errorf("Apple silicon, macOS 14: %+v", f)
 	}
 	if f.LogFiles[0] != LogFile {

@@ -57,7 +57,7 @@ type Plan struct {
 	Display     Display  `json:"display"`     // virtio-gpu with USB keyboard and pointer
 	Socket      bool     `json:"vsock"`       // virtio socket device
 	Rosetta     *Rosetta `json:"rosetta"`     // Rosetta directory share (arm64 guests on Apple silicon)
-	Shares      []Share  `json:"shares"`      // virtiofs directory shares (-v, from the shares issue)
+	Shares      []Share  `json:"shares"`      // virtiofs directory shares (-v)
 	Control     Control  `json:"control"`     // the helper's own files
 	RestoreFrom string   `json:"restoreFrom"` // saved state to resume from instead of booting ("" = boot)
 	SaveTo      string   `json:"saveTo"`      // where Suspend saves the state ("" = no save state here)
@@ -119,7 +119,8 @@ type Rosetta struct {
 	Tag string `json:"tag"`
 }
 
-// Share is a host directory shared into the guest over virtiofs under Tag.
+// Share is a host directory shared into the guest over virtiofs under Tag
+// (vm.ShareTag, which the seed mounts); ReadOnly is enforced by vz on the host.
 type Share struct {
 	Tag      string `json:"tag"`
 	HostPath string `json:"hostPath"`
@@ -155,8 +156,6 @@ type PlanInput struct {
 	Restore, CanSave bool
 	// Rosetta is whether this Mac can share Rosetta (helper probe).
 	Rosetta RosettaAvailability
-	// Shares are host directories to share (the shares issue fills them; none today).
-	Shares []Share
 }
 
 // RosettaAvailability is VZLinuxRosettaDirectoryShare's availability.
@@ -226,7 +225,8 @@ func BuildPlan(in PlanInput) (Plan, error) {
 		p.Rosetta = &Rosetta{Tag: RosettaTag}
 	}
 	tags := map[string]bool{RosettaTag: s.Rosetta}
-	for _, sh := range in.Shares {
+	for i, m := range s.Mounts {
+		sh := Share{Tag: vm.ShareTag(i), HostPath: m.HostPath, ReadOnly: m.ReadOnly}
 		switch {
 		case sh.Tag == "" || len(sh.Tag) > 36: // virtiofs tags are at most 36 bytes
 			return fail(fmt.Errorf("share tag %q must be 1 to 36 bytes", sh.Tag))

@@ -54,9 +54,8 @@ func TestPlanGolden(t *testing.T) {
 		"rosetta-and-shares": func() PlanInput {
 			s := baseSpec()
 			s.Rosetta = true
-			in := input(s)
-			in.Shares = []Share{{Tag: "src", HostPath: "/Users/me/src"}, {Tag: "data", HostPath: "/Users/me/data", ReadOnly: true}}
-			return in
+			s.Mounts = []vm.Mount{{HostPath: "/Users/me/src", GuestPath: "/src"}, {HostPath: "/Users/me/data", GuestPath: "/data", ReadOnly: true}}
+			return input(s)
 		},
 		"resume": func() PlanInput {
 			in := input(baseSpec())
@@ -124,14 +123,7 @@ func TestPlanRefuses(t *testing.T) {
 			in.Spec.Arch, in.HostArch, in.Spec.Rosetta = vm.AMD64, vm.AMD64, true
 		}, "--rosetta runs x86-64 programs in arm64 guests; this VM is amd64: drop --rosetta", false},
 		{"rosetta not installed", func(in *PlanInput) { in.Spec.Rosetta, in.Rosetta = true, RosettaNotInstalled }, "softwareupdate --install-rosetta", false},
-		{"share tag twice", func(in *PlanInput) {
-			in.Shares = []Share{{Tag: "a", HostPath: "/a"}, {Tag: "a", HostPath: "/b"}}
-		}, `share tag "a" is used twice`, false},
-		{"share tag rosetta", func(in *PlanInput) {
-			in.Spec.Rosetta = true
-			in.Shares = []Share{{Tag: RosettaTag, HostPath: "/a"}}
-		}, `share tag "rosetta" is used twice`, false},
-		{"relative share", func(in *PlanInput) { in.Shares = []Share{{Tag: "a", HostPath: "rel"}} }, "is not an absolute path", false},
+		{"relative share", func(in *PlanInput) { in.Spec.Mounts = []vm.Mount{{HostPath: "rel", GuestPath: "/x"}} }, "is not an absolute path", false},
 		{"restore without save", func(in *PlanInput) { in.Restore, in.CanSave = true, false }, "--cold", false},
 		{"relative dir", func(in *PlanInput) { in.Dir = "vms/web1" }, "not absolute", false},
 	}
