@@ -345,7 +345,7 @@ func suspendResume(t *testing.T, dir string) {
 	if r := run(t, "suspend", "vz1"); r.code != 0 {
 		if strings.Contains(r.stderr, "save") && strings.Contains(strings.ToLower(r.stderr), "support") {
 			// Virtualization.framework decides which device sets it can save
-			// (validateSaveRestoreSupport); this VM has shares and Rosetta-free devices.
+			// (validateSaveRestoreSupport), and this VM has shared folders.
 			t.Logf("vz cannot save this VM's devices (it runs on): %s", r.stderr)
 			if st := inspect(t, "vz1").State; st != "running" {
 				t.Fatalf("a refused suspend left the VM %s", st)

@@ -50,7 +50,7 @@ func saveFacts(dir string, f facts) error {
 // paths are the absolute paths of an instance's files. The instance directory
 // is on the helper's command line, which is how the process is recognised.
 type paths struct {
-	dir, disk, seed, vars, serial, plan, pid, sock, log, machineID, state string
+	dir, disk, seed, plan, pid, sock, log, state string
 }
 
 func pathsOf(dir string) paths {
@@ -58,9 +58,8 @@ func pathsOf(dir string) paths {
 		dir = abs
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
-	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
-		serial: j(store.SerialLog), plan: j(PlanFile), pid: j(PIDFile), sock: j(ControlSocket),
-		log: j(LogFile), machineID: j(MachineIDFile), state: j(StateFile)}
+	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), plan: j(PlanFile),
+		pid: j(PIDFile), sock: j(ControlSocket), log: j(LogFile), state: j(StateFile)}
 }
 
 // BasesInUse returns the raw conversion the VM's disk was cloned from and the

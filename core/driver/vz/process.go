@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,23 +43,11 @@ func isOurHelper(pid int, helper, dir string) bool {
 	}
 	want := HelperRunArgs(dir)
 	for i := 0; i+len(want) <= len(args); i++ {
-		if equal(args[i:i+len(want)], want) {
+		if slices.Equal(args[i:i+len(want)], want) {
 			return true
 		}
 	}
 	return false
-}
-
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func samePath(a, b string) bool {
