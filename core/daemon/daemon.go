@@ -153,6 +153,7 @@ func (d *Daemon) begin(name, op string) (func(err error), error) {
 				e.err = err.Error()
 			}
 			d.mu.Unlock()
+			d.publishSettled(name)
 		})
 	}, nil
 }
@@ -370,4 +371,16 @@ func (d *Daemon) LogPath(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	return inst.Path(store.SerialLog), nil
+}
+
+// publishSettled tells subscribers the state a VM settled in once an operation
+// released its slot: events sent while the slot was held said "stopping" or
+// "starting", and a menu must not stay on them.
+func (d *Daemon) publishSettled(name string) {
+	inst, err := d.store.Get(name)
+	if err != nil {
+		return // removed, or never made: vm.removed (or nothing) says so
+	}
+	v := d.describe(context.Background(), inst)
+	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: v.State, Error: v.Error})
 }
