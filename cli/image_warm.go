@@ -73,6 +73,7 @@ the snapshots; they go with their image ("fvm image rm", "fvm image prune").`,
 	fl.String(config.KeyCPUs, fmt.Sprint(d.CPUs), "virtual CPUs of the VMs it serves")
 	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory of the VMs it serves")
 	fl.String(config.KeyUser, d.User, "login user of the VMs it serves")
+	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk of the template: clones of this size start without growing theirs, larger ones grow it, smaller ones boot cold")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
 	fl.String(config.KeyBackend, d.Backend, "backend: auto or qemu (warm snapshots are QEMU's)")
 	return cmd

@@ -123,8 +123,9 @@ func ReidentifyScript(id Identity) (string, error) {
 	w("fi")
 	w(`resize2fs "$root" > /dev/null 2>&1 || true`)
 	w("# Services that hold the old identity.")
-	w("systemctl restart systemd-journald 2> /dev/null || true")
-	w("systemctl restart ssh 2> /dev/null || systemctl restart sshd")
+	w("# Without waiting: the host polls for the new key.")
+	w("systemctl restart --no-block systemd-journald 2> /dev/null || true")
+	w("systemctl restart --no-block ssh 2> /dev/null || systemctl restart --no-block sshd")
 	w("echo reidentified")
 	return s.String(), nil
 }

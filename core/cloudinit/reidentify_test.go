@@ -43,13 +43,13 @@ func TestReidentifyScript(t *testing.T) {
 		"echo i-0011223344556677 > /var/lib/cloud/data/instance-id",
 		"date -u -s @1764600000.123456789",
 		"growpart", "resize2fs",
-		"systemctl restart ssh",
+		"systemctl restart --no-block ssh",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}
-	if strings.Index(s, "systemctl restart ssh") < strings.Index(s, "ssh_host_ed25519_key.pub") {
+	if strings.Index(s, "systemctl restart --no-block ssh") < strings.Index(s, "ssh_host_ed25519_key.pub") {
 		t.Error("sshd restarts before the new key is in place")
 	}
 }

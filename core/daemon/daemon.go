@@ -115,7 +115,7 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		d.mu.Lock()
 		d.entry(inst.Spec.Name).machine = m
 		d.mu.Unlock()
-		d.hold(inst.Spec.Name, inst, m)
+		d.hold(inst.Spec.Name, inst, m, nil)
 		go d.watch(inst.Spec.Name, m)
 	}
 }
@@ -225,10 +225,22 @@ func (d *Daemon) List(ctx context.Context) ([]api.VM, error) {
 	if err != nil {
 		return nil, hostError(fmt.Errorf("list vms: %w", err))
 	}
-	out := make([]api.VM, 0, len(insts)+len(broken))
-	for _, inst := range insts {
-		out = append(out, d.describe(ctx, inst))
+	out := make([]api.VM, len(insts), len(insts)+len(broken))
+	// Each describe reads files and may ask a hypervisor: a few at a time.
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < min(4, len(insts)); w++ {
+		wg.Go(func() {
+			for i := range next {
+				out[i] = d.describe(ctx, insts[i])
+			}
+		})
 	}
+	for i := range insts {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	for _, b := range broken {
 		out = append(out, brokenDesc(b.Name, b.Dir, b.Reason))
 	}

@@ -23,8 +23,8 @@ var _ server.ExecService = (*Daemon)(nil)
 // hold starts holding the pinned SSH connection of a VM that now runs (started
 // or re-adopted): commands then cost a session on it, not a handshake. It is
 // closed by watch when the VM ends.
-func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine) {
-	h, err := d.holder(name, inst, m)
+func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine, initial *sshx.Client) {
+	h, err := d.holder(name, inst, m, initial)
 	d.mu.Lock()
 	e := d.entry(name)
 	if e.machine != m { // it ended already
@@ -51,7 +51,7 @@ func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine) {
 	}
 }
 
-func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine) (*sshx.Holder, error) {
+func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine, initial *sshx.Client) (*sshx.Holder, error) {
 	ep, err := m.SSHEndpoint(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
@@ -67,6 +67,7 @@ func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine) (*s
 	t := sshx.Target{Addr: ep.String(), User: inst.Spec.User, Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
 	return sshx.Hold(t, sshx.HolderOptions{
 		InstallerFirst: inst.Spec.ISO != "",
+		Initial:        initial,
 		OnReady: func(reconnected bool) {
 			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
 			if !reconnected && m.Info().ClockStale {

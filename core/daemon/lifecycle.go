@@ -10,6 +10,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -197,10 +198,16 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		}
 		d.log.Info("saved state discarded for a cold boot", "vm", name)
 	}
+	t0 := time.Now()
 	m, err := drv.Start(ctx, inst)
 	var notice string
+	var held *sshx.Client // a checked connection to hand to the holder
 	if err == nil && m.Info().Boot == driver.BootClone {
-		if rerr := d.reidentify(ctx, inst, m); rerr != nil {
+		tr := time.Now()
+		var rerr error
+		if held, rerr = d.reidentify(ctx, inst, m); rerr == nil {
+			d.log.Info("warm clone ready", "vm", name, "restore", tr.Sub(t0).Round(time.Millisecond), "reidentify", time.Since(tr).Round(time.Millisecond))
+		} else {
 			// Never worse than a cold boot: the clone's disk boots, and cloud-init
 			// provisions its own seed (a new instance id) as on a first boot.
 			d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", rerr)
@@ -218,7 +225,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	d.mu.Lock()
 	d.entry(name).machine = m
 	d.mu.Unlock()
-	d.hold(name, inst, m)
+	d.hold(name, inst, m, held)
 	go d.watch(name, m)
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})

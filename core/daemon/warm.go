@@ -283,7 +283,8 @@ func (d *Daemon) buildSnapshot(ctx context.Context, drv driver.Driver, w driver.
 	ts := vm.Spec{
 		Name: cloudinit.TemplateHostname, Image: spec.Image, BaseImage: spec.BaseImage, Arch: spec.Arch,
 		CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB, User: spec.User, Accel: spec.Accel, Backend: drv.Name(),
-		DiskBytes: roundUpGiB(base.VirtualSize), Created: time.Now().UTC().Truncate(time.Second),
+		// The size of the VM that asked: its clones need no growing; larger ones grow online, smaller ones boot cold.
+		DiskBytes: max(roundUpGiB(base.VirtualSize), spec.DiskBytes), Created: time.Now().UTC().Truncate(time.Second),
 	}
 	inst := &store.Instance{Dir: tmp, Spec: ts}
 	var m driver.Machine
@@ -388,37 +389,37 @@ func (d *Daemon) target(inst *store.Instance, m driver.Machine, hostKey string) 
 
 // reidentify makes a freshly restored clone its own machine, over the
 // template's key; afterwards only the clone's own key is accepted.
-func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.Machine) error {
+func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.Machine) (*sshx.Client, error) {
 	snap, err := loadSnapshot(inst.Spec.Warm)
 	if err != nil {
-		return fmt.Errorf("warm snapshot: %w", err)
+		return nil, fmt.Errorf("warm snapshot: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	t := d.target(inst, m, snap.HostKeyPublic)
 	if t.Addr == "" {
-		return errors.New("no SSH endpoint")
+		return nil, errors.New("no SSH endpoint")
 	}
 	cl, err := sshx.WaitReady(ctx, t, nil)
 	if err != nil {
-		return fmt.Errorf("reach the clone with the template's key: %w", err)
+		return nil, fmt.Errorf("reach the clone with the template's key: %w", err)
 	}
 	defer cl.Close()
 	priv, err := os.ReadFile(inst.Path(store.HostKeyFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	random := make([]byte, 80)
 	rand.Read(random)
@@ -429,29 +430,35 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(), SetClock: m.Info().ClockStale,
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var out, errOut bytes.Buffer
 	// The script travels in the exec request itself, not on stdin: nothing to lose on the way.
 	st, err := cl.Exec(ctx, "sudo -n bash -c "+shellQuote(script), nil, &out, &errOut)
 	if err != nil || st != 0 {
-		return fmt.Errorf("re-identify (status %d, %v): %s %s", st, err, oneLineText(out.String()), oneLineText(tail(errOut.String(), 600)))
+		return nil, fmt.Errorf("re-identify (status %d, %v): %s %s", st, err, oneLineText(out.String()), oneLineText(tail(errOut.String(), 600)))
 	}
 	// What counts is the outcome, checked over the clone's own key: its
 	// hostname and machine id are the new ones (the template's key is gone).
-	own, err := sshx.WaitReady(ctx, d.target(inst, m, ""), nil)
+	var own *sshx.Client
+	for { // sshd restarts without blocking: until it has, the old key may still answer
+		own, err = sshx.WaitReady(ctx, d.target(inst, m, ""), nil)
+		if err == nil || !errors.Is(err, sshx.ErrHostKeyMismatch) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if err != nil {
-		return fmt.Errorf("the clone's own key after re-identification: %w", err)
+		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)
 	}
 	var check bytes.Buffer
 	st, err = own.Exec(ctx, "hostname; cat /etc/machine-id", nil, &check, nil)
 	got := strings.Fields(check.String())
 	if err != nil || st != 0 || len(got) != 2 || got[0] != inst.Spec.Name || got[1] != machineID {
 		own.Close()
-		return fmt.Errorf("re-identification did not take (%q, status %d, %v; script said %q)", got, st, err, oneLineText(out.String()))
+		return nil, fmt.Errorf("re-identification did not take (%q, status %d, %v; script said %q)", got, st, err, oneLineText(out.String()))
 	}
-	own.Close()
-	return nil
+	return own, nil
 }
 
 // snapshotsOf lists the snapshots made on base (all when base is "").

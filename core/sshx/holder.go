@@ -25,6 +25,9 @@ type HolderOptions struct {
 	// OnFatal is called once when holding cannot go on (the guest offered
 	// another host key): the Holder then refuses every request with err.
 	OnFatal func(err error)
+	// Initial, when set, is a connection to the target made and checked
+	// already: it is held first, sparing a handshake (a warm clone's check).
+	Initial *Client
 	// InstallerFirst: the VM may first run an installer with an SSH server of
 	// its own (an ISO install), whose other host key is waited out, never
 	// accepted, instead of being fatal.
@@ -72,8 +75,15 @@ var ErrHolderClosed = errors.New("the VM's SSH connection is closed: the VM stop
 
 func (h *Holder) run() {
 	defer close(h.done)
+	first := h.o.Initial
 	for {
-		c, err := WaitReady(h.ctx, h.t, nil)
+		var c *Client
+		var err error
+		if first != nil {
+			c, first = first, nil
+		} else {
+			c, err = WaitReady(h.ctx, h.t, nil)
+		}
 		if err != nil && errors.Is(err, ErrHostKeyMismatch) && h.o.InstallerFirst {
 			select {
 			case <-h.ctx.Done():

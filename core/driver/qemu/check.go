@@ -24,7 +24,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 		qemuPath, err := d.opts.QEMUPath(arch)
 		if err == nil {
 			var v string
-			if v, err = binaryVersion(ctx, qemuPath); err == nil {
+			if v, err = d.cachedVersion(ctx, qemuPath); err == nil {
 				c.OK, c.Detail = true, fmt.Sprintf("%s (%s)", qemuPath, v)
 			}
 		}
@@ -54,7 +54,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 	ic := api.Check{Name: "qemu-img"}
 	if p, err := d.qemuImg(); err != nil {
 		ic.Detail, ic.Fix = err.Error(), installHint("qemu-img")
-	} else if v, err := binaryVersion(ctx, p); err != nil {
+	} else if v, err := d.cachedVersion(ctx, p); err != nil {
 		ic.Detail, ic.Fix = err.Error(), installHint("qemu-img")
 	} else {
 		ic.OK, ic.Detail = true, fmt.Sprintf("%s (%s)", p, v)
