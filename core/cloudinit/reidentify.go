@@ -1,7 +1,6 @@
 package cloudinit
 
 import (
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,6 +31,7 @@ type Identity struct {
 	Entropy        []byte    // host randomness for the guest's pool
 	Now            time.Time // for the clock, when SetClock
 	SetClock       bool      // the backend could not set the clock (no guest agent): set it here
+	GrowDisk       bool      // the disk is larger than the template's: grow the root filesystem
 }
 
 var (
@@ -72,14 +72,17 @@ func ReidentifyScript(id Identity) (string, error) {
 	if err := id.validate(); err != nil {
 		return "", err
 	}
-	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	keys := strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n"
 	priv := id.HostKeyPrivate
 	if !strings.HasSuffix(priv, "\n") {
 		priv += "\n"
 	}
+	// Under TCG every program started costs tens of milliseconds: files are
+	// written with bash's own printf (contents as \xHH escapes in a quoted
+	// format, nothing for the shell to interpret), not by helper programs.
 	var s strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	put := func(path, content string) { w("printf '%s' > %s", escapeBytes([]byte(content)), path) }
 	w("#!/bin/bash")
 	w("# fvm: make this warm clone its own machine")
 	w("set -eu")
@@ -88,46 +91,64 @@ func ReidentifyScript(id Identity) (string, error) {
 		w("# Clock first: the value is as fresh as it will be.")
 		w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
 	}
-	w("# The clone's own SSH host key; the template's stops working when sshd restarts below.")
+	w("# The clone's own SSH host key (sshd reads its key files at each connection).")
 	w("rm -f /etc/ssh/ssh_host_*")
-	w("echo %s | base64 -d > /etc/ssh/ssh_host_ed25519_key", b64(priv))
-	w("echo %s | base64 -d > /etc/ssh/ssh_host_ed25519_key.pub", b64(strings.TrimSpace(id.HostKeyPublic)+"\n"))
-	w("chmod 600 /etc/ssh/ssh_host_ed25519_key; chmod 644 /etc/ssh/ssh_host_ed25519_key.pub")
+	put("/etc/ssh/ssh_host_ed25519_key", priv)
+	w("umask 022")
+	put("/etc/ssh/ssh_host_ed25519_key.pub", strings.TrimSpace(id.HostKeyPublic)+"\n")
 	w("# Hostname.")
-	w("echo %s > /etc/hostname", id.Hostname)
-	w("hostname %s", id.Hostname)
+	put("/etc/hostname", id.Hostname+"\n")
+	put("/proc/sys/kernel/hostname", id.Hostname)
 	w("sed -i -e 's/\\b%s\\b/%s/g' /etc/hosts", TemplateHostname, id.Hostname)
 	w("# Machine id (journald and D-Bus follow it).")
-	w("echo %s > /etc/machine-id; chmod 444 /etc/machine-id", id.MachineID)
-	w("if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cp /etc/machine-id /var/lib/dbus/machine-id; fi")
+	put("/etc/machine-id", id.MachineID+"\n")
+	w("if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cat /etc/machine-id > /var/lib/dbus/machine-id; fi")
 	w("# The user's keys.")
-	w("home=$(getent passwd %s | cut -d: -f6)", id.User)
-	w(`install -d -m 700 -o %s -g "$(id -gn %s)" "$home/.ssh"`, id.User, id.User)
-	w(`echo %s | base64 -d > "$home/.ssh/authorized_keys"`, b64(keys))
-	w(`chown %s: "$home/.ssh/authorized_keys"; chmod 600 "$home/.ssh/authorized_keys"`, id.User)
+	w("umask 077")
+	w("home=~%s", id.User)
+	w(`[ -d "$home/.ssh" ] || { mkdir -p "$home/.ssh"; chown %s: "$home/.ssh"; }`, id.User)
+	put(`"$home/.ssh/authorized_keys"`, keys)
+	w(`chown %s: "$home/.ssh/authorized_keys"`, id.User)
 	w("# cloud-init: the clone's seed is the instance it already ran for (a reboot keeps this identity).")
-	w("if [ -d /var/lib/cloud/instances/%s ] && [ ! -e /var/lib/cloud/instances/%s ]; then", id.OldInstanceID, id.InstanceID)
-	w("  mv /var/lib/cloud/instances/%s /var/lib/cloud/instances/%s", id.OldInstanceID, id.InstanceID)
-	w("fi")
-	w("mkdir -p /var/lib/cloud/data /var/lib/cloud/instances/%s", id.InstanceID)
-	w("ln -sfn /var/lib/cloud/instances/%s /var/lib/cloud/instance", id.InstanceID)
-	w("echo %s > /var/lib/cloud/data/instance-id; echo %s > /var/lib/cloud/data/previous-instance-id", id.InstanceID, id.InstanceID)
-	w("rm -f /var/lib/cloud/instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID)
+	w("umask 022")
+	w("cd /var/lib/cloud")
+	w("if [ -d instances/%s ] && [ ! -e instances/%s ]; then mv instances/%s instances/%s; fi", id.OldInstanceID, id.InstanceID, id.OldInstanceID, id.InstanceID)
+	w("[ -d instances/%s ] || mkdir -p instances/%s data", id.InstanceID, id.InstanceID)
+	w("ln -sfn /var/lib/cloud/instances/%s instance", id.InstanceID)
+	put("data/instance-id", id.InstanceID+"\n")
+	put("data/previous-instance-id", id.InstanceID+"\n")
+	w("rm -f instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID)
+	w("cd /")
 	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
-	w("echo %s | base64 -d > /dev/urandom", base64.StdEncoding.EncodeToString(id.Entropy))
-	w("# Grow the root filesystem to the clone's disk.")
-	w(`root=$(findmnt -no SOURCE /); part=$(basename "$root")`)
-	w(`if [ -e "/sys/class/block/$part/partition" ]; then`)
-	w(`  disk=/dev/$(basename "$(readlink -f "/sys/class/block/$part/..")")`)
-	w(`  growpart "$disk" "$(cat "/sys/class/block/$part/partition")" > /dev/null 2>&1 || true`)
-	w("fi")
-	w(`resize2fs "$root" > /dev/null 2>&1 || true`)
-	w("# Services that hold the old identity.")
-	w("# Without waiting: the host polls for the new key.")
-	w("systemctl restart --no-block systemd-journald 2> /dev/null || true")
-	w("systemctl restart --no-block ssh 2> /dev/null || systemctl restart --no-block sshd")
+	put("/dev/urandom", string(id.Entropy))
+	if id.GrowDisk {
+		w("# Grow the root filesystem to the clone's disk.")
+		w(`root=$(findmnt -no SOURCE /); part=${root##*/}`)
+		w(`if [ -e "/sys/class/block/$part/partition" ]; then`)
+		w(`  disk=/dev/$(basename "$(readlink -f "/sys/class/block/$part/..")")`)
+		w(`  growpart "$disk" "$(cat "/sys/class/block/$part/partition")" > /dev/null 2>&1 || true`)
+		w("fi")
+		w(`resize2fs "$root" > /dev/null 2>&1 || true`)
+	}
+	w("# Services that hold the old identity, without waiting: the host polls for the new key.")
+	w("systemctl restart --no-block systemd-journald ssh 2> /dev/null || systemctl restart --no-block sshd")
 	w("echo reidentified")
 	return s.String(), nil
+}
+
+// escapeBytes renders b for a single-quoted printf format: letters and
+// digits as they are, every other byte as \xHH (so a quote, a backslash, a
+// percent sign or a NUL byte is only ever data).
+func escapeBytes(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			s.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&s, "\\x%02x", c)
+	}
+	return s.String()
 }
 
 func trimAll(in []string) []string {

@@ -2,7 +2,6 @@ package cloudinit
 
 import (
 	"bytes"
-	"encoding/base64"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,7 +14,7 @@ func testIdentity(t *testing.T) Identity {
 		Hostname: "clone1", User: "fvm", AuthorizedKeys: c.AuthorizedKeys,
 		HostKeyPrivate: c.HostKeyPrivate, HostKeyPublic: c.HostKeyPublic,
 		MachineID: strings.Repeat("ab", 16), InstanceID: "i-0011223344556677", OldInstanceID: "i-8899aabbccddeeff",
-		Entropy: bytes.Repeat([]byte{7}, 64), Now: time.Unix(1764600000, 123456789), SetClock: true,
+		Entropy: bytes.Repeat([]byte{7}, 64), Now: time.Unix(1764600000, 123456789), SetClock: true, GrowDisk: true,
 	}
 }
 
@@ -32,24 +31,23 @@ func TestReidentifyScript(t *testing.T) {
 			t.Fatalf("bash -n: %v: %s\n%s", err, out, s)
 		}
 	}
-	b64 := base64.StdEncoding.EncodeToString
 	for _, want := range []string{
 		"set -eu",
 		"rm -f /etc/ssh/ssh_host_*",
-		"echo " + b64([]byte(id.HostKeyPrivate)) + " | base64 -d > /etc/ssh/ssh_host_ed25519_key",
-		"hostname clone1", `s/\bfvm-warm\b/clone1/g`,
-		"echo " + id.MachineID + " > /etc/machine-id",
-		"mv /var/lib/cloud/instances/i-8899aabbccddeeff /var/lib/cloud/instances/i-0011223344556677",
-		"echo i-0011223344556677 > /var/lib/cloud/data/instance-id",
+		"printf '" + escapeBytes([]byte(id.HostKeyPrivate)) + "' > /etc/ssh/ssh_host_ed25519_key",
+		"printf 'clone1' > /proc/sys/kernel/hostname", `s/\bfvm-warm\b/clone1/g`,
+		"printf '" + id.MachineID + "\\x0a' > /etc/machine-id",
+		"mv instances/i-8899aabbccddeeff instances/i-0011223344556677",
+		"printf 'i\\x2d0011223344556677\\x0a' > data/instance-id",
 		"date -u -s @1764600000.123456789",
 		"growpart", "resize2fs",
-		"systemctl restart --no-block ssh",
+		"systemctl restart --no-block systemd-journald ssh",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}
-	if strings.Index(s, "systemctl restart --no-block ssh") < strings.Index(s, "ssh_host_ed25519_key.pub") {
+	if strings.Index(s, "systemctl restart --no-block") < strings.Index(s, "ssh_host_ed25519_key.pub") {
 		t.Error("sshd restarts before the new key is in place")
 	}
 }
@@ -88,5 +86,22 @@ func TestUserDataMounts(t *testing.T) {
 	c.Mounts = nil
 	if b, _ := UserData(c); strings.Contains(string(b), "bootcmd") {
 		t.Error("bootcmd without mounts")
+	}
+}
+
+// TestEscapeBytesRoundTrip: what the script writes is exactly the bytes given,
+// quotes, percent signs, backslashes and NUL included.
+func TestEscapeBytesRoundTrip(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	in := []byte("a'b\"c%s%%d\\x41\x00\xff\n-$(reboot)`id`")
+	for i := 0; i < 256; i++ {
+		in = append(in, byte(i))
+	}
+	out, err := exec.Command(bash, "-c", "printf '"+escapeBytes(in)+"'").Output()
+	if err != nil || !bytes.Equal(out, in) {
+		t.Fatalf("bash wrote %q (%v), want %q", out, err, in)
 	}
 }

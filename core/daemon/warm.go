@@ -400,10 +400,12 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 	if t.Addr == "" {
 		return nil, errors.New("no SSH endpoint")
 	}
+	t0 := time.Now()
 	cl, err := sshx.WaitReady(ctx, t, nil)
 	if err != nil {
 		return nil, fmt.Errorf("reach the clone with the template's key: %w", err)
 	}
+	tConn := time.Since(t0)
 	defer cl.Close()
 	priv, err := os.ReadFile(inst.Path(store.HostKeyFile))
 	if err != nil {
@@ -428,10 +430,12 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 		Hostname: inst.Spec.Name, User: inst.Spec.User, AuthorizedKeys: dedupe(append([]string{userKey}, inst.Spec.SSHKeys...)),
 		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: machineID,
 		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(), SetClock: m.Info().ClockStale,
+		GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,
 	})
 	if err != nil {
 		return nil, err
 	}
+	t1 := time.Now()
 	var out, errOut bytes.Buffer
 	// The script travels in the exec request itself, not on stdin: nothing to lose on the way.
 	st, err := cl.Exec(ctx, "sudo -n bash -c "+shellQuote(script), nil, &out, &errOut)
@@ -440,6 +444,8 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 	}
 	// What counts is the outcome, checked over the clone's own key: its
 	// hostname and machine id are the new ones (the template's key is gone).
+	tScript := time.Since(t1)
+	t2 := time.Now()
 	var own *sshx.Client
 	for { // sshd restarts without blocking: until it has, the old key may still answer
 		own, err = sshx.WaitReady(ctx, d.target(inst, m, ""), nil)
@@ -458,6 +464,7 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 		own.Close()
 		return nil, fmt.Errorf("re-identification did not take (%q, status %d, %v; script said %q)", got, st, err, oneLineText(out.String()))
 	}
+	d.log.Info("re-identified", "vm", inst.Spec.Name, "connect", tConn.Round(time.Millisecond), "script", tScript.Round(time.Millisecond), "own-key", time.Since(t2).Round(time.Millisecond))
 	return own, nil
 }
 
