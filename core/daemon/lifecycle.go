@@ -262,6 +262,9 @@ func (d *Daemon) Suspend(ctx context.Context, name string) (api.VM, error) {
 	}
 	t0 := time.Now()
 	err = s.Suspend(ctx)
+	if err != nil && len(inst.Spec.Mounts) > 0 {
+		err = fmt.Errorf("%w (its shared folders are attached: QEMU cannot save a VM with a virtiofs share, nor a 9p one while mounted; stop it instead, `fvm stop %s`)", err, name)
+	}
 	if err == nil {
 		select {
 		case <-m.Done():

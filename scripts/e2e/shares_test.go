@@ -54,6 +54,20 @@ func TestShares(t *testing.T) {
 	if inspect := mustFVM(t, "inspect", name); !strings.Contains(inspect, `"guestPath": "/mnt/ro"`) || !strings.Contains(inspect, `"readOnly": true`) {
 		t.Errorf("inspect does not show the mounts:\n%s", inspect)
 	}
+	t.Run("suspend", func(t *testing.T) {
+		// QEMU 7.2 cannot save a VM while a virtiofs device is attached: the
+		// refusal must be one clear line, and the VM must run on as before.
+		r := fvm(t, "suspend", name)
+		if r.code == 0 {
+			mustFVM(t, "start", name)
+			check(t)
+			return
+		}
+		if msg := strings.TrimSpace(r.stderr); strings.Count(msg, "\n") > 0 || !strings.Contains(msg, "share") {
+			t.Errorf("a refused suspend should say, in one line, that the shares are why: %q", msg)
+		}
+		check(t)
+	})
 	t.Run("survive-stop-start", func(t *testing.T) {
 		mustFVM(t, "stop", name)
 		mustFVM(t, "start", name)
