@@ -14,6 +14,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"image"
 	"net/netip"
 	"time"
 
@@ -78,6 +79,11 @@ type Features struct {
 	OutlivesHost bool `json:"outlivesHost"`
 	// SerialConsole: the guest's serial port is captured in store.SerialLog.
 	SerialConsole bool `json:"serialConsole"`
+	// SerialSocket names (in the instance directory) the Unix socket on which
+	// the hypervisor serves the guest's serial port, one client at a time, while
+	// it keeps writing store.SerialLog; "" when the console is read-only. The
+	// host multiplexes it (`fvm console`, the web console's serial tab).
+	SerialSocket string `json:"serialSocket,omitempty"`
 	// Display: the VM has a screen that can be shown.
 	Display bool `json:"display"`
 	// VNCSocket names (in the instance directory) the Unix socket on which the
@@ -194,6 +200,12 @@ type (
 	NativeDisplay interface {
 		ShowWindow(ctx context.Context) error
 	}
+
+	// Screenshotter is a machine that can capture its screen as it is now
+	// (`fvm screenshot`, and what the web console is checked against).
+	Screenshotter interface {
+		Screenshot(ctx context.Context) (image.Image, error)
+	}
 )
 
 // ErrNotRunning means no hypervisor process is running for the instance.
@@ -216,7 +228,7 @@ func (f Features) List() []string {
 		on   bool
 		name string
 	}{
-		{f.OutlivesHost, "outlives-host"}, {f.SerialConsole, "serial-console"}, {f.Display, "display"},
+		{f.OutlivesHost, "outlives-host"}, {f.SerialConsole, "serial-console"}, {f.SerialSocket != "", "serial-attach"}, {f.Display, "display"},
 		{f.SaveState, "save-state"}, {f.Shares, "shares"}, {f.InstallISO, "install-iso"}, {f.Rosetta, "rosetta"},
 	} {
 		if c.on {

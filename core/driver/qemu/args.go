@@ -23,23 +23,28 @@ type Config struct {
 	Seed      string   // cloud-init ISO; "" when there is none
 	SSHPort   int      // host port on 127.0.0.1 forwarded to guest port 22
 	Ports     []vm.PortForward
-	SerialLog string
-	QMPSocket string
-	PIDFile   string
-	QGASocket string // the guest agent's channel; "" for none
-	VMGenID   string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
-	Incoming  string // restore the saved state from this migration URI ("fd:3") instead of booting
-	Shares    []Share
-	TBSizeMiB int // TCG's translation cache (0: QEMU's default, 1 GiB on 64-bit hosts)
+	// The serial port is a socket the host attaches to (SerialSocket); QEMU
+	// also logs everything the guest writes to SerialLog, attached or not.
+	SerialLog    string
+	SerialSocket string
+	QMPSocket    string
+	PIDFile      string
+	QGASocket    string // the guest agent's channel; "" for none
+	VMGenID      string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
+	Incoming     string // restore the saved state from this migration URI ("fd:3") instead of booting
+	Shares       []Share
+	TBSizeMiB    int // TCG's translation cache (0: QEMU's default, 1 GiB on 64-bit hosts)
+	// Display: a graphics card with USB keyboard and tablet, served as VNC on
+	// VNCSocket. Every VM has one; false is for measuring what it costs.
+	Display   bool
+	VNCSocket string
 
 	// ISO installs (vm.Spec.ISO).
-	CDROM     string // installer ISO, a CD-ROM that boots after the disk; "" for none
-	Display   bool   // a graphics card with USB keyboard and tablet, shown as VNC on VNCSocket
-	VNCSocket string
-	Kernel    string // direct kernel boot (the unattended install boot); "" boots the firmware's way
-	Initrd    string
-	Append    string // kernel command line
-	NoReboot  bool   // a guest reboot ends QEMU instead
+	CDROM    string // installer ISO, a CD-ROM that boots after the disk; "" for none
+	Kernel   string // direct kernel boot (the unattended install boot); "" boots the firmware's way
+	Initrd   string
+	Append   string // kernel command line
+	NoReboot bool   // a guest reboot ends QEMU instead
 }
 
 // BuildArgs returns QEMU's arguments (without the binary) for cfg.
@@ -88,7 +93,9 @@ func BuildArgs(cfg Config) []string {
 	}
 	a = append(a, shareArgs(cfg)...)
 	a = append(a,
-		"-chardev", "file,id=serial0,append=on,path="+escape(cfg.SerialLog),
+		// A socket backend, unlike a pty, is no part of the migration stream, so
+		// a saved VM restores with it; wait=off: QEMU does not wait for the host.
+		"-chardev", "socket,id=serial0,path="+escape(cfg.SerialSocket)+",server=on,wait=off,logfile="+escape(cfg.SerialLog)+",logappend=on",
 		"-serial", "chardev:serial0",
 		"-qmp", "unix:"+escape(cfg.QMPSocket)+",server=on,wait=off",
 		"-pidfile", cfg.PIDFile,
@@ -130,22 +137,24 @@ func cdromArgs(arch vm.Arch, iso string, bootindex int) []string {
 	return []string{"-drive", drive, "-device", "ide-cd,drive=cd0,bootindex=" + strconv.Itoa(bootindex)}
 }
 
-// displayArgs add a graphics card, a USB keyboard and an absolute pointer, served as
-// VNC on a Unix socket in the instance directory (private, no TCP port) for a
-// display window or a VNC viewer. Standard VGA on x86 works with every installer and
-// OVMF; arm64 has no VGA, so virtio-gpu.
+// displayArgs add a graphics card, a USB keyboard and an absolute pointer (a tablet,
+// so that a browser's pointer and the guest's agree), served as VNC on a Unix socket
+// in the instance directory (private, no TCP port) for the web console or a VNC
+// viewer. x86: virtio-vga, a virtio GPU with a VGA front for firmware and every
+// installer. arm64 has no VGA: virtio-gpu-pci, plus ramfb for guests without a
+// virtio-gpu driver. The GPU comes first, so it is QEMU's console 0, the one VNC
+// and screendump show. All of them migrate (checked with a save and restore).
 func displayArgs(arch vm.Arch, vncSocket string) []string {
-	gpu := "VGA"
+	gpu := []string{"-device", "virtio-vga"}
 	if arch == vm.ARM64 {
-		gpu = "virtio-gpu-pci"
+		gpu = []string{"-device", "virtio-gpu-pci", "-device", "ramfb"}
 	}
-	return []string{
-		"-device", gpu,
+	return append(gpu,
 		"-device", "qemu-xhci,id=usb",
 		"-device", "usb-kbd,bus=usb.0",
 		"-device", "usb-tablet,bus=usb.0",
-		"-vnc", "unix:" + escape(vncSocket),
-	}
+		"-vnc", "unix:"+escape(vncSocket),
+	)
 }
 
 func machineType(arch vm.Arch, accel string) string {

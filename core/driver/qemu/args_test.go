@@ -11,14 +11,17 @@ import (
 func baseConfig() Config {
 	return Config{
 		Name: "web1", Arch: vm.AMD64, Accel: AccelTCG, CPUs: 2, MemoryMiB: 2048,
-		Firmware:  Firmware{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"},
-		VarsFile:  "/d/efi-vars.fd",
-		Disk:      "/d/disk.qcow2",
-		Seed:      "/d/seed.iso",
-		SSHPort:   40022,
-		SerialLog: "/d/serial.log",
-		QMPSocket: "/d/qmp.sock",
-		PIDFile:   "/d/qemu.pid",
+		Firmware:     Firmware{Code: "/usr/share/OVMF/OVMF_CODE_4M.fd", Vars: "/usr/share/OVMF/OVMF_VARS_4M.fd"},
+		VarsFile:     "/d/efi-vars.fd",
+		Disk:         "/d/disk.qcow2",
+		Seed:         "/d/seed.iso",
+		SSHPort:      40022,
+		SerialLog:    "/d/serial.log",
+		SerialSocket: "/d/serial.sock",
+		QMPSocket:    "/d/qmp.sock",
+		PIDFile:      "/d/qemu.pid",
+		Display:      true,
+		VNCSocket:    "/d/vnc.sock",
 	}
 }
 
@@ -44,11 +47,24 @@ func golden(machine, accel, cpu, netdev string, seed bool) []string {
 		"-netdev", netdev,
 		"-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
-		"-chardev", "file,id=serial0,append=on,path=/d/serial.log",
+		"-chardev", "socket,id=serial0,path=/d/serial.sock,server=on,wait=off,logfile=/d/serial.log,logappend=on",
 		"-serial", "chardev:serial0",
 		"-qmp", "unix:/d/qmp.sock,server=on,wait=off",
 		"-pidfile", "/d/qemu.pid",
 		"-display", "none",
+	)
+}
+
+// withDisplay appends the display devices golden expects after the base line.
+func withDisplay(a []string, gpu ...string) []string {
+	for _, g := range gpu {
+		a = append(a, "-device", g)
+	}
+	return append(a,
+		"-device", "qemu-xhci,id=usb",
+		"-device", "usb-kbd,bus=usb.0",
+		"-device", "usb-tablet,bus=usb.0",
+		"-vnc", "unix:/d/vnc.sock",
 	)
 }
 
@@ -60,20 +76,21 @@ func TestBuildArgs(t *testing.T) {
 		edit func(*Config)
 		want []string
 	}{
-		{"x86_64 tcg", func(*Config) {}, golden("q35", "tcg,thread=multi", "max", sshOnly, true)},
-		{"x86_64 kvm", func(c *Config) { c.Accel = AccelKVM }, golden("q35", "kvm", "host", sshOnly, true)},
-		{"x86_64 no seed", func(c *Config) { c.Seed = "" }, golden("q35", "tcg,thread=multi", "max", sshOnly, false)},
-		{"aarch64 tcg", func(c *Config) { c.Arch = vm.ARM64 }, golden("virt,gic-version=max", "tcg,thread=multi", "max", sshOnly, true)},
-		{"aarch64 kvm", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelKVM }, golden("virt,gic-version=max", "kvm", "host", sshOnly, true)},
-		{"aarch64 hvf", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelHVF }, golden("virt", "hvf", "host", sshOnly, true)},
+		{"x86_64 tcg", func(*Config) {}, withDisplay(golden("q35", "tcg,thread=multi", "max", sshOnly, true), "virtio-vga")},
+		{"x86_64 kvm", func(c *Config) { c.Accel = AccelKVM }, withDisplay(golden("q35", "kvm", "host", sshOnly, true), "virtio-vga")},
+		{"x86_64 no seed", func(c *Config) { c.Seed = "" }, withDisplay(golden("q35", "tcg,thread=multi", "max", sshOnly, false), "virtio-vga")},
+		{"x86_64 no display", func(c *Config) { c.Display = false }, golden("q35", "tcg,thread=multi", "max", sshOnly, true)},
+		{"aarch64 tcg", func(c *Config) { c.Arch = vm.ARM64 }, withDisplay(golden("virt,gic-version=max", "tcg,thread=multi", "max", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"aarch64 kvm", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelKVM }, withDisplay(golden("virt,gic-version=max", "kvm", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"aarch64 hvf", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelHVF }, withDisplay(golden("virt", "hvf", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
 		{"port forwards", func(c *Config) {
 			c.Ports = []vm.PortForward{
 				{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, GuestPort: 80},
 				{HostIP: netip.MustParseAddr("0.0.0.0"), HostPort: 5432, GuestPort: 5432},
 				{HostIP: netip.MustParseAddr("::1"), HostPort: 8443, GuestPort: 443},
 			}
-		}, golden("q35", "tcg,thread=multi", "max",
-			sshOnly+",hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:0.0.0.0:5432-:5432,hostfwd=tcp:[::1]:8443-:443", true)},
+		}, withDisplay(golden("q35", "tcg,thread=multi", "max",
+			sshOnly+",hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=tcp:0.0.0.0:5432-:5432,hostfwd=tcp:[::1]:8443-:443", true), "virtio-vga")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,8 +111,8 @@ func TestBuildArgsSaveRestoreDevices(t *testing.T) {
 	cfg.QGASocket, cfg.VMGenID, cfg.Incoming = "/d/qga.sock", "8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b", "fd:3"
 	got := strings.Join(BuildArgs(cfg), " ")
 	for _, want := range []string{
-		"-device virtio-rng-pci -chardev socket,id=qga0,server=on,wait=off,path=/d/qga.sock -device virtio-serial-pci,id=vser0 -device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0 -device vmgenid,guid=8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b -chardev file,id=serial0",
-		"-display none -incoming fd:3",
+		"-device virtio-rng-pci -chardev socket,id=qga0,server=on,wait=off,path=/d/qga.sock -device virtio-serial-pci,id=vser0 -device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0 -device vmgenid,guid=8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b -chardev socket,id=serial0,",
+		"-vnc unix:/d/vnc.sock -incoming fd:3",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("args lack %q:\n%s", want, got)

@@ -73,12 +73,14 @@ func New(opts Options) *Driver {
 func (d *Driver) Name() string { return "qemu" }
 
 // Features: qcow2 overlays, VMs in QEMU processes of their own that outlive
-// the host, a serial log, a display served as VNC on a socket, ISO installs.
+// the host, a serial port on a socket (and logged), a display served as VNC on
+// a socket, ISO installs.
 func (d *Driver) Features() driver.Features {
 	return driver.Features{
 		Disk:          driver.DiskQCOW2Overlay,
 		OutlivesHost:  true,
 		SerialConsole: true,
+		SerialSocket:  SerialSocket,
 		Display:       true,
 		VNCSocket:     VNCSocket,
 		SaveState:     true,
@@ -144,7 +146,7 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.
 	return nil
 }
 
-// maxSocketPath keeps the QMP socket within sun_path (104 bytes on macOS, 108 on Linux).
+// maxSocketPath keeps QEMU's sockets within sun_path (104 bytes on macOS, 108 on Linux).
 const maxSocketPath = 103
 
 // Start launches QEMU detached in its own session and returns once QMP answers.
@@ -180,8 +182,10 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if err := removeStale(p, old.QEMU, 0); err != nil {
 		return fail(err)
 	}
-	if len(p.qmp) > maxSocketPath {
-		return fail(fmt.Errorf("QMP socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", p.qmp, len(p.qmp), maxSocketPath))
+	for _, sock := range p.sockets() {
+		if len(sock) > maxSocketPath {
+			return fail(fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", sock, len(sock), maxSocketPath))
+		}
 	}
 	if !isFile(p.disk) {
 		return fail(fmt.Errorf("disk %s is missing: the VM was not created completely; remove it with `fvm rm %s` and run it again", p.disk, spec.Name))
@@ -297,6 +301,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 			return abort(err)
 		}
 	}
+	privateSockets(p)
 	m := newMachine(spec.Name, c.cmd.Process.Pid, rt, facts, p, c)
 	m.notice, m.clockStale = notice, clockStale
 	return m, nil
@@ -342,6 +347,16 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// privateSockets makes the display and serial sockets 0600. QEMU binds them
+// with the host's umask (connecting needs write permission, so 022 already
+// keeps others out) inside the 0700 instance directory; this says it outright.
+// QEMU has bound them before QMP answers.
+func privateSockets(p paths) {
+	for _, s := range []string{p.vnc, p.serialSock} {
+		os.Chmod(s, 0o600) // absent on a fake QEMU; nothing to tighten then
+	}
 }
 
 // waitQMP polls until QMP answers, QEMU exits, ctx ends or timeout passes.

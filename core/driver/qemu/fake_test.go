@@ -107,7 +107,25 @@ func fakeQEMU(mode string, args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	exit := func() { os.Remove(pidFile); os.Remove(sock); os.Exit(0) }
+	// The display and serial sockets, bound as QEMU binds them (with the umask).
+	var socks []string
+	for _, path := range []string{strings.TrimPrefix(opt["-vnc"], "unix:"), serialSocket(args)} {
+		if path == "" {
+			continue
+		}
+		if l, err := net.Listen("unix", path); err == nil {
+			defer l.Close()
+			socks = append(socks, path)
+		}
+	}
+	exit := func() {
+		os.Remove(pidFile)
+		os.Remove(sock)
+		for _, s := range socks {
+			os.Remove(s)
+		}
+		os.Exit(0)
+	}
 	if mode == "mute" {
 		for {
 			c, err := ln.Accept()
@@ -170,6 +188,14 @@ func fakeQEMU(mode string, args []string) int {
 				return nil, nil
 			case "query-migrate":
 				return map[string]any{"status": "completed"}, nil
+			case "screendump":
+				var a struct{ Filename string }
+				json.Unmarshal(raw, &a)
+				// A 2x1 screen: one red pixel, one white, as QEMU writes it.
+				if err := os.WriteFile(a.Filename, []byte("P6\n2 1\n255\n\xff\x00\x00\xff\xff\xff"), 0o644); err != nil {
+					return nil, &QMPError{"GenericError", err.Error()}
+				}
+				return nil, nil
 			}
 			return nil, &QMPError{"CommandNotFound", "The command " + cmd + " has not been found"}
 		}, func(cmd string) {
@@ -204,4 +230,19 @@ func (c *fdConn) Read(b []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// serialSocket is the path= of the serial port's -chardev (id=serial0).
+func serialSocket(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-chardev" || !strings.Contains(args[i+1], "id=serial0,") {
+			continue
+		}
+		for _, kv := range strings.Split(args[i+1], ",") {
+			if p, ok := strings.CutPrefix(kv, "path="); ok {
+				return p
+			}
+		}
+	}
+	return ""
 }

@@ -16,7 +16,9 @@ const (
 	QMPSocket       = "qmp.sock"          // QEMU machine protocol
 	LogFile         = "qemu.log"          // QEMU's stderr
 	FactsFile       = "qemu.json"         // facts (runFacts)
-	VNCSocket       = "vnc.sock"          // the display of an ISO install, served as VNC
+	VNCSocket       = "vnc.sock"          // the display, served as VNC (0600)
+	SerialSocket    = "serial.sock"       // the serial port (QEMU still logs it to store.SerialLog), 0600
+	ScreenDumps     = "screendump-*.ppm"  // QMP screendump's output, read and removed at once (os.CreateTemp pattern)
 	QGASocket       = "qga.sock"          // the guest agent's channel (qga.go)
 	StateFile       = "state.qemu"        // memory and devices of a suspended VM (save.go)
 	StateMetaFile   = "state.json"        // what the state fits (stateMeta); the state counts only with it

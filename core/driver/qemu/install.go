@@ -116,14 +116,13 @@ func extractFromISO(fs *iso9660.FileSystem, src, dst string) error {
 }
 
 // addInstallMedia attaches what an ISO VM boots from besides its disk: the ISO as a
-// CD-ROM and a display, plus the installer's kernel while an unattended install is
+// CD-ROM (the display every VM has shows the installer), plus the installer's kernel while an unattended install is
 // still to be done. It fails when the disk is blank and the ISO is gone.
 func addInstallMedia(cfg *Config, spec *vm.Spec, p paths) error {
 	installed, err := diskInstalled(p.disk)
 	if err != nil {
 		return err
 	}
-	cfg.Display, cfg.VNCSocket = true, p.vnc
 	if !isFile(spec.ISO) {
 		if installed { // the installed system needs its ISO no more
 			return nil

@@ -31,13 +31,12 @@ func hasArg(args []string, flag, value string) bool {
 func TestBuildArgsISOInstall(t *testing.T) {
 	cfg := baseConfig()
 	cfg.CDROM = "/isos/ubuntu,24.04.iso"
-	cfg.Display, cfg.VNCSocket = true, "/d/vnc.sock"
 	args := BuildArgs(cfg)
 	for _, want := range [][2]string{
 		{"-device", "virtio-blk-pci,drive=disk0,bootindex=0"},
 		{"-drive", "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=/isos/ubuntu,,24.04.iso"},
 		{"-device", "ide-cd,drive=cd0,bootindex=1"},
-		{"-device", "VGA"},
+		{"-device", "virtio-vga"},
 		{"-device", "qemu-xhci,id=usb"},
 		{"-device", "usb-tablet,bus=usb.0"},
 		{"-vnc", "unix:/d/vnc.sock"},
@@ -165,7 +164,7 @@ func TestAddInstallMedia(t *testing.T) {
 		if err := addInstallMedia(&cfg, &inst.Spec, pathsOf(inst)); err != nil {
 			t.Fatal(err)
 		}
-		if cfg.CDROM != other || !cfg.Display || cfg.VNCSocket != pathsOf(inst).vnc || cfg.Kernel != "" || cfg.NoReboot {
+		if cfg.CDROM != other || cfg.Kernel != "" || cfg.NoReboot {
 			t.Fatalf("cfg %+v", cfg)
 		}
 	})
@@ -210,7 +209,7 @@ func TestAddInstallMedia(t *testing.T) {
 		os.Rename(ubuntu, ubuntu+".moved")
 		defer os.Rename(ubuntu+".moved", ubuntu)
 		cfg = Config{}
-		if err := addInstallMedia(&cfg, &inst.Spec, p); err != nil || cfg.CDROM != "" || !cfg.Display {
+		if err := addInstallMedia(&cfg, &inst.Spec, p); err != nil || cfg.CDROM != "" {
 			t.Fatalf("installed disk without its ISO: %v %+v", err, cfg)
 		}
 	})

@@ -32,7 +32,8 @@ const killWait = 10 * time.Second
 type paths struct {
 	dir, disk, seed, vars, pid, qmp, serial, log string
 	qga, state, stateMeta                        string // guest agent, saved state
-	vnc, kernel, initrd                          string // ISO installs
+	vnc, serialSock                              string // display and serial port sockets
+	kernel, initrd                               string // ISO installs
 }
 
 func pathsOf(inst *store.Instance) paths {
@@ -43,7 +44,8 @@ func pathsOf(inst *store.Instance) paths {
 	j := func(n string) string { return filepath.Join(dir, n) }
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
 		pid: j(PIDFile), qmp: j(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
-		qga: j(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: j(VNCSocket), kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
+		qga: j(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: j(VNCSocket), serialSock: j(SerialSocket),
+		kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 
 // readPID reads the pid QEMU wrote; 0 when there is none.
@@ -90,14 +92,18 @@ func samePath(a, b string) bool {
 	return err1 == nil && err2 == nil && ra == rb
 }
 
-// removeStale deletes the pid file and QMP socket a dead QEMU left, unless a live
+// sockets are the Unix sockets QEMU serves, for the length and mode checks.
+func (p paths) sockets() []string { return []string{p.qmp, p.vnc, p.serialSock, p.qga} }
+
+// removeStale deletes the pid file and sockets a dead QEMU left, unless a live
 // QEMU of this instance (another than pid) owns them by now.
 func removeStale(p paths, qemuPath string, pid int) error {
 	if cur := readPID(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
 		return nil
 	}
 	var errs []error
-	for _, f := range []string{p.pid, p.qmp, p.vnc, p.qga} {
+	dumps, _ := filepath.Glob(filepath.Join(p.dir, ScreenDumps)) // a host that died mid-screenshot
+	for _, f := range append(append([]string{p.pid}, p.sockets()...), dumps...) {
 		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
 			errs = append(errs, err)
 		}
@@ -308,6 +314,7 @@ func logTail(logPath string) string {
 }
 
 var (
-	_ driver.Machine     = (*Machine)(nil)
-	_ driver.InstallBoot = (*Machine)(nil)
+	_ driver.Machine       = (*Machine)(nil)
+	_ driver.InstallBoot   = (*Machine)(nil)
+	_ driver.Screenshotter = (*Machine)(nil)
 )

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,7 +56,7 @@ func reap(t *testing.T, inst *store.Instance) {
 
 func assertNoLeftovers(t *testing.T, inst *store.Instance, pid int) {
 	t.Helper()
-	for _, f := range []string{PIDFile, QMPSocket} {
+	for _, f := range []string{PIDFile, QMPSocket, VNCSocket, SerialSocket} {
 		if _, err := os.Stat(inst.Path(f)); !os.IsNotExist(err) {
 			t.Errorf("%s left behind (%v)", f, err)
 		}
@@ -108,6 +109,24 @@ func TestStartAttachShutdown(t *testing.T) {
 	}
 	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second start: err = %v", err)
+	}
+	for _, sock := range []string{VNCSocket, SerialSocket} {
+		if st, err := os.Stat(inst.Path(sock)); err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want a socket with mode 0600", sock, st.Mode(), err)
+		}
+	}
+	img, err := qm.Screenshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := img.Bounds(); b.Dx() != 2 || b.Dy() != 1 {
+		t.Errorf("screenshot is %v, want 2x1", b)
+	}
+	if r, g, b, _ := img.At(0, 0).RGBA(); r>>8 != 0xff || g != 0 || b != 0 {
+		t.Errorf("pixel (0,0) = %d,%d,%d, want red", r>>8, g>>8, b>>8)
+	}
+	if left, _ := filepath.Glob(inst.Path(ScreenDumps)); len(left) > 0 {
+		t.Errorf("screen dumps left behind: %v", left)
 	}
 
 	// A new host (new driver, no memory of the first) re-adopts the VM.

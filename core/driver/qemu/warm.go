@@ -38,7 +38,8 @@ func (d *Driver) config(spec *vm.Spec, p paths, seed bool) (Config, string, stri
 	cfg := Config{
 		Name: spec.Name, Arch: spec.Arch, Accel: accel, CPUs: spec.CPUs, MemoryMiB: spec.MemoryMiB,
 		Firmware: fw, VarsFile: p.vars, Disk: p.disk, Ports: spec.Ports,
-		SerialLog: p.serial, QMPSocket: p.qmp, PIDFile: p.pid, QGASocket: p.qga,
+		SerialLog: p.serial, SerialSocket: p.serialSock, QMPSocket: p.qmp, PIDFile: p.pid, QGASocket: p.qga,
+		Display: true, VNCSocket: p.vnc,
 		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
 	if seed {
