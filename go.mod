@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/Code-Hex/vz/v3 v3.7.1
 	github.com/ProtonMail/go-crypto v1.5.2
+	github.com/coder/websocket v1.8.15
 	github.com/containers/gvisor-tap-vsock v0.8.7
 	github.com/creack/pty v1.1.24
 	github.com/diskfs/go-diskfs v1.7.0

@@ -55,7 +55,7 @@ func (a *app) installNote(v api.VM) {
 		a.phase("`fvm start %s` installs unattended from %s, then boots the installed system", v.Spec.Name, filepath.Base(v.Spec.ISO))
 		return
 	}
-	a.phase("`fvm start %s` boots the installer %s; its display is VNC on %s", v.Spec.Name, filepath.Base(v.Spec.ISO), v.VNCSocket)
+	a.phase("`fvm start %s` boots the installer %s; `fvm display %s` shows its screen", v.Spec.Name, filepath.Base(v.Spec.ISO), v.Spec.Name)
 }
 
 // startInstalling handles `fvm start` of an ISO VM. An interactive installer needs the
@@ -67,7 +67,7 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 		return false, nil
 	}
 	if !v.Spec.AutoInstall {
-		a.phase("%s: display on VNC socket %s; `fvm ssh %s` works once the installed system runs cloud-init", name, v.VNCSocket, name)
+		a.phase("%s: installer running; `fvm display %s` shows its screen; `fvm ssh %s` works once the installed system runs cloud-init", name, name, name)
 		return true, nil
 	}
 	t0 := time.Now()

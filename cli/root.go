@@ -47,6 +47,7 @@ func NewRoot(extra ...*cobra.Command) *cobra.Command {
   fvm run debian-local            create, boot and open a shell on a new VM
   fvm run -d debian-local web1    ... in the background, named web1
   fvm ssh web1 -- uname -a        run a command in it
+  fvm console web1 / display web1 its serial console here, its screen in a browser
   fvm ps / ls / stop / start / rm manage VMs
 
 State lives under FVM_HOME when set (see "fvm check" for the paths).`,
@@ -66,7 +67,7 @@ State lives under FVM_HOME when set (see "fvm check" for the paths).`,
 	root.AddCommand(
 		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newSuspendCmd(a), newRestartCmd(a), newRmCmd(a),
 		newPsCmd(a), newLsCmd(a), newStatusCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
-		newLogsCmd(a), newWaitCmd(a), newCpCmd(a), newPortsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
+		newLogsCmd(a), newConsoleCmd(a), newDisplayCmd(a), newScreenshotCmd(a), newWaitCmd(a), newCpCmd(a), newPortsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)
 	root.AddCommand(newPullCmd(a), newUpdateCmd(a))
 	root.AddCommand(extra...)

@@ -137,6 +137,30 @@ func (d *Desktop) OpenText(path string) error {
 	return d.run.Start("xdg-open", path)
 }
 
+// OpenURL opens a web page in the user's browser: $BROWSER when set (the
+// convention xdg-open and sensible-browser follow too: commands separated by
+// colons, %s for the URL), else open on macOS and xdg-open elsewhere.
+func (d *Desktop) OpenURL(url string) error {
+	if b := strings.TrimSpace(strings.Split(d.getenv("BROWSER"), ":")[0]); b != "" {
+		argv := strings.Fields(b)
+		if strings.Contains(b, "%s") {
+			for i := range argv {
+				argv[i] = strings.ReplaceAll(argv[i], "%s", url)
+			}
+		} else {
+			argv = append(argv, url)
+		}
+		return d.run.Start(argv[0], argv[1:]...)
+	}
+	if d.goos == "darwin" {
+		return d.run.Start("open", url)
+	}
+	if d.find("xdg-open") == "" {
+		return errors.New("no browser to open it with: xdg-open is missing (apt install xdg-utils), or set $BROWSER")
+	}
+	return d.run.Start("xdg-open", url)
+}
+
 // execRunner runs real programs.
 type execRunner struct{}
 

@@ -238,3 +238,30 @@ func TestRunnerExitCodes(t *testing.T) {
 		t.Error("missing program: no error")
 	}
 }
+
+func TestOpenURL(t *testing.T) {
+	const u = "http://127.0.0.1:4242/vm/web1/?token=abc#serial"
+	for _, tt := range []struct {
+		goos string
+		env  map[string]string
+		have []string
+		want []string
+	}{
+		{"linux", nil, []string{"xdg-open"}, []string{"xdg-open", u}},
+		{"darwin", nil, nil, []string{"open", u}},
+		{"linux", map[string]string{"BROWSER": "/opt/stub --new-window"}, []string{"xdg-open"}, []string{"/opt/stub", "--new-window", u}},
+		{"linux", map[string]string{"BROWSER": "firefox %s:chromium"}, nil, []string{"firefox", u}},
+	} {
+		d, r := fake(tt.goos, tt.env, tt.have...)
+		if err := d.OpenURL(u); err != nil {
+			t.Fatalf("%s %v: %v", tt.goos, tt.env, err)
+		}
+		if len(r.started) != 1 || !slices.Equal(r.started[0], tt.want) {
+			t.Errorf("%s %v: ran %q, want %q", tt.goos, tt.env, r.started, tt.want)
+		}
+	}
+	d, _ := fake("linux", nil)
+	if err := d.OpenURL(u); err == nil || !strings.Contains(err.Error(), "xdg-open") {
+		t.Errorf("without xdg-open: %v", err)
+	}
+}

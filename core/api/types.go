@@ -15,7 +15,7 @@ const Version = "v1"
 // host of the previous revision would refuse (a new request field, a route).
 // Host and client exchange it (RevisionHeader on every response; HostInfo);
 // the client refuses a host of another revision with what to do.
-const Revision = 2
+const Revision = 3 // 3: display, screenshot and console routes
 
 // RevisionHeader carries the host's Revision on every response.
 const RevisionHeader = "Fvm-Api-Revision"
@@ -48,6 +48,30 @@ type VM struct {
 	// and how to remove it (`fvm rm NAME`); only Spec.Name and Dir are reliable then.
 	Broken string `json:"broken,omitempty"`
 }
+
+// DisplayRequest is the body of POST /v1/vms/{name}/display.
+type DisplayRequest struct {
+	// Serial asks for the serial console (the web console's serial tab)
+	// instead of the screen.
+	Serial bool `json:"serial,omitempty"`
+}
+
+// Display answers POST /v1/vms/{name}/display: how the VM's screen is shown.
+type Display struct {
+	// Native: the host has shown the screen in the VM's own window (vz):
+	// there is nothing more to do.
+	Native bool `json:"native,omitempty"`
+	// URL is the host's web console page for the VM, with its token (valid
+	// until the host stops), for the client to open in a browser.
+	URL   string   `json:"url,omitempty"`
+	State vm.State `json:"state"`
+}
+
+// ConsoleProtocol is the Upgrade token of GET /v1/vms/{name}/console?tail=N:
+// after "101 Switching Protocols" the connection carries the VM's serial
+// console both ways, the tail lines of earlier output first. Closing it
+// detaches; the VM goes on.
+const ConsoleProtocol = "fvm-console"
 
 // CreateRequest creates a VM (and starts it when Start is set). Cold makes it
 // boot from its image even when a warm snapshot of that image and shape exists.

@@ -42,6 +42,26 @@ var vmSettings = []setting{
 	{KeyBackend, func(s *vm.Settings, v any) (err error) { s.Backend, err = text(v); return }},
 }
 
+// KeyConsolePort is the web console's port on 127.0.0.1 (console.port in the
+// config file, FVM_CONSOLE_PORT); unset or 0 picks a free port at each host start.
+const KeyConsolePort = "console.port"
+
+// ConsolePort resolves console.port: a bad value names where it came from.
+func ConsolePort(v *viper.Viper) (int, error) {
+	val, from, ok := lookup(v, nil, KeyConsolePort)
+	if !ok {
+		return 0, nil
+	}
+	n, err := wholeNumber(val)
+	if err == nil && (n < 0 || n > 65535) {
+		err = fmt.Errorf("%d is not a port: use 1-65535, or 0 for a free one", n)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", from, err)
+	}
+	return n, nil
+}
+
 // EnvVar is the environment variable of a setting key (images.debian.mirror → FVM_IMAGES_DEBIAN_MIRROR).
 func EnvVar(key string) string {
 	return "FVM_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))

@@ -102,3 +102,26 @@ func TestSettingsErrorsNameTheirSource(t *testing.T) {
 		}
 	}
 }
+
+func TestConsolePort(t *testing.T) {
+	t.Setenv(EnvVar(KeyConsolePort), "")
+	if p, err := ConsolePort(loadWith(t, "")); err != nil || p != 0 {
+		t.Errorf("unset: %d, %v; want 0 (a free port)", p, err)
+	}
+	if p, err := ConsolePort(loadWith(t, "console:\n  port: 7070\n")); err != nil || p != 7070 {
+		t.Errorf("config file: %d, %v", p, err)
+	}
+	v := loadWith(t, "console:\n  port: 7070\n")
+	t.Setenv("FVM_CONSOLE_PORT", "7171")
+	if p, err := ConsolePort(v); err != nil || p != 7171 {
+		t.Errorf("environment over the file: %d, %v", p, err)
+	}
+	t.Setenv("FVM_CONSOLE_PORT", "70000")
+	if _, err := ConsolePort(v); err == nil || !strings.Contains(err.Error(), "FVM_CONSOLE_PORT") || !strings.Contains(err.Error(), "not a port") {
+		t.Errorf("bad port: %v", err)
+	}
+	t.Setenv("FVM_CONSOLE_PORT", "")
+	if _, err := ConsolePort(loadWith(t, "console:\n  port: web\n")); err == nil || !strings.Contains(err.Error(), "console.port in") {
+		t.Errorf("bad port in the file: %v", err)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/console"
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/image"
 	"github.com/fvmhq/fvm/core/sshx"
@@ -45,9 +46,12 @@ type Daemon struct {
 	images *image.Service
 	events *broker
 	log    *slog.Logger
+	// console is the web console (console.go); it listens while Serve runs.
+	console *console.Server
 
-	mu  sync.Mutex
-	vms map[string]*entry
+	mu         sync.Mutex
+	vms        map[string]*entry
+	consoleErr error // why the web console does not listen, if it does not
 
 	warmOnce sync.Once
 	warm     *warming // warm snapshots being made (warm.go)
@@ -67,6 +71,7 @@ type entry struct {
 	ssh     *sshx.Holder   // the held SSH connection of the running machine (exec.go)
 	sshErr  error          // why there is none
 	ports   *portForwards  // its automatic port forwards (ports.go)
+	serial  *console.Mux   // the running machine's serial port, when it can be attached
 	op      string         // operation in progress: creating, starting, stopping, removing
 	err     string         // why the last operation failed
 }
@@ -85,8 +90,11 @@ func New(opts Options) *Daemon {
 		vms:      map[string]*entry{},
 		bg:       bg,
 		bgCancel: cancel,
+
+		consoleErr: errors.New("the host is not serving"),
 	}
 	d.images = d.newImageService()
+	d.console = console.New(console.Options{Host: consoleHost{d}, Log: opts.Log})
 	return d
 }
 
@@ -113,10 +121,32 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		}
 		d.log.Info("re-adopted running vm", "vm", inst.Spec.Name, "backend", drv.Name())
 		d.mu.Lock()
-		d.entry(inst.Spec.Name).machine = m
+		d.entry(inst.Spec.Name).run(inst, drv, m)
 		d.mu.Unlock()
 		d.hold(inst.Spec.Name, inst, m, nil)
 		go d.watch(inst.Spec.Name, m)
+	}
+}
+
+// run records m as the VM's running machine, with a multiplexer for its
+// serial port when the driver serves one; d.mu must be held.
+func (e *entry) run(inst *store.Instance, drv driver.Driver, m driver.Machine) {
+	e.machine = m
+	if f := drv.Features(); f.SerialSocket != "" {
+		e.serial = console.NewMux(inst.Path(f.SerialSocket), inst.Path(store.SerialLog))
+	}
+}
+
+// ended forgets m, the machine that ended, ending its console sessions (after
+// they read the last output); d.mu must be held. A newer machine stays.
+func (e *entry) ended(m driver.Machine) {
+	if e.machine != m {
+		return
+	}
+	e.machine = nil
+	if e.serial != nil {
+		e.serial.Close()
+		e.serial = nil
 	}
 }
 
@@ -184,8 +214,8 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	busy := e != nil && e.op != "" // e.g. a stop: the end was asked for
 	var held *sshx.Holder
 	if e != nil && e.machine == m {
-		e.machine = nil
 		held, e.ssh, e.sshErr, e.ports = e.ssh, nil, nil, nil
+		e.ended(m)
 		if err != nil && e.op == "" {
 			e.err = fmt.Sprintf("hypervisor exited: %v", err)
 		}

@@ -223,7 +223,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	d.mu.Lock()
-	d.entry(name).machine = m
+	d.entry(name).run(inst, drv, m)
 	d.mu.Unlock()
 	d.hold(name, inst, m, held)
 	go d.watch(name, m)
@@ -352,9 +352,7 @@ func (d *Daemon) waitGone(name string, m driver.Machine) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	d.mu.Lock()
-	if e := d.entry(name); e.machine == m {
-		e.machine = nil
-	}
+	d.entry(name).ended(m)
 	d.mu.Unlock()
 }
 
@@ -414,6 +412,7 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	d.mu.Lock()
 	delete(d.vms, name)
 	d.mu.Unlock()
+	d.console.Forget(name) // its console links die with it
 	d.events.publish(api.Event{Type: api.EventVMRemoved, VM: name})
 	return nil
 }

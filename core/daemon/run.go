@@ -50,6 +50,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.mu.Unlock()
 	}()
 	d.Adopt(ctx)
+	defer d.serveConsole(ctx)()
 	// Request contexts derive from ctx, so streams (events, logs -f) end with the host.
 	srv := &http.Server{Handler: server.Handler(d, server.Options{Log: d.log, Version: d.opts.Version}), ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}

@@ -4,10 +4,13 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"io"
 	"log/slog"
 	"net"
@@ -36,6 +39,13 @@ type Service interface {
 	SSHInfo(ctx context.Context, name string) (api.SSHInfo, error)
 	// LogPath is the serial console log of a VM.
 	LogPath(ctx context.Context, name string) (string, error)
+	// Display shows a VM's screen in its own window, or answers the web console's URL.
+	Display(ctx context.Context, name string, req api.DisplayRequest) (api.Display, error)
+	// Screenshot captures a running VM's screen.
+	Screenshot(ctx context.Context, name string) (image.Image, error)
+	// AttachConsole attaches to a running VM's serial console (tail lines of
+	// earlier output first); closing it detaches.
+	AttachConsole(ctx context.Context, name string, tail int) (io.ReadWriteCloser, error)
 	Images(ctx context.Context) ([]api.Image, error)
 	// Subscribe streams events until cancel is called.
 	Subscribe() (events <-chan api.Event, cancel func())
@@ -71,6 +81,9 @@ func Handler(s Service, opts ...Options) http.Handler {
 	mux.HandleFunc("POST /v1/vms/{name}/suspend", h.suspend)
 	mux.HandleFunc("GET /v1/vms/{name}/ssh", h.ssh)
 	mux.HandleFunc("GET /v1/vms/{name}/logs", h.logs)
+	mux.HandleFunc("POST /v1/vms/{name}/display", h.display)
+	mux.HandleFunc("GET /v1/vms/{name}/screenshot", h.screenshot)
+	mux.HandleFunc("GET /v1/vms/{name}/console", h.console) // console.go
 	mux.HandleFunc("GET /v1/images", h.images)
 	mux.HandleFunc("GET /v1/events", h.events)
 	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
@@ -170,6 +183,31 @@ func (h *handler) get(w http.ResponseWriter, r *http.Request) {
 func (h *handler) images(w http.ResponseWriter, r *http.Request) { reply(w)(h.s.Images(r.Context())) }
 func (h *handler) ssh(w http.ResponseWriter, r *http.Request) {
 	reply(w)(h.s.SSHInfo(r.Context(), r.PathValue("name")))
+}
+
+func (h *handler) display(w http.ResponseWriter, r *http.Request) {
+	var req api.DisplayRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	reply(w)(h.s.Display(r.Context(), r.PathValue("name"), req))
+}
+
+// screenshot answers image/png.
+func (h *handler) screenshot(w http.ResponseWriter, r *http.Request) {
+	img, err := h.s.Screenshot(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeError(w, err, 0)
+		return
+	}
+	var b bytes.Buffer
+	if err := (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(&b, img); err != nil {
+		writeError(w, err, 0)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	w.Write(b.Bytes())
 }
 
 func (h *handler) create(w http.ResponseWriter, r *http.Request) {
