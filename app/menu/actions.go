@@ -18,6 +18,7 @@ var verbs = [numActions]string{
 	ActStop:     "stop",
 	ActRestart:  "restart",
 	ActDisplay:  "open the display of",
+	ActConsole:  "open the console of",
 	ActTerminal: "open a terminal on",
 	ActCopySSH:  "copy the SSH command of",
 	ActLogs:     "show the logs of",
@@ -55,13 +56,12 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 	case ActRestart:
 		_, err = c.Restart(ctx, name, stop)
 	case ActDisplay:
-		if m.opts.OpenDisplay != nil {
-			if err := m.opts.OpenDisplay(name); !errors.Is(err, ErrNoDisplay) {
-				return err
-			}
+		return m.openConsole(ctx, name, false)
+	case ActConsole:
+		if m.opts.ConsoleInTerminal {
+			return m.opts.Desktop.OpenTerminal(m.fvmCommand("console", name))
 		}
-		// No display window for this VM: follow the serial console instead.
-		return m.opts.Desktop.OpenTerminal(m.fvmCommand("logs", "-f", name))
+		return m.openConsole(ctx, name, true)
 	case ActTerminal:
 		return m.opts.Desktop.OpenTerminal(m.fvmCommand("ssh", name))
 	case ActCopySSH:
@@ -75,6 +75,23 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 		m.Refresh() // the menu shows what the host made of it
 	}
 	return err
+}
+
+// openConsole shows a VM's screen (or, with serial, its serial console): the
+// host brings a native window to the front itself; otherwise the web console
+// page it answers opens in the app's own window (OpenWindow) or the browser.
+func (m *Menu) openConsole(ctx context.Context, name string, serial bool) error {
+	d, err := m.opts.Client.Display(ctx, name, api.DisplayRequest{Serial: serial})
+	if err != nil {
+		return err
+	}
+	if d.Native {
+		return nil
+	}
+	if m.opts.OpenWindow != nil {
+		return m.opts.OpenWindow(name, d.URL)
+	}
+	return m.opts.Desktop.OpenURL(d.URL)
 }
 
 // showLogs opens the VM's serial console log and, if there is one, its

@@ -2,15 +2,12 @@ package menu
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
 )
 
-// ErrNoDisplay tells the menu that OpenDisplay has no window for the VM.
-var ErrNoDisplay = errors.New("no display window for this VM")
 
 // Client is the part of the host API the menu uses; *client.Client has it.
 type Client interface {
@@ -22,6 +19,8 @@ type Client interface {
 	Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
 	Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
 	Remove(ctx context.Context, name string, force bool) error
+	// Display shows a VM's screen natively or answers its web console URL.
+	Display(ctx context.Context, name string, req api.DisplayRequest) (api.Display, error)
 	// Events streams host events to fn until ctx ends or the stream drops.
 	Events(ctx context.Context, fn func(api.Event)) error
 }
@@ -52,6 +51,8 @@ type Desktop interface {
 	CopyText(text string) error
 	// OpenText opens a text file in the user's viewer or editor.
 	OpenText(path string) error
+	// OpenURL opens a web page in the user's browser.
+	OpenURL(url string) error
 }
 
 // LoginItem is the Start at Login switch (a LaunchAgent or XDG autostart entry).
@@ -74,10 +75,12 @@ type Options struct {
 	// Env is prepended to commands shown or run for the user, e.g.
 	// FVM_HOME=/x, so they reach this host rather than the default one.
 	Env []string
-	// OpenDisplay opens a VM's graphical console. Nil, or an error wrapping
-	// ErrNoDisplay, means this VM has none to show here, and Open Display
-	// follows the serial console in a terminal.
-	OpenDisplay func(name string) error
+	// OpenWindow shows a VM's web console page (url) in a window of the
+	// app's own (macOS: a WKWebView); nil opens it in the browser.
+	OpenWindow func(name, url string) error
+	// ConsoleInTerminal: Open Console runs `fvm console NAME` in a terminal
+	// (macOS) instead of opening the web console's serial tab.
+	ConsoleInTerminal bool
 
 	// Quit ends the app once the menu has dealt with running VMs.
 	Quit func()

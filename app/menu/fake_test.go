@@ -165,6 +165,7 @@ type fakeClient struct {
 	streams  int            // Events calls so far
 	created  []api.CreateRequest
 	startErr error
+	native   bool // Display answers "shown natively"
 }
 
 func newFakeClient(vms ...api.VM) *fakeClient {
@@ -266,6 +267,20 @@ func (c *fakeClient) Remove(_ context.Context, name string, force bool) error {
 	return nil
 }
 
+func (c *fakeClient) Display(_ context.Context, name string, req api.DisplayRequest) (api.Display, error) {
+	c.record("display %s serial=%v", name, req.Serial)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.native {
+		return api.Display{Native: true, State: c.vms[name].State}, nil
+	}
+	u := "http://127.0.0.1:4711/vm/" + name + "/?token=t"
+	if req.Serial {
+		u += "#serial"
+	}
+	return api.Display{URL: u, State: c.vms[name].State}, nil
+}
+
 func (c *fakeClient) Events(ctx context.Context, fn func(api.Event)) error {
 	c.mu.Lock()
 	c.streams++
@@ -362,6 +377,7 @@ func (d *fakeDesktop) rec(s string) error {
 func (d *fakeDesktop) OpenTerminal(cmd string) error { return d.rec("terminal: " + cmd) }
 func (d *fakeDesktop) CopyText(s string) error       { return d.rec("copy: " + s) }
 func (d *fakeDesktop) OpenText(p string) error       { return d.rec("open: " + p) }
+func (d *fakeDesktop) OpenURL(u string) error        { return d.rec("browse: " + u) }
 func (d *fakeDesktop) Done() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()

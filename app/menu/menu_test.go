@@ -1,7 +1,6 @@
 package menu
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,9 +48,9 @@ func TestStateToItems(t *testing.T) {
 		return out
 	}
 	cases := map[string][]string{ // VM → its enabled actions
-		"● web":  {"Stop", "Restart", "Open Display", "Open Terminal", "Copy SSH Command", "Show Logs", "Delete…"},
+		"● web":  {"Stop", "Restart", "Open Display", "Open Console", "Open Terminal", "Copy SSH Command", "Show Logs", "Delete…"},
 		"○ db":   {"Start", "Copy SSH Command", "Show Logs", "Delete…"},
-		"◐ boot": {"Stop", "Open Display", "Copy SSH Command", "Show Logs"},
+		"◐ boot": {"Stop", "Open Display", "Open Console", "Copy SSH Command", "Show Logs"},
 		"⚠ bad":  {"Start", "Copy SSH Command", "Show Logs", "Delete…"},
 	}
 	for title, on := range cases {
@@ -115,26 +114,67 @@ func TestClickCallsAPI(t *testing.T) {
 	h.tray.click(t, "● web", "Open Terminal")
 	h.tray.click(t, "● web", "Copy SSH Command")
 	h.tray.click(t, "● web", "Open Display")
+	h.tray.click(t, "● web", "Open Console")
 	h.tray.click(t, "● web", "Show Logs")
 	h.menu.Wait()
 
 	calls := h.client.Calls()
 	slices.Sort(calls)
-	want := []string{"restart web", "start db", "stop web force=false timeout=30"}
+	want := []string{"display web serial=false", "display web serial=true", "restart web", "start db", "stop web force=false timeout=30"}
 	if !slices.Equal(calls, want) {
 		t.Errorf("API calls = %q, want %q", calls, want)
 	}
 	done := h.desktop.Done()
 	slices.Sort(done)
 	wantDone := []string{
+		"browse: http://127.0.0.1:4711/vm/web/?token=t",
+		"browse: http://127.0.0.1:4711/vm/web/?token=t#serial",
 		"copy: FVM_HOME=/tmp/h fvm ssh web",
 		"open: " + filepath.Join(dir, store.SerialLog),
-		"terminal: FVM_HOME=/tmp/h '/opt/fvm bin/fvm' logs -f web",
 		"terminal: FVM_HOME=/tmp/h '/opt/fvm bin/fvm' ssh web",
 	}
 	if !slices.Equal(done, wantDone) {
 		t.Errorf("desktop actions =\n%q\nwant\n%q", done, wantDone)
 	}
+	if e := h.dialogs.Errors(); len(e) != 0 {
+		t.Errorf("error dialogs: %q", e)
+	}
+}
+
+// On macOS the app shows web consoles in windows of its own and the serial
+// console in Terminal; a VM with a native window is shown by the host itself.
+func TestOpenDisplayWindowsAndNative(t *testing.T) {
+	var mu sync.Mutex
+	var windows []string
+	h := start(t, Options{FvmPath: "fvm", ConsoleInTerminal: true, OpenWindow: func(name, url string) error {
+		mu.Lock()
+		windows = append(windows, name+" "+url)
+		mu.Unlock()
+		return nil
+	}}, mkVM("web", vm.Running))
+	h.waitTitle(t, "● web")
+	h.tray.click(t, "● web", "Open Display")
+	h.tray.click(t, "● web", "Open Console")
+	h.menu.Wait()
+	mu.Lock()
+	if want := []string{"web http://127.0.0.1:4711/vm/web/?token=t"}; !slices.Equal(windows, want) {
+		t.Errorf("windows = %q, want %q", windows, want)
+	}
+	mu.Unlock()
+	if done, want := h.desktop.Done(), []string{"terminal: fvm console web"}; !slices.Equal(done, want) {
+		t.Errorf("desktop actions = %q, want %q", done, want)
+	}
+
+	h.client.mu.Lock()
+	h.client.native = true
+	h.client.mu.Unlock()
+	h.tray.click(t, "● web", "Open Display")
+	h.menu.Wait()
+	mu.Lock()
+	if len(windows) != 1 {
+		t.Errorf("a natively shown VM opened a window: %q", windows)
+	}
+	mu.Unlock()
 	if e := h.dialogs.Errors(); len(e) != 0 {
 		t.Errorf("error dialogs: %q", e)
 	}
@@ -436,35 +476,3 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
-// TestOpenDisplay: a VM with a native window is shown through OpenDisplay;
-// one without (ErrNoDisplay) falls back to following its serial console.
-func TestOpenDisplay(t *testing.T) {
-	var mu sync.Mutex
-	var shown []string
-	open := func(name string) error {
-		if name != "mac" {
-			return fmt.Errorf("vm %q: %w", name, ErrNoDisplay)
-		}
-		mu.Lock()
-		shown = append(shown, name)
-		mu.Unlock()
-		return nil
-	}
-	h := start(t, Options{OpenDisplay: open}, mkVM("mac", vm.Running), mkVM("pc", vm.Running))
-	h.waitTitle(t, "● mac")
-	h.waitTitle(t, "● pc")
-	h.tray.click(t, "● mac", "Open Display")
-	h.tray.click(t, "● pc", "Open Display")
-	h.menu.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Equal(shown, []string{"mac"}) {
-		t.Errorf("native windows shown: %q", shown)
-	}
-	if done := h.desktop.Done(); !slices.Equal(done, []string{"terminal: fvm logs -f pc"}) {
-		t.Errorf("desktop actions %q: want the serial console of pc only", done)
-	}
-	if e := h.dialogs.Errors(); len(e) != 0 {
-		t.Errorf("error dialogs: %q", e)
-	}
-}

@@ -17,6 +17,7 @@ const (
 	ActStop
 	ActRestart
 	ActDisplay
+	ActConsole
 	ActTerminal
 	ActCopySSH
 	ActLogs
@@ -30,6 +31,7 @@ var ActionTitles = [numActions]string{
 	ActStop:     "Stop",
 	ActRestart:  "Restart",
 	ActDisplay:  "Open Display",
+	ActConsole:  "Open Console",
 	ActTerminal: "Open Terminal",
 	ActCopySSH:  "Copy SSH Command",
 	ActLogs:     "Show Logs",
@@ -60,9 +62,9 @@ func Enabled(s vm.State) [numActions]bool {
 	case vm.Stopped, vm.Error, vm.Suspended: // Start resumes a suspended VM
 		on[ActStart], on[ActDelete] = true, true
 	case vm.Running:
-		on[ActStop], on[ActRestart], on[ActDisplay], on[ActTerminal], on[ActDelete] = true, true, true, true, true
-	case vm.Starting:
-		on[ActStop], on[ActDisplay] = true, true
+		on[ActStop], on[ActRestart], on[ActDisplay], on[ActConsole], on[ActTerminal], on[ActDelete] = true, true, true, true, true, true
+	case vm.Starting: // the screen and the console show the boot
+		on[ActStop], on[ActDisplay], on[ActConsole] = true, true, true
 	}
 	return on
 }

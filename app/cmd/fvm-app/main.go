@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,8 +23,8 @@ import (
 	"github.com/fvmhq/fvm/app/desktop"
 	"github.com/fvmhq/fvm/app/host"
 	"github.com/fvmhq/fvm/app/menu"
+	"github.com/fvmhq/fvm/app/window"
 	"github.com/fvmhq/fvm/core/api/client"
-	"github.com/fvmhq/fvm/core/daemon"
 	corehost "github.com/fvmhq/fvm/core/host"
 	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
@@ -86,16 +85,19 @@ func run() int {
 			log.Warn("start at login unavailable", "err", err)
 		}
 		m := menu.New(sysTray{}, menu.Options{
-			Client:      client.New(layout.SocketPath()),
-			Dialogs:     desk,
-			Desktop:     desk,
-			Login:       login,
-			ConfigFile:  layout.ConfigFile(),
-			FvmPath:     fvmPath(),
-			Env:         hostEnv(),
-			OpenDisplay: func(name string) error { return openDisplay(d, name) },
-			Quit:        systray.Quit,
-			Log:         log,
+			Client:     client.New(layout.SocketPath()),
+			Dialogs:    desk,
+			Desktop:    desk,
+			Login:      login,
+			ConfigFile: layout.ConfigFile(),
+			FvmPath:    fvmPath(),
+			Env:        hostEnv(),
+			// macOS: web consoles in windows of the app's own, the serial
+			// console in Terminal; Linux: both in the browser.
+			OpenWindow:        window.Opener(),
+			ConsoleInTerminal: runtime.GOOS == "darwin",
+			Quit:              systray.Quit,
+			Log:               log,
 		})
 		go m.Run(ctx)
 	}, func() {
@@ -110,20 +112,6 @@ func run() int {
 	})
 	log.Info("fvm-app exited")
 	return 0
-}
-
-// openDisplay shows a vz VM's own window through the host in this process
-// (the VM's helper owns the window; the host asks it over the control
-// socket). A VM without one (QEMU), or one this app does not host, follows
-// its serial console instead (menu.ErrNoDisplay) until the web console lands.
-func openDisplay(d *daemon.Daemon, name string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	err := d.ShowNativeDisplay(ctx, name)
-	if errors.Is(err, daemon.ErrNoNativeDisplay) {
-		return fmt.Errorf("%w: %v", menu.ErrNoDisplay, err)
-	}
-	return err
 }
 
 // openLog logs to stderr and, like the detached `fvm daemon`, to daemon.log
