@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-vz check fmt vet staticcheck darwin-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-vz check fmt vet staticcheck darwin-check web web-check clean
 
 all: build
 
@@ -41,6 +41,16 @@ staticcheck:
 
 darwin-check:
 	$(GO) run ./scripts/darwincheck -test ./...
+
+# The web console's bundle (resources/web/dist: noVNC, xterm.js and the page's code),
+# committed so that a plain `go build` embeds a working console. `make web` rebuilds it
+# from resources/web/src and the npm packages pinned in resources/web/package-lock.json;
+# `make web-check` (run by `make test`) fails when the committed bundle is stale.
+web:
+	./scripts/web.sh
+
+web-check:
+	./scripts/web.sh --check
 
 # Boots real VMs (TCG where KVM is unusable): builds the Debian image first, then
 # drives the tray app's D-Bus menu on a real VM. E2E_RUN=regexp runs some Go e2e tests only.

@@ -17,6 +17,7 @@ pkgs=(
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
+	chromium                                 # tests: the web console in a real (headless) browser
 	ca-certificates git make
 )
 if [[ "$(uname -m)" == aarch64 ]]; then pkgs+=(qemu-system-arm qemu-efi-aarch64); fi
@@ -31,6 +32,15 @@ if ((${#missing[@]})); then
 	echo "setup: installing ${missing[*]}"
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# npm builds the web console's bundle (make web) and checks the committed one
+# (make web-check); a Node.js that brings its own npm is kept.
+if ! command -v npm >/dev/null; then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	echo "setup: installing npm"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 command -v go >/dev/null || { echo "setup: Go 1.24+ is needed (https://go.dev/dl)" >&2; exit 1; }
 echo "setup: ok"

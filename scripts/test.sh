@@ -29,7 +29,7 @@ for _ in $(seq 1 100); do [[ -S $home/run/fvm.sock ]] && break; sleep 0.1; done
 FVM_HOME=$home bin/fvm image build debian >"$home/prebuild.log" 2>&1 &
 build=$!
 
-"$MAKE" check
+"$MAKE" check web-check
 "$MAKE" fuzz
 if ! wait "$build"; then
 	echo "test: fvm image build debian failed:" >&2

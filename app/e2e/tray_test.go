@@ -13,11 +13,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,7 +79,13 @@ func TestTrayMenuOverDBus(t *testing.T) {
 		}
 	}
 
-	app := startApp(t, appBinary(t), home)
+	// A stub browser records the pages the app opens (Open Display, Open Console).
+	browsed := filepath.Join(t.TempDir(), "browsed")
+	stub := filepath.Join(t.TempDir(), "browser")
+	if err := os.WriteFile(stub, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+browsed+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, appBinary(t), home, "BROWSER="+stub)
 	c := client.New(layout.SocketPath())
 	info := waitHost(t, c, app)
 	t.Logf("host pid %d answers on %s", info.PID, layout.SocketPath())
@@ -116,6 +126,7 @@ func TestTrayMenuOverDBus(t *testing.T) {
 	if realVM {
 		events.wait(t, 3*time.Minute, vm.Running)
 		waitMenu(t, menu, "● "+vmName, func(r *menuNode) bool { return r.find("● "+vmName) != nil })
+		checkOpenDisplay(t, menu, vmName, browsed)
 		clickItem(t, menu, vmName, "Stop")
 		events.wait(t, 3*time.Minute, vm.Stopped)
 		waitMenu(t, menu, "○ "+vmName, func(r *menuNode) bool { return r.find("○ "+vmName) != nil })
@@ -175,6 +186,38 @@ func TestTrayMenuOverDBus(t *testing.T) {
 	}
 }
 
+// checkOpenDisplay clicks Open Display and Open Console: the app opens the
+// host's web console (screen, then serial tab) in the browser, and the page
+// it was given opens.
+func checkOpenDisplay(t *testing.T, menu *dbusMenu, vmName, browsed string) {
+	t.Helper()
+	clickItem(t, menu, vmName, "Open Display")
+	clickItem(t, menu, vmName, "Open Console")
+	var urls []string
+	waitFor(t, 15*time.Second, "the browser to be opened twice", func() bool {
+		b, _ := os.ReadFile(browsed)
+		urls = strings.Fields(string(b))
+		return len(urls) >= 2
+	})
+	sort.Strings(urls) // the clicks run side by side
+	screen, serial := urls[0], urls[1]
+	if !strings.HasPrefix(screen, "http://127.0.0.1:") || !strings.Contains(screen, "/vm/"+vmName+"/?token=") || serial != screen+"#serial" {
+		t.Fatalf("opened %q, want the VM's console page and its serial tab", urls)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := hc.Get(screen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "/assets/console.js") {
+		t.Fatalf("the page the app opened: %s %.200q", resp.Status, body)
+	}
+	t.Logf("Open Display opened %s, which serves the console page", strings.SplitN(screen, "?", 2)[0])
+}
+
 // badLines picks out what should never be in the app's output: toolkit
 // criticals and warnings, panics and errors (a VM's expected start failure
 // is an event and a dialog, not a log error).
@@ -231,13 +274,13 @@ func (a *runningApp) output() string {
 	return a.out.String()
 }
 
-func startApp(t *testing.T, bin, home string) *runningApp {
+func startApp(t *testing.T, bin, home string, env ...string) *runningApp {
 	a := &runningApp{addrFile: filepath.Join(t.TempDir(), "bus"), done: make(chan struct{})}
 	// The shell tells us the private bus's address, then becomes xvfb-run.
 	a.cmd = exec.Command("dbus-run-session", "--", "sh", "-c",
 		`printf %s "$DBUS_SESSION_BUS_ADDRESS" > "$1.tmp" && mv "$1.tmp" "$1" && exec xvfb-run -a "$2"`, "sh", a.addrFile, bin)
 	// NO_AT_BRIDGE: GTK would start accessibility daemons that outlive the bus.
-	a.cmd.Env = append(os.Environ(), "FVM_HOME="+home, "NO_AT_BRIDGE=1")
+	a.cmd.Env = append(append(os.Environ(), "FVM_HOME="+home, "NO_AT_BRIDGE=1"), env...)
 	a.cmd.Stdout, a.cmd.Stderr = a, a
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := a.cmd.Start(); err != nil {

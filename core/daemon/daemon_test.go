@@ -94,6 +94,9 @@ func (f *fakeDriver) Start(_ context.Context, inst *store.Instance) (driver.Mach
 		return nil, errors.New("qemu: boom")
 	}
 	m := &fakeMachine{done: make(chan error, 1), accel: f.Name() + "-accel"}
+	if sock := f.Features().SerialSocket; sock != "" {
+		m.serial = newFakeSerialPort(inst.Path(sock), inst.Path(store.SerialLog))
+	}
 	f.mu.Lock()
 	f.running[inst.Spec.Name] = m
 	f.mu.Unlock()
@@ -127,6 +130,7 @@ type fakeMachine struct {
 	done    chan error
 	stopped bool
 	accel   string
+	serial  *fakeSerialPort // the serial port it serves, when its driver declares one
 }
 
 func (m *fakeMachine) Info() driver.MachineInfo {
@@ -140,6 +144,9 @@ func (m *fakeMachine) Kill() error {
 	defer m.mu.Unlock()
 	if !m.stopped {
 		m.stopped = true
+		if m.serial != nil {
+			m.serial.close()
+		}
 		m.done <- nil
 		close(m.done)
 	}

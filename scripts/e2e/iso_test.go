@@ -450,14 +450,14 @@ func TestISO(t *testing.T) {
 		const name = "isoplain"
 		t0 := time.Now()
 		out := fvm(t, "create", name, "--iso", iso, "--disk", "4G", "--memory", "1G")
-		if out.code != 0 || strings.TrimSpace(out.stdout) != name || !strings.Contains(out.stderr, qemu.VNCSocket) {
+		if out.code != 0 || strings.TrimSpace(out.stdout) != name || !strings.Contains(out.stderr, "fvm display "+name) || strings.Contains(out.stderr, qemu.VNCSocket) {
 			t.Fatalf("create: %+v", out)
 		}
 		if ps := mustFVM(t, "ps", "-a"); !strings.Contains(ps, "iso:installer.iso") {
 			t.Errorf("ps does not show the ISO:\n%s", ps)
 		}
 		r := fvm(t, "start", name)
-		if r.code != 0 || !strings.Contains(r.stderr, "display on VNC socket") {
+		if r.code != 0 || !strings.Contains(r.stderr, "`fvm display "+name+"` shows its screen") {
 			t.Fatalf("start: %+v", r)
 		}
 		if st, err := os.Stat(filepath.Join(layout.InstanceDir(name), qemu.VNCSocket)); err != nil || st.Mode()&os.ModeSocket == 0 {
