@@ -92,9 +92,6 @@ func (a *app) console(ctx context.Context, name string, tail int) error {
 	}
 }
 
-// errDetach ends copyUntilDetach at the detach key.
-var errDetach = errors.New("detach")
-
 // copyUntilDetach copies in to w until the detach key (the bytes before it
 // are sent) or the end of in; both are a detach, and return nil.
 func copyUntilDetach(w io.Writer, in io.Reader) error {
