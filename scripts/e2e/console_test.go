@@ -267,12 +267,16 @@ func TestConsole(t *testing.T) {
 	// connects again on its own once the VM runs.
 	t.Run("page-follows-stop-and-start", func(t *testing.T) {
 		chromedp.Do(ctx, chromedp.Click(chromedp.ID("tab-screen")))
+		// Mark this run's canvas: the screen of the next run must be a new connection's.
+		if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(document.querySelector("#screen canvas").dataset.run = "old", true)`)); err != nil {
+			t.Fatal(err)
+		}
 		mustFVM(t, "stop", "-f", name)
 		waitJS(t, ctx, "the page to say the VM is stopped", `window.fvm.status === "stopped" && document.getElementById("status").textContent.includes("is stopped")`)
 		if _, err := c.Start(context.Background(), name); err != nil {
 			t.Fatal(err)
 		}
-		waitJS(t, ctx, "the page to connect to the started VM", `window.fvm.status === "connected"`)
+		waitJS(t, ctx, "the page to connect to the started VM", `window.fvm.status === "connected" && document.querySelectorAll("#screen canvas").length === 1 && document.querySelector("#screen canvas").dataset.run !== "old"`)
 		deadline := time.Now().Add(90 * time.Second)
 		for {
 			if _, lit := compareImages(canvasImage(t, ctx), image.NewRGBA(image.Rect(0, 0, 1, 1))); lit > 200 {
