@@ -80,6 +80,7 @@ func deviceSet(cfg Config) string {
 	n.Firmware.Code, n.Firmware.Vars = base(n.Firmware.Code), ""
 	n.VarsFile, n.Disk, n.Seed, n.SerialLog = base(n.VarsFile), base(n.Disk), base(n.Seed), base(n.SerialLog)
 	n.QMPSocket, n.PIDFile, n.QGASocket, n.VNCSocket = base(n.QMPSocket), base(n.PIDFile), base(n.QGASocket), base(n.VNCSocket)
+	n.SerialSocket = base(n.SerialSocket)
 	n.CDROM, n.Kernel, n.Initrd = base(n.CDROM), base(n.Kernel), base(n.Initrd)
 	h := sha256.Sum256([]byte(strings.Join(BuildArgs(n), "\x00")))
 	return hex.EncodeToString(h[:])

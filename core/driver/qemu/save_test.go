@@ -18,6 +18,7 @@ func TestDeviceSetFingerprint(t *testing.T) {
 	// What is not part of the saved state may differ: names, paths, ports, the generation ID.
 	b.Name, b.SSHPort, b.VMGenID, b.Incoming = "clone7", 50022, newUUID(), "fd:3"
 	b.Disk, b.VarsFile, b.QMPSocket, b.PIDFile = "/other/disk.qcow2", "/other/efi-vars.fd", "/other/qmp.sock", "/other/qemu.pid"
+	b.SerialSocket, b.SerialLog, b.VNCSocket = "/other/serial.sock", "/other/serial.log", "/other/vnc.sock"
 	b.Ports = []vm.PortForward{{HostPort: 8080, GuestPort: 80}}
 	if deviceSet(a) != deviceSet(b) {
 		t.Fatal("names, paths and ports changed the device-set fingerprint")
@@ -28,6 +29,7 @@ func TestDeviceSetFingerprint(t *testing.T) {
 		"no seed": func(c *Config) { c.Seed = "" },
 		"agent":   func(c *Config) { c.QGASocket = "/d/qga.sock" },
 		"accel":   func(c *Config) { c.Accel = AccelKVM },
+		"display": func(c *Config) { c.Display = false },
 		"arch":    func(c *Config) { c.Arch = vm.ARM64 },
 	} {
 		c := baseConfig()
