@@ -79,6 +79,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzParsePortForward$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzRead$$ -fuzztime $(FUZZ_TIME) ./core/api/stream/
 	$(GO) test -run XXX -fuzz ^FuzzControlRequest$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
+	$(GO) test -run XXX -fuzz ^FuzzDecodePPM$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
 
 # The vz backend on a Mac (macOS 13+): builds and signs bin/fvm.app, boots a
 # Debian VM on vz and checks it end to end (scripts/e2e-vz.sh). Elsewhere it

@@ -8,7 +8,6 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 )
 
-
 // Client is the part of the host API the menu uses; *client.Client has it.
 type Client interface {
 	Host(ctx context.Context) (api.HostInfo, error)

@@ -475,4 +475,3 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("commandLine = %s", got)
 	}
 }
-
