@@ -539,6 +539,7 @@ type ptyConsole struct {
 	out  bytes.Buffer
 	seen int // where the next waitFor starts looking
 	done chan struct{}
+	read chan struct{} // closed when all the output is read (the terminal closed)
 }
 
 func startConsole(t *testing.T, name string, flags ...string) *ptyConsole {
@@ -548,8 +549,9 @@ func startConsole(t *testing.T, name string, flags ...string) *ptyConsole {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ptyConsole{cmd: cmd, ptmx: ptmx, done: make(chan struct{})}
+	p := &ptyConsole{cmd: cmd, ptmx: ptmx, done: make(chan struct{}), read: make(chan struct{})}
 	go func() {
+		defer close(p.read)
 		buf := make([]byte, 4096)
 		for {
 			n, err := ptmx.Read(buf)
@@ -604,6 +606,10 @@ func (p *ptyConsole) wait(t *testing.T) int {
 	t.Helper()
 	select {
 	case <-p.done:
+		select { // the last words it printed
+		case <-p.read:
+		case <-time.After(5 * time.Second):
+		}
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(20 * time.Second):
 		t.Fatalf("fvm console did not exit; output:\n%s", p.output())
