@@ -40,7 +40,8 @@ func TestConsole(t *testing.T) {
 	browserPath := chromium(t)
 	const name = "con1"
 	t0 := time.Now()
-	if r := fvm(t, "run", "-d", "debian-local", name, "--memory", "1G"); r.code != 0 {
+	// --cold: a boot, whose log the serial tab must show (a warm clone has none).
+	if r := fvm(t, "run", "-d", "--cold", "debian-local", name, "--memory", "1G"); r.code != 0 {
 		t.Fatalf("run -d: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), "serial.log")))
 	}
 	t.Logf("MEASURE run -d to SSH-ready with a display: %s", time.Since(t0))
