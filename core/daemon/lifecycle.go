@@ -299,12 +299,8 @@ func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (ap
 	}
 	defer releaseOnPanic(done)
 	err = d.stop(ctx, name, req)
-	done(err)
-	// The machine's end was published while the slot still said "stopping":
-	// say what the VM is now that it is free, so that listings catch up.
-	v := d.describe(ctx, inst)
-	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: v.State, Error: v.Error})
-	return v, err
+	done(err) // publishes the state the VM settled in (begin)
+	return d.describe(ctx, inst), err
 }
 
 func (d *Daemon) stop(ctx context.Context, name string, req api.StopRequest) error {
