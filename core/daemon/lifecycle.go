@@ -47,22 +47,12 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
 	if req.Start {
 		v, err := d.Start(ctx, spec.Name, api.StartRequest{})
-		v.Notice = joinNotices(notice, v.Notice)
+		v.Notice = driver.JoinNotices(notice, v.Notice)
 		return v, err
 	}
 	v := d.describe(ctx, inst)
 	v.Notice = notice
 	return v, nil
-}
-
-func joinNotices(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "; " + b
 }
 
 func (d *Daemon) forget(name string) {
@@ -230,7 +220,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
 	v := d.describe(ctx, inst)
-	v.Notice = joinNotices(notice, m.Info().Notice)
+	v.Notice = driver.JoinNotices(notice, m.Info().Notice)
 	return v, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -174,7 +175,7 @@ func newGuest(t *testing.T, qemuPath string, fw Firmware, base string, display b
 		t.Fatal(err)
 	}
 	os.WriteFile(g.p.vars, vars, 0o600)
-	port, _ := freeLoopbackPort()
+	port, _ := driver.FreeLoopbackPort()
 	g.args = BuildArgs(Config{Name: "display-e2e", Arch: vm.AMD64, Accel: AccelTCG, CPUs: 2, MemoryMiB: 1024,
 		Firmware: fw, VarsFile: g.p.vars, Disk: g.p.disk, SSHPort: port, SerialLog: g.p.serial,
 		SerialSocket: g.p.serialSock, QMPSocket: g.p.qmp, PIDFile: g.p.pid, Display: display, VNCSocket: g.p.vnc})

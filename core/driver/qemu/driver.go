@@ -10,8 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"syscall"
@@ -161,7 +159,7 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 		notice := fmt.Sprintf("%v: booted cold instead", err)
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", inst.Spec.Name, notice)
 		if m, err = d.start(ctx, inst, false); err == nil {
-			m.notice = joinNotices(m.notice, notice)
+			m.notice = driver.JoinNotices(m.notice, notice)
 		}
 	}
 	if err != nil {
@@ -190,10 +188,10 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if !isFile(p.disk) {
 		return fail(fmt.Errorf("disk %s is missing: the VM was not created completely; remove it with `fvm rm %s` and run it again", p.disk, spec.Name))
 	}
-	if err := checkHostPorts(spec.Ports); err != nil {
+	if err := driver.CheckHostPorts(spec.Ports); err != nil {
 		return fail(err)
 	}
-	sshPort, err := freeLoopbackPort()
+	sshPort, err := driver.FreeLoopbackPort()
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
@@ -222,7 +220,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		return fail(err)
 	}
 	if facts.Fingerprint, err = d.fingerprint(ctx, qemuPath, cfg); err != nil {
-		notice = joinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
+		notice = driver.JoinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
 	}
 	var state *os.File // the saved state to restore, passed as fd 3
 	if restore {
@@ -240,7 +238,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 				cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
 			}
 		}
-		notice = joinNotices(notice, why)
+		notice = driver.JoinNotices(notice, why)
 		if state != nil {
 			defer state.Close()
 		}
@@ -330,16 +328,6 @@ func (d *Driver) savedState(p paths, fp Fingerprint) (f *os.File, why string, er
 	return f, "", nil
 }
 
-func joinNotices(a, b string) string {
-	switch {
-	case a == "":
-		return b
-	case b == "":
-		return a
-	}
-	return a + "; " + b
-}
-
 // newUUID returns a random (version 4) UUID.
 func newUUID() string {
 	var b [16]byte
@@ -399,36 +387,6 @@ func waitQMP(ctx context.Context, c *child, p paths, timeout time.Duration) erro
 		}
 		return fmt.Errorf("qemu did not answer on its QMP socket within %s; see %s", timeout, p.log)
 	}
-}
-
-// checkHostPorts fails, naming the port, when a -p host port cannot be bound.
-func checkHostPorts(ports []vm.PortForward) error {
-	for _, pf := range ports {
-		ip := pf.HostIP
-		if !ip.IsValid() {
-			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-		addr := netip.AddrPortFrom(ip, pf.HostPort).String()
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("host port %s is already in use: pick another with -p HOSTPORT:%d", addr, pf.GuestPort)
-			}
-			return fmt.Errorf("cannot forward host port %s: %w", addr, err)
-		}
-		ln.Close()
-	}
-	return nil
-}
-
-// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // Attach re-adopts a QEMU left by an earlier host. It requires the pid from the

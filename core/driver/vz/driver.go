@@ -17,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -251,10 +249,10 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if !isFile(p.disk) {
 		return fail(fmt.Errorf("disk %s is missing: the VM was not created completely; remove it with `fvm rm %s` and run it again", p.disk, spec.Name))
 	}
-	if err := checkHostPorts(spec.Ports); err != nil {
+	if err := driver.CheckHostPorts(spec.Ports); err != nil {
 		return fail(err)
 	}
-	sshPort, err := freeLoopbackPort()
+	sshPort, err := driver.FreeLoopbackPort()
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
@@ -401,36 +399,6 @@ func (d *Driver) DiscardState(inst *store.Instance) error {
 		return nil
 	}
 	return err
-}
-
-// checkHostPorts fails, naming the port, when a -p host port cannot be bound.
-func checkHostPorts(ports []vm.PortForward) error {
-	for _, pf := range ports {
-		ip := pf.HostIP
-		if !ip.IsValid() {
-			ip = loopback
-		}
-		addr := netip.AddrPortFrom(ip, pf.HostPort).String()
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) {
-				return fmt.Errorf("host port %s is already in use: pick another with -p HOSTPORT:%d", addr, pf.GuestPort)
-			}
-			return fmt.Errorf("cannot forward host port %s: %w", addr, err)
-		}
-		ln.Close()
-	}
-	return nil
-}
-
-// freeLoopbackPort asks the kernel for a free port on 127.0.0.1.
-func freeLoopbackPort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func isFile(p string) bool {
