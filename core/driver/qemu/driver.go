@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -174,7 +175,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	fail := func(err error) (*Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
 
 	old, _ := loadFacts(inst)
-	if pid := readPID(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
 		return fail(fmt.Errorf("already running (qemu pid %d)", pid))
 	}
 	if err := removeStale(p, old.QEMU, 0); err != nil {
@@ -400,7 +401,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
-	pid := readPID(p.pid)
+	pid := proc.ReadPIDFile(p.pid)
 	if !isOurQEMU(pid, facts.QEMU, p.pid) {
 		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, facts.QEMU, 0))
 	}
@@ -420,7 +421,7 @@ func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
 	p := pathsOf(inst)
 	rt, _ := loadFacts(inst)
 	defer killPIDs(rt.Virtiofsd) // they end with QEMU; a stray one goes here
-	if pid := readPID(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", inst.Spec.Name, pid, err)
 		}

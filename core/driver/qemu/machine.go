@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -48,19 +47,6 @@ func pathsOf(inst *store.Instance) paths {
 		kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 
-// readPID reads the pid QEMU wrote; 0 when there is none.
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	return pid
-}
-
 // isOurQEMU reports whether pid is alive and is the QEMU started for this
 // instance: the same executable, with this instance's pid file on its command
 // line. A pid file alone proves nothing: pids are reused, by other QEMUs too.
@@ -72,7 +58,7 @@ func isOurQEMU(pid int, qemuPath, pidFile string) bool {
 		return false
 	}
 	exe, args, err := proc.Info(pid)
-	if err != nil || !samePath(exe, qemuPath) {
+	if err != nil || !proc.SamePath(exe, qemuPath) {
 		return false
 	}
 	for i := 0; i+1 < len(args); i++ {
@@ -83,22 +69,13 @@ func isOurQEMU(pid int, qemuPath, pidFile string) bool {
 	return false
 }
 
-func samePath(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ra, err1 := filepath.EvalSymlinks(a)
-	rb, err2 := filepath.EvalSymlinks(b)
-	return err1 == nil && err2 == nil && ra == rb
-}
-
 // sockets are the Unix sockets QEMU serves, for the length and mode checks.
 func (p paths) sockets() []string { return []string{p.qmp, p.vnc, p.serialSock, p.qga} }
 
 // removeStale deletes the pid file and sockets a dead QEMU left, unless a live
 // QEMU of this instance (another than pid) owns them by now.
 func removeStale(p paths, qemuPath string, pid int) error {
-	if cur := readPID(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
+	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
 		return nil
 	}
 	var errs []error

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -45,7 +46,7 @@ func readyInstance(t *testing.T) *store.Instance {
 // reap kills whatever fake QEMU a test leaves behind.
 func reap(t *testing.T, inst *store.Instance) {
 	t.Cleanup(func() {
-		if pid := readPID(inst.Path(PIDFile)); pid > 0 {
+		if pid := proc.ReadPIDFile(inst.Path(PIDFile)); pid > 0 {
 			self, _ := os.Executable()
 			if isOurQEMU(pid, self, pathsOf(inst).pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
@@ -104,7 +105,7 @@ func TestStartAttachShutdown(t *testing.T) {
 	if ep != netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(rt.SSHPort)) {
 		t.Errorf("ssh endpoint %s, runtime port %d", ep, rt.SSHPort)
 	}
-	if readPID(inst.Path(PIDFile)) != qm.Info().PID {
+	if proc.ReadPIDFile(inst.Path(PIDFile)) != qm.Info().PID {
 		t.Errorf("pid file does not hold pid %d", qm.Info().PID)
 	}
 	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "already running") {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -229,7 +230,7 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if err != nil {
 		return fail(err)
 	}
-	if pid := readPID(p.pid); isOurHelper(pid, old.Helper, p.dir) {
+	if pid := proc.ReadPIDFile(p.pid); isOurHelper(pid, old.Helper, p.dir) {
 		return fail(fmt.Errorf("already running (vz helper pid %d)", pid))
 	}
 	if err := removeStale(p, old.Helper, 0); err != nil {
@@ -355,7 +356,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
-	pid := readPID(p.pid)
+	pid := proc.ReadPIDFile(p.pid)
 	if !isOurHelper(pid, f.Helper, p.dir) {
 		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, f.Helper, 0))
 	}
@@ -376,7 +377,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
 	p := pathsOf(inst.Dir)
 	f, _ := loadFacts(p.dir)
-	if pid := readPID(p.pid); isOurHelper(pid, f.Helper, p.dir) {
+	if pid := proc.ReadPIDFile(p.pid); isOurHelper(pid, f.Helper, p.dir) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("vm %q: kill vz helper (pid %d): %w", inst.Spec.Name, pid, err)
 		}

@@ -4,28 +4,13 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/proc"
 )
-
-// readPID reads the pid the helper wrote; 0 when there is none.
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0
-	}
-	return pid
-}
 
 // isOurHelper reports whether pid is alive and is the helper started for the
 // instance in dir: the same executable, with HelperRunArgs(dir) on its command
@@ -38,7 +23,7 @@ func isOurHelper(pid int, helper, dir string) bool {
 		return false
 	}
 	exe, args, err := proc.Info(pid)
-	if err != nil || !samePath(exe, helper) {
+	if err != nil || !proc.SamePath(exe, helper) {
 		return false
 	}
 	want := HelperRunArgs(dir)
@@ -50,19 +35,10 @@ func isOurHelper(pid int, helper, dir string) bool {
 	return false
 }
 
-func samePath(a, b string) bool {
-	if a == b {
-		return true
-	}
-	ra, err1 := filepath.EvalSymlinks(a)
-	rb, err2 := filepath.EvalSymlinks(b)
-	return err1 == nil && err2 == nil && ra == rb
-}
-
 // removeStale deletes the pid file and control socket a dead helper left,
 // unless a live helper of this instance (another than pid) owns them by now.
 func removeStale(p paths, helper string, pid int) error {
-	if cur := readPID(p.pid); cur != 0 && cur != pid && isOurHelper(cur, helper, p.dir) {
+	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurHelper(cur, helper, p.dir) {
 		return nil
 	}
 	var errs []error
