@@ -119,6 +119,11 @@ rm -f "$root/etc/resolv.conf"
 // customizeHook, which removes the resolv.conf apt needs.
 const grubBuildHook = `set -eu
 root="$1"
+# GRUB's dependencies trigger initramfs rebuilds (minutes under qemu-user) that end
+# where they began: the kernel's initramfs is already built. Off until the purge.
+conf="$root/etc/initramfs-tools/update-initramfs.conf"
+cp -p "$conf" "$root/tmp/fvm-update-initramfs.conf"
+sed -i 's/^update_initramfs=.*/update_initramfs=no/' "$conf"
 installed() { chroot "$root" dpkg-query -W -f '${Status} ${Package}\n' | awk '$3 == "installed" { print $4 }' | sort; }
 installed > "$root/tmp/fvm-packages-before"
 chroot "$root" apt-get install -y -q --no-install-recommends @GRUB_PKG@
@@ -133,6 +138,7 @@ const grubPurgeHook = `set -eu
 root="$1"
 added=$(comm -13 "$root/tmp/fvm-packages-before" "$root/tmp/fvm-packages-grub")
 chroot "$root" apt-get purge -y -q $added
+mv "$root/tmp/fvm-update-initramfs.conf" "$root/etc/initramfs-tools/update-initramfs.conf"
 rm -f "$root/tmp/fvm-packages-before" "$root/tmp/fvm-packages-grub" "$root/tmp/fvm-grub.cfg" "$root` + bootEFI + `"
 `
 

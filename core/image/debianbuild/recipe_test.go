@@ -452,3 +452,69 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("shellQuote = %s, want %s", got, want)
 	}
 }
+
+// The GRUB hooks are valid sh and do what they promise, with chroot stubbed (it
+// needs root and a real tree): the EFI binary is built in the tree, exactly the
+// packages GRUB brought are purged, and initramfs updates are off in between
+// and back as they were after.
+func TestGrubHooksRun(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "tmp"), 0o755)
+	os.MkdirAll(filepath.Join(root, "etc/initramfs-tools"), 0o755)
+	conf := filepath.Join(root, "etc/initramfs-tools/update-initramfs.conf")
+	const confText = "# comment\nupdate_initramfs=yes\nbackup_initramfs=no\n"
+	os.WriteFile(conf, []byte(confText), 0o644)
+	stubDir := t.TempDir()
+	os.WriteFile(filepath.Join(stubDir, "chroot"), []byte(`#!/bin/sh
+root="$1"; shift
+echo "$*" >> "$root/calls"
+case "$1" in
+dpkg-query)
+	printf 'install ok installed base-files\ninstall ok installed libfoo\ndeinstall ok config-files oldpkg\n'
+	if [ -e "$root/grub-installed" ]; then printf 'install ok installed grub-common\ninstall ok installed grub-efi-arm64-bin\n'; fi ;;
+apt-get)
+	[ "$2" = install ] && touch "$root/grub-installed"
+	grep -q '^update_initramfs=no$' "$root/etc/initramfs-tools/update-initramfs.conf" || echo "apt ran with initramfs updates on" >> "$root/calls" ;;
+grub-mkstandalone)
+	touch "$root/tmp/fvm-boot.efi" ;;
+esac
+`), 0o755)
+	r := newRecipe(testInput(t, "13", vm.ARM64))
+	for _, hook := range []string{strings.ReplaceAll(r.GrubHook, uuidPlaceholder, "u-u-i-d"), r.GrubPurge} {
+		cmd := exec.Command(sh, "-c", hook, "exec", root)
+		cmd.Env = append(os.Environ(), "PATH="+stubDir+":"+os.Getenv("PATH"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("hook failed: %v\n%s", err, out)
+		}
+		if hook != r.GrubPurge {
+			if _, err := os.Stat(filepath.Join(root, bootEFI)); err != nil {
+				t.Errorf("no EFI binary at %s after the GRUB hook", bootEFI)
+			}
+			cfg, _ := os.ReadFile(filepath.Join(root, "tmp/fvm-grub.cfg"))
+			if !strings.Contains(string(cfg), "root=UUID=u-u-i-d ro console=tty0 console=ttyAMA0,115200") {
+				t.Errorf("grub.cfg in the tree:\n%s", cfg)
+			}
+		}
+	}
+	calls, _ := os.ReadFile(filepath.Join(root, "calls"))
+	for _, want := range []string{"apt-get install -y -q --no-install-recommends grub-efi-arm64-bin",
+		"grub-mkstandalone -O arm64-efi -o /tmp/fvm-boot.efi", "apt-get purge -y -q grub-common grub-efi-arm64-bin\n"} {
+		if !strings.Contains(string(calls), want) {
+			t.Errorf("calls lack %q:\n%s", want, calls)
+		}
+	}
+	if strings.Contains(string(calls), "initramfs updates on") || strings.Contains(string(calls), "libfoo") {
+		t.Errorf("apt ran with initramfs updates on, or purged what was there before:\n%s", calls)
+	}
+	if b, _ := os.ReadFile(conf); string(b) != confText {
+		t.Errorf("update-initramfs.conf after the hooks:\n%s", b)
+	}
+	left, _ := filepath.Glob(filepath.Join(root, "tmp", "*"))
+	if len(left) != 0 {
+		t.Errorf("the hooks left %q in the tree's /tmp", left)
+	}
+}
