@@ -119,10 +119,15 @@ func TestArm64Guest(t *testing.T) {
 		}
 	})
 	t.Run("warm-refused", func(t *testing.T) {
+		before, _ := os.ReadDir(layout.WarmDir())
 		r := fvm(t, "image", "warm", name)
-		msg := strings.TrimSpace(r.stderr)
-		if r.code == 0 || !strings.Contains(msg, "VM generation ID") || strings.Count(msg, "\n") > 0 {
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		last := lines[len(lines)-1] // after the "Making the warm snapshot" phase line
+		if r.code == 0 || !strings.HasPrefix(last, "fvm: ") || !strings.Contains(last, "VM generation ID") {
 			t.Fatalf("fvm image warm %s: want a one-line refusal with the reason, got %+v", name, r)
+		}
+		if after, _ := os.ReadDir(layout.WarmDir()); len(after) != len(before) {
+			t.Errorf("the refused warm left something: %v, before %v", after, before)
 		}
 	})
 	suspendResume(t, vmName)
