@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-vz check fmt vet staticcheck darwin-check web web-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-full e2e-vz check fmt vet staticcheck darwin-check web web-check clean
 
 all: build
 
@@ -56,6 +56,11 @@ web-check:
 # drives the tray app's D-Bus menu on a real VM. E2E_RUN=regexp runs some Go e2e tests only.
 e2e: build app
 	./scripts/e2e.sh
+
+# The whole e2e suite plus its slow tests (FVM_E2E_FULL=1): an arm64 image built under
+# qemu-user and booted under TCG, a Debian 12 image with extra packages. Not in `make test`.
+e2e-full: build app
+	FVM_E2E_FULL=1 E2E_TIMEOUT=150m ./scripts/e2e.sh
 
 # Speed, measured side by side in one run: a table, bench.json and BENCHMARKS.md.
 # Boots VMs; not part of `make test`. FVM_BENCH_HOME keeps the built image.

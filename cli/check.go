@@ -2,9 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fvmhq/fvm/core/image/debianbuild"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 func newCheckCmd(a *app) *cobra.Command {
@@ -48,6 +52,20 @@ func newCheckCmd(a *app) *cobra.Command {
 				if ch.Fix != "" {
 					fmt.Fprintf(a.out, "       fix: %s\n", ch.Fix)
 				}
+			}
+			// Image builds run in this process, not in the host: checked here.
+			for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
+				name := "image build " + string(arch)
+				if err := debianbuild.CheckHost(arch); err != nil {
+					// Optional: VMs run without it; `fvm image build` says the same.
+					fmt.Fprintf(a.out, "[--  ] %-12s not ready: %v\n", name, err)
+					continue
+				}
+				how := "natively"
+				if string(arch) != runtime.GOARCH {
+					how = "under qemu-user emulation (binfmt_misc)"
+				}
+				fmt.Fprintf(a.out, "[ok  ] %-12s fvm image build debian --arch %s builds %s\n", name, arch, how)
 			}
 			if failed > 0 {
 				return fmt.Errorf("%d check(s) failed: see the fixes above", failed)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests: real VMs booted by bin/fvm (TCG where KVM is unusable), then the
 # tray app clicking Start/Stop on a real VM through its D-Bus menu under Xvfb.
-# FVM_E2E_HOME keeps the state dir (and its built image) between runs.
+# FVM_E2E_HOME keeps the state dir (and its built image) between runs; FVM_E2E_FULL=1
+# adds the slow tests (`make e2e-full`), E2E_TIMEOUT bounds the Go tests (default 40m).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
@@ -11,7 +12,7 @@ if [[ -z $home ]]; then
 	trap 'rm -rf "$home"' EXIT
 fi
 export FVM_BIN=$PWD/bin/fvm FVM_E2E_HOME=$home
-"$GO" test -tags e2e -v -count=1 -timeout 40m ./scripts/e2e/ ${E2E_RUN:+-run "$E2E_RUN"}
+"$GO" test -tags e2e -v -count=1 -timeout "${E2E_TIMEOUT:-40m}" ./scripts/e2e/ ${E2E_RUN:+-run "$E2E_RUN"}
 
 if [[ $(uname -s) == Linux && -z ${E2E_RUN:-} ]]; then
 	FVM_APP_E2E=1 FVM_APP_BIN=$PWD/bin/fvm-app FVM_APP_E2E_HOME=$home FVM_APP_E2E_IMAGE=debian-local \

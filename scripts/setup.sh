@@ -11,16 +11,18 @@ if [[ "$(uname -s)" == Darwin ]]; then
 fi
 
 pkgs=(
-	qemu-system-x86 qemu-utils ovmf          # hypervisor, qemu-img, UEFI firmware
-	mmdebstrap e2fsprogs dosfstools mtools fdisk grub-efi-amd64-bin  # fvm image build debian
+	qemu-system-x86 ovmf qemu-system-arm qemu-efi-aarch64  # both guest arches on every host: emulators, UEFI firmware
+	qemu-utils                               # qemu-img
+	mmdebstrap e2fsprogs dosfstools mtools fdisk  # fvm image build debian
+	qemu-user-static arch-test               # image builds of the other arch (binfmt_misc, registered below)
 	fakeroot                                 # image build without root
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
+	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser
 	ca-certificates git make
 )
-if [[ "$(uname -m)" == aarch64 ]]; then pkgs+=(qemu-system-arm qemu-efi-aarch64); fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -41,6 +43,28 @@ if ! command -v npm >/dev/null; then
 	echo "setup: installing npm"
 	$SUDO apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+# qemu-user-static registers its binfmt_misc handlers through systemd-binfmt; where
+# nothing did (containers, no systemd), mount binfmt_misc and register the handler of
+# the other arch from the package's own binfmt.d file (its F flag opens the
+# interpreter now, so it works inside build chroots).
+case "$(uname -m)" in
+x86_64) other=qemu-aarch64 ;;
+aarch64) other=qemu-x86_64 ;;
+*) other="" ;;
+esac
+binfmt=/proc/sys/fs/binfmt_misc
+if [[ -n $other && ! -e $binfmt/$other && -r /usr/lib/binfmt.d/$other.conf ]]; then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	[[ -e $binfmt/register ]] || $SUDO mount -t binfmt_misc binfmt_misc $binfmt ||
+		echo "setup: cannot mount binfmt_misc: image builds of the other arch will not work" >&2
+	if [[ -e $binfmt/register && ! -e $binfmt/$other ]]; then
+		$SUDO systemctl restart systemd-binfmt 2>/dev/null || true
+		[[ -e $binfmt/$other ]] || $SUDO sh -c "cat /usr/lib/binfmt.d/$other.conf > $binfmt/register" ||
+			echo "setup: cannot register $other with binfmt_misc: image builds of the other arch will not work" >&2
+	fi
 fi
 command -v go >/dev/null || { echo "setup: Go 1.24+ is needed (https://go.dev/dl)" >&2; exit 1; }
 echo "setup: ok"

@@ -149,7 +149,12 @@ func (d *Daemon) warmAfterBoot(spec vm.Spec) {
 	d.bgWG.Add(1)
 	go func() {
 		defer d.bgWG.Done()
-		if _, err := d.makeSnapshot(d.bg, spec, nil); err != nil && !errors.Is(err, errSnapshotExists) && d.bg.Err() == nil {
+		_, err := d.makeSnapshot(d.bg, spec, nil)
+		switch {
+		case err == nil, errors.Is(err, errSnapshotExists), d.bg.Err() != nil:
+		case api.CodeOf(err) == api.CodeUnsupported: // e.g. arm64 guests: the driver says why
+			d.log.Info("no warm snapshot for this VM", "image", spec.Image, "arch", spec.Arch, "reason", err)
+		default:
 			d.log.Warn("warm snapshot not made", "image", spec.Image, "err", err)
 		}
 	}()
@@ -208,6 +213,9 @@ func (d *Daemon) makeSnapshot(ctx context.Context, spec vm.Spec, _ func(string))
 		return "", api.Errorf(api.CodeUnsupported, "the %s backend makes no warm snapshots", drv.Name())
 	}
 	fp, err := w.WarmFingerprint(ctx, &spec)
+	if errors.Is(err, driver.ErrUnsupported) {
+		return "", api.Errorf(api.CodeUnsupported, "image %s: %v", spec.Image, err)
+	}
 	if err != nil {
 		return "", err
 	}

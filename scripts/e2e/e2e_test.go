@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,7 +91,13 @@ func fvm(t *testing.T, args ...string) result {
 // cannot use t.Setenv.
 func fvmEnv(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	return fvmTimeout(t, 15*time.Minute, env, args...)
+}
+
+// fvmTimeout is fvmEnv with a time limit of its own (image builds under emulation).
+func fvmTimeout(t *testing.T, limit time.Duration, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, fvmBin, args...)
 	if env != nil {
@@ -180,6 +187,11 @@ func TestVMLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("sudo", func(t *testing.T) { mustFVM(t, "exec", name, "--", "sudo", "-n", "true") })
+	t.Run("debian-13", func(t *testing.T) { // `fvm image build debian` builds the default release
+		if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "cut -d. -f1 /etc/debian_version; uname -m")); got != "13\n"+unameArch() {
+			t.Fatalf("debian-local runs %q, want Debian 13 on %s", got, unameArch())
+		}
+	})
 	t.Run("cloud-init-clean", func(t *testing.T) {
 		// Every module of our seed must apply on the image: "done", not "error".
 		if out := mustFVM(t, "exec", name, "cloud-init", "status", "--wait"); !strings.Contains(out, "done") {
@@ -346,6 +358,11 @@ func TestBadInput(t *testing.T) {
 		{"run", "-d", "/no/such/disk.qcow2"},
 		{"ssh", "ghost"},
 		{"stop", "ghost"},
+		{"image", "build", "debian", "--release", "11"},
+		{"image", "build", "debian", "--arch", "riscv64"},
+		{"image", "build", "debian", "--packages", "jq,Not_A_Package"},
+		{"image", "build", "debian", "--name", "Bad Name"},
+		{"image", "build", "fedora"},
 	} {
 		r := fvm(t, args...)
 		msg := strings.TrimSpace(r.stderr)
@@ -402,6 +419,14 @@ func running(pid int) bool {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return true
+}
+
+// unameArch is what `uname -m` says in a guest of the host's architecture.
+func unameArch() string {
+	if runtime.GOARCH == "arm64" {
+		return "aarch64"
+	}
+	return "x86_64"
 }
 
 func readPID(t *testing.T, name string) int {

@@ -14,8 +14,15 @@ import (
 )
 
 // suspendChecks: suspend saves the running guest and resume brings it back as
-// it was (a process and a tmpfs file survive), with its clock corrected.
+// it was (a process and a tmpfs file survive), with its clock corrected; a
+// corrupt state boots cold.
 func suspendChecks(t *testing.T, name string) {
+	suspendResume(t, name)
+	t.Run("corrupt-state-boots-cold", func(t *testing.T) { corruptStateBootsCold(t, name) })
+}
+
+// suspendResume is the suspend and resume half of suspendChecks.
+func suspendResume(t *testing.T, name string) {
 	t.Run("suspend-resume", func(t *testing.T) {
 		pid := strings.TrimSpace(mustFVM(t, "exec", name, "--", `setsid -f sh -c 'echo $$ > /dev/shm/sleeper; exec sleep 100000' < /dev/null > /dev/null 2>&1; sleep 0.5; echo ram-only > /dev/shm/marker; cat /dev/shm/sleeper`))
 		if _, err := strconv.Atoi(pid); err != nil {
@@ -60,21 +67,25 @@ func suspendChecks(t *testing.T, name string) {
 			t.Fatal("the state file is still there after resume: a second start would load it again")
 		}
 	})
-	t.Run("corrupt-state-boots-cold", func(t *testing.T) {
-		mustFVM(t, "suspend", name)
-		state := filepath.Join(layout.InstanceDir(name), qemu.StateFile)
-		if err := os.Truncate(state, 4096); err != nil {
-			t.Fatal(err)
-		}
-		r := fvm(t, "start", name)
-		if r.code != 0 || !strings.Contains(r.stderr, "could not be loaded") || !strings.Contains(r.stderr, "Booting "+name) {
-			t.Fatalf("start with a corrupt state: %+v", r)
-		}
-		if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "cat", "marker")); got != "kept" {
-			t.Fatalf("after the cold boot: %q", got)
-		}
-		if _, err := os.Stat(state); err == nil {
-			t.Fatal("the corrupt state was kept")
-		}
-	})
+}
+
+// corruptStateBootsCold: a state that cannot be loaded is discarded and the VM
+// boots cold with a notice (the file "marker" written earlier survives).
+func corruptStateBootsCold(t *testing.T, name string) {
+	t.Helper()
+	mustFVM(t, "suspend", name)
+	state := filepath.Join(layout.InstanceDir(name), qemu.StateFile)
+	if err := os.Truncate(state, 4096); err != nil {
+		t.Fatal(err)
+	}
+	r := fvm(t, "start", name)
+	if r.code != 0 || !strings.Contains(r.stderr, "could not be loaded") || !strings.Contains(r.stderr, "Booting "+name) {
+		t.Fatalf("start with a corrupt state: %+v", r)
+	}
+	if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "cat", "marker")); got != "kept" {
+		t.Fatalf("after the cold boot: %q", got)
+	}
+	if _, err := os.Stat(state); err == nil {
+		t.Fatal("the corrupt state was kept")
+	}
 }

@@ -71,7 +71,7 @@ func TestWarmClones(t *testing.T) {
 	ids := map[string]map[string]string{}
 	for _, n := range names {
 		before := float64(time.Now().UnixNano()) / 1e9
-		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1`)
+		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1`)
 		f := strings.Fields(out)
 		if len(f) != 7 {
 			t.Fatalf("%s: %q", n, out)

@@ -101,15 +101,15 @@ func TestResolveAccel(t *testing.T) {
 }
 
 func TestAccelCheck(t *testing.T) {
-	c := accelCheck(HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_pvm")})
+	c := accelCheck(HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_pvm")}, vm.AMD64)
 	if !c.OK || !strings.Contains(c.Detail, "kvm_pvm") || c.Fix != "" {
 		t.Errorf("pvm check = %+v", c)
 	}
-	c = accelCheck(HostProbe{OS: "linux", Arch: "amd64", KVMErr: fs.ErrPermission})
+	c = accelCheck(HostProbe{OS: "linux", Arch: "amd64", KVMErr: fs.ErrPermission}, vm.AMD64)
 	if c.OK || !strings.Contains(c.Fix, "usermod") {
 		t.Errorf("permission check = %+v", c)
 	}
-	c = accelCheck(HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_amd")})
+	c = accelCheck(HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_amd")}, vm.AMD64)
 	if !c.OK || !strings.HasPrefix(c.Detail, "kvm") {
 		t.Errorf("kvm check = %+v", c)
 	}

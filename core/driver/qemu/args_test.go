@@ -83,6 +83,13 @@ func TestBuildArgs(t *testing.T) {
 		{"aarch64 tcg", func(c *Config) { c.Arch = vm.ARM64 }, withDisplay(golden("virt,gic-version=max", "tcg,thread=multi", "max", sshOnly, true), "virtio-gpu-pci", "ramfb")},
 		{"aarch64 kvm", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelKVM }, withDisplay(golden("virt,gic-version=max", "kvm", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
 		{"aarch64 hvf", func(c *Config) { c.Arch, c.Accel = vm.ARM64, AccelHVF }, withDisplay(golden("virt", "hvf", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"aarch64 tcg pauth-impdef", func(c *Config) { c.Arch, c.PauthImpdef = vm.ARM64, true },
+			withDisplay(golden("virt,gic-version=max", "tcg,thread=multi", "max,pauth-impdef=on", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"aarch64 kvm ignores pauth-impdef", func(c *Config) { c.Arch, c.Accel, c.PauthImpdef = vm.ARM64, AccelKVM, true },
+			withDisplay(golden("virt,gic-version=max", "kvm", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"aarch64 hvf ignores pauth-impdef", func(c *Config) { c.Arch, c.Accel, c.PauthImpdef = vm.ARM64, AccelHVF, true },
+			withDisplay(golden("virt", "hvf", "host", sshOnly, true), "virtio-gpu-pci", "ramfb")},
+		{"x86_64 ignores pauth-impdef", func(c *Config) { c.PauthImpdef = true }, withDisplay(golden("q35", "tcg,thread=multi", "max", sshOnly, true), "virtio-vga")},
 		{"port forwards", func(c *Config) {
 			c.Ports = []vm.PortForward{
 				{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, GuestPort: 80},
@@ -134,5 +141,63 @@ func TestBuildArgsEscapesCommas(t *testing.T) {
 	}
 	if !strings.Contains(args, "-pidfile /home/a,b/qemu.pid") {
 		t.Errorf("-pidfile takes a plain path: %s", args)
+	}
+}
+
+// TestBuildArgsARM64AllDevices is the whole command line of an arm64 guest under
+// TCG with every device the host adds: memory virtiofsd can map and two shares
+// (virtiofs, read-only 9p), the guest agent channel (virtio-serial works on virt as
+// on q35), no vmgenid (virt has none), the serial socket on the PL011, the display
+// (virtio-gpu with ramfb for the firmware: virt has no VGA) and an installer CD-ROM
+// on virtio-scsi (virt has no AHCI).
+func TestBuildArgsARM64AllDevices(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Arch, cfg.PauthImpdef, cfg.TBSizeMiB = vm.ARM64, true, 256
+	cfg.Firmware = Firmware{Code: "/usr/share/AAVMF/AAVMF_CODE.fd", Vars: "/usr/share/AAVMF/AAVMF_VARS.fd"}
+	cfg.QGASocket, cfg.VMGenID = "/d/qga.sock", "8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b"
+	cfg.CDROM = "/isos/debian-13-arm64.iso"
+	cfg.Shares = []Share{{Tag: "fvm0", HostPath: "/src", Socket: "/d/vfs0.sock"}, {Tag: "fvm1", HostPath: "/data", ReadOnly: true}}
+	want := []string{
+		"-nodefaults", "-no-user-config",
+		"-name", "web1",
+		"-machine", "virt,gic-version=max,memory-backend=mem",
+		"-accel", "tcg,thread=multi,tb-size=256",
+		"-cpu", "max,pauth-impdef=on",
+		"-smp", "2",
+		"-m", "2048",
+		"-object", "memory-backend-memfd,id=mem,size=2048M,share=on",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
+		"-drive", "if=pflash,format=raw,unit=1,file=/d/efi-vars.fd",
+		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file=/d/disk.qcow2",
+		"-device", "virtio-blk-pci,drive=disk0,bootindex=0",
+		"-drive", "if=none,id=seed,format=raw,readonly=on,file=/d/seed.iso",
+		"-device", "virtio-blk-pci,drive=seed",
+		"-drive", "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=/isos/debian-13-arm64.iso",
+		"-device", "virtio-scsi-pci,id=scsi0",
+		"-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=1",
+		"-netdev", sshOnly,
+		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-rng-pci",
+		"-chardev", "socket,id=qga0,server=on,wait=off,path=/d/qga.sock",
+		"-device", "virtio-serial-pci,id=vser0",
+		"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
+		"-chardev", "socket,id=vfs0,path=/d/vfs0.sock",
+		"-device", "vhost-user-fs-pci,chardev=vfs0,tag=fvm0",
+		"-fsdev", "local,id=fs1,path=/data,security_model=none,readonly=on",
+		"-device", "virtio-9p-pci,fsdev=fs1,mount_tag=fvm1",
+		"-chardev", "socket,id=serial0,path=/d/serial.sock,server=on,wait=off,logfile=/d/serial.log,logappend=on",
+		"-serial", "chardev:serial0",
+		"-qmp", "unix:/d/qmp.sock,server=on,wait=off",
+		"-pidfile", "/d/qemu.pid",
+		"-display", "none",
+		"-device", "virtio-gpu-pci",
+		"-device", "ramfb",
+		"-device", "qemu-xhci,id=usb",
+		"-device", "usb-kbd,bus=usb.0",
+		"-device", "usb-tablet,bus=usb.0",
+		"-vnc", "unix:/d/vnc.sock",
+	}
+	if got := BuildArgs(cfg); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("BuildArgs:\n got %q\nwant %q", got, want)
 	}
 }

@@ -11,12 +11,14 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// Checks reports what `fvm check` shows for QEMU: binaries and their versions,
-// firmware, and the acceleration decision with its reason. The host's own
-// architecture is required; the other one is optional (OK with a hint).
+// Checks reports what `fvm check` shows for QEMU, per guest architecture: the
+// binary and its version, the firmware, and how its VMs are accelerated and why.
+// The host's own architecture is required; the other one is optional (OK with a
+// hint; scripts/setup.sh installs both on Linux).
 func (d *Driver) Checks(ctx context.Context) []api.Check {
 	native := vm.Arch(runtime.GOARCH)
-	var checks, signing []api.Check
+	probe := d.opts.Probe()
+	var checks, signing, accels []api.Check
 	for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
 		optional := arch != native
 		bin := systemBinary(arch)
@@ -49,6 +51,11 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 			}
 		}
 		checks = append(checks, fc)
+		if !optional {
+			accels = append(accels, accelCheck(probe, arch))
+		} else if err == nil { // the binary is there
+			accels = append(accels, d.foreignAccelCheck(ctx, probe, arch, qemuPath))
+		}
 	}
 
 	ic := api.Check{Name: "qemu-img"}
@@ -62,14 +69,30 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 	checks = append(checks, ic)
 
 	checks = append(checks, signing...)
-	return append(checks, accelCheck(d.opts.Probe()))
+	return append(checks, accels...)
 }
 
-// accelCheck explains the acceleration choice. TCG is OK (VMs work, slowly) unless
-// the user can fix what stands in the way of hardware acceleration.
-func accelCheck(p HostProbe) api.Check {
+// foreignAccelCheck says that guests of another arch than the host's are emulated,
+// and whether this QEMU emulates arm64 pointer authentication the cheap way.
+func (d *Driver) foreignAccelCheck(ctx context.Context, p HostProbe, arch vm.Arch, qemuPath string) api.Check {
+	c := api.Check{Name: "acceleration " + string(arch), OK: true,
+		Detail: fmt.Sprintf("tcg (software emulation, slow): %s guests on an %s host", arch, p.Arch)}
+	if arch == vm.ARM64 {
+		if d.hasPauthImpdef(ctx, qemuPath) {
+			c.Detail += "; pointer authentication with -cpu max," + pauthImpdefProp
+		} else {
+			c.Detail += "; this QEMU lacks " + pauthImpdefProp + ", so pointer authentication is emulated in full (slower)"
+		}
+	}
+	return c
+}
+
+// accelCheck explains the acceleration choice for guests of the host's arch. TCG is
+// OK (VMs work, slowly) unless the user can fix what stands in the way of hardware
+// acceleration.
+func accelCheck(p HostProbe, arch vm.Arch) api.Check {
 	accel, why := detectAccel(p)
-	c := api.Check{Name: "acceleration", OK: true, Detail: accel}
+	c := api.Check{Name: "acceleration " + string(arch), OK: true, Detail: accel}
 	switch accel {
 	case AccelKVM:
 		c.Detail = "kvm (hardware virtualization)"

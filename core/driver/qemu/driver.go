@@ -37,6 +37,9 @@ type Options struct {
 	StartTimeout time.Duration
 	// TCGCacheMiB sizes TCG's translation cache (default DefaultTCGCacheMiB; -1: QEMU's own 1 GiB).
 	TCGCacheMiB int
+	// CPUProbe reports whether qemuPath starts an arm64 virt machine with -cpu cpu
+	// (default: runs it paused once and quits it; the answer is cached per binary).
+	CPUProbe func(ctx context.Context, qemuPath, cpu string) error
 }
 
 // DefaultTCGCacheMiB is the translation cache fvm gives TCG guests: QEMU's
@@ -64,6 +67,9 @@ func New(opts Options) *Driver {
 	}
 	if opts.TCGCacheMiB == 0 {
 		opts.TCGCacheMiB = DefaultTCGCacheMiB
+	}
+	if opts.CPUProbe == nil {
+		opts.CPUProbe = probeCPU
 	}
 	return &Driver{opts: opts}
 }
@@ -196,7 +202,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	cfg, qemuPath, notice, err := d.config(spec, p, isFile(p.seed))
+	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed))
 	if err != nil {
 		return fail(err)
 	}

@@ -31,6 +31,7 @@ func fakeDriver(t *testing.T, mode string) *Driver {
 		FirmwareDirs: []string{fakeFirmware(t)},
 		Probe:        func() HostProbe { return HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_pvm")} },
 		StartTimeout: 5 * time.Second,
+		CPUProbe:     func(context.Context, string, string) error { return nil },
 	})
 }
 

@@ -22,7 +22,7 @@ import (
 // config resolves what QEMU needs for spec (binary, accel, firmware) into a
 // Config over the instance paths p; ports, the SSH port and the generation id
 // are the caller's.
-func (d *Driver) config(spec *vm.Spec, p paths, seed bool) (Config, string, string, error) {
+func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) (Config, string, string, error) {
 	qemuPath, err := d.opts.QEMUPath(spec.Arch)
 	if err != nil {
 		return Config{}, "", "", err
@@ -42,6 +42,7 @@ func (d *Driver) config(spec *vm.Spec, p paths, seed bool) (Config, string, stri
 		Display: true, VNCSocket: p.vnc,
 		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
+	cfg.PauthImpdef = spec.Arch == vm.ARM64 && accel == AccelTCG && d.hasPauthImpdef(ctx, qemuPath)
 	if seed {
 		cfg.Seed = p.seed
 	}
@@ -55,7 +56,11 @@ func (d *Driver) WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, er
 	if spec.ISO != "" || spec.AutoInstall {
 		return "", fmt.Errorf("vm %q installs from an ISO: %w", spec.Name, driver.ErrUnsupported)
 	}
-	cfg, qemuPath, _, err := d.config(spec, pathsOf(&store.Instance{Dir: "/warm"}), true)
+	if !hasVMGenID(spec.Arch) {
+		return "", fmt.Errorf("%w: no warm snapshots of %s VMs: QEMU gives them no VM generation ID device, so clones of one snapshot would share their kernel's random number state for a while after each restore (they boot cold; suspend and resume work)",
+			driver.ErrUnsupported, spec.Arch)
+	}
+	cfg, qemuPath, _, err := d.config(ctx, spec, pathsOf(&store.Instance{Dir: "/warm"}), true)
 	if err != nil {
 		return "", err
 	}

@@ -4,32 +4,35 @@ import (
 	"crypto/rand"
 	"fmt"
 	"strings"
+
+	"github.com/fvmhq/fvm/core/vm"
 )
 
-// grubTemplate is embedded in the standalone GRUB EFI binary. It finds the root
-// filesystem by UUID (not by disk order) and boots the /vmlinuz and /initrd.img symlinks
-// that Debian's kernel packages keep current, so kernel upgrades in the guest just work.
-const grubTemplate = `set timeout=0
-set default=0
-serial --unit=0 --speed=115200
-terminal_input console serial
-terminal_output console serial
-insmod part_gpt
+// grubTemplate is the config embedded in the standalone GRUB EFI binary. It finds the
+// root filesystem by UUID (not by disk order) and boots the /vmlinuz and /initrd.img
+// symlinks that Debian's kernel packages keep current, so kernel upgrades in the guest
+// just work. x86's GRUB also talks to the first 16550 UART; on arm64 the firmware's
+// console already is the PL011 serial port.
+func grubTemplate(r release, a archInfo) string {
+	var b strings.Builder
+	b.WriteString("set timeout=0\nset default=0\n")
+	if a.Arch == vm.AMD64 {
+		b.WriteString("serial --unit=0 --speed=115200\nterminal_input console serial\nterminal_output console serial\n")
+	}
+	fmt.Fprintf(&b, `insmod part_gpt
 insmod ext2
 insmod all_video
 search --no-floppy --fs-uuid --set=root @ROOT_UUID@
-menuentry 'Debian GNU/Linux 12' {
-	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=ttyS0,115200
+menuentry 'Debian GNU/Linux %s' {
+	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=%s,115200
 	initrd /initrd.img
 }
-`
-
-func grubConfig(rootUUID string) string {
-	return strings.ReplaceAll(grubTemplate, uuidPlaceholder, rootUUID)
+`, r.Version, a.Console)
+	return b.String()
 }
 
 // grubModules are preloaded into the EFI binary; grubInstallModules is all the memdisk
-// holds, which keeps the binary small (OVMF loads it slowly under TCG).
+// holds, which keeps the binary small (the firmware loads it slowly under TCG).
 var (
 	grubModules        = []string{"part_gpt", "ext2", "search_fs_uuid", "normal", "linux", "serial", "terminal"}
 	grubInstallModules = []string{
@@ -39,10 +42,11 @@ var (
 	}
 )
 
-// grubMkstandaloneArgs builds BOOTX64.EFI at out with cfgPath embedded as its grub.cfg.
-func grubMkstandaloneArgs(out, cfgPath string) []string {
+// grubMkstandaloneArgs builds the EFI binary for target (x86_64-efi, arm64-efi) at out
+// with cfgPath embedded as its grub.cfg.
+func grubMkstandaloneArgs(target, out, cfgPath string) []string {
 	return []string{
-		"-O", "x86_64-efi",
+		"-O", target,
 		"-o", out,
 		"--modules=" + strings.Join(grubModules, " "),
 		"--install-modules=" + strings.Join(grubInstallModules, " "),

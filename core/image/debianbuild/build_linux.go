@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,9 +29,25 @@ import (
 // BuildDir/<name>.log.
 func Build(ctx context.Context, opts Options) (api.Image, error) {
 	start := time.Now()
+	host, err := vm.ParseArch(runtime.GOARCH)
+	if err != nil {
+		return api.Image{}, fmt.Errorf("image build: this host's architecture %s: %w", runtime.GOARCH, err)
+	}
+	rel, err := findRelease(opts.Release)
+	if err != nil {
+		return api.Image{}, err
+	}
+	arch, err := findArch(opts.Arch, host)
+	if err != nil {
+		return api.Image{}, err
+	}
+	extra, err := ParsePackages(opts.Packages)
+	if err != nil {
+		return api.Image{}, err
+	}
 	name := opts.Name
 	if name == "" {
-		name = DefaultName
+		name = ImageName(rel.Version, arch.Arch, host)
 	}
 	if err := image.ValidateName(name); err != nil {
 		return api.Image{}, err
@@ -47,11 +64,11 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 		logw = io.Discard
 	}
 	reg := image.Registry{Layout: opts.Layout}
-	srcFile, srcData, err := pickSources(opts.Sources, hostSourceCandidates)
+	srcFile, srcData, err := pickSources(opts.Sources, rel.Suite, hostSourceCandidates)
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image build: apt sources: %w", err)
 	}
-	rec := newRecipe(srcData, rootSize)
+	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize})
 	key := rec.key()
 
 	if err := os.MkdirAll(opts.Layout.BuildDir(), 0o755); err != nil {
@@ -72,7 +89,7 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 			name, img.CreatedAt.Local().Format(time.DateTime))
 		return img, nil
 	}
-	tools, err := findTools(os.Geteuid() == 0, lookTool, dirExists)
+	tools, err := findTools(arch, string(host), hostToolEnv())
 	if err != nil {
 		return api.Image{}, err
 	}
@@ -111,8 +128,26 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	return img, nil
 }
 
-// debCacheDir (under BuildDir) keeps the .deb files of the last build.
-const debCacheDir = "debs"
+// CheckHost says what this host lacks to build images of arch ("" for the host's),
+// or nil when it has everything (`fvm check`).
+func CheckHost(arch vm.Arch) error {
+	host, err := vm.ParseArch(runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	a, err := findArch(arch, host)
+	if err != nil {
+		return err
+	}
+	_, err = findTools(a, string(host), hostToolEnv())
+	return err
+}
+
+// debCacheDir (under BuildDir) keeps the .deb files of the last build of a suite
+// and arch; legacyDebCacheDir is where builds of Debian 12 amd64 kept them before.
+func debCacheDir(suite string, arch vm.Arch) string { return "debs-" + suite + "-" + string(arch) }
+
+const legacyDebCacheDir = "debs"
 
 // workSuffix plus random digits follows the image name in work directory names.
 const workSuffix = ".work-"
@@ -146,26 +181,39 @@ func (b *builder) build(reg image.Registry, name string, rec recipe, key, srcFil
 	rootUUID := newUUID()
 	layout := newDiskLayout(rec.ESPSize, rec.RootSize)
 	tarball, rootDir, rootImg := b.path("rootfs.tar"), b.path("rootfs"), b.path("root.img")
-	espImg, efi, cfg := b.path("esp.img"), b.path("BOOTX64.EFI"), b.path("grub.cfg")
+	espImg, efi := b.path("esp.img"), b.path(rec.EFIFile)
 	raw, out := b.path("disk.raw"), b.path("disk.qcow2")
 
 	from := srcFile
 	if from == "" {
 		from = "mmdebstrap's default mirror"
 	}
-	paths := bootstrapPaths{Target: tarball, Sources: srcFile}
-	debCache, debsOut := filepath.Join(filepath.Dir(b.work), debCacheDir), b.path("debs")
-	// mmdebstrap splits special hooks on spaces: no package cache for such paths.
-	if !strings.ContainsAny(debCache+b.work, " \t\n") {
-		if dirExists(debCache) {
-			paths.DebsIn = debCache
-		}
-		if err := os.Mkdir(debsOut, 0o755); err != nil {
-			return api.Image{}, err
-		}
-		paths.DebsOut = debsOut
+	paths := bootstrapPaths{Target: tarball, EFI: efi, Sources: srcFile}
+	buildDir := filepath.Dir(b.work)
+	debCache, debsOut := filepath.Join(buildDir, debCacheDir(rec.Suite, rec.Arch)), b.path("debs")
+	if rec.Suite == "bookworm" && rec.Arch == vm.AMD64 && !dirExists(debCache) {
+		os.Rename(filepath.Join(buildDir, legacyDebCacheDir), debCache) // what earlier fvm builds kept
 	}
-	err := b.phase("bootstrap", fmt.Sprintf("mmdebstrap %s %s, %d packages, from %s", rec.Suite, rec.Arch, len(rec.Packages), from), func() error {
+	// mmdebstrap splits special hooks on spaces: no package cache for such paths. Builds
+	// of other image names may share the cache: one at a time uses it, the others go
+	// without rather than wait.
+	if !strings.ContainsAny(debCache+b.work, " \t\n") {
+		if cacheLock, err := store.TryLock(debCache + ".lock"); err == nil {
+			defer cacheLock.Unlock()
+			if dirExists(debCache) {
+				paths.DebsIn = debCache
+			}
+			if err := os.Mkdir(debsOut, 0o755); err != nil {
+				return api.Image{}, err
+			}
+			paths.DebsOut = debsOut
+		}
+	}
+	what := fmt.Sprintf("mmdebstrap %s %s, %d packages, from %s", rec.Suite, rec.Arch, len(rec.Packages), from)
+	if _, foreign := b.tools["arch-test"]; foreign {
+		what += ", under qemu-user emulation (slow)"
+	}
+	err := b.phase("bootstrap", what, func() error {
 		return b.run("", "mmdebstrap", rec.mmdebstrapArgs(paths, rootUUID)...)
 	})
 	if err != nil {
@@ -199,12 +247,9 @@ func (b *builder) build(reg image.Registry, name string, rec recipe, key, srcFil
 	if err := removeTree(rootDir); err != nil {
 		return api.Image{}, err
 	}
-	err = b.phase("esp", fmt.Sprintf("EFI system partition (%d MiB) with a standalone GRUB", rec.ESPSize>>20), func() error {
-		if err := os.WriteFile(cfg, []byte(grubConfig(rootUUID)), 0o644); err != nil {
-			return err
-		}
-		if err := b.run("", "grub-mkstandalone", grubMkstandaloneArgs(efi, cfg)...); err != nil {
-			return err
+	err = b.phase("esp", fmt.Sprintf("EFI system partition (%d MiB) with Debian %s's GRUB as /EFI/BOOT/%s", rec.ESPSize>>20, rec.Release, rec.EFIFile), func() error {
+		if !isFile(efi) {
+			return fmt.Errorf("the GRUB hook left no %s", efi)
 		}
 		if err := b.run("", "mkfs.vfat", "-C", "-n", espLabel, "-i", newVolumeID(), espImg, strconv.FormatInt(rec.ESPSize>>10, 10)); err != nil {
 			return err
@@ -212,7 +257,7 @@ func (b *builder) build(reg image.Registry, name string, rec recipe, key, srcFil
 		if err := b.run("", "mmd", "-i", espImg, "::/EFI", "::/EFI/BOOT"); err != nil {
 			return err
 		}
-		return b.run("", "mcopy", "-i", espImg, efi, "::/EFI/BOOT/BOOTX64.EFI")
+		return b.run("", "mcopy", "-i", espImg, efi, "::/EFI/BOOT/"+rec.EFIFile)
 	})
 	if err != nil {
 		return api.Image{}, err
@@ -243,7 +288,7 @@ func (b *builder) build(reg image.Registry, name string, rec recipe, key, srcFil
 	err = b.phase("register", "hash into the image cache and register as "+name, func() error {
 		var err error
 		img, err = reg.ImportFile(b.ctx, out, name, image.ImportOptions{
-			Version: debianVersion, Arch: vm.AMD64, Source: SourcePrefix + key, Move: true,
+			Version: rec.Release, Arch: rec.Arch, Source: SourcePrefix + key, Move: true,
 		})
 		return err
 	})
@@ -336,6 +381,11 @@ func (l *lastLine) String() string {
 		return s
 	}
 	return strings.TrimSpace(string(l.last))
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func createEmpty(p string) string {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/image"
 	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 type testLog struct{ t *testing.T }
@@ -50,7 +52,7 @@ func TestBuildReal(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(layout.BuildDir())
 	for _, e := range ents {
-		if e.IsDir() && e.Name() != debCacheDir {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), "debs-") {
 			t.Errorf("work directory %s left behind", filepath.Join(layout.BuildDir(), e.Name()))
 		}
 	}
@@ -59,7 +61,7 @@ func TestBuildReal(t *testing.T) {
 func TestStaleWorkDirs(t *testing.T) {
 	d := t.TempDir()
 	for _, n := range []string{"debian-local.work-123", "debian-local.work-9", "debian.work-5", "debian-local.work-1.work-7",
-		"debian-local.work-x", "debian-local.log", debCacheDir} {
+		"debian-local.work-x", "debian-local.log", debCacheDir("trixie", "amd64")} {
 		os.Mkdir(filepath.Join(d, n), 0o755)
 	}
 	got := staleWorkDirs(d, "debian-local")
@@ -94,19 +96,29 @@ func TestBuildSkipsWhenUpToDate(t *testing.T) {
 	base := filepath.Join(d, "base.qcow2")
 	os.WriteFile(base, []byte("qcow2"), 0o444)
 	reg := image.Registry{Layout: layout}
-	want := api.Image{Name: "deb", Path: base, Digest: "sha256:ab", Source: SourcePrefix + newRecipe(src, defaultRootSize).key()}
+	in := recipeInput{Release: releases[0], Arch: arches[vm.AMD64], Extra: []string{"jq"}, Sources: src, RootSize: defaultRootSize}
+	if runtime.GOARCH == "arm64" {
+		in.Arch = arches[vm.ARM64]
+	}
+	want := api.Image{Name: "deb", Path: base, Digest: "sha256:ab", Source: SourcePrefix + newRecipe(in).key()}
 	if err := reg.Add(want); err != nil {
 		t.Fatal(err)
 	}
 	var log strings.Builder
-	got, err := Build(context.Background(), Options{Layout: layout, Name: "deb", Sources: sources, Log: &log})
+	got, err := Build(context.Background(), Options{Layout: layout, Name: "deb", Release: "12", Packages: []string{"jq"}, Sources: sources, Log: &log})
 	if err != nil || got.Digest != want.Digest {
 		t.Fatalf("Build = %+v, %v; want the registered image", got, err)
 	}
 	if !strings.Contains(log.String(), "up to date") {
 		t.Errorf("log = %q", log.String())
 	}
-	if _, err := Build(context.Background(), Options{Layout: layout, Name: "Bad Name"}); err == nil {
-		t.Error("Build accepted an invalid image name")
+	for _, bad := range []Options{{Name: "Bad Name"}, {Release: "11"}, {Arch: "riscv64"}, {Packages: []string{"Bad"}}} {
+		bad.Layout = layout
+		if _, err := Build(context.Background(), bad); err == nil {
+			t.Errorf("Build accepted %+v", bad)
+		}
+	}
+	if ents, _ := os.ReadDir(layout.BuildDir()); len(ents) > 1 { // the lock of "deb" at most
+		t.Errorf("refused builds left files: %v", ents)
 	}
 }

@@ -9,29 +9,30 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // recipeVersion changes whenever the build steps change in a way the other inputs of
 // the cache key do not show, so existing images are rebuilt.
-const recipeVersion = "2"
+const recipeVersion = "3"
 
 // Defaults of the image.
 const (
-	suite           = "bookworm"
-	debianVersion   = "12"
-	arch            = "amd64"
 	defaultRootSize = 2 << 30
 	espSize         = 64 << 20
 	rootLabel       = "debian-root"
 	espLabel        = "ESP"
 	uuidPlaceholder = "@ROOT_UUID@"
+	// bootEFI is where the GRUB hook leaves the EFI binary inside the tree, for download.
+	bootEFI = "/tmp/fvm-boot.efi"
 )
 
-// packages is what a cloud image needs on top of mmdebstrap's minbase variant
-// (which installs no Recommends, so they are spelled out).
-var packages = []string{
+// basePackages is what a cloud image needs on top of mmdebstrap's minbase variant
+// (which installs no Recommends, so they are spelled out); the kernel is per arch.
+var basePackages = []string{
 	// boot and system
-	"linux-image-amd64", "initramfs-tools", "systemd-sysv", "udev", "dbus", "libpam-systemd",
+	"initramfs-tools", "systemd-sysv", "udev", "dbus", "libpam-systemd",
 	"systemd-timesyncd", "kmod", "zstd", // zstd: a smaller initrd that unpacks faster
 	// cloud-init and its helpers: growpart (cloud-guest-utils) grows the root partition;
 	// Debian's cloud-init renders network config for ifupdown (eni), which needs dhclient.
@@ -108,29 +109,85 @@ chroot "$root" passwd --lock root
 rm -f "$root/etc/resolv.conf"
 `
 
+// grubBuildHook (customize, "$1" = the root directory) installs the release's own
+// GRUB EFI modules for the image's arch into the tree, builds the standalone EFI binary
+// there (under qemu-user for a foreign arch) and leaves it at bootEFI for download. The
+// tree's package list is noted first, so grubPurgeHook removes exactly what this added:
+// the image carries no GRUB package (the binary on the ESP boots the /vmlinuz symlinks,
+// so kernel upgrades need none). Apt and dpkg run only through chroot, as the tree's own
+// programs on the tree's own database: never on the host's. It runs before
+// customizeHook, which removes the resolv.conf apt needs.
+const grubBuildHook = `set -eu
+root="$1"
+# GRUB's dependencies trigger initramfs rebuilds (minutes under qemu-user) that end
+# where they began: the kernel's initramfs is already built. Off until the purge.
+conf="$root/etc/initramfs-tools/update-initramfs.conf"
+cp -p "$conf" "$root/tmp/fvm-update-initramfs.conf"
+sed -i 's/^update_initramfs=.*/update_initramfs=no/' "$conf"
+installed() { chroot "$root" dpkg-query -W -f '${Status} ${Package}\n' | awk '$3 == "installed" { print $4 }' | sort; }
+installed > "$root/tmp/fvm-packages-before"
+chroot "$root" apt-get install -y -q --no-install-recommends @GRUB_PKG@
+installed > "$root/tmp/fvm-packages-grub"
+cat > "$root/tmp/fvm-grub.cfg" <<'EOF'
+@GRUB_CFG@EOF
+chroot "$root" grub-mkstandalone @GRUB_ARGS@
+`
+
+// grubPurgeHook removes what grubBuildHook installed and its files.
+const grubPurgeHook = `set -eu
+root="$1"
+added=$(comm -13 "$root/tmp/fvm-packages-before" "$root/tmp/fvm-packages-grub")
+chroot "$root" apt-get purge -y -q $added
+mv "$root/tmp/fvm-update-initramfs.conf" "$root/etc/initramfs-tools/update-initramfs.conf"
+rm -f "$root/tmp/fvm-packages-before" "$root/tmp/fvm-packages-grub" "$root/tmp/fvm-grub.cfg" "$root` + bootEFI + `"
+`
+
 // recipe is everything that decides the image's content; its hash is the cache key.
 type recipe struct {
 	Version       string   `json:"version"`
+	Release       string   `json:"release"` // Debian version, "13"
 	Suite         string   `json:"suite"`
-	Arch          string   `json:"arch"`
+	Arch          vm.Arch  `json:"arch"`
 	Packages      []string `json:"packages"`
 	AptOpts       []string `json:"aptOpts"`
 	DpkgOpts      []string `json:"dpkgOpts"`
 	Hook          string   `json:"hook"`
 	EssentialHook string   `json:"essentialHook"`
-	GrubCfg       string   `json:"grubCfg"`
+	GrubHook      string   `json:"grubHook"` // grubBuildHook as run, with the config template and modules
+	GrubPurge     string   `json:"grubPurge"`
+	EFIFile       string   `json:"efiFile"`
 	Sources       string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
 	RootSize      int64    `json:"rootSize"`
 	ESPSize       int64    `json:"espSize"`
 }
 
-func newRecipe(sources []byte, rootSize int64) recipe {
-	pkgs := slices.Clone(packages)
+// recipeInput is what a build asks for, resolved.
+type recipeInput struct {
+	Release  release
+	Arch     archInfo
+	Extra    []string // packages on top of the recipe's
+	Sources  []byte
+	RootSize int64
+}
+
+func newRecipe(in recipeInput) recipe {
+	pkgs := append(slices.Clone(basePackages), in.Arch.Kernel)
+	for _, p := range in.Extra {
+		if !slices.Contains(pkgs, p) {
+			pkgs = append(pkgs, p)
+		}
+	}
 	slices.Sort(pkgs)
+	grub := strings.NewReplacer(
+		"@GRUB_PKG@", in.Arch.GrubPkg,
+		"@GRUB_CFG@", grubTemplate(in.Release, in.Arch),
+		"@GRUB_ARGS@", shellQuote(grubMkstandaloneArgs(in.Arch.GrubTarget, bootEFI, "/tmp/fvm-grub.cfg")),
+	).Replace(grubBuildHook)
 	return recipe{
-		Version: recipeVersion, Suite: suite, Arch: arch, Packages: pkgs,
-		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssentialHook: essentialHook, GrubCfg: grubTemplate,
-		Sources: string(sources), RootSize: rootSize, ESPSize: espSize,
+		Version: recipeVersion, Release: in.Release.Version, Suite: in.Release.Suite, Arch: in.Arch.Arch, Packages: pkgs,
+		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssentialHook: essentialHook,
+		GrubHook: grub, GrubPurge: grubPurgeHook, EFIFile: in.Arch.EFIFile,
+		Sources: string(in.Sources), RootSize: in.RootSize, ESPSize: espSize,
 	}
 }
 
@@ -144,17 +201,19 @@ func (r recipe) key() string {
 // bootstrapPaths are the files and directories mmdebstrap works with.
 type bootstrapPaths struct {
 	Target  string // the root tarball to write
+	EFI     string // where to copy the built GRUB EFI binary out to
 	Sources string // apt sources file, or "" for mmdebstrap's default mirror
 	DebsIn  string // .deb files of an earlier build to reuse, or "" for none
 	DebsOut string // where to leave the .deb files this build used, or ""
 }
 
-// mmdebstrapArgs is the argv (without the program) that writes the root tarball.
+// mmdebstrapArgs is the argv (without the program) that writes the root tarball
+// and the GRUB EFI binary.
 func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 	args := []string{
 		"--mode=auto", // root when root, else unshare or fakechroot
 		"--variant=minbase",
-		"--arch=" + r.Arch,
+		"--arch=" + string(r.Arch),
 		"--format=tar",
 		"--include=" + strings.Join(r.Packages, ","),
 	}
@@ -171,11 +230,16 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 			`--setup-hook=mkdir -p "$1"/var/cache/apt/archives/`,
 			"--setup-hook=sync-in "+p.DebsIn+" /var/cache/apt/archives/")
 	}
+	uuid := func(s string) string { return strings.ReplaceAll(s, uuidPlaceholder, rootUUID) }
+	args = append(args, "--essential-hook="+r.EssentialHook,
+		// GRUB first: its apt run needs the tree as mmdebstrap set it up.
+		"--customize-hook="+uuid(r.GrubHook),
+		"--customize-hook=download "+bootEFI+" "+p.EFI,
+		"--customize-hook="+r.GrubPurge)
 	if p.DebsOut != "" {
 		args = append(args, "--customize-hook=sync-out /var/cache/apt/archives "+p.DebsOut)
 	}
-	args = append(args, "--essential-hook="+r.EssentialHook)
-	args = append(args, "--customize-hook="+strings.ReplaceAll(r.Hook, uuidPlaceholder, rootUUID), r.Suite, p.Target)
+	args = append(args, "--customize-hook="+uuid(r.Hook), r.Suite, p.Target)
 	if p.Sources != "" {
 		args = append(args, p.Sources)
 	}
@@ -186,9 +250,9 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 var hostSourceCandidates = []string{"/etc/apt/sources.list.d/debian.sources", "/etc/apt/sources.list"}
 
 // pickSources returns the sources file to build from and its content: explicit wins;
-// else the first host file that names the suite (a Debian bookworm host, so its mirror
-// and proxy settings work); else none, and mmdebstrap uses deb.debian.org.
-func pickSources(explicit string, candidates []string) (string, []byte, error) {
+// else the first host file that names the suite (a Debian host of that release, so its
+// mirror and proxy settings work); else none, and mmdebstrap uses deb.debian.org.
+func pickSources(explicit, suite string, candidates []string) (string, []byte, error) {
 	if explicit != "" {
 		b, err := os.ReadFile(explicit)
 		return explicit, b, err
