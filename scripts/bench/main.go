@@ -52,6 +52,7 @@ var rowsByName = []struct {
 	{"boot", benchBoot},
 	{"create", benchCreate},
 	{"ps", benchPs},
+	{"share", benchShare},
 }
 
 func main() {
