@@ -83,6 +83,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzParseSize$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzParsePortForward$$ -fuzztime $(FUZZ_TIME) ./core/vm/
 	$(GO) test -run XXX -fuzz ^FuzzRead$$ -fuzztime $(FUZZ_TIME) ./core/api/stream/
+	$(GO) test -run XXX -fuzz ^FuzzStripQueries$$ -fuzztime $(FUZZ_TIME) ./core/console/
 	$(GO) test -run XXX -fuzz ^FuzzControlRequest$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
 	$(GO) test -run XXX -fuzz ^FuzzDecodePPM$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
 

@@ -85,7 +85,13 @@ func (m *Mux) Attach(tail int) (*Session, error) {
 		m.release()
 		return nil, fmt.Errorf("serial log: %w", err)
 	}
-	s := &Session{m: m, f: f, off: off, done: make(chan struct{})}
+	replay, err := earlierOutput(f, off)
+	if err != nil {
+		f.Close()
+		m.release()
+		return nil, fmt.Errorf("serial log: %w", err)
+	}
+	s := &Session{m: m, f: f, off: off + int64(len(replay)), replay: stripQueries(replay), done: make(chan struct{})}
 	m.sessions[s] = struct{}{}
 	return s, nil
 }
@@ -178,9 +184,10 @@ func (m *Mux) write(p []byte) (int, error) {
 // Session is one client of a Mux: Read is the guest's output, Write its input.
 // Close detaches it; the VM goes on.
 type Session struct {
-	m    *Mux
-	f    *os.File
-	off  int64
+	m      *Mux
+	f      *os.File
+	off    int64
+	replay []byte // earlier output not yet read, without terminal queries
 	rmu  sync.Mutex
 	once sync.Once
 	done chan struct{}
@@ -193,6 +200,11 @@ func (s *Session) Read(p []byte) (int, error) {
 	defer s.rmu.Unlock()
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if len(s.replay) > 0 {
+		n := copy(p, s.replay)
+		s.replay = s.replay[n:]
+		return n, nil
 	}
 	t := time.NewTimer(pollInterval)
 	defer t.Stop()
@@ -224,6 +236,21 @@ func (s *Session) Read(p []byte) (int, error) {
 		case <-t.C:
 		}
 	}
+}
+
+// earlierOutput is the log from off to its current end (at most maxTail bytes
+// away: tailOffset's bound), which a session replays before live output.
+func earlierOutput(f *os.File, off int64) ([]byte, error) {
+	st, err := f.Stat()
+	if err != nil || st.Size() <= off {
+		return nil, err
+	}
+	b := make([]byte, st.Size()-off)
+	n, err := f.ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 // readLog reads from the log at the session's offset; a log that shrank

@@ -454,8 +454,10 @@ func hasLogin(ps, tty string) bool {
 	return false
 }
 
-// failedLogins counts login's "FAILED LOGIN ... on '/dev/TTY'" in the guest's
-// journal: a whole attempt (name, Enter, password, Enter) reached that terminal.
+// failedLogins counts login's failed attempts on tty in the guest's journal: a
+// whole attempt (name, Enter, password, Enter) reached that terminal. Debian 12's
+// login (shadow) logs "FAILED LOGIN (1) on '/dev/tty1' FOR ...", Debian 13's
+// (util-linux) "FAILED LOGIN 1 FROM tty1 FOR ...".
 func failedLogins(t *testing.T, name, tty string) int {
 	t.Helper()
 	out, err := quietExec(name, "sudo", "journalctl", "-q", "--no-pager", "-o", "cat", "SYSLOG_IDENTIFIER=login")
@@ -464,7 +466,7 @@ func failedLogins(t *testing.T, name, tty string) int {
 	}
 	n := 0
 	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "FAILED LOGIN") && strings.Contains(l, "'/dev/"+tty+"'") {
+		if strings.Contains(l, "FAILED LOGIN") && (strings.Contains(l, "'/dev/"+tty+"'") || strings.Contains(l, " FROM "+tty+" FOR ")) {
 			n++
 		}
 	}
