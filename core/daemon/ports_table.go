@@ -14,8 +14,8 @@ import (
 // guest's watcher names (listenersScript), and which forwards follow from them.
 
 // listenersScript runs in the guest for as long as the host holds its SSH
-// connection: once a second it reads /proc/net/tcp{,6} with shell builtins
-// only (no process per second) and prints the listening sockets whenever
+// connection: twice a second it reads /proc/net/tcp{,6} with shell builtins
+// only (no process per poll) and prints the listening sockets whenever
 // they change, as one line of HEXADDR:HEXPORT words.
 const listenersScript = `f=$(mktemp -u); mkfifo "$f"; exec 9<>"$f"; rm -f "$f"
 prev=-
@@ -28,7 +28,7 @@ while :; do
     done < "$t"
   done
   if [ "$cur" != "$prev" ]; then echo "ports$cur"; prev=$cur; fi
-  read -t 1 -u 9 || :
+  read -t 0.5 -u 9 || :
 done`
 
 // listener is a listening TCP socket in the guest.

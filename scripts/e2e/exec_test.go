@@ -204,7 +204,8 @@ func execChecks(t *testing.T, name string) {
 			var body string
 			for time.Since(t0) < 20*time.Second && body == "" {
 				var ps []api.Port
-				json.Unmarshal([]byte(mustFVM(t, "ports", name, "--format", "json")), &ps)
+				out, _ := exec.Command(fvmBin, "ports", name, "--format", "json").Output() // polled: not logged
+				json.Unmarshal(out, &ps)
 				for _, p := range ps {
 					if p.GuestPort == tc.port && p.Auto && p.Via == tc.via {
 						host = p.HostPort
