@@ -188,9 +188,9 @@ type Session struct {
 	f      *os.File
 	off    int64
 	replay []byte // earlier output not yet read, without terminal queries
-	rmu  sync.Mutex
-	once sync.Once
-	done chan struct{}
+	rmu    sync.Mutex
+	once   sync.Once
+	done   chan struct{}
 }
 
 // Read returns the guest's next output, waiting for it; io.EOF once the
