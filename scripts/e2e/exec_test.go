@@ -238,12 +238,33 @@ func execChecks(t *testing.T, name string) {
 	})
 	t.Run("sshd-restart-reconnects", func(t *testing.T) {
 		// Restart sshd and cut every connection of our user, the host's included.
-		mustFVM(t, "exec", name, "--", "sudo", "setsid", "-f", "sh", "-c", `sleep 1; systemctl restart ssh; pkill -f "sshd: fvm"`)
+		before := heldReconnects(name)
+		mustFVM(t, "exec", name, "--", "sudo", "setsid", "-f", "sh", "-c", `sleep 1; systemctl restart ssh; `+cutSessions)
 		time.Sleep(4 * time.Second)
 		if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "echo", "again")); got != "again" {
 			t.Fatalf("after sshd restart: %q", got)
 		}
+		if heldReconnects(name) <= before {
+			t.Error("the host's connection was not cut, or the host did not log its reconnect")
+		}
 	})
+}
+
+// cutSessions (guest shell) kills the SSH sessions of the VM's user: OpenSSH
+// before 9.8 (Debian 12) titles them "sshd: fvm…", later (Debian 13) "sshd-session: fvm…".
+const cutSessions = `pkill -f "^sshd(-session)?: fvm"`
+
+// heldReconnects counts the host's log lines for name's held SSH connection
+// coming back after it was cut.
+func heldReconnects(name string) int {
+	log, _ := os.ReadFile(filepath.Join(layout.RunDir, "daemon.log"))
+	n := 0
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, `msg="ssh connection held"`) && strings.Contains(l, " vm="+name+" ") && strings.Contains(l, "reconnected=true") {
+			n++
+		}
+	}
+	return n
 }
 
 // hostKeyRefused replaces the guest's SSH host key and cuts the held
@@ -251,7 +272,7 @@ func execChecks(t *testing.T, name string) {
 // is unusable over SSH afterwards: run it last.
 func hostKeyRefused(t *testing.T, name string) {
 	mustFVM(t, "exec", name, "--", "sudo", "setsid", "-f", "sh", "-c",
-		`sleep 1; rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key; systemctl restart ssh; pkill -f "sshd: fvm"`)
+		`sleep 1; rm -f /etc/ssh/ssh_host_ed25519_key*; ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key; systemctl restart ssh; `+cutSessions)
 	var r result
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
 		if r = fvm(t, "exec", name, "--", "echo", "should-not-run"); r.code != 0 {
