@@ -56,7 +56,7 @@ const (
 
 // Modules the installer needs from the Debian kernel: the blank disk and the seed
 // (virtio-blk), the ISO (q35's AHCI CD-ROM, ISO 9660), and the installed root (ext4).
-var installerModules = []string{"virtio_pci", "virtio_blk", "ahci", "sr_mod", "isofs", "crc32c_generic", "ext4"}
+var installerModules = []string{"virtio_pci", "virtio_blk", "virtio_net", "ahci", "sr_mod", "isofs", "crc32c_generic", "ext4"}
 
 const installerInit = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -97,7 +97,27 @@ if [ $auto = 1 ]; then
 	# As subiquity does: the installed system's cloud-init gets autoinstall.user-data.
 	for i in $(seq 1 50); do [ -b /dev/${disk}2 ] && break; sleep 0.1; done
 	mount -t ext4 /dev/${disk}2 /target || fail "mount the installed root"
+	# As subiquity does, the installed system's network is the installer's: DHCPv4
+	# on this NIC, under the name udev will give it (enpBsS from its PCI address).
+	# cloud-init's own fallback adds DHCPv6, which QEMU's user network does not
+	# serve: ifup would wait 5 minutes for it, twice.
+	nic=$(for n in /sys/class/net/*; do [ -e $n/device ] && echo $n; done | head -n 1)
+	[ -n "$nic" ] || fail "no network interface"
+	dev=$(readlink -f $nic/device)
+	case $(basename $dev) in virtio*) dev=$(dirname $dev) ;; esac
+	pci=$(basename $dev) # 0000:00:03.0
+	slot=$(echo $pci | cut -d: -f3)
+	nicname=enp$((0x$(echo $pci | cut -d: -f2)))s$((0x${slot%.*}))
+	[ "${slot#*.}" = 0 ] || nicname=${nicname}f${slot#*.}
+	echo "FVM-TEST-INSTALLER: the installed system gets DHCPv4 on $nicname"
 	{
+		echo "network:"
+		echo "  version: 2"
+		echo "  ethernets:"
+		echo "    $nicname:"
+		echo "      match: {macaddress: '$(cat $nic/address)'}"
+		echo "      set-name: $nicname"
+		echo "      dhcp4: true"
 		echo "datasource_list: [ None ]"
 		echo "datasource:"
 		echo "  None:"
