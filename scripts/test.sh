@@ -22,8 +22,10 @@ trap cleanup EXIT
 
 "$MAKE" build app
 # A host of our own (not one started on demand, detached) so that a failed check
-# below can stop the build with it.
-FVM_HOME=$home bin/fvm daemon >"$home/prebuild-host.log" 2>&1 &
+# below can stop the build with it. It logs where an on-demand host does (the
+# e2e tests read the host's log).
+mkdir -p -m 0700 "$home/run"
+FVM_HOME=$home bin/fvm daemon >>"$home/run/daemon.log" 2>&1 &
 host=$!
 for _ in $(seq 1 100); do [[ -S $home/run/fvm.sock ]] && break; sleep 0.1; done
 FVM_HOME=$home bin/fvm image build debian >"$home/prebuild.log" 2>&1 &
@@ -33,7 +35,7 @@ build=$!
 "$MAKE" fuzz
 if ! wait "$build"; then
 	echo "test: fvm image build debian failed:" >&2
-	cat "$home/prebuild.log" "$home/prebuild-host.log" >&2
+	cat "$home/prebuild.log" "$home/run/daemon.log" >&2
 	exit 1
 fi
 echo "test: image for the e2e tests: $(tail -n 1 "$home/prebuild.log")"
