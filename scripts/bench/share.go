@@ -30,6 +30,7 @@ func benchShare(b *bench) error {
 	if err != nil {
 		return err
 	}
+	os.Chmod(dir, 0o777) // the guest's user writes here (uids pass through: root owns a MkdirTemp)
 	defer func() {
 		b.run("rm", "-f", name) // before its shared folder goes
 		os.RemoveAll(dir)
