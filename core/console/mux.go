@@ -202,6 +202,11 @@ func (s *Session) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	if len(s.replay) > 0 {
+		select {
+		case <-s.done:
+			return 0, io.EOF
+		default:
+		}
 		n := copy(p, s.replay)
 		s.replay = s.replay[n:]
 		return n, nil

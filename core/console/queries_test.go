@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"io"
 	"testing"
 )
 
@@ -61,6 +62,15 @@ func TestMuxReplayDropsQueries(t *testing.T) {
 		t.Errorf("replay %q: want the size probe's queries gone and the rest kept", got)
 	}
 	f.guest("\x1b[6n live")
+	// A session closed with earlier output unread reads EOF, not the rest.
+	c, err := m.Attach(-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n, err := c.Read(make([]byte, 4)); n != 0 || err != io.EOF {
+		t.Errorf("read after close with a replay pending: %d, %v; want EOF", n, err)
+	}
 	if got := readUntil(t, s, "live"); !bytes.Contains([]byte(got), []byte("\x1b[6n")) {
 		t.Errorf("live output %q lost its query", got)
 	}
