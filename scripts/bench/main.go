@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -185,7 +186,8 @@ func (b *bench) print() {
 
 func (b *bench) markdown() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "# fvm benchmarks\n\nMeasured by `make bench` (scripts/bench) on %s, each row side by side in one run.\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&s, "# fvm benchmarks\n\nMeasured by `make bench` (scripts/bench) on %s, each row side by side in one run, on %d CPUs (%s/%s), VMs from debian-local.\n\n",
+		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 	s.WriteString("| row | value | versus | ratio | target | note |\n|---|---|---|---|---|---|\n")
 	for _, r := range b.rows {
 		fmt.Fprintf(&s, "| %s | %s | %s | %s | %s | %s |\n", r.Name, value(r.Value, r.Unit), versus(r), ratio(r), r.Target, r.Note)
