@@ -278,17 +278,17 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	// Its own session: no signal meant for the host's terminal or process group
 	// reaches QEMU, and it lives on when the host exits or crashes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	c, err := startChild(cmd)
+	c, err := proc.StartChild(cmd)
 	logf.Close()
 	if err != nil {
 		killPIDs(facts.Virtiofsd)
 		return fail(fmt.Errorf("launch %s: %w", qemuPath, err))
 	}
 	abort := func(err error) (*Machine, error) {
-		c.cmd.Process.Kill()
-		<-c.exited
+		c.Cmd.Process.Kill()
+		<-c.Exited
 		killPIDs(facts.Virtiofsd)
-		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.cmd.Process.Pid))
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, qemuPath, c.Cmd.Process.Pid))
 	}
 	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
 		if state != nil {
@@ -307,7 +307,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		}
 	}
 	privateSockets(p)
-	m := newMachine(spec.Name, c.cmd.Process.Pid, rt, facts, p, c)
+	m := newMachine(spec.Name, c.Cmd.Process.Pid, rt, facts, p, c)
 	m.notice, m.clockStale = notice, clockStale
 	return m, nil
 }
@@ -355,12 +355,12 @@ func privateSockets(p paths) {
 }
 
 // waitQMP polls until QMP answers, QEMU exits, ctx ends or timeout passes.
-func waitQMP(ctx context.Context, c *child, p paths, timeout time.Duration) error {
+func waitQMP(ctx context.Context, c *proc.Child, p paths, timeout time.Duration) error {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	go func() { // a dying QEMU must not keep us waiting for a QMP attempt's timeout
 		select {
-		case <-c.exited:
+		case <-c.Exited:
 			cancel()
 		case <-wctx.Done():
 		}
@@ -382,11 +382,11 @@ func waitQMP(ctx context.Context, c *child, p paths, timeout time.Duration) erro
 		case <-wctx.Done():
 		}
 		select {
-		case <-c.exited:
+		case <-c.Exited:
 			if msg := logTail(p.log); msg != "" {
 				return fmt.Errorf("qemu failed to start: %s", msg)
 			}
-			return fmt.Errorf("qemu failed to start (%v) without a message; see %s", c.err, p.log)
+			return fmt.Errorf("qemu failed to start (%v) without a message; see %s", c.Err, p.log)
 		default:
 		}
 		if ctx.Err() != nil {

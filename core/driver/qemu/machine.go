@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -78,33 +77,8 @@ func removeStale(p paths, qemuPath string, pid int) error {
 	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
 		return nil
 	}
-	var errs []error
 	dumps, _ := filepath.Glob(filepath.Join(p.dir, ScreenDumps)) // a host that died mid-screenshot
-	for _, f := range append(append([]string{p.pid}, p.sockets()...), dumps...) {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// child is a QEMU this process started, so it must also reap it.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once Wait returned
-	err    error         // Wait's result, valid after exited
-}
-
-func startChild(cmd *exec.Cmd) (*child, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	return c, nil
+	return proc.RemoveFiles(append(append([]string{p.pid}, p.sockets()...), dumps...)...)
 }
 
 // Machine is a running QEMU, started by this host or adopted from an earlier one.
@@ -121,15 +95,15 @@ type Machine struct {
 	virtiofsd  []int
 	fp         Fingerprint
 	p          paths
-	child      *child // nil when adopted
-	install    bool   // an unattended install boot (runFacts.Install)
+	child      *proc.Child // nil when adopted
+	install    bool        // an unattended install boot (runFacts.Install)
 
 	stopping atomic.Bool
 	gone     chan struct{} // closed after the process vanished and its files were removed
 	done     chan error
 }
 
-func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *child) *Machine {
+func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
 		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, gone: make(chan struct{}), done: make(chan error, 1)}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
@@ -142,9 +116,9 @@ func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *
 func (m *Machine) watch() {
 	var err error
 	if m.child != nil {
-		<-m.child.exited
-		if m.child.err != nil {
-			err = fmt.Errorf("vm %q: qemu exited: %w%s", m.name, m.child.err, tailSuffix(m.p.log))
+		<-m.child.Exited
+		if m.child.Err != nil {
+			err = fmt.Errorf("vm %q: qemu exited: %w%s", m.name, m.child.Err, tailSuffix(m.p.log))
 		}
 	} else {
 		t := time.NewTicker(pollInterval)
@@ -248,17 +222,10 @@ func (m *Machine) Kill() error {
 		return nil
 	}
 	m.stopping.Store(true)
-	if isOurQEMU(m.pid, m.qemu, m.p.pid) {
-		if err := unix.Kill(m.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", m.name, m.pid, err)
-		}
+	if err := proc.KillAndWait(m.pid, "qemu", isOurQEMU(m.pid, m.qemu, m.p.pid), m.gone, killWait); err != nil {
+		return fmt.Errorf("vm %q: %w", m.name, err)
 	}
-	select {
-	case <-m.gone:
-		return nil
-	case <-time.After(killWait):
-		return fmt.Errorf("vm %q: qemu (pid %d) is still there %s after SIGKILL", m.name, m.pid, killWait)
-	}
+	return nil
 }
 
 // tailSuffix returns ": <last lines of QEMU's log>" or "" when it is empty.

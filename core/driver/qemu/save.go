@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -283,14 +284,14 @@ const restoreTimeout = 5 * time.Minute
 // A clone's state is its snapshot's, shared by every clone: it stays; the
 // clone's disk, made at the snapshot's size, grows to diskBytes while the guest
 // is still paused (the guest sees the change and the host grows its filesystem).
-func (d *Driver) finishRestore(ctx context.Context, c *child, p paths, clone bool, diskBytes int64) (clockStale bool, err error) {
+func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clone bool, diskBytes int64) (clockStale bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	for {
 		var status string
 		qerr := qmpDo(ctx, p.qmp, func(q *QMP) (err error) { status, err = q.QueryStatus(ctx); return })
 		select {
-		case <-c.exited:
+		case <-c.Exited:
 			return false, fmt.Errorf("%w: %s", errRestore, nonEmpty(logTail(p.log), "qemu exited while loading it"))
 		default:
 		}

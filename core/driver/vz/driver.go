@@ -281,17 +281,17 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	// Its own session: no signal meant for the host's terminal reaches it, and
 	// it lives on when the host exits or crashes.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	c, err := startChild(cmd)
+	c, err := proc.StartChild(cmd)
 	logf.Close()
 	if err != nil {
 		return fail(fmt.Errorf("launch %s: %w", helper, err))
 	}
 	if err := d.waitRunning(ctx, c, p); err != nil {
-		c.cmd.Process.Kill()
-		<-c.exited
-		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, helper, c.cmd.Process.Pid))
+		c.Cmd.Process.Kill()
+		<-c.Exited
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", spec.Name, err), removeStale(p, helper, c.Cmd.Process.Pid))
 	}
-	m := newMachine(spec.Name, c.cmd.Process.Pid, helper, rt, p, c)
+	m := newMachine(spec.Name, c.Cmd.Process.Pid, helper, rt, p, c)
 	m.boot = driver.BootCold
 	if plan.RestoreFrom != "" {
 		m.boot, m.notice = driver.BootResumed, "resumed from saved state"
@@ -305,18 +305,18 @@ func HelperRunArgs(dir string) []string { return []string{"run", "--dir", dir} }
 
 // waitRunning polls the control socket until the helper reports the VM up,
 // the helper exits, ctx ends or the start timeout passes.
-func (d *Driver) waitRunning(ctx context.Context, c *child, p paths) error {
+func (d *Driver) waitRunning(ctx context.Context, c *proc.Child, p paths) error {
 	wctx, cancel := context.WithTimeout(ctx, d.opts.StartTimeout)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
-		case <-c.exited:
+		case <-c.Exited:
 			if msg := logTail(p.log); msg != "" {
 				return fmt.Errorf("vz helper failed to start the VM: %s", msg)
 			}
-			return fmt.Errorf("vz helper exited (%v) without a message; see %s", c.err, p.log)
+			return fmt.Errorf("vz helper exited (%v) without a message; see %s", c.Err, p.log)
 		default:
 		}
 		if isSocket(p.sock) {
@@ -333,7 +333,7 @@ func (d *Driver) waitRunning(ctx context.Context, c *child, p paths) error {
 		select {
 		case <-tick.C:
 			continue
-		case <-c.exited:
+		case <-c.Exited:
 			continue // report its message above
 		case <-wctx.Done():
 		}

@@ -2,15 +2,13 @@ package vz
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -35,7 +33,7 @@ type Machine struct {
 	notice  string
 	boot    string // driver.BootCold or BootResumed; "" when adopted
 	p       paths
-	child   *child // nil when adopted
+	child   *proc.Child // nil when adopted
 
 	stopping atomic.Bool
 	gone     chan struct{} // closed after the process vanished and its files were removed
@@ -48,7 +46,7 @@ var (
 	_ driver.NativeDisplay = (*Machine)(nil)
 )
 
-func newMachine(name string, pid int, helper string, rt store.Runtime, p paths, c *child) *Machine {
+func newMachine(name string, pid int, helper string, rt store.Runtime, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, helper: helper, sshPort: rt.SSHPort, p: p, child: c,
 		gone: make(chan struct{}), done: make(chan error, 1)}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
@@ -61,9 +59,9 @@ func newMachine(name string, pid int, helper string, rt store.Runtime, p paths, 
 func (m *Machine) watch() {
 	var err error
 	if m.child != nil {
-		<-m.child.exited
-		if m.child.err != nil && !m.stopping.Load() {
-			err = fmt.Errorf("vm %q: vz helper exited: %w%s", m.name, m.child.err, tailSuffix(m.p.log))
+		<-m.child.Exited
+		if m.child.Err != nil && !m.stopping.Load() {
+			err = fmt.Errorf("vm %q: vz helper exited: %w%s", m.name, m.child.Err, tailSuffix(m.p.log))
 		}
 	} else {
 		t := time.NewTicker(pollInterval)
@@ -174,17 +172,10 @@ func (m *Machine) Kill() error {
 		return nil
 	}
 	m.stopping.Store(true)
-	if isOurHelper(m.pid, m.helper, m.p.dir) {
-		if err := unix.Kill(m.pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-			return fmt.Errorf("vm %q: kill vz helper (pid %d): %w", m.name, m.pid, err)
-		}
+	if err := proc.KillAndWait(m.pid, "vz helper", isOurHelper(m.pid, m.helper, m.p.dir), m.gone, killWait); err != nil {
+		return fmt.Errorf("vm %q: %w", m.name, err)
 	}
-	select {
-	case <-m.gone:
-		return nil
-	case <-time.After(killWait):
-		return fmt.Errorf("vm %q: vz helper (pid %d) is still there %s after SIGKILL", m.name, m.pid, killWait)
-	}
+	return nil
 }
 
 // Suspend has the helper pause the VM, save its state to StateFile and end;

@@ -3,7 +3,6 @@ package vz
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 
@@ -41,32 +40,7 @@ func removeStale(p paths, helper string, pid int) error {
 	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurHelper(cur, helper, p.dir) {
 		return nil
 	}
-	var errs []error
-	for _, f := range []string{p.pid, p.sock} {
-		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// child is a helper this process started, so it must also reap it.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{} // closed once Wait returned
-	err    error         // Wait's result, valid after exited
-}
-
-func startChild(cmd *exec.Cmd) (*child, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.exited)
-	}()
-	return c, nil
+	return proc.RemoveFiles(p.pid, p.sock)
 }
 
 // logTail returns the last few lines of the helper's log on one line: its
