@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // The hypervisor serves a VM's serial port on a Unix socket to one client at
@@ -66,7 +68,7 @@ func (m *Mux) Attach(tail int) (*Session, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	f, err := os.Open(m.log)
+	f, _, err := store.OpenRegular(m.log) // never blocks on a FIFO in its place
 	if err != nil {
 		return nil, fmt.Errorf("serial log: %w", err)
 	}

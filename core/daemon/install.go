@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/driver"
@@ -29,7 +30,7 @@ func (d *Daemon) resolveISO(spec *vm.Spec) error {
 	case !filepath.IsAbs(spec.ISO):
 		return invalid("--iso %s is not an absolute path", spec.ISO)
 	}
-	f, err := os.Open(spec.ISO)
+	f, err := os.OpenFile(spec.ISO, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block the host
 	if err != nil {
 		return invalid("--iso %s: %v: give the path of an installer .iso file", spec.ISO, err)
 	}

@@ -24,11 +24,11 @@ func provision(l store.Layout, inst *store.Instance, mac string) error {
 	if err := store.WriteFileAtomic(inst.Path(store.HostKeyFile), priv, 0o600); err != nil {
 		return err
 	}
-	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), store.PrivateFile); err != nil {
 		return err
 	}
 	line := sshx.KnownHostsLine(sshx.HostAlias(inst.Spec.Name), pub)
-	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), store.PrivateFile); err != nil {
 		return err
 	}
 	keys := append([]string{userKey}, inst.Spec.SSHKeys...)
@@ -37,7 +37,7 @@ func provision(l store.Layout, inst *store.Instance, mac string) error {
 		write = cloudinit.WriteAutoinstallISO
 	}
 	id := cloudinit.NewInstanceID()
-	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), store.PrivateFile); err != nil {
 		return err
 	}
 	return write(inst.Path(store.SeedFile), cloudinit.Config{

@@ -348,11 +348,11 @@ func (d *Daemon) buildSnapshot(ctx context.Context, drv driver.Driver, w driver.
 	if fp != want {
 		return fail(fmt.Errorf("the template's state fingerprint %s differs from the clones' %s", fp[:12], want[:12]))
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return fail(err)
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return fail(err)
 	}
@@ -386,7 +386,7 @@ func (d *Daemon) target(inst *store.Instance, m driver.Machine, hostKey string) 
 		return sshx.Target{}
 	}
 	if hostKey == "" {
-		b, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+		b, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 		if err != nil {
 			return sshx.Target{}
 		}
@@ -415,15 +415,15 @@ func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.
 	}
 	tConn := time.Since(t0)
 	defer cl.Close()
-	priv, err := os.ReadFile(inst.Path(store.HostKeyFile))
+	priv, err := store.ReadFile(inst.Path(store.HostKeyFile))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return nil, err
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return nil, err
 	}

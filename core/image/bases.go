@@ -138,7 +138,7 @@ func (r Registry) copyToTemp(ctx context.Context, in *Input, want Digest) (_ str
 }
 
 func hashFile(ctx context.Context, p string) (Digest, error) {
-	f, err := os.Open(p)
+	f, _, err := store.OpenRegular(p)
 	if err != nil {
 		return Digest{}, err
 	}

@@ -164,7 +164,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 // attempt (VerifiedSuffix) still matches the digest; it becomes the part.
 func (f *fetcher) verifiedKept() bool {
 	kept := f.req.Dest + VerifiedSuffix
-	fh, err := os.Open(kept)
+	fh, _, err := store.OpenRegular(kept)
 	if err != nil {
 		return false
 	}
@@ -180,15 +180,11 @@ func (f *fetcher) verifiedKept() bool {
 // existing describes a finished Dest (it only ever appears by rename after
 // verification), hashing it so callers get the same result as the downloader.
 func existing(req FetchRequest) (FetchResult, bool) {
-	fh, err := os.Open(req.Dest)
+	fh, st, err := store.OpenRegular(req.Dest)
 	if err != nil {
 		return FetchResult{}, false
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return FetchResult{}, false
-	}
 	h := SHA256.NewHash()
 	if _, err := io.Copy(h, fh); err != nil {
 		return FetchResult{}, false
@@ -484,7 +480,7 @@ func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
 }
 
 func detectFile(path string) (Format, error) {
-	fh, err := os.Open(path)
+	fh, _, err := store.OpenRegular(path)
 	if err != nil {
 		return "", err
 	}
@@ -500,7 +496,7 @@ var ErrTooLarge = errors.New("decompressed content is larger than allowed")
 // declares its virtual size, which bounds its file; other content is bounded
 // by max.
 func decompress(ctx context.Context, src, dst string, format Format, max int64) (Digest, error) {
-	in, err := os.Open(src)
+	in, _, err := store.OpenRegular(src)
 	if err != nil {
 		return Digest{}, err
 	}

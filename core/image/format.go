@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // Format is a disk image (or wrapper) format detected from content, never from the file name.
@@ -84,18 +85,16 @@ type Info struct {
 	BootSignature bool `json:"bootSignature,omitempty"`
 }
 
-// Inspect detects the format of the file at path and, for qcow2, reads the header fields
-// that matter for safety (see InspectFile).
+// Inspect detects the format of a file fvm keeps (a base, a VM's disk, a
+// download) and, for qcow2, reads the header fields that matter for safety (see
+// InspectFile). It is opened as every state file is (store.OpenRegular): a
+// symlink or FIFO in its place is refused, never followed or waited on.
 func Inspect(path string) (Info, error) {
-	f, err := os.Open(path)
+	f, st, err := store.OpenRegular(path)
 	if err != nil {
 		return Info{}, fmt.Errorf("inspect image: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Info{}, fmt.Errorf("inspect image: %w", err)
-	}
 	return InspectFile(f, path, st.Size())
 }
 

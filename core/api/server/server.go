@@ -264,7 +264,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
-	f, err := os.Open(path)
+	f, _, err := store.OpenRegular(path) // never blocks on a FIFO in its place
 	if errors.Is(err, os.ErrNotExist) && !follow {
 		w.WriteHeader(http.StatusOK) // never booted: empty log
 		return
@@ -274,7 +274,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	fl, _ := w.(http.Flusher)
 	for {
 		if f == nil {
-			f, _ = os.Open(path)
+			f, _, _ = store.OpenRegular(path)
 		}
 		if f != nil {
 			if _, err := io.Copy(w, f); err != nil {

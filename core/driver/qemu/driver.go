@@ -264,7 +264,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", spec.Name, notice)
 	}
 
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		killPIDs(facts.Virtiofsd)
 		return fail(err)
@@ -329,7 +329,7 @@ func (d *Driver) savedState(p paths, fp Fingerprint) (f *os.File, why string, er
 		}
 		return nil, fmt.Sprintf("the saved state was discarded because %s: booting cold", reason), nil
 	}
-	if f, err = os.Open(p.state); err != nil {
+	if f, _, err = store.OpenRegular(p.state); err != nil {
 		return nil, "", fmt.Errorf("saved state: %w", err)
 	}
 	return f, "", nil

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -239,7 +238,7 @@ func tailSuffix(logPath string) string {
 // logTail returns the last few lines of QEMU's stderr on one line: QEMU's own
 // words are the best explanation of a failed start.
 func logTail(logPath string) string {
-	b, err := os.ReadFile(logPath)
+	b, err := store.ReadTail(logPath, 64<<10)
 	if err != nil {
 		return ""
 	}

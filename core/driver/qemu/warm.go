@@ -81,7 +81,7 @@ func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
 		return "", fmt.Errorf("template %s has no saved state", inst.Dir)
 	}
 	for _, f := range []string{p.disk, p.vars, p.state, p.stateMeta} {
-		if err := os.Chmod(f, 0o444); err != nil {
+		if err := os.Chmod(f, store.ReadOnlyFile); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", f, err)
 		}
 	}
@@ -98,7 +98,7 @@ func (d *Driver) snapshotState(dir string, fp Fingerprint) (*os.File, string, er
 	if why := meta.Fingerprint.differs(fp); why != "" {
 		return nil, fmt.Sprintf("the warm snapshot does not fit because %s: booting cold", why), nil
 	}
-	f, err := os.Open(sp.state)
+	f, _, err := store.OpenRegular(sp.state)
 	if err != nil {
 		return nil, "", fmt.Errorf("warm snapshot: %w", err)
 	}
@@ -129,7 +129,7 @@ func (d *Driver) createClone(ctx context.Context, inst *store.Instance) error {
 	if exists(p.vars) {
 		return nil
 	}
-	b, err := os.ReadFile(sp.vars)
+	b, err := store.ReadFileLimited(sp.vars, maxVarsFile)
 	if err != nil {
 		return fmt.Errorf("warm snapshot variables: %w", err)
 	}

@@ -89,7 +89,7 @@ func convertToRaw(ctx context.Context, base, dst string, size int64) error {
 	if img.Size() != size {
 		return fmt.Errorf("qcow2 header says %d bytes, the reader %d", size, img.Size())
 	}
-	return store.WriteAtomic(dst, 0o444, func(f *os.File) error {
+	return store.WriteAtomic(dst, store.ReadOnlyFile, func(f *os.File) error {
 		if err := f.Truncate(size); err != nil {
 			return err
 		}
@@ -139,7 +139,7 @@ func CloneDisk(ctx context.Context, raw, dst string, size int64) (cloned bool, e
 			return false, fmt.Errorf("copy %s: %w", raw, err)
 		}
 	}
-	if err = os.Chmod(tmp, 0o600); err != nil { // a clone keeps the base's 0444
+	if err = os.Chmod(tmp, store.PrivateFile); err != nil { // a clone keeps the base's 0400
 		return false, err
 	}
 	if err = os.Truncate(tmp, size); err != nil { // the guest's growpart fills it
@@ -158,15 +158,11 @@ var errNoClone = errors.New("filesystem cannot clone files")
 // (SEEK_DATA/SEEK_HOLE, where the filesystem reports them) and, within them,
 // only blocks that are not all zero, so the copy stays as sparse as the source.
 func sparseCopy(ctx context.Context, src, dst string) error {
-	in, err := os.Open(src)
+	in, st, err := store.OpenRegular(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
 	size := st.Size()
 	return writeNew(dst, func(out *os.File) error {
 		buf := make([]byte, 1<<20)

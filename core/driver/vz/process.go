@@ -2,13 +2,13 @@ package vz
 
 import (
 	"errors"
-	"os"
 	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/proc"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // isOurHelper reports whether pid is alive and is the helper started for the
@@ -46,7 +46,7 @@ func removeStale(p paths, helper string, pid int) error {
 // logTail returns the last few lines of the helper's log on one line: its
 // own words are the best explanation of a failed start.
 func logTail(logPath string) string {
-	b, err := os.ReadFile(logPath)
+	b, err := store.ReadTail(logPath, 64<<10)
 	if err != nil {
 		return ""
 	}
