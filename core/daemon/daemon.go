@@ -108,6 +108,9 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		return
 	}
 	for _, inst := range insts {
+		if ctx.Err() != nil {
+			return // the host is stopping (SIGTERM): the next one adopts the rest
+		}
 		drv, err := d.driverOf(&inst.Spec)
 		if err != nil || !drv.Features().OutlivesHost {
 			continue // nothing of it can still run
