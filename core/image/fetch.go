@@ -120,7 +120,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	}
 	req.HTTPClient = safeClient(req.HTTPClient)
 	dir := filepath.Dir(req.Dest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := store.MkdirPrivate(dir); err != nil {
 		return FetchResult{}, fmt.Errorf("fetch %s: %w", req.URL, err)
 	}
 	CleanStaleParts(dir, StalePartAge)
@@ -243,6 +243,9 @@ func (f *fetcher) download(ctx context.Context) error {
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
+			if errors.Is(perm.err, ErrNotDisk) {
+				os.Remove(f.part) // never a disk: nothing to resume
+			}
 			return fmt.Errorf("download %s: %w", f.req.URL, perm.err)
 		}
 		if size > best {
@@ -269,10 +272,13 @@ func (e *permanentError) Error() string { return e.err.Error() }
 // attempt continues the part from its current size and returns the size it
 // reached.
 func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
-	file, err := os.OpenFile(f.part, os.O_RDWR|os.O_CREATE, 0o644)
+	file, err := os.OpenFile(f.part, os.O_RDWR|os.O_CREATE, store.PrivateFile)
 	if err != nil {
 		return 0, &permanentError{err}
 	}
+	// Whatever arrives must start as a disk image (or compressed one): junk is
+	// refused after its first bytes, not after the whole transfer.
+	head := &diskHead{what: f.req.URL, compressedOK: true}
 	defer func() {
 		if cerr := file.Close(); err == nil && cerr != nil {
 			err = cerr
@@ -281,8 +287,13 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 	// Re-hash what is already on disk: a resumed download is verified whole.
 	f.resetSums()
 	hw := f.hashWriter()
-	have, err := io.Copy(hw, file)
-	if err != nil {
+	have, err := io.Copy(io.MultiWriter(hw, head), file)
+	if errors.Is(err, ErrNotDisk) { // a part of something else (an older build, junk): start over
+		if err := f.truncate(file, ""); err != nil {
+			return 0, err
+		}
+		have, head = 0, &diskHead{what: f.req.URL, compressedOK: true}
+	} else if err != nil {
 		return 0, &permanentError{err}
 	}
 
@@ -329,6 +340,7 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 				return 0, err
 			}
 			have = 0
+			head = &diskHead{what: f.req.URL, compressedOK: true}
 		}
 		total = resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
@@ -354,6 +366,12 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 				return done, &permanentError{werr}
 			}
 			hw.Write(buf[:n])
+			if _, herr := head.Write(buf[:n]); herr != nil {
+				if have > 0 { // perhaps the kept part was another build's: once more from zero
+					return 0, f.truncate(file, "the partial download does not start as a disk image: starting over")
+				}
+				return done, &permanentError{herr}
+			}
 			done += int64(n)
 			if f.req.Progress != nil {
 				f.req.Progress(done, total)
@@ -368,6 +386,12 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 	}
 	if total >= 0 && done != total {
 		return done, fmt.Errorf("transfer ended at %d of %d bytes", done, total)
+	}
+	if err := head.End(); err != nil {
+		if have > 0 {
+			return 0, f.truncate(file, "the partial download does not start as a disk image: starting over")
+		}
+		return done, &permanentError{err}
 	}
 	return done, file.Sync()
 }
@@ -449,7 +473,11 @@ func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
 		}
 		f.part, keep = verified, true
 		final = f.req.Dest + ".unpack" + PartSuffix
-		d, err := decompress(ctx, f.part, final, format, f.req.MaxUnpacked)
+		d, err := decompress(ctx, f.part, final, format, f.req.MaxUnpacked, f.req.URL)
+		if errors.Is(err, ErrNotDisk) {
+			keep = false // verified, but no disk inside: nothing to unpack again
+			return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+		}
 		if err != nil {
 			return res, fmt.Errorf("download %s: decompress %s: %w (the verified download is kept: trying again unpacks it without downloading)", f.req.URL, format, err)
 		}
@@ -492,10 +520,11 @@ func detectFile(path string) (Format, error) {
 var ErrTooLarge = errors.New("decompressed content is larger than allowed")
 
 // decompress writes the decompressed content of src to dst (sparse, fsynced)
-// and returns its SHA-256. It stops when ctx ends and at the cap: a qcow2
-// declares its virtual size, which bounds its file; other content is bounded
-// by max.
-func decompress(ctx context.Context, src, dst string, format Format, max int64) (Digest, error) {
+// and returns its SHA-256. It stops when ctx ends, at once when the content's
+// first bytes are neither a qcow2 header nor a partition table (ErrNotDisk,
+// naming what as the source), and at the cap: a qcow2 declares its virtual
+// size, which bounds its file; other content is bounded by max.
+func decompress(ctx context.Context, src, dst string, format Format, max int64, what string) (Digest, error) {
 	in, _, err := store.OpenRegular(src)
 	if err != nil {
 		return Digest{}, err
@@ -524,13 +553,17 @@ func decompress(ctx context.Context, src, dst string, format Format, max int64) 
 	default:
 		return Digest{}, fmt.Errorf("unsupported compression %q", format)
 	}
-	// The head says what the content is: a qcow2 is held to what it declares.
-	head := make([]byte, 512)
+	// The head says what the content is: no disk, no unpacking; a qcow2 is
+	// held to what it declares.
+	head := make([]byte, headLen)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
 		return Digest{}, err
 	}
 	head = head[:n]
+	if err := checkHead(head, what+" (unpacked)", false); err != nil {
+		return Digest{}, err
+	}
 	limit := max
 	if len(head) >= 32 && bytes.HasPrefix(head, qcow2Magic) {
 		declared := int64(binary.BigEndian.Uint64(head[24:32]))
@@ -538,7 +571,7 @@ func decompress(ctx context.Context, src, dst string, format Format, max int64) 
 			limit = bound // data plus its L2/refcount tables, with room to spare
 		}
 	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, store.PrivateFile)
 	if err != nil {
 		return Digest{}, err
 	}

@@ -309,18 +309,22 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 		os.Remove(res.Path)
 		return api.Image{}, fmt.Errorf("%w (deleted)", err)
 	}
-	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest}, res.Info.Format, func(base string, digest Digest) error {
+	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest, Name: img.Source}, res.Info.Format, func(base string, digest Digest, kept Info) error {
 		st, err := os.Stat(base)
 		if err != nil {
 			return err
 		}
-		img.Format, img.Path, img.Size, img.Virtual = string(res.Info.Format), base, st.Size(), res.Info.VirtualSize
+		img.Format, img.Path, img.Size, img.Virtual = string(kept.Format), base, st.Size(), kept.VirtualSize
 		img.Digest = digest.String()
 		img.CreatedAt = time.Now().UTC().Truncate(time.Second)
 		return s.reg.Add(img)
 	})
+	if errors.Is(err, ErrNotDisk) || errors.Is(err, ErrUnsafeImage) {
+		os.Remove(res.Path) // never a disk fvm would boot: not kept for a retry either
+		return api.Image{}, fmt.Errorf("%w (deleted)", err)
+	}
 	if err != nil {
-		return api.Image{}, fmt.Errorf("cache %s: %w", img.Source, err)
+		return api.Image{}, fmt.Errorf("cache %q: %w", img.Source, err)
 	}
 	return img, nil
 }

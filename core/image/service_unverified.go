@@ -2,7 +2,9 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 
@@ -16,7 +18,7 @@ import (
 // under a final name, and the import refuses unsafe qcow2 images.
 func (s *Service) importUnverified(ctx context.Context, src string, img api.Image, rep *reporter) (_ api.Image, err error) {
 	dir := s.opts.Layout.DownloadsDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := store.MkdirPrivate(dir); err != nil {
 		return api.Image{}, err
 	}
 	tmp, err := os.CreateTemp(dir, store.TempPrefix+"unverified-*"+PartSuffix)
@@ -43,9 +45,17 @@ func (s *Service) importUnverified(ctx context.Context, src string, img api.Imag
 	}
 	total := resp.ContentLength
 	rep.download(0, total)
-	n, err := CopyContext(ctx, tmp, resp.Body, func(done int64) { rep.download(done, total) })
+	// Junk is refused after its first bytes, not after the whole transfer.
+	head := &diskHead{what: src}
+	n, err := CopyContext(ctx, tmp, io.TeeReader(resp.Body, head), func(done int64) { rep.download(done, total) })
 	if err == nil && total >= 0 && n != total {
 		err = fmt.Errorf("transfer ended at %d of %d bytes", n, total)
+	}
+	if err == nil {
+		err = head.End()
+	}
+	if errors.Is(err, ErrNotDisk) {
+		return api.Image{}, api.Errorf(api.CodeInvalid, "import: %v", err)
 	}
 	if err == nil {
 		err = tmp.Sync()

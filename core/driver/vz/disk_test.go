@@ -108,8 +108,8 @@ func TestRawOfMatchesQemuImg(t *testing.T) {
 			if a := allocated(t, raw); a > 2<<20 {
 				t.Errorf("conversion allocates %d bytes for ~80 KiB of data: it is not sparse", a)
 			}
-			if st, _ := os.Stat(raw); st.Mode().Perm() != 0o444 {
-				t.Errorf("conversion mode %v, want read-only like the base", st.Mode().Perm())
+			if st, _ := os.Stat(raw); st.Mode().Perm() != 0o400 {
+				t.Errorf("conversion mode %v, want read-only and private like the base (0400)", st.Mode().Perm())
 			}
 			// Once per base: the next call reuses it.
 			if again, took, err := RawOf(context.Background(), baseOf(t, base)); err != nil || again != raw || took != 0 {
