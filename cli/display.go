@@ -54,7 +54,7 @@ The port is free at each host start unless console.port is set in the config.`,
 				a.phase("%s is %s: the page connects once it runs (`fvm start %s`)", name, d.State, name)
 			}
 			if err := desktop.New(nil).OpenURL(d.URL); err != nil {
-				return fmt.Errorf("open %s's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
+				return fmt.Errorf("open %q's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
 			}
 			a.phase("Opened %s's console in your browser", name)
 			return nil

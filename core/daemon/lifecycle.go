@@ -90,7 +90,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	for _, m := range spec.Mounts {
 		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return nil, "", api.Errorf(api.CodeInvalid, "share %s: %s is not a directory on this host: create it or fix the path", m, m.HostPath)
+			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on this host: create it or fix the path", m, m.HostPath)
 		}
 	}
 	drv, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
@@ -153,7 +153,7 @@ func setImage(spec *vm.Spec, img api.Image) error {
 		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {
-		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
+		return api.Errorf(api.CodeInvalid, "image %q is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
 	}
 	spec.BaseImage = img.Path
 	return nil

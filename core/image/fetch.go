@@ -104,7 +104,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 		return FetchResult{}, errors.New("fetch: URL and Dest are required")
 	}
 	if err := req.Digest.Validate(); err != nil {
-		return FetchResult{}, fmt.Errorf("fetch %s: expected checksum: %w", req.URL, err)
+		return FetchResult{}, fmt.Errorf("fetch %q: expected checksum: %w", req.URL, err)
 	}
 	if req.Lock == "" {
 		req.Lock = req.Dest + ".lock"
@@ -121,7 +121,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	req.HTTPClient = safeClient(req.HTTPClient)
 	dir := filepath.Dir(req.Dest)
 	if err := store.MkdirPrivate(dir); err != nil {
-		return FetchResult{}, fmt.Errorf("fetch %s: %w", req.URL, err)
+		return FetchResult{}, fmt.Errorf("fetch %q: %w", req.URL, err)
 	}
 	CleanStaleParts(dir, StalePartAge)
 
@@ -137,11 +137,11 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 			break
 		}
 		if !errors.Is(err, store.ErrLocked) {
-			return FetchResult{}, fmt.Errorf("fetch %s: lock %s: %w", req.URL, req.Lock, err)
+			return FetchResult{}, fmt.Errorf("fetch %q: lock %s: %w", req.URL, req.Lock, err)
 		}
 		select {
 		case <-ctx.Done():
-			return FetchResult{}, fmt.Errorf("fetch %s: waiting for another download of it: %w", req.URL, ctx.Err())
+			return FetchResult{}, fmt.Errorf("fetch %q: waiting for another download of it: %w", req.URL, ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
@@ -235,18 +235,18 @@ func (f *fetcher) download(ctx context.Context) error {
 				restarted, f.resumed = true, false
 				continue
 			}
-			return fmt.Errorf("download %s: %w: expected %s, got %s (the file was deleted; try again or use another mirror)",
+			return fmt.Errorf("download %q: %w: expected %s, got %s (the file was deleted; try again or use another mirror)",
 				f.req.URL, ErrChecksumMismatch, f.req.Digest, got)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("download %s: %w (the partial file is kept and will be resumed)", f.req.URL, ctx.Err())
+			return fmt.Errorf("download %q: %w (the partial file is kept and will be resumed)", f.req.URL, ctx.Err())
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
 			if errors.Is(perm.err, ErrNotDisk) {
 				os.Remove(f.part) // never a disk: nothing to resume
 			}
-			return fmt.Errorf("download %s: %w", f.req.URL, perm.err)
+			return fmt.Errorf("download %q: %w", f.req.URL, perm.err)
 		}
 		if size > best {
 			// Moving, however slowly: do not count it against the link. A server that
@@ -255,11 +255,11 @@ func (f *fetcher) download(ctx context.Context) error {
 		}
 		failures++
 		if failures >= maxAttempts {
-			return fmt.Errorf("download %s: %w (gave up after %d attempts; the partial file is kept and will be resumed)", f.req.URL, err, failures)
+			return fmt.Errorf("download %q: %w (gave up after %d attempts; the partial file is kept and will be resumed)", f.req.URL, err, failures)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("download %s: %w", f.req.URL, ctx.Err())
+			return fmt.Errorf("download %q: %w", f.req.URL, ctx.Err())
 		case <-time.After(time.Duration(failures) * retryBackoff):
 		}
 	}
@@ -459,34 +459,34 @@ func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
 	}()
 	if f.req.Check != nil {
 		if err := f.req.Check(f.part); err != nil {
-			return res, fmt.Errorf("download %s: %w (the file was deleted)", f.req.URL, err)
+			return res, fmt.Errorf("download %q: %w (the file was deleted)", f.req.URL, err)
 		}
 	}
 	format, err := detectFile(f.part)
 	if err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+		return res, fmt.Errorf("download %q: %w", f.req.URL, err)
 	}
 	if format.Compressed() {
 		verified := f.req.Dest + VerifiedSuffix
 		if err := os.Rename(f.part, verified); err != nil {
-			return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+			return res, fmt.Errorf("download %q: %w", f.req.URL, err)
 		}
 		f.part, keep = verified, true
 		final = f.req.Dest + ".unpack" + PartSuffix
 		d, err := decompress(ctx, f.part, final, format, f.req.MaxUnpacked, f.req.URL)
 		if errors.Is(err, ErrNotDisk) {
 			keep = false // verified, but no disk inside: nothing to unpack again
-			return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+			return res, fmt.Errorf("download %q: %w", f.req.URL, err)
 		}
 		if err != nil {
-			return res, fmt.Errorf("download %s: decompress %s: %w (the verified download is kept: trying again unpacks it without downloading)", f.req.URL, format, err)
+			return res, fmt.Errorf("download %q: decompress %s: %w (the verified download is kept: trying again unpacks it without downloading)", f.req.URL, format, err)
 		}
 		res.FileDigest, res.Decompressed = d, format
 		keep = false
 	}
 	info, err := Inspect(final)
 	if err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+		return res, fmt.Errorf("download %q: %w", f.req.URL, err)
 	}
 	info.Path = f.req.URL // name the source in errors, not the temp file
 	if err := CheckSafe(info); err != nil {
@@ -495,7 +495,7 @@ func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
 	info.Path = f.req.Dest
 	res.Info = info
 	if err := os.Rename(final, f.req.Dest); err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
+		return res, fmt.Errorf("download %q: %w", f.req.URL, err)
 	}
 	if final != f.part {
 		os.Remove(f.part)

@@ -206,7 +206,7 @@ func (s *Service) PullImage(ctx context.Context, req api.PullRequest, progress f
 	e, err := cat.Resolve(req.Ref, arch)
 	if err != nil {
 		if _, lerr := s.reg.Get(req.Ref); lerr == nil {
-			return api.Image{}, api.Errorf(api.CodeInvalid, "%s is a local image, not one from the catalog: there is nothing to pull", req.Ref)
+			return api.Image{}, api.Errorf(api.CodeInvalid, "%q is a local image, not one from the catalog: there is nothing to pull", req.Ref)
 		} else if s.hasEntry(req.Ref) {
 			return api.Image{}, api.Errorf(api.CodeNotFound, "%v", lerr) // e.g. its base disk is gone
 		}
@@ -339,11 +339,11 @@ func (s *Service) Resolve(ctx context.Context, ref string, arch vm.Arch) (img ap
 		// Held from the moment the base is in place (under the cache lock).
 		img, err = s.reg.ImportBase(ctx, ref, func(base string) { release = s.hold(base) })
 		if err != nil {
-			return api.Image{}, nil, inputError(fmt.Errorf("image %s: %w", ref, err))
+			return api.Image{}, nil, inputError(fmt.Errorf("image %q: %w", ref, err))
 		}
 		return img, release, nil
 	case isHTTPURL(ref):
-		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
 	default:
 		if img, err = s.localOrPulled(ctx, ref, arch); err != nil {
 			return api.Image{}, nil, err
@@ -464,7 +464,7 @@ func (s *Service) ImportImage(ctx context.Context, req api.ImportRequest, progre
 	dest := s.downloadPath(want, path.Base(urlPath(src)))
 	unlock, err := s.pulls.lock(ctx, dest, func() { rep.phase(api.PhaseWaiting) })
 	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+		return api.Image{}, fmt.Errorf("import %q: %w", src, err)
 	}
 	defer unlock()
 	res, err := s.fetch(ctx, src, dest, want, rep, nil)
@@ -559,7 +559,7 @@ func (s *Service) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([
 			}
 		}
 		if len(targets) == 0 {
-			return nil, api.Errorf(api.CodeNotFound, "image %s is not cached: see `fvm images`", name)
+			return nil, api.Errorf(api.CodeNotFound, "image %q is not cached: see `fvm images`", name)
 		}
 	} else if len(targets) == 0 {
 		targets = []api.Image{{Name: name}} // an unreadable entry: remove it all the same

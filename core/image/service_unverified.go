@@ -32,16 +32,16 @@ func (s *Service) importUnverified(ctx context.Context, src string, img api.Imag
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, src, nil)
 	if err != nil {
-		return api.Image{}, api.Errorf(api.CodeInvalid, "import %s: %v", src, err)
+		return api.Image{}, api.Errorf(api.CodeInvalid, "import %q: %v", src, err)
 	}
 	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := safeClient(s.opts.HTTPClient).Do(req)
 	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+		return api.Image{}, fmt.Errorf("import %q: %w", src, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return api.Image{}, fmt.Errorf("import %s: server answered %s", src, resp.Status)
+		return api.Image{}, fmt.Errorf("import %q: server answered %s", src, resp.Status)
 	}
 	total := resp.ContentLength
 	rep.download(0, total)
@@ -64,13 +64,13 @@ func (s *Service) importUnverified(ctx context.Context, src string, img api.Imag
 		err = cerr
 	}
 	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w (nothing was kept)", src, err)
+		return api.Image{}, fmt.Errorf("import %q: %w (nothing was kept)", src, err)
 	}
 	out, err := s.reg.ImportFile(ctx, tmp.Name(), img.Name, ImportOptions{
 		Version: img.Version, Arch: img.Arch, Source: src, Move: true,
 	})
 	if err != nil {
-		return api.Image{}, api.Errorf(api.CodeInvalid, "import %s: %v (nothing was kept)", src, err)
+		return api.Image{}, api.Errorf(api.CodeInvalid, "import %q: %v (nothing was kept)", src, err)
 	}
 	return out, nil
 }

@@ -175,9 +175,9 @@ func (s *Spec) ValidateSettings() error {
 func (s *Spec) validateSource() error {
 	switch {
 	case s.ISO != "" && s.Image != "":
-		return fmt.Errorf("vm %q: both an image (%s) and --iso given: give one", s.Name, s.Image)
+		return fmt.Errorf("vm %q: both an image (%q) and --iso given: give one", s.Name, s.Image)
 	case s.ISO != "" && !filepath.IsAbs(s.ISO):
-		return fmt.Errorf("vm %q: --iso %s is not an absolute path", s.Name, s.ISO)
+		return fmt.Errorf("vm %q: --iso %q is not an absolute path", s.Name, s.ISO)
 	case s.AutoInstall && s.ISO == "":
 		return fmt.Errorf("vm %q: --auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)", s.Name)
 	case s.ISO == "" && s.Image == "":
