@@ -335,6 +335,10 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 // held (prune skips it) until release is called, once the VM's spec names it.
 func (s *Service) Resolve(ctx context.Context, ref string, arch vm.Arch) (img api.Image, release func(), err error) {
 	switch {
+	case strings.TrimSpace(ref) == "": // an invalid request, not a missing image
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "no image given: name one (e.g. debian-local, see `fvm images`), or --iso PATH to install from an ISO")
+	case strings.ContainsRune(ref, '/') && !strings.HasPrefix(ref, "/") && !isHTTPURL(ref):
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q is neither a name nor an absolute path: give the file's absolute path", ref)
 	case strings.HasPrefix(ref, "/"):
 		// Held from the moment the base is in place (under the cache lock).
 		img, err = s.reg.ImportBase(ctx, ref, func(base string) { release = s.hold(base) })
