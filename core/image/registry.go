@@ -105,6 +105,10 @@ func (r Registry) Get(name string) (api.Image, error) {
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image %q: %w", name, err)
 	}
+	if img.Name != name || !filepath.IsAbs(img.Path) { // the entry's file name is the image's identity (as List says)
+		return api.Image{}, fmt.Errorf("image %q: its entry %s does not describe it (it names %q): remove it with `fvm image rm %s`",
+			name, name+".json", img.Name, name)
+	}
 	if _, err := os.Stat(img.Path); err != nil {
 		return api.Image{}, fmt.Errorf("image %q %w: its base disk %s is missing (%v): build or import it again",
 			name, ErrNotFound, img.Path, err)
