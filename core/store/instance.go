@@ -138,12 +138,13 @@ func (s *Store) List() ([]*Instance, []Broken, error) {
 // BrokenReason says why the VM directory name cannot be used (err is Get's)
 // and how to remove it, on one line.
 func BrokenReason(name string, err error) string {
-	why := fmt.Sprintf("its %s cannot be read (%v)", SpecFile, err)
+	msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("vm %q: ", name))
+	why := fmt.Sprintf("its %s cannot be read (%s)", SpecFile, msg)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		why = fmt.Sprintf("its directory has no %s", SpecFile)
 	case errors.Is(err, ErrNameMismatch), errors.Is(err, errNotDir):
-		why = strings.TrimPrefix(err.Error(), fmt.Sprintf("vm %q: ", name))
+		why = msg
 	}
 	return why + ": remove it with `fvm rm " + name + "`"
 }
