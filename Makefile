@@ -69,11 +69,17 @@ bench: build
 
 # Fault injection against bin/fvm (kill -9 of the host during create, import,
 # pull and rm; corrupt state; a full disk; 20 racing starts, which boot one VM
-# under the heavy lock). STRESS_N sets how many kills (default 60).
+# under the heavy lock; FIFOs, oversized files and symlinks in place of every
+# state file; in-place rewrites during import; SIGTERM to the host in every
+# long operation; fvm run as an unprivileged user, probed by another). STRESS_N
+# sets how many kills (default 60). The closing note gives the counts.
 stress: build
-	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 15m ./scripts/stress/
+	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 30m ./scripts/stress/
 
-# Seeded fuzzers of the parsers, a few seconds each.
+# Seeded fuzzers of the parsers, a few seconds each: of what comes from outside
+# (images, sizes, streams) and of every file fvm reads back from its own state
+# (specs and runtime records, drivers' facts and saved-state metadata, warm
+# snapshot metadata, image entries, pid files, vz plans, known_hosts lines).
 FUZZ_TIME ?= 3s
 fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzQCOW2Header$$ -fuzztime $(FUZZ_TIME) ./core/image/
@@ -86,6 +92,14 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzStripQueries$$ -fuzztime $(FUZZ_TIME) ./core/console/
 	$(GO) test -run XXX -fuzz ^FuzzControlRequest$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
 	$(GO) test -run XXX -fuzz ^FuzzDecodePPM$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
+	$(GO) test -run XXX -fuzz ^FuzzStateFiles$$ -fuzztime $(FUZZ_TIME) ./core/store/
+	$(GO) test -run XXX -fuzz ^FuzzFacts$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
+	$(GO) test -run XXX -fuzz ^FuzzFacts$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
+	$(GO) test -run XXX -fuzz ^FuzzLoadPlan$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/helper/
+	$(GO) test -run XXX -fuzz ^FuzzSnapshotInfo$$ -fuzztime $(FUZZ_TIME) ./core/warm/
+	$(GO) test -run XXX -fuzz ^FuzzRegistryEntry$$ -fuzztime $(FUZZ_TIME) ./core/image/
+	$(GO) test -run XXX -fuzz ^FuzzPIDFile$$ -fuzztime $(FUZZ_TIME) ./core/proc/
+	$(GO) test -run XXX -fuzz ^FuzzKnownHostsLine$$ -fuzztime $(FUZZ_TIME) ./core/sshx/
 
 # The vz backend on a Mac (macOS 13+): builds and signs bin/fvm.app, boots a
 # Debian VM on vz and checks it end to end (scripts/e2e-vz.sh). Elsewhere it

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/proc"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // client returns a client of a live host, starting `fvm daemon` detached (in its own
@@ -73,7 +74,7 @@ func (a *app) startHost() error {
 
 // tail returns the last n lines of a file, for error messages.
 func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+	b, err := store.ReadTail(path, 64<<10)
 	if err != nil {
 		return ""
 	}

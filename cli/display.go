@@ -22,11 +22,12 @@ VM is shown by the host's web console: a page on 127.0.0.1 with the screen and
 a serial console tab, opened in your browser ($BROWSER, else xdg-open; open on
 macOS). The page follows the VM through reboots, stops and starts.
 
-The address carries a token that is valid until the host stops. --print-url
-prints it instead of opening it, e.g. to open it on another machine through an
-SSH tunnel that keeps the port number:
+The address carries a one-time code: the first browser to open it (within 2
+minutes) gets the session, which lasts until the host stops; the address is
+then spent. --print-url prints it instead of opening it, e.g. to open it on
+another machine through an SSH tunnel that keeps the port number:
 
-  fvm display --print-url web1            # http://127.0.0.1:PORT/vm/web1/?token=...
+  fvm display --print-url web1            # http://127.0.0.1:PORT/vm/web1/?code=...
   ssh -L PORT:127.0.0.1:PORT thishost     # then open that address there
 
 The port is free at each host start unless console.port is set in the config.`,
@@ -54,7 +55,7 @@ The port is free at each host start unless console.port is set in the config.`,
 				a.phase("%s is %s: the page connects once it runs (`fvm start %s`)", name, d.State, name)
 			}
 			if err := desktop.New(nil).OpenURL(d.URL); err != nil {
-				return fmt.Errorf("open %s's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
+				return fmt.Errorf("open %q's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
 			}
 			a.phase("Opened %s's console in your browser", name)
 			return nil

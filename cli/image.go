@@ -57,7 +57,7 @@ other inputs replace the image of that name (VMs made from the old one keep it).
 			if arch != "" {
 				a, err := vm.ParseArch(arch)
 				if err != nil {
-					return fmt.Errorf("--arch %s: use amd64 or arm64", arch)
+					return fmt.Errorf("--arch %q: use amd64 or arm64", arch)
 				}
 				opts.Arch = a
 			}

@@ -42,7 +42,7 @@ refused.`,
 					return err
 				}
 				if _, err := os.Stat(abs); err != nil {
-					return fmt.Errorf("image file %s: %w", req.Source, err)
+					return fmt.Errorf("image file %q: %w", req.Source, err)
 				}
 				req.Source = abs
 			}

@@ -38,7 +38,7 @@ func (f *vmFlags) installSource(args []string) (vm.Spec, []string, error) {
 		return vm.Spec{}, nil, err
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return vm.Spec{}, nil, fmt.Errorf("--iso %s: %w", f.iso, err)
+		return vm.Spec{}, nil, fmt.Errorf("--iso %q: %w", f.iso, err)
 	}
 	if len(args) > 0 && !vm.IsArch(args[0]) && len(args) > 1 {
 		return vm.Spec{}, nil, fmt.Errorf("unexpected argument %q: with --iso give [ARCH] [NAME], no image", args[0])
@@ -110,7 +110,7 @@ func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Cl
 			if stopped.IsZero() {
 				stopped = time.Now()
 			} else if time.Since(stopped) > installStoppedGrace {
-				return nil, fmt.Errorf("vm %s stopped during its unattended install and did not come back: see `fvm logs %s`", name, name)
+				return nil, fmt.Errorf("vm %q stopped during its unattended install and did not come back: see `fvm logs %s`", name, name)
 			}
 		}
 		select {

@@ -118,7 +118,7 @@ func (a *app) ensureImage(ctx context.Context, c *client.Client, spec *vm.Spec, 
 		spec.Image = img.Name
 		return nil
 	case u.checksum != "" || u.insecure:
-		return fmt.Errorf("--checksum and --insecure-skip-verify are for image URLs; %s is not one", spec.Image)
+		return fmt.Errorf("--checksum and --insecure-skip-verify are for image URLs; %q is not one", spec.Image)
 	case strings.HasPrefix(spec.Image, "/"):
 		return nil // a disk file: the host caches it
 	}

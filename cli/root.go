@@ -90,6 +90,14 @@ func Main(extra ...*cobra.Command) int {
 		fmt.Fprintln(os.Stderr, "fvm: interrupted")
 		return 130
 	}
-	fmt.Fprintln(os.Stderr, "fvm:", clean(err.Error())) // host and upstream text: no control characters
+	printError(os.Stderr, err)
 	return 1
+}
+
+// printError prints the CLI's final error on one line, whatever it quotes:
+// host and upstream text lose their control characters, and a newline or tab
+// (a file name may hold one) is escaped, so the message never splits and a
+// script reading the last line gets all of it.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "fvm:", cleanLine(err.Error()))
 }

@@ -51,7 +51,7 @@ func execArgs(args []string) (name, command string, err error) {
 		rest = rest[1:]
 	}
 	if len(rest) == 0 {
-		return "", "", fmt.Errorf("no command to run in %s: fvm exec NAME CMD [ARGS...]", name)
+		return "", "", fmt.Errorf("no command to run in %q: fvm exec NAME CMD [ARGS...]", name)
 	}
 	return name, shellJoin(rest), nil
 }

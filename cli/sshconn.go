@@ -13,6 +13,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // sshReadyTimeout bounds the wait for a booting guest's SSH; TCG boots take ~1 min.
@@ -35,7 +36,7 @@ func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target,
 }
 
 func targetFromInfo(info api.SSHInfo) (sshx.Target, error) {
-	pem, err := os.ReadFile(info.IdentityFile)
+	pem, err := store.ReadFile(info.IdentityFile)
 	if err != nil {
 		return sshx.Target{}, fmt.Errorf("fvm's ssh key: %w", err)
 	}

@@ -71,7 +71,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		s, rest = vm.Spec{Image: args[0], Name: f.name}, args[1:]
 	}
 	if len(rest) > 0 && vm.IsForeignArch(rest[0]) {
-		return s, fmt.Errorf("architecture %q is not supported: fvm runs amd64 and arm64 images (for a VM named %s, use --name %s)", rest[0], rest[0], rest[0])
+		return s, fmt.Errorf("architecture %q is not supported: fvm runs amd64 and arm64 images (for a VM named %q, use --name %s)", rest[0], rest[0], rest[0])
 	}
 	if len(rest) > 0 && vm.IsArch(rest[0]) {
 		arch, _ := vm.ParseArch(rest[0])
@@ -99,7 +99,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 			return s, err
 		}
 		if _, err := os.Stat(abs); err != nil {
-			return s, fmt.Errorf("image file %s: %w", s.Image, err)
+			return s, fmt.Errorf("image file %q: %w", s.Image, err)
 		}
 		s.Image = abs
 	}
@@ -137,7 +137,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		for _, path := range f.sshKeys {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return s, fmt.Errorf("--ssh-key %s: %w", path, err)
+				return s, fmt.Errorf("--ssh-key %q: %w", path, err)
 			}
 			for _, line := range strings.Split(string(b), "\n") {
 				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {

@@ -111,6 +111,9 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		return
 	}
 	for _, inst := range insts {
+		if ctx.Err() != nil {
+			return // the host is stopping (SIGTERM): the next one adopts the rest
+		}
 		v, err := d.bind(ctx, inst)
 		if err != nil || !v.Caps.OutlivesHost {
 			continue // nothing of it can still run
@@ -360,12 +363,8 @@ func (d *Daemon) get(name string) (*store.Instance, error) {
 	if errors.Is(err, store.ErrNotFound) && !d.store.Exists(name) {
 		return nil, api.Errorf(api.CodeNotFound, "vm %q does not exist: see `fvm ls` for your VMs", name)
 	}
-	if err != nil { // a directory whose spec is missing or unreadable
-		reason := "its " + store.SpecFile + " is missing"
-		if !errors.Is(err, store.ErrNotFound) {
-			reason = fmt.Sprintf("its %s cannot be read (%v)", store.SpecFile, err)
-		}
-		return nil, &brokenVM{name: name, dir: d.opts.Layout.InstanceDir(name), reason: reason + ": remove it with `fvm rm " + name + "`"}
+	if err != nil { // a directory whose spec is missing, unreadable or names another VM
+		return nil, &brokenVM{name: name, dir: d.opts.Layout.InstanceDir(name), reason: store.BrokenReason(name, err)}
 	}
 	return inst, nil
 }
@@ -436,7 +435,7 @@ func (d *Daemon) SSHInfo(ctx context.Context, name string) (api.SSHInfo, error) 
 	if err != nil {
 		return api.SSHInfo{}, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
 	}
-	hostKey, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	hostKey, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return api.SSHInfo{}, fmt.Errorf("vm %q: host key: %w", name, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -60,7 +59,7 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	if err != nil {
 		return nil, fmt.Errorf("fvm ssh key: %w", err)
 	}
-	hostKey, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	hostKey, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: host key: %w", name, err)
 	}

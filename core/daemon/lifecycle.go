@@ -102,7 +102,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	for _, m := range spec.Mounts {
 		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return nil, "", api.Errorf(api.CodeInvalid, "share %s: %s is not a directory on this host: create it or fix the path", m, m.HostPath)
+			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on this host: create it or fix the path", m, m.HostPath)
 		}
 	}
 	v, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
@@ -168,7 +168,7 @@ func setImage(spec *vm.Spec, img api.Image) error {
 		spec.Arch = vm.HostArch()
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {
-		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
+		return api.Errorf(api.CodeInvalid, "image %q is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
 	}
 	spec.BaseImage = img.Path
 	return nil

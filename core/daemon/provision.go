@@ -25,11 +25,11 @@ func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error)
 	if err := store.WriteFileAtomic(inst.Path(store.HostKeyFile), priv, 0o600); err != nil {
 		return nil, err
 	}
-	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), store.PrivateFile); err != nil {
 		return nil, err
 	}
 	line := sshx.KnownHostsLine(sshx.HostAlias(inst.Spec.Name), pub)
-	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), store.PrivateFile); err != nil {
 		return nil, err
 	}
 	build := cloudinit.BuildISO
@@ -37,7 +37,7 @@ func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error)
 		build = cloudinit.BuildAutoinstallISO
 	}
 	id := cloudinit.NewInstanceID()
-	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), store.PrivateFile); err != nil {
 		return nil, err
 	}
 	return build(cloudinit.Config{

@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"os"
 	"strings"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -102,7 +101,7 @@ func (d *Daemon) target(inst *store.Instance, m driver.Machine, hostKey string) 
 		return sshx.Target{}
 	}
 	if hostKey == "" {
-		b, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+		b, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 		if err != nil {
 			return sshx.Target{}
 		}

@@ -8,13 +8,18 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"syscall"
 
 	"github.com/fvmhq/fvm/core/daemon"
 	"github.com/fvmhq/fvm/core/store"
 )
 
-// New returns a host over layout, logging to w.
+// New returns a host over layout, logging to w. It makes this process's
+// umask 077: what the host and the processes it starts (QEMU, virtiofsd, vz's
+// helpers) create in its state is private to the user from its creation, not
+// after a chmod (store's PrivateDir and PrivateFile).
 func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
+	syscall.Umask(0o077)
 	drivers, unavailable := platformDrivers(w)
 	return daemon.New(daemon.Options{
 		Layout:      layout,

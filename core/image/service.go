@@ -199,7 +199,7 @@ func (s *Service) PullImage(ctx context.Context, req api.PullRequest, progress f
 	e, err := cat.Resolve(req.Ref, arch)
 	if err != nil {
 		if _, lerr := s.reg.Get(req.Ref); lerr == nil {
-			return api.Image{}, api.Errorf(api.CodeInvalid, "%s is a local image, not one from the catalog: there is nothing to pull", req.Ref)
+			return api.Image{}, api.Errorf(api.CodeInvalid, "%q is a local image, not one from the catalog: there is nothing to pull", req.Ref)
 		} else if s.hasEntry(req.Ref) {
 			return api.Image{}, api.Errorf(api.CodeNotFound, "%v", lerr) // e.g. its base disk is gone
 		}
@@ -302,18 +302,22 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 		os.Remove(res.Path)
 		return api.Image{}, fmt.Errorf("%w (deleted)", err)
 	}
-	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest}, res.Info.Format, func(base string, digest Digest) error {
+	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest, Name: img.Source}, res.Info.Format, func(base string, digest Digest, kept Info) error {
 		st, err := os.Stat(base)
 		if err != nil {
 			return err
 		}
-		img.Format, img.Path, img.Size, img.Virtual = string(res.Info.Format), base, st.Size(), res.Info.VirtualSize
+		img.Format, img.Path, img.Size, img.Virtual = string(kept.Format), base, st.Size(), kept.VirtualSize
 		img.Digest = digest.String()
 		img.CreatedAt = time.Now().UTC().Truncate(time.Second)
 		return s.reg.Add(img)
 	})
+	if errors.Is(err, ErrNotDisk) || errors.Is(err, ErrUnsafeImage) {
+		os.Remove(res.Path) // never a disk fvm would boot: not kept for a retry either
+		return api.Image{}, fmt.Errorf("%w (deleted)", err)
+	}
 	if err != nil {
-		return api.Image{}, fmt.Errorf("cache %s: %w", img.Source, err)
+		return api.Image{}, fmt.Errorf("cache %q: %w", img.Source, err)
 	}
 	return img, nil
 }
@@ -324,15 +328,19 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 // held (prune skips it) until release is called, once the VM's spec names it.
 func (s *Service) Resolve(ctx context.Context, ref string, arch vm.Arch) (img api.Image, release func(), err error) {
 	switch {
+	case strings.TrimSpace(ref) == "": // an invalid request, not a missing image
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "no image given: name one (e.g. debian-local, see `fvm images`), or --iso PATH to install from an ISO")
+	case strings.ContainsRune(ref, '/') && !strings.HasPrefix(ref, "/") && !isHTTPURL(ref):
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q is neither a name nor an absolute path: give the file's absolute path", ref)
 	case strings.HasPrefix(ref, "/"):
 		// Held from the moment the base is in place (under the cache lock).
 		img, err = s.reg.ImportBase(ctx, ref, func(base string) { release = s.hold(base) })
 		if err != nil {
-			return api.Image{}, nil, inputError(fmt.Errorf("image %s: %w", ref, err))
+			return api.Image{}, nil, inputError(fmt.Errorf("image %q: %w", ref, err))
 		}
 		return img, release, nil
 	case isHTTPURL(ref):
-		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
 	default:
 		if img, err = s.localOrPulled(ctx, ref, arch); err != nil {
 			return api.Image{}, nil, err
@@ -453,7 +461,7 @@ func (s *Service) ImportImage(ctx context.Context, req api.ImportRequest, progre
 	dest := s.downloadPath(want, path.Base(urlPath(src)))
 	unlock, err := s.pulls.lock(ctx, dest, func() { rep.phase(api.PhaseWaiting) })
 	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+		return api.Image{}, fmt.Errorf("import %q: %w", src, err)
 	}
 	defer unlock()
 	res, err := s.fetch(ctx, src, dest, want, rep, nil)
@@ -548,7 +556,7 @@ func (s *Service) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([
 			}
 		}
 		if len(targets) == 0 {
-			return nil, api.Errorf(api.CodeNotFound, "image %s is not cached: see `fvm images`", name)
+			return nil, api.Errorf(api.CodeNotFound, "image %q is not cached: see `fvm images`", name)
 		}
 	} else if len(targets) == 0 {
 		targets = []api.Image{{Name: name}} // an unreadable entry: remove it all the same

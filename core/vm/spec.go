@@ -19,6 +19,12 @@ import (
 // MaxNameLen keeps per-VM socket paths under macOS's 104-byte sun_path limit.
 const MaxNameLen = 32
 
+// MaxDiskBytes is the largest disk fvm makes or accepts (--disk, and the
+// virtual size an imported, pulled or built image declares): 64 TiB, far
+// beyond any cloud image and below what QEMU and filesystems handle. The one
+// place this limit is set.
+const MaxDiskBytes int64 = 64 << 40
+
 // Spec is the user's intent for a VM; it is saved in the instance directory.
 type Spec struct {
 	Name      string        `json:"name"`
@@ -130,6 +136,9 @@ func (s *Spec) ValidateSettings() error {
 	if s.DiskBytes < 1<<30 {
 		return fmt.Errorf("--disk %d bytes is too small: use at least 1G (e.g. 20G)", s.DiskBytes)
 	}
+	if s.DiskBytes > MaxDiskBytes {
+		return fmt.Errorf("--disk %s is larger than fvm's limit of %s: use a smaller size", FormatSize(s.DiskBytes), FormatSize(MaxDiskBytes))
+	}
 	if err := ValidateUser(s.User); err != nil {
 		return err
 	}
@@ -166,9 +175,9 @@ func (s *Spec) ValidateSettings() error {
 func (s *Spec) validateSource() error {
 	switch {
 	case s.ISO != "" && s.Image != "":
-		return fmt.Errorf("vm %q: both an image (%s) and --iso given: give one", s.Name, s.Image)
+		return fmt.Errorf("vm %q: both an image (%q) and --iso given: give one", s.Name, s.Image)
 	case s.ISO != "" && !filepath.IsAbs(s.ISO):
-		return fmt.Errorf("vm %q: --iso %s is not an absolute path", s.Name, s.ISO)
+		return fmt.Errorf("vm %q: --iso %q is not an absolute path", s.Name, s.ISO)
 	case s.AutoInstall && s.ISO == "":
 		return fmt.Errorf("vm %q: --auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)", s.Name)
 	case s.ISO == "" && s.Image == "":

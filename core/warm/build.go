@@ -217,11 +217,11 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	if fp != want {
 		return fail(fmt.Errorf("the template's state fingerprint %s differs from the clones' %s", fp[:12], want[:12]))
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return fail(err)
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return fail(err)
 	}

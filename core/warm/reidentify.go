@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -39,15 +38,15 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, m driver.Ma
 	}
 	tConn := time.Since(t0)
 	defer cl.Close()
-	priv, err := os.ReadFile(inst.Path(store.HostKeyFile))
+	priv, err := store.ReadFile(inst.Path(store.HostKeyFile))
 	if err != nil {
 		return nil, err
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return nil, err
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return nil, err
 	}

@@ -251,7 +251,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	var state *os.File // the saved state to restore, passed as fd 3
 	switch {
 	case restore && clone != "": // the host decided that it fits (core/warm)
-		if state, err = os.Open(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
+		if state, _, err = store.OpenRegular(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
 			return fail(fmt.Errorf("warm snapshot: %w", err))
 		}
 		cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
@@ -282,7 +282,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", spec.Name, notice)
 	}
 
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		killPIDs(facts.Virtiofsd)
 		return fail(err)
@@ -349,7 +349,7 @@ func (d *Driver) savedState(p paths, fp Fingerprint) (f *os.File, why string, er
 		}
 		return nil, fmt.Sprintf("the saved state was discarded because %s: booting cold", reason), nil
 	}
-	if f, err = os.Open(p.state); err != nil {
+	if f, _, err = store.OpenRegular(p.state); err != nil {
 		return nil, "", fmt.Errorf("saved state: %w", err)
 	}
 	return f, "", nil

@@ -26,6 +26,10 @@ const (
 	InstallerInitrd = "installer-initrd"  // its initrd
 )
 
+// maxVarsFile bounds a VM's UEFI variable store when fvm reads it back (a
+// clone copies its snapshot's): AAVMF's arm64 store is 64 MiB, OVMF's 528 KiB.
+const maxVarsFile = 256 << 20
+
 // runFacts are what the driver records of a run beside store.Runtime, saved
 // before QEMU is launched so that a host that crashes right after can still
 // recognise the process.

@@ -59,7 +59,7 @@ func (f Fingerprint) Key() string {
 func (f Fingerprint) differs(g Fingerprint) string {
 	switch {
 	case f.QEMU != g.QEMU:
-		return fmt.Sprintf("QEMU changed (%s, now %s)", f.QEMU, g.QEMU)
+		return fmt.Sprintf("QEMU changed (%q, now %q)", f.QEMU, g.QEMU) // read back from state.json: quoted
 	case f.Firmware != g.Firmware:
 		return "the UEFI firmware changed"
 	case f.Devices != g.Devices:

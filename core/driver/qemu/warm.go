@@ -74,7 +74,7 @@ func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
 		return "", fmt.Errorf("template %s has no saved state", inst.Dir)
 	}
 	for _, f := range []string{p.disk, p.vars, p.state, p.stateMeta} {
-		if err := os.Chmod(f, 0o444); err != nil {
+		if err := os.Chmod(f, store.ReadOnlyFile); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", f, err)
 		}
 	}
@@ -95,7 +95,7 @@ func (d *Driver) createClone(ctx context.Context, inst *store.Instance, snapshot
 	if exists(p.vars) {
 		return nil
 	}
-	b, err := os.ReadFile(sp.vars)
+	b, err := store.ReadFileLimited(sp.vars, maxVarsFile)
 	if err != nil {
 		return fmt.Errorf("warm snapshot variables: %w", err)
 	}

@@ -289,7 +289,7 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance, _ driver.Start
 	if err := errors.Join(store.WriteJSON(p.plan, plan), saveFacts(p.dir, old), inst.SaveRuntime(rt)); err != nil {
 		return fail(fmt.Errorf("save plan: %w", err))
 	}
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fail(err)
 	}

@@ -70,7 +70,7 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize})
 	key := rec.key()
 
-	if err := os.MkdirAll(opts.Layout.BuildDir(), 0o755); err != nil {
+	if err := store.MkdirPrivate(opts.Layout.BuildDir()); err != nil { // private: its root trees are world-readable inside
 		return api.Image{}, fmt.Errorf("image build: %w", err)
 	}
 	lock, err := store.TryLock(filepath.Join(opts.Layout.BuildDir(), name+".lock"))

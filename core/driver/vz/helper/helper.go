@@ -78,7 +78,7 @@ func Run(ctx context.Context, dir string, newVM NewVM, log *slog.Logger) (err er
 		return err
 	}
 	pid := os.Getpid()
-	if err := store.WriteFileAtomic(plan.Control.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(plan.Control.PIDFile, []byte(strconv.Itoa(pid)+"\n"), store.PrivateFile); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	defer removeIfOurs(plan.Control.PIDFile, pid)
@@ -170,7 +170,7 @@ func Run(ctx context.Context, dir string, newVM NewVM, log *slog.Logger) (err er
 
 // removeIfOurs removes the pid file if it still names pid.
 func removeIfOurs(path string, pid int) {
-	if b, err := os.ReadFile(path); err == nil && string(b) == strconv.Itoa(pid)+"\n" {
+	if b, err := store.ReadFileLimited(path, 64); err == nil && string(b) == strconv.Itoa(pid)+"\n" {
 		os.Remove(path)
 	}
 }
