@@ -36,8 +36,8 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.name, "name", "", "VM name (lowercase letters, digits, hyphens); generated when omitted")
 	d := vm.Defaults // the one table of defaults; FVM_<FLAG> and the config file override it
 	fl.String(config.KeyCPUs, strconv.Itoa(d.CPUs), "virtual CPUs (also --cpu)")
-	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory, with a unit: 512M, 2G")
-	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size, with a unit (20G); the root filesystem grows to fill it")
+	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory: 512M, 2G, or a number of GiB (4)")
+	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size: 20G, or a number of GiB (20); the root filesystem grows to fill it")
 	fl.String(config.KeyUser, d.User, "login user created in the guest (passwordless sudo)")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
 	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")

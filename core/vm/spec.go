@@ -242,9 +242,10 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// ParseSize parses sizes with a binary unit: 512M, 2G, 20GiB, 1.5G, 4096B.
-// A number without a unit is refused rather than guessed: "4" is 4 bytes to a
-// computer and 4 GiB to a person, so the error says which unit to add.
+// ParseSize parses sizes with a binary unit: 512M, 2G, 20GiB, 1.5G, 4096B. A
+// number without a unit is GiB, as the tools fvm replaces (and Lima) read
+// `--memory 4` and `--disk 20`. A bare number of 1024 or more is refused: it is
+// MiB written without its unit (memory: 4096), never thousands of GiB.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(strings.ToUpper(s))
 	t = strings.TrimSuffix(t, "IB")
@@ -271,10 +272,16 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is invalid: use a number with K, M, G or T (e.g. 2G)", s)
 	}
 	if !unit {
-		return 0, fmt.Errorf("size %q has no unit (%s bytes?): use %sG or %sM", s, t, t, t)
+		if f >= maxBareGiB {
+			return 0, fmt.Errorf("size %q has no unit, and a bare number is GiB (%s GiB?): write %sM for MiB, or add the unit you mean", s, t, t)
+		}
+		mult = 1 << 30
 	}
 	return int64(f * float64(mult)), nil
 }
+
+// maxBareGiB bounds a size without a unit (GiB): more is a MiB figure missing its M.
+const maxBareGiB = 1024
 
 // FormatSize renders bytes compactly in binary units (2G, 512M, 1.5G).
 func FormatSize(n int64) string {
