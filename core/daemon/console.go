@@ -85,7 +85,7 @@ func (h consoleHost) ConsoleTarget(ctx context.Context, name string) (console.Ta
 		return t, nil
 	}
 	if f := drv.Features(); f.Display && f.VNCSocket != "" {
-		t.VNCSocket = inst.Path(f.VNCSocket)
+		t.VNCSocket = inst.SocketPath(f.VNCSocket)
 	}
 	t.Serial = mux
 	return t, nil

@@ -133,7 +133,7 @@ func (d *Daemon) Adopt(ctx context.Context) {
 func (e *entry) run(inst *store.Instance, drv driver.Driver, m driver.Machine) {
 	e.machine = m
 	if f := drv.Features(); f.SerialSocket != "" {
-		e.serial = console.NewMux(inst.Path(f.SerialSocket), inst.Path(store.SerialLog))
+		e.serial = console.NewMux(inst.SocketPath(f.SerialSocket), inst.Path(store.SerialLog))
 	}
 }
 
@@ -338,7 +338,7 @@ func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 			v.Logs = append(v.Logs, inst.Path(l))
 		}
 		if f.Display && f.VNCSocket != "" {
-			v.VNCSocket = inst.Path(f.VNCSocket)
+			v.VNCSocket = inst.SocketPath(f.VNCSocket)
 		}
 	}
 	v.State = vm.Stopped

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/fvmhq/fvm/core/daemon"
@@ -15,6 +16,8 @@ import (
 
 // New returns a host over layout, logging to w.
 func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
+	// VM sockets too long for a socket address go through aliases in the run dir.
+	store.SetSocketAliasDir(filepath.Join(layout.RunDir, store.SocketAliasDirName))
 	drivers, unavailable := platformDrivers(w)
 	return daemon.New(daemon.Options{
 		Layout:      layout,

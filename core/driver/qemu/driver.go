@@ -151,9 +151,6 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.
 	return nil
 }
 
-// maxSocketPath keeps QEMU's sockets within sun_path (104 bytes on macOS, 108 on Linux).
-const maxSocketPath = 103
-
 // Start launches QEMU detached in its own session and returns once QMP answers.
 // A VM with a saved state (Suspend) resumes from it when it still fits this
 // QEMU and device set; a VM cloned from a warm snapshot restores that on its
@@ -188,8 +185,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		return fail(err)
 	}
 	for _, sock := range p.sockets() {
-		if len(sock) > maxSocketPath {
-			return fail(fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", sock, len(sock), maxSocketPath))
+		if err := store.CheckSocketPath(sock); err != nil {
+			return fail(err)
 		}
 	}
 	if !isFile(p.disk) {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/proc"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -92,7 +93,7 @@ func planShares(mounts []vm.Mount, p paths) ([]Share, error) {
 		}
 		s := Share{Tag: vm.ShareTag(i), HostPath: m.HostPath, ReadOnly: m.ReadOnly}
 		if vfsd != "" && !m.ReadOnly {
-			s.Socket = filepath.Join(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
+			s.Socket = store.SocketPath(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
 		}
 		shares = append(shares, s)
 	}

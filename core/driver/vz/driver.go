@@ -236,8 +236,8 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	if err := removeStale(p, old.Helper, 0); err != nil {
 		return fail(err)
 	}
-	if len(p.sock) > maxSocketPath {
-		return fail(fmt.Errorf("control socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", p.sock, len(p.sock), maxSocketPath))
+	if err := store.CheckSocketPath(p.sock); err != nil {
+		return fail(err)
 	}
 	helper, err := d.helper()
 	if err != nil {
