@@ -26,6 +26,12 @@ const (
 	AppExecutable = "fvm-app" // Contents/MacOS/fvm-app beside the fvm CLI (the names must differ on a case-insensitive disk)
 	IconFile      = "fvm.icns"
 
+	// The vz helper's nested bundle, fvm.app/Contents/Helpers/fvm-vz.app: an
+	// accessory app of its own (one process per VM, owning its display window).
+	HelperBundleID   = BundleID + ".vz"
+	HelperName       = "fvm VM"
+	HelperExecutable = "fvm-vz"
+
 	LaunchAgentLabel = BundleID
 	LaunchAgentFile  = LaunchAgentLabel + ".plist" // in ~/Library/LaunchAgents
 	SystemdUnitFile  = "fvm-daemon.service"        // in ~/.config/systemd/user
@@ -70,6 +76,21 @@ func InfoPlist(version string) ([]byte, error) {
 		"Executable":   AppExecutable,
 		"IconFile":     IconFile,
 		"BundleID":     BundleID,
+		"ShortVersion": BundleVersion(version),
+		"Version":      version,
+	})
+}
+
+// HelperInfoPlist renders the vz helper bundle's Contents/Info.plist.
+func HelperInfoPlist(version string) ([]byte, error) {
+	if version == "" {
+		return nil, fmt.Errorf("render the helper's Info.plist: empty version")
+	}
+	return render("helper-Info.plist.tmpl", map[string]string{
+		"Name":         HelperName,
+		"Executable":   HelperExecutable,
+		"IconFile":     IconFile,
+		"BundleID":     HelperBundleID,
 		"ShortVersion": BundleVersion(version),
 		"Version":      version,
 	})

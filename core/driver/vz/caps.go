@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +12,8 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// HelperName is the helper executable, in fvm.app/Contents/MacOS beside the
-// app and the CLI, signed with the same entitlements as the app.
+// HelperName is the helper executable, in its own bundle inside fvm.app
+// (HelperInApp), signed with the virtualization entitlement.
 const HelperName = "fvm-vz"
 
 // HelperEnv overrides where the helper is found.
@@ -32,42 +30,6 @@ type HostCaps struct {
 	Rosetta   RosettaAvailability `json:"rosetta"`
 	// SaveRestore: VZVirtualMachine can save and restore state (macOS 14+, arm64).
 	SaveRestore bool `json:"saveRestore"`
-}
-
-// FindHelper finds the helper: $FVM_VZ_HELPER, beside this executable (in
-// fvm.app, or bin/ of a build), in an installed fvm.app, then in PATH.
-func FindHelper() (string, error) {
-	if p := os.Getenv(HelperEnv); p != "" {
-		if !isExecutable(p) {
-			return "", fmt.Errorf("%s=%s is not an executable file", HelperEnv, p)
-		}
-		return p, nil
-	}
-	var tried []string
-	if exe, err := os.Executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		tried = append(tried, filepath.Join(filepath.Dir(exe), HelperName))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		tried = append(tried, filepath.Join(home, "Applications", "fvm.app", "Contents", "MacOS", HelperName))
-	}
-	tried = append(tried, filepath.Join("/Applications", "fvm.app", "Contents", "MacOS", HelperName))
-	for _, p := range tried {
-		if isExecutable(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(HelperName); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", fmt.Errorf("the vz helper %s was not found (beside fvm, in fvm.app, or in PATH): install fvm.app (`make install`), set %s, or use --backend qemu", HelperName, HelperEnv)
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
 }
 
 // probe runs `fvm-vz probe` and reads its answer.
