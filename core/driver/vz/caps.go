@@ -28,8 +28,16 @@ type HostCaps struct {
 	Supported bool                `json:"supported"` // VZVirtualMachine.isSupported
 	Limits    Limits              `json:"limits"`
 	Rosetta   RosettaAvailability `json:"rosetta"`
-	// SaveRestore: VZVirtualMachine can save and restore state (macOS 14+, arm64).
+	// SaveRestore: this helper can save and restore a VM's state: built with
+	// the macOS 14 SDK, on a framework that has the calls (arm64 only).
 	SaveRestore bool `json:"saveRestore"`
+}
+
+// probedSave is what the helper reports it can do: save and restore are
+// compiled into it only with the macOS 14 SDK, whatever macOS runs it.
+func (d *Driver) probedSave() bool {
+	c, err := d.hostCaps(context.Background())
+	return err == nil && c.SaveRestore
 }
 
 // probe runs `fvm-vz probe` and reads its answer.

@@ -99,8 +99,11 @@ func (d *Driver) Features() driver.Features {
 	}
 }
 
-// canSave: VZVirtualMachine's saveMachineStateTo is macOS 14+, arm64 only.
-func (d *Driver) canSave() bool { return d.opts.Arch == vm.ARM64 && macOSAtLeast(d.opts.MacOS, 14) }
+// canSave: VZVirtualMachine's saveMachineStateTo is macOS 14+, arm64 only,
+// and what the helper binary can do decides (probedSave).
+func (d *Driver) canSave() bool {
+	return d.opts.Arch == vm.ARM64 && macOSAtLeast(d.opts.MacOS, 14) && d.probedSave()
+}
 
 func (d *Driver) helper() (string, error) {
 	if d.opts.HelperPath != "" {

@@ -64,7 +64,9 @@ func TestFeatures(t *testing.T) {
 	if f.LogFiles[0] != LogFile {
 		t.Errorf("log files %v", f.LogFiles)
 	}
-	for _, d := range []*Driver{testDriver("13.6", vm.ARM64, m2Caps), testDriver("14.5", vm.AMD64, HostCaps{})} {
+	oldSDK := m2Caps
+	oldSDK.SaveRestore = false // a helper built with an SDK before macOS 14's, on macOS 14
+	for _, d := range []*Driver{testDriver("13.6", vm.ARM64, m2Caps), testDriver("14.5", vm.AMD64, HostCaps{}), testDriver("14.5", vm.ARM64, oldSDK)} {
 		if d.Features().SaveState {
 			t.Errorf("save state declared on macOS %s %s", d.opts.MacOS, d.opts.Arch)
 		}

@@ -19,7 +19,7 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-var native = platform{newVM: newVZ, probe: probeVZ}
+var native = platform{newVM: newVZ, probe: probeVZ, session: loginSession}
 
 // vzVM is a VM of Virtualization.framework, through Code-Hex/vz. Its
 // blocking calls (Start, Stop, Pause, save) wait for completion handlers on
