@@ -14,7 +14,9 @@ func TestChooseHost(t *testing.T) {
 	have := map[string]bool{"/Users/me/Applications/fvm.app/Contents/MacOS/fvm-app": true}
 	exists := func(p string) bool { return have[p] }
 	gui := func() (bool, string) { return true, "" }
-	noGUI := func() (bool, string) { return false, `no login session's window server here (over SSH: launchd session "Background", not Aqua)` }
+	noGUI := func() (bool, string) {
+		return false, `no login session's window server here (over SSH: launchd session "Background", not Aqua)`
+	}
 
 	if c := chooseHost("darwin", "/Users/me", exists, gui); c.App != "/Users/me/Applications/fvm.app" || c.Why != "" {
 		t.Errorf("darwin, app installed, login session: %+v, want the app", c)
