@@ -1,7 +1,8 @@
 // Package desktop runs the desktop's own programs for the menu-bar app: the
-// terminal, the clipboard, a text viewer, dialogs (osascript on macOS,
-// zenity or kdialog on Linux) and Start at Login. It shells out rather than
-// linking GUI toolkits, so it is plain Go and its command lines are tested.
+// terminal, the clipboard, a text viewer, dialogs (native alerts on macOS,
+// through an Alerter, else osascript; zenity or kdialog on Linux) and Start
+// at Login. It shells out rather than linking GUI toolkits, so it is plain Go
+// and its command lines are tested.
 package desktop
 
 import (
@@ -26,6 +27,7 @@ type Desktop struct {
 	lookPath func(string) (string, error)
 	run      Runner
 	log      *slog.Logger
+	alerts   Alerter // native dialogs (macOS), when set
 }
 
 // Runner runs programs; tests fake it.

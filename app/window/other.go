@@ -2,5 +2,16 @@
 
 package window
 
+import "github.com/fvmhq/fvm/app/desktop"
+
 // Opener is nil here: the app opens web console pages in the browser.
 func Opener() func(name, url string) error { return nil }
+
+// InstallMainMenu does nothing here: Linux trays have no application menu.
+func InstallMainMenu() {}
+
+// YieldActivation does nothing here: macOS's cooperative activation only.
+func YieldActivation(string) {}
+
+// Alerts is nil here: dialogs are zenity's or kdialog's.
+func Alerts() desktop.Alerter { return nil }

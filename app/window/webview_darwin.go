@@ -56,7 +56,7 @@ func (ww *webWindow) Load(url string) { onMain(func() { webkit.LoadURL(ww.view, 
 func (ww *webWindow) Front() {
 	onMain(func() {
 		// The menu-bar app is an accessory app: it must activate for its window to come forward.
-		appkit.Application_SharedApplication().ActivateIgnoringOtherApps(true)
+		activate()
 		ww.w.MakeKeyAndOrderFront(nil)
 	})
 }

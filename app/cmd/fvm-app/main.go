@@ -50,6 +50,7 @@ func run() int {
 	// The same host as `fvm daemon` (cli/daemoncmd), in this process.
 	d := corehost.New(layout, Version, logw)
 	desk := desktop.New(log)
+	desk.SetAlerter(window.Alerts()) // macOS: NSAlerts in front, not osascript's dialogs behind other windows
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,6 +77,7 @@ func run() int {
 	}()
 
 	systray.Run(func() {
+		window.InstallMainMenu() // macOS: Cmd-C, Cmd-V, Cmd-W in console windows
 		systray.SetTemplateIcon(resources.TrayIcon(), resources.TrayIconLight())
 		systray.SetTooltip("fvm")
 		var login menu.LoginItem
@@ -96,6 +98,8 @@ func run() int {
 			// console in Terminal; Linux: both in the browser.
 			OpenWindow:        window.Opener(),
 			ConsoleInTerminal: runtime.GOOS == "darwin",
+			// macOS 14: the vz helper may take the keyboard for its window.
+			BeforeDisplay: func() { window.YieldActivation(resources.HelperBundleID) },
 			Quit:              systray.Quit,
 			Log:               log,
 		})

@@ -37,6 +37,7 @@ type vzVM struct {
 // newVZ returns the NewVM that builds plans with Virtualization.framework.
 func newVZ(loop *mainLoop) NewVM {
 	return func(plan vzd.Plan, netFile *os.File, log *slog.Logger) (VM, error) {
+		noAppNap()
 		config, err := configure(plan, netFile, log)
 		if err != nil {
 			return nil, err
