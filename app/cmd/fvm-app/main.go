@@ -100,8 +100,8 @@ func run() int {
 			ConsoleInTerminal: runtime.GOOS == "darwin",
 			// macOS 14: the vz helper may take the keyboard for its window.
 			BeforeDisplay: func() { window.YieldActivation(resources.HelperBundleID) },
-			Quit:              systray.Quit,
-			Log:               log,
+			Quit:          systray.Quit,
+			Log:           log,
 		})
 		go m.Run(ctx)
 	}, func() {
