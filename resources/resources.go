@@ -45,6 +45,13 @@ const (
 //go:embed *.tmpl *.png *.icns qemu-entitlements.plist
 var files embed.FS
 
+// Homebrew holds the Homebrew formula (Formula/fvm.rb, the CLI from source)
+// and cask (Casks/fvm-app.rb, the signed app) as templates: `make release`
+// renders them with the release's version and SHA-256 sums.
+//
+//go:embed homebrew/Formula/fvm.rb homebrew/Casks/fvm-app.rb
+var Homebrew embed.FS
+
 var templates = template.Must(template.New("").Funcs(template.FuncMap{"xml": xmlEscape}).ParseFS(files, "*.tmpl"))
 
 func render(name string, data any) ([]byte, error) {
