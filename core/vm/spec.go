@@ -50,6 +50,8 @@ type Spec struct {
 	// Rosetta shares Apple's Rosetta into an arm64 guest (vz on Apple silicon),
 	// so it runs x86-64 Linux programs; the seed mounts it and registers binfmt.
 	Rosetta bool `json:"rosetta,omitempty"`
+	// NoSound leaves out the sound card a VM with a display has (--sound=false).
+	NoSound bool `json:"noSound,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.

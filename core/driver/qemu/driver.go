@@ -213,7 +213,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if facts.VMGenID == "" {
 		facts.VMGenID = newUUID()
 	}
-	cfg.SSHPort, cfg.VMGenID = sshPort, facts.VMGenID
+	facts.MAC = runMAC(spec, old) // stable for the VM's life (mac.go)
+	cfg.SSHPort, cfg.VMGenID, cfg.MAC = sshPort, facts.VMGenID, facts.MAC
 	if spec.ISO != "" {
 		if err := addInstallMedia(&cfg, spec, p); err != nil {
 			return fail(err)

@@ -37,6 +37,7 @@ type runFacts struct {
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
 	Cloned      bool        `json:"cloned,omitempty"`    // a clone that started once: never restore its snapshot again
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
+	MAC         string      `json:"mac,omitempty"`       // the NIC's address, kept for the VM's life (runMAC)
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had

@@ -42,6 +42,9 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 		Display: true, VNCSocket: p.vnc,
 		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
+	if cfg.Sound = cfg.Display && !spec.NoSound; cfg.Sound { // sound.go
+		cfg.AudioDev = d.audioDev(ctx, qemuPath, p.dir)
+	}
 	cfg.PauthImpdef = spec.Arch == vm.ARM64 && accel == AccelTCG && d.hasPauthImpdef(ctx, qemuPath)
 	if seed {
 		cfg.Seed = p.seed
@@ -55,6 +58,9 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 func (d *Driver) WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error) {
 	if spec.ISO != "" || spec.AutoInstall {
 		return "", fmt.Errorf("vm %q installs from an ISO: %w", spec.Name, driver.ErrUnsupported)
+	}
+	if spec.NoSound { // templates have the sound card: no snapshot's device set fits
+		return "", fmt.Errorf("vm %q has no sound card (--sound=false), and warm snapshots have one: %w", spec.Name, driver.ErrUnsupported)
 	}
 	if !hasVMGenID(spec.Arch) {
 		return "", fmt.Errorf("%w: no warm snapshots of %s VMs: QEMU gives them no VM generation ID device, so clones of one snapshot would share their kernel's random number state for a while after each restore (they boot cold; suspend and resume work)",
