@@ -130,6 +130,10 @@ type StartRequest struct {
 	// Cold discards a saved state (suspend, or a warm snapshot for a new clone)
 	// and boots from the disk.
 	Cold bool `json:"cold,omitempty"`
+	// ISO attaches an installer ISO (an absolute path on the host) to a VM
+	// made without an image (a blank one, or one installed from another ISO)
+	// and boots it: the firmware boots it when the disk has nothing to boot.
+	ISO string `json:"iso,omitempty"`
 }
 
 // SSHInfo is what a client needs to open an SSH session with a pinned host key.

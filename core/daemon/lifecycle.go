@@ -70,7 +70,9 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		return nil, "", api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
 	}
 	var base *driver.Base
-	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
+	if spec.Blank && spec.ISO == "" { // no image, no installer yet (blank.go)
+		resolveBlank(&spec)
+	} else if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, "", err
 		}
@@ -181,6 +183,12 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
+	if req.ISO != "" { // an installer for a VM made without an image (blank.go)
+		if err := d.attachISO(inst, drv, req.ISO); err != nil {
+			done(nil)
+			return api.VM{}, err
+		}
+	}
 	if keeper, ok := drv.(driver.StateKeeper); ok && req.Cold && keeper.HasSavedState(inst) {
 		if err := keeper.DiscardState(inst); err != nil {
 			done(err)

@@ -39,6 +39,10 @@ type Spec struct {
 	ISO string `json:"iso,omitempty"`
 	// AutoInstall runs Ubuntu's server installer unattended from an autoinstall seed.
 	AutoInstall bool `json:"autoInstall,omitempty"`
+	// Blank: made with neither an image nor an ISO (`fvm create --name X`): an
+	// empty disk of DiskBytes, on which the firmware finds nothing to boot
+	// until an installer is attached (`fvm start X --iso FILE`, which sets ISO).
+	Blank bool `json:"blank,omitempty"`
 	// Mounts share host directories into the guest, mounted at every boot.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// NoAutoPorts turns off automatic forwards of the ports the guest listens on.
@@ -173,7 +177,9 @@ func (s *Spec) validateSource() error {
 		return fmt.Errorf("vm %q: --iso %s is not an absolute path", s.Name, s.ISO)
 	case s.AutoInstall && s.ISO == "":
 		return fmt.Errorf("vm %q: --auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)", s.Name)
-	case s.ISO == "" && s.Image == "":
+	case s.Blank && s.Image != "":
+		return fmt.Errorf("vm %q: a blank VM has no image (%s given): drop one of them", s.Name, s.Image)
+	case s.ISO == "" && s.Image == "" && !s.Blank:
 		return fmt.Errorf("vm %q: no image given: name an image (see `fvm images`), a path to a qcow2/raw file, or --iso PATH", s.Name)
 	}
 	return nil

@@ -30,7 +30,7 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, base *dri
 	if spec.Warm != "" {
 		return d.createClone(ctx, inst)
 	}
-	if base == nil && spec.ISO != "" {
+	if base == nil && (spec.ISO != "" || spec.Blank) {
 		return d.createEmptyDisk(ctx, disk, spec.DiskBytes)
 	}
 	if base == nil || base.Path == "" {

@@ -268,3 +268,20 @@ func TestControlSocketOfADeepDirectory(t *testing.T) {
 		t.Fatalf("socket in the VM directory: %v %v", st, err)
 	}
 }
+
+// TestPlanControlSocketOfADeepDirectory: the plan names the control socket
+// the helper binds, so it is the short alias too.
+func TestPlanControlSocketOfADeepDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("u", 40), "Application Support", "fvm", "vms", strings.Repeat("n", 32))
+	os.MkdirAll(dir, 0o700)
+	store.SetSocketAliasDir(filepath.Join(t.TempDir(), "run", store.SocketAliasDirName))
+	defer store.SetSocketAliasDir("")
+	s := baseSpec()
+	p, err := BuildPlan(PlanInput{Spec: s, Dir: dir, HostArch: vm.ARM64, Limits: appleSilicon, SSHPort: 2222, Seed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Control.Socket != pathsOf(dir).sock || len(p.Control.Socket) > store.MaxSocketPath {
+		t.Errorf("plan's control socket %s, driver's %s", p.Control.Socket, pathsOf(dir).sock)
+	}
+}

@@ -145,8 +145,8 @@ func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
 	if !macOSAtLeast(d.opts.MacOS, MinMacOS) {
 		return unsupported(errors.New(Unavailable("darwin", d.opts.MacOS)))
 	}
-	if spec.ISO != "" || spec.AutoInstall {
-		return unsupported(errors.New("vz does not boot installer ISOs: use --backend qemu"))
+	if spec.ISO != "" || spec.AutoInstall || spec.Blank {
+		return unsupported(errors.New("vz does not boot installer ISOs (nor blank VMs, which wait for one): use --backend qemu"))
 	}
 	if spec.Arch != d.opts.Arch {
 		return unsupported(fmt.Errorf("vz runs %s guests on this Mac, not %s: use --backend qemu", d.opts.Arch, spec.Arch))

@@ -204,6 +204,13 @@ func configure(plan vzd.Plan, netFile *os.File, log *slog.Logger) (*vz.VirtualMa
 	if err := addDisplay(config, plan.Display); err != nil {
 		return nil, fmt.Errorf("display: %w", err)
 	}
+	if plan.Sound {
+		snd, err := soundDevice()
+		if err != nil {
+			return nil, fmt.Errorf("sound: %w", err)
+		}
+		config.SetAudioDevicesVirtualMachineConfiguration([]vz.AudioDeviceConfiguration{snd})
+	}
 	if plan.Socket {
 		sock, err := vz.NewVirtioSocketDeviceConfiguration()
 		if err != nil {
@@ -311,6 +318,21 @@ func addDisplay(config *vz.VirtualMachineConfiguration, d vzd.Display) error {
 	}
 	config.SetPointingDevicesVirtualMachineConfiguration([]vz.PointingDeviceConfiguration{pointer})
 	return nil
+}
+
+// soundDevice is virtio sound with one output stream to the Mac's default
+// output; no input stream: the guest never hears the Mac's microphone.
+func soundDevice() (*vz.VirtioSoundDeviceConfiguration, error) {
+	dev, err := vz.NewVirtioSoundDeviceConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	out, err := vz.NewVirtioSoundDeviceHostOutputStreamConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	dev.SetStreams(out)
+	return dev, nil
 }
 
 // directoryShares are the plan's virtiofs shares and the Rosetta share.
