@@ -2,10 +2,14 @@
 
 package window
 
-import "github.com/fvmhq/fvm/app/desktop"
+import (
+	"log/slog"
+
+	"github.com/fvmhq/fvm/app/desktop"
+)
 
 // Opener is nil here: the app opens web console pages in the browser.
-func Opener() func(name, url string) error { return nil }
+func Opener(*slog.Logger) func(name, url string) error { return nil }
 
 // InstallMainMenu does nothing here: Linux trays have no application menu.
 func InstallMainMenu() {}

@@ -96,7 +96,7 @@ func run() int {
 			Env:        hostEnv(),
 			// macOS: web consoles in windows of the app's own, the serial
 			// console in Terminal; Linux: both in the browser.
-			OpenWindow:        window.Opener(),
+			OpenWindow:        window.Opener(log),
 			ConsoleInTerminal: runtime.GOOS == "darwin",
 			// macOS 14: the vz helper may take the keyboard for its window.
 			BeforeDisplay: func() { window.YieldActivation(resources.HelperBundleID) },
