@@ -30,7 +30,7 @@ func nativeDesktop(answers ...AlertResult) (*Desktop, *fakeAlerter, *fakeRunner)
 // (osascript's dialogs open behind other windows): the menu's last button is
 // NSAlert's first (the default), its cancel button NSAlert's last.
 func TestNativeDialogs(t *testing.T) {
-	d, a, r := nativeDesktop(AlertResult{Button: 0}, AlertResult{Button: 2}, AlertResult{Button: 1}, AlertResult{Button: -1})
+	d, a, _ := nativeDesktop(AlertResult{Button: 0}, AlertResult{Button: 2}, AlertResult{Button: 1}, AlertResult{Button: -1})
 	buttons := []string{"Cancel", "Leave Running", "Stop VMs"}
 	for _, want := range []int{2, 0, 1, 0} { // default, cancel, middle, dismissed
 		got, err := d.Choose("Quit fvm", "2 VMs run", buttons)
@@ -64,7 +64,7 @@ func TestNativeDialogs(t *testing.T) {
 		t.Error("a cancelled pick returned ok")
 	}
 
-	d, a, r = nativeDesktop(AlertResult{})
+	d, a, r := nativeDesktop(AlertResult{})
 	d.Error("fvm", "boom")
 	select {
 	case al := <-a.shown:
