@@ -85,8 +85,12 @@ func TestBlankThenISO(t *testing.T) {
 	}
 }
 
-// firmwareFoundNothing reports whether OVMF's output says no boot option worked.
+// firmwareFoundNothing reports whether OVMF's output says the blank disk has
+// nothing to boot: Debian's OVMF says it failed to load the disk's boot option
+// ("Not Found") and goes on to its UEFI shell; a build without the shell says
+// no bootable option or device was found.
 func firmwareFoundNothing(s string) bool {
 	l := strings.ToLower(s)
-	return strings.Contains(l, "no bootable option") || strings.Contains(l, "no bootable device")
+	return strings.Contains(l, "no bootable option") || strings.Contains(l, "no bootable device") ||
+		strings.Contains(l, "bdsdxe: failed to load boot") && strings.Contains(l, "not found")
 }
