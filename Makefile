@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-full e2e-vz check fmt vet staticcheck darwin-check web web-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-full e2e-vz check fmt vet staticcheck darwin-check web web-check release release-check clean
 
 all: build
 
@@ -14,10 +14,21 @@ build:
 setup:
 	./scripts/setup.sh
 
-# One command: install dependencies, build fvm and a Debian image, boot a VM and open a shell.
+# One command: install dependencies, build fvm, boot a Debian VM and open a shell.
+# Linux: builds a Debian image from Debian packages (fvm image build, Linux only)
+# and boots it. macOS: builds and signs fvm.app (the vz helper is in it) and
+# boots the catalog's Debian from the bundle's CLI. QUICKSTART_OS overrides
+# the detected OS (tests print both recipes with make -n).
+QUICKSTART_OS ?= $(shell uname -s)
+APP_CLI       := bin/fvm.app/Contents/MacOS/fvm
+ifeq ($(QUICKSTART_OS),Darwin)
+quickstart: setup app
+	$(APP_CLI) run debian
+else
 quickstart: setup build
 	$(BIN) image build debian
 	$(BIN) run debian-local
+endif
 
 # The test command: formatting, vet, static checks, darwin type-check, unit and e2e tests
 # (the e2e image is built while the checks run; see scripts/test.sh).
@@ -118,5 +129,20 @@ install:
 app-e2e: app build
 	FVM_APP_E2E=1 FVM_APP_BIN=$(CURDIR)/bin/fvm-app $(GO) test -count=1 -v ./app/e2e/
 
+# Release files in $(RELEASE_OUT) (scripts/release): the CLI for darwin and
+# linux, arm64 and amd64, as reproducible .tar.gz archives; the source archive
+# the Homebrew formula builds; on a Mac fvm.app for both architectures, signed
+# and zipped for the cask; SHA256SUMS; the formula and the cask (resources/homebrew)
+# rendered with those sums. Then it checks them: the sums, `fvm version` from
+# this host's archive, the sums inside the formula and cask, ruby -c of both.
+RELEASE_OUT ?= dist
+release:
+	$(GO) run ./scripts/release -out $(RELEASE_OUT) -version $(VERSION)
+
+# make release into a temporary directory, for make test.
+release-check:
+	@tmp=$$(mktemp -d /tmp/fvm-release.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(GO) run ./scripts/release -out "$$tmp" -version $(VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,6 +21,9 @@ func newCheckCmd(a *app) *cobra.Command {
 			l := a.layout
 			fmt.Fprintf(a.out, "config   %s\ndata     %s\ncache    %s\nsocket   %s\nhost log %s\n\n",
 				l.ConfigFile(), l.DataDir, l.CacheDir, l.SocketPath(), l.DaemonLog())
+			if home, _ := os.UserHomeDir(); runtime.GOOS == "darwin" && l.InLibraryCaches(home) {
+				fmt.Fprintf(a.out, "note: base disks are in %s, which cache cleaners empty (then VMs made from them no longer boot); installs since keep them in Application Support: to move, remove the VMs and images and delete that directory\n\n", l.CacheDir)
+			}
 			c, err := a.client(cmd.Context())
 			if err != nil {
 				return err

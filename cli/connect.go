@@ -25,12 +25,9 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 	if err == nil || errors.As(err, &ve) { // a host of another fvm: say what to do, start none
 		return c, err
 	}
-	if launched, err := launchApp(); err != nil {
-		return nil, fmt.Errorf("start the fvm app: %w", err)
-	} else if !launched {
-		if err := a.startHost(); err != nil {
-			return nil, err
-		}
+	appExited, err := a.startHostOrApp()
+	if err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	var last error
@@ -41,10 +38,47 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		select {
+		case <-appExited: // the app ended without serving (see daemon.log): a headless host instead
+			appExited = nil
+			if err := a.startHost(); err != nil {
+				return nil, err
+			}
+		default:
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	msg := strings.ReplaceAll(tail(a.layout.DaemonLog(), 1), "\n", " ")
 	return nil, fmt.Errorf("the fvm host did not come up on %s (%v): %s; full log: %s", c.Socket(), last, msg, a.layout.DaemonLog())
+}
+
+// startHostOrApp starts the host this machine should have (hostToStart):
+// the menu-bar app, whose exit before it serves is signalled on appExited,
+// or `fvm daemon` (appExited is then nil).
+func (a *app) startHostOrApp() (appExited <-chan struct{}, err error) {
+	choice := hostToStart()
+	if choice.App == "" {
+		if choice.Why != "" {
+			a.phase("Note: %s", choice.Why)
+		}
+		return nil, a.startHost()
+	}
+	if err := a.layout.EnsureRunDir(); err != nil {
+		return nil, fmt.Errorf("run dir %s: %w", a.layout.RunDir, err)
+	}
+	logf, err := os.OpenFile(a.layout.DaemonLog(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("daemon log: %w", err)
+	}
+	defer logf.Close()
+	proc.NoInheritFDs()
+	cmd := appCommand(choice.App, os.Environ(), logf)
+	if err := cmd.Start(); err != nil {
+		return nil, a.startHost() // the app cannot run here: fvm daemon hosts instead
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	return exited, nil
 }
 
 func (a *app) startHost() error {

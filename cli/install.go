@@ -126,5 +126,8 @@ func imageOf(s vm.Spec) string {
 	if s.ISO != "" {
 		return "iso:" + filepath.Base(s.ISO)
 	}
+	if s.Blank {
+		return "(blank)"
+	}
 	return s.Image
 }

@@ -26,6 +26,7 @@ type vmFlags struct {
 	noAuto  bool // no automatic port forwards
 	mounts  []string
 	rosetta bool
+	sound   bool
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -36,8 +37,8 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.name, "name", "", "VM name (lowercase letters, digits, hyphens); generated when omitted")
 	d := vm.Defaults // the one table of defaults; FVM_<FLAG> and the config file override it
 	fl.String(config.KeyCPUs, strconv.Itoa(d.CPUs), "virtual CPUs (also --cpu)")
-	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory, with a unit: 512M, 2G")
-	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size, with a unit (20G); the root filesystem grows to fill it")
+	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory: 512M, 2G, or a number of GiB (4)")
+	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size: 20G, or a number of GiB (20); the root filesystem grows to fill it")
 	fl.String(config.KeyUser, d.User, "login user created in the guest (passwordless sudo)")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
 	fl.String(config.KeyBackend, d.Backend, backendUsage)
@@ -47,6 +48,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
 	fl.BoolVar(&f.rosetta, "rosetta", false, "run x86-64 Linux programs in an arm64 guest through Apple's Rosetta (vz on Apple silicon)")
+	fl.BoolVar(&f.sound, "sound", true, "give the VM a sound card, played on this host (--sound=false: none)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "cpu" { // as in the tools fvm replaces
 			name = config.KeyCPUs
@@ -64,9 +66,11 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if s, rest, err = f.installSource(args); err != nil {
 			return s, err
 		}
+	} else if len(args) == 0 && f.name != "" && cmd.Name() == "create" { // a blank VM (blank.go)
+		s = vm.Spec{Blank: true, Name: f.name}
 	} else {
 		if len(args) == 0 {
-			return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)", cmd.Name())
+			return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)%s", cmd.Name(), blankHint(cmd.Name()))
 		}
 		s, rest = vm.Spec{Image: args[0], Name: f.name}, args[1:]
 	}
@@ -93,7 +97,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 			return s, err
 		}
 	}
-	if looksLikePath(s.Image) {
+	if s.Image != "" && looksLikePath(s.Image) {
 		abs, err := filepath.Abs(s.Image)
 		if err != nil {
 			return s, err
@@ -123,6 +127,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		s.Mounts = append(s.Mounts, m) // a directory of the VM's host: the host checks it
 	}
 	s.Rosetta = f.rosetta
+	s.NoSound = !f.sound
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {

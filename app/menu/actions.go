@@ -82,6 +82,9 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 // host brings a native window to the front itself; otherwise the web console
 // page it answers opens in the app's own window (OpenWindow) or the browser.
 func (m *Menu) openConsole(ctx context.Context, name string, serial bool) error {
+	if !serial && m.opts.BeforeDisplay != nil {
+		m.opts.BeforeDisplay()
+	}
 	d, err := m.opts.Client.Display(ctx, name, api.DisplayRequest{Serial: serial})
 	if err != nil {
 		return err

@@ -80,6 +80,10 @@ type Options struct {
 	// ConsoleInTerminal: Open Console runs `fvm console NAME` in a terminal
 	// (macOS) instead of opening the web console's serial tab.
 	ConsoleInTerminal bool
+	// BeforeDisplay runs before Open Display asks the host for a VM's screen:
+	// on macOS 14 it yields activation to the vz helper app, which can then
+	// bring its window to the front with the keyboard (cooperative activation).
+	BeforeDisplay func()
 
 	// Quit ends the app once the menu has dealt with running VMs.
 	Quit func()

@@ -47,6 +47,22 @@ type VM struct {
 	// Broken says why the VM cannot be used (an unreadable spec, a missing disk)
 	// and how to remove it (`fvm rm NAME`); only Spec.Name and Dir are reliable then.
 	Broken string `json:"broken,omitempty"`
+	// NIC is a running VM's network interface (`fvm inspect` only).
+	NIC *NIC `json:"nic,omitempty"`
+}
+
+// NIC is a VM's network interface: its address, stable for the VM's life,
+// and the guest's IP addresses on it.
+type NIC struct {
+	MAC string `json:"mac"`
+	// IPs are the guest's addresses on the NIC; none while the guest cannot
+	// say (its agent not up yet).
+	IPs []string `json:"ips,omitempty"`
+	// Source says where IPs come from: "guest-agent" (QEMU's guest agent
+	// asked now) or "dhcp-lease" (vz: the address its network leases the NIC).
+	Source string `json:"source,omitempty"`
+	// Error is why the guest's addresses are unknown, when they are.
+	Error string `json:"error,omitempty"`
 }
 
 // DisplayRequest is the body of POST /v1/vms/{name}/display.
@@ -118,6 +134,10 @@ type StartRequest struct {
 	// Cold discards a saved state (suspend, or a warm snapshot for a new clone)
 	// and boots from the disk.
 	Cold bool `json:"cold,omitempty"`
+	// ISO attaches an installer ISO (an absolute path on the host) to a VM
+	// made without an image (a blank one, or one installed from another ISO)
+	// and boots it: the firmware boots it when the disk has nothing to boot.
+	ISO string `json:"iso,omitempty"`
 }
 
 // SSHInfo is what a client needs to open an SSH session with a pinned host key.

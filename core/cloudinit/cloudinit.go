@@ -20,9 +20,13 @@ const DefaultMAC = "52:54:00:12:34:56"
 
 // Config is what the seed says about one VM.
 type Config struct {
-	InstanceID     string   // fresh per VM (NewInstanceID); a new id makes cloud-init run again
-	Hostname       string   // the VM name
-	User           string   // login user, given passwordless sudo
+	InstanceID string // fresh per VM (NewInstanceID); a new id makes cloud-init run again
+	Hostname   string // the VM name
+	User       string // login user, given passwordless sudo
+	// UID is the user's uid: the host user's, so that files in shared folders
+	// (virtiofs and 9p pass owners through) are the guest user's own; 0 leaves
+	// it to the guest (GuestUID says when).
+	UID            int
 	AuthorizedKeys []string // authorized_keys lines for User
 	HostKeyPrivate string   // ed25519 host key, OpenSSH PEM
 	HostKeyPublic  string   // the same key, authorized_keys format
@@ -74,6 +78,19 @@ func rosettaCommand() []string {
 	return []string{"sh", "-c", sh}
 }
 
+// GuestUID is the uid the guest's user gets on a host whose user is
+// hostUID: the same, as Lima does, so that a shared folder the host user owns
+// is the guest user's own (a Mac's first user is 501, Linux's 1000). Root and
+// system accounts (below 500) keep the guest's own choice: uid 0 cannot be a
+// second user, and low uids belong to the guest's system accounts; so do
+// uids from 60000 up (nobody, systemd's dynamic users).
+func GuestUID(hostUID int) int {
+	if hostUID < 500 || hostUID >= 60000 {
+		return 0
+	}
+	return hostUID
+}
+
 // NewInstanceID returns a fresh instance id such as "i-3f2a9c0d1e7b6a58".
 func NewInstanceID() string {
 	b := make([]byte, 8)
@@ -106,6 +123,7 @@ func (c Config) validate() error {
 
 type userEntry struct {
 	Name              string   `yaml:"name"`
+	UID               int      `yaml:"uid,omitempty"`
 	Sudo              string   `yaml:"sudo"`
 	Shell             string   `yaml:"shell"`
 	LockPasswd        bool     `yaml:"lock_passwd"`
@@ -173,6 +191,7 @@ func UserData(c Config) ([]byte, error) {
 		ManageEtcHosts: true,
 		Users: []userEntry{{
 			Name:              c.User,
+			UID:               c.UID,
 			Sudo:              "ALL=(ALL) NOPASSWD:ALL",
 			Shell:             "/bin/bash",
 			LockPasswd:        true,

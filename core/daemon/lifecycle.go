@@ -82,7 +82,9 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		return nil, "", errExists(spec.Name)
 	}
 	var in driver.CreateInput
-	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
+	if spec.Blank && spec.ISO == "" { // no image, no installer yet (blank.go)
+		resolveBlank(&spec)
+	} else if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, "", err
 		}
@@ -113,6 +115,9 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	if clone {
 		dec := d.warm.Decide(ctx, v, &spec)
 		spec.Warm, in.Clone, notice = dec.Dir, dec.Dir, dec.Notice
+		if dec.Dir != "" { // a clone's spec: what it is (its NIC, for one) follows from its snapshot
+			v = driver.Bind(ctx, v.Driver, &spec)
+		}
 	}
 	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
 	if errors.Is(err, store.ErrExists) {
@@ -189,6 +194,12 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
+	if req.ISO != "" { // an installer for a VM made without an image (blank.go)
+		if v, err = d.attachISO(ctx, inst, v, req.ISO); err != nil {
+			done(nil)
+			return api.VM{}, err
+		}
+	}
 	if v.States != nil && req.Cold && v.States.HasSavedState(inst) {
 		if err := v.States.DiscardState(inst); err != nil {
 			done(err)

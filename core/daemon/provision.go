@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/sshx"
@@ -44,6 +45,7 @@ func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error)
 		InstanceID:     id,
 		Hostname:       inst.Spec.Name,
 		User:           inst.Spec.User,
+		UID:            cloudinit.GuestUID(os.Getuid()), // shares are the guest user's own
 		AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
 		HostKeyPrivate: string(priv),
 		HostKeyPublic:  pub,

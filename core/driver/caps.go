@@ -131,6 +131,8 @@ var needs = []need{
 		"the %s backend cannot share folders (-v)"},
 	{CapInstallISO, func(s *vm.Spec) bool { return s.ISO != "" || s.AutoInstall }, func(c Caps) bool { return c.InstallISO },
 		"the %s backend cannot install from an ISO (--iso): use --backend qemu"},
+	{CapInstallISO, func(s *vm.Spec) bool { return s.Blank }, func(c Caps) bool { return c.InstallISO },
+		"the %s backend cannot make a blank VM (it boots no installer ISO onto it later): use --backend qemu"},
 	{CapRosetta, func(s *vm.Spec) bool { return s.Rosetta }, func(c Caps) bool { return c.Rosetta },
 		"--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta"},
 }

@@ -84,6 +84,13 @@ type (
 		Screenshot(ctx context.Context) (image.Image, error)
 	}
 
+	// NICReporter is a running machine that can say its NIC's address and the
+	// guest's addresses on it (`fvm inspect`): QEMU's from the guest agent,
+	// vz's from the lease its network gives the NIC.
+	NICReporter interface {
+		NIC(ctx context.Context) (NIC, error)
+	}
+
 	// InstallBoot is a machine that may be an unattended install boot: the host
 	// boots the VM again from its disk when InstallFinished says the install
 	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
@@ -136,6 +143,7 @@ type Run struct {
 	Window  NativeDisplay // Caps.Display == DisplayNative
 	Screen  Screenshotter // Caps.Screenshot
 	Install InstallBoot   // may be an unattended install boot
+	NIC     NICReporter   // can report its NIC and the guest's addresses
 	Caps    Caps          // the VM's, for the reasons of what is nil
 	Backend string
 }
@@ -163,6 +171,9 @@ func (v *VM) Run(m Machine) *Run {
 	}
 	if i, ok := m.(InstallBoot); ok {
 		r.Install = i
+	}
+	if n, ok := m.(NICReporter); ok {
+		r.NIC = n
 	}
 	return r
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -20,13 +21,17 @@ import (
 // after a chmod (store's PrivateDir and PrivateFile).
 func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
 	syscall.Umask(0o077)
+	// VM sockets too long for a socket address go through aliases in the run dir.
+	store.SetSocketAliasDir(filepath.Join(layout.RunDir, store.SocketAliasDirName))
 	drivers, unavailable := platformDrivers(w)
+	log := slog.New(slog.NewTextHandler(w, nil))
+	excludeFromBackups(layout, log) // macOS: VM disks and bases stay out of Time Machine
 	return daemon.New(daemon.Options{
 		Layout:      layout,
 		Drivers:     drivers,
 		Unavailable: unavailable,
 		Version:     version,
-		Log:         slog.New(slog.NewTextHandler(w, nil)),
+		Log:         log,
 	})
 }
 

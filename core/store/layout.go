@@ -57,14 +57,7 @@ func DefaultLayout() Layout {
 	}
 	home, _ := os.UserHomeDir()
 	if runtime.GOOS == "darwin" {
-		lib := filepath.Join(home, "Library")
-		return Layout{
-			ConfigDir: filepath.Join(lib, "Application Support", "fvm"),
-			CacheDir:  filepath.Join(lib, "Caches", "fvm"),
-			DataDir:   filepath.Join(lib, "Application Support", "fvm"),
-			// Short on purpose: sun_path is limited to 104 bytes on macOS.
-			RunDir: filepath.Join(home, ".fvm", "run"),
-		}
+		return darwinLayout(home, func(p string) bool { _, err := os.Stat(p); return err == nil })
 	}
 	env := func(k, def string) string {
 		if v := os.Getenv(k); v != "" {
@@ -82,6 +75,33 @@ func DefaultLayout() Layout {
 		DataDir:   filepath.Join(env("XDG_DATA_HOME", ".local/share"), "fvm"),
 		RunDir:    run,
 	}
+}
+
+// darwinLayout is macOS's layout. Base disks and warm snapshots are no cache:
+// VMs' disks are overlays on them, and cache cleaners empty ~/Library/Caches.
+// So they live with the data, in Application Support/fvm/cache. An install
+// from before keeps its ~/Library/Caches/fvm (its VMs' overlays name paths
+// there); `fvm check` says so.
+func darwinLayout(home string, exists func(string) bool) Layout {
+	lib := filepath.Join(home, "Library")
+	support := filepath.Join(lib, "Application Support", "fvm")
+	cache := filepath.Join(support, "cache")
+	if old := filepath.Join(lib, "Caches", "fvm"); exists(old) && !exists(cache) {
+		cache = old
+	}
+	return Layout{
+		ConfigDir: support,
+		CacheDir:  cache,
+		DataDir:   support,
+		// Short on purpose: sun_path is limited to 104 bytes on macOS.
+		RunDir: filepath.Join(home, ".fvm", "run"),
+	}
+}
+
+// InLibraryCaches reports whether the base disks are in ~/Library/Caches
+// (an install from before they moved), where cache cleaners delete them.
+func (l Layout) InLibraryCaches(home string) bool {
+	return l.CacheDir == filepath.Join(home, "Library", "Caches", "fvm")
 }
 
 func (l Layout) ConfigFile() string   { return filepath.Join(l.ConfigDir, ConfigFileName) }

@@ -159,6 +159,7 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 		DiskBytes: max(roundUpGiB(base.VirtualSize), spec.DiskBytes), Created: time.Now().UTC().Truncate(time.Second),
 	}
 	inst := &store.Instance{Dir: tmp, Spec: ts}
+	v = driver.Bind(ctx, v.Driver, &inst.Spec) // the template is a VM of its own (its NIC, for one)
 	var run *driver.Run
 	fail := func(err error) (Info, error) {
 		if run != nil {

@@ -45,6 +45,10 @@ func TestMain(m *testing.M) {
 		defer os.RemoveAll(home)
 	}
 	os.Setenv("FVM_HOME", home)
+	// Every VM's sound goes to sound.wav in its directory (the host started on
+	// demand inherits this): the sound card is the one every host gives, and
+	// TestSound reads what the guest played.
+	os.Setenv(qemu.AudioDevEnv, "wav")
 	layout = store.DefaultLayout()
 	// Warm snapshots are made on purpose only (TestVMLifecycle's first boot,
 	// TestWarmClones): a build after every cold boot would crowd the other tests.

@@ -63,6 +63,11 @@ func (c *Client) Get(ctx context.Context, name string) (v api.VM, err error) {
 	return v, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name), nil, &v)
 }
 
+// NIC is a running VM's network interface: its MAC and the guest's addresses.
+func (c *Client) NIC(ctx context.Context, name string) (n api.NIC, err error) {
+	return n, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name)+"/nic", nil, &n)
+}
+
 func (c *Client) Create(ctx context.Context, req api.CreateRequest) (v api.VM, err error) {
 	return v, c.do(ctx, "POST", "/v1/vms", req, &v)
 }

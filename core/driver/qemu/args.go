@@ -22,6 +22,7 @@ type Config struct {
 	Disk      string   // qcow2 overlay
 	Seed      string   // cloud-init ISO; "" when there is none
 	SSHPort   int      // host port on 127.0.0.1 forwarded to guest port 22
+	MAC       string   // the NIC's address (mac.go); "" for QEMU's default
 	Ports     []vm.PortForward
 	// The serial port is a socket the host attaches to (SerialSocket); QEMU
 	// also logs everything the guest writes to SerialLog, attached or not.
@@ -38,6 +39,10 @@ type Config struct {
 	// VNCSocket. Every VM has one; false is for measuring what it costs.
 	Display   bool
 	VNCSocket string
+	// Sound: an HD Audio card (sound.go), with AudioDev as its host side
+	// (an -audiodev backend without its id: "coreaudio", "pa", "none").
+	Sound    bool
+	AudioDev string
 
 	// PauthImpdef: an arm64 guest under TCG authenticates pointers with QEMU's cheap
 	// implementation-defined algorithm instead of emulating QARMA, which costs a large
@@ -84,7 +89,7 @@ func BuildArgs(cfg Config) []string {
 	}
 	a = append(a,
 		"-netdev", netdev(cfg.SSHPort, cfg.Ports),
-		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-net-pci,netdev=net0"+macOption(cfg.MAC),
 		"-device", "virtio-rng-pci",
 	)
 	if cfg.QGASocket != "" {
@@ -108,6 +113,9 @@ func BuildArgs(cfg Config) []string {
 	)
 	if cfg.Display {
 		a = append(a, displayArgs(cfg.Arch, cfg.VNCSocket)...)
+	}
+	if cfg.Sound { // last of the devices: the ones before keep their PCI addresses
+		a = append(a, soundArgs(cfg.AudioDev)...)
 	}
 	if cfg.Kernel != "" {
 		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
@@ -215,6 +223,13 @@ func hostAddr(ip netip.Addr) string {
 		return "[" + ip.String() + "]"
 	}
 	return ip.Unmap().String()
+}
+
+func macOption(mac string) string {
+	if mac == "" {
+		return ""
+	}
+	return ",mac=" + mac
 }
 
 // escape doubles commas, QEMU's way to put a comma inside an option value.

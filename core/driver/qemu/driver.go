@@ -96,6 +96,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Shares:       true,
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
+		MAC:          GuestMAC(spec), // the host writes it into the seed's network config (mac.go)
 		LogFiles:     []string{LogFile},
 	}
 	c.Off(driver.CapRosetta, fmt.Sprintf("--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", d.Name()))
@@ -104,8 +105,10 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		c.Off(driver.CapWarmClone, "VMs with shared folders boot cold: their share devices are not part of a warm snapshot")
 	}
 	switch {
-	case spec.ISO != "" || spec.AutoInstall:
+	case spec.ISO != "" || spec.AutoInstall || spec.Blank:
 		c.Off(driver.CapWarmClone, "a VM installed from an ISO is never cloned")
+	case spec.NoSound: // templates have the sound card: no snapshot's device set fits
+		c.Off(driver.CapWarmClone, "a VM without a sound card (--sound=false) is not cloned: warm snapshots have one")
 	case spec.Arch != "" && !hasVMGenID(spec.Arch):
 		c.Off(driver.CapWarmClone, fmt.Sprintf("no warm snapshots of %s VMs: QEMU gives them no VM generation ID device, so clones of one snapshot would share their kernel's random number state for a while after each restore (they boot cold; suspend and resume work)", spec.Arch))
 	}
@@ -173,9 +176,6 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 	return nil
 }
 
-// maxSocketPath keeps QEMU's sockets within sun_path (104 bytes on macOS, 108 on Linux).
-const maxSocketPath = 103
-
 // Start launches QEMU detached in its own session and returns once QMP answers.
 // It restores opts.Clone, the warm snapshot the host chose; otherwise a VM with
 // a saved state (Suspend) resumes from it when it still fits this QEMU and
@@ -210,8 +210,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 		return fail(err)
 	}
 	for _, sock := range p.sockets() {
-		if len(sock) > maxSocketPath {
-			return fail(fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", sock, len(sock), maxSocketPath))
+		if err := store.CheckSocketPath(sock); err != nil {
+			return fail(err)
 		}
 	}
 	if !isFile(p.disk) {
@@ -235,7 +235,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	if facts.VMGenID == "" {
 		facts.VMGenID = newUUID()
 	}
-	cfg.SSHPort, cfg.VMGenID = sshPort, facts.VMGenID
+	facts.MAC = runMAC(spec, old) // stable for the VM's life (mac.go)
+	cfg.SSHPort, cfg.VMGenID, cfg.MAC = sshPort, facts.VMGenID, facts.MAC
 	if spec.ISO != "" {
 		if err := addInstallMedia(&cfg, spec, p); err != nil {
 			return fail(err)

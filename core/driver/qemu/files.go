@@ -40,6 +40,7 @@ type runFacts struct {
 	Fingerprint Fingerprint `json:"fingerprint"`         // what a state saved from this run fits
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
+	MAC         string      `json:"mac,omitempty"`       // the NIC's address, kept for the VM's life (runMAC)
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had

@@ -71,7 +71,10 @@ func (f Fingerprint) differs(g Fingerprint) string {
 // deviceSet normalises cfg to what the saved state depends on.
 func deviceSet(cfg Config) string {
 	n := cfg
-	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming = "", 0, nil, "", ""
+	// The MAC is the VM's identity, not its device set: a clone runs with its
+	// snapshot's (GuestMAC), so it never differs between a save and its restore.
+	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming, n.MAC = "", 0, nil, "", "", ""
+	n.AudioDev = "" // where the sound goes is the host's, not the saved state's
 	base := func(p string) string {
 		if p == "" {
 			return ""

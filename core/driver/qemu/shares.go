@@ -93,7 +93,7 @@ func planShares(mounts []vm.Mount, p paths) ([]Share, error) {
 		}
 		s := Share{Tag: vm.ShareTag(i), HostPath: m.HostPath, ReadOnly: m.ReadOnly}
 		if vfsd != "" && !m.ReadOnly {
-			s.Socket = filepath.Join(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
+			s.Socket = store.SocketPath(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
 		}
 		shares = append(shares, s)
 	}

@@ -42,6 +42,9 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 		Display: true, VNCSocket: p.vnc,
 		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
+	if cfg.Sound = cfg.Display && !spec.NoSound; cfg.Sound { // sound.go
+		cfg.AudioDev = d.audioDev(ctx, qemuPath, p.dir)
+	}
 	cfg.PauthImpdef = spec.Arch == vm.ARM64 && accel == AccelTCG && d.hasPauthImpdef(ctx, qemuPath)
 	if seed {
 		cfg.Seed = p.seed

@@ -353,7 +353,7 @@ func TestGrubConfig(t *testing.T) {
 	cfg := grubTemplate(releases[1], arches[vm.AMD64])
 	for _, want := range []string{
 		"search --no-floppy --fs-uuid --set=root " + uuidPlaceholder,
-		"linux /vmlinuz root=UUID=" + uuidPlaceholder + " ro console=tty0 console=ttyS0,115200",
+		"linux /vmlinuz root=UUID=" + uuidPlaceholder + " ro console=tty0 console=hvc0 console=ttyS0,115200",
 		"initrd /initrd.img",
 		"set timeout=0",
 		"menuentry 'Debian GNU/Linux 13'",
@@ -495,7 +495,7 @@ esac
 				t.Errorf("no EFI binary at %s after the GRUB hook", bootEFI)
 			}
 			cfg, _ := os.ReadFile(filepath.Join(root, "tmp/fvm-grub.cfg"))
-			if !strings.Contains(string(cfg), "root=UUID=u-u-i-d ro console=tty0 console=ttyAMA0,115200") {
+			if !strings.Contains(string(cfg), "root=UUID=u-u-i-d ro console=tty0 console=hvc0 console=ttyAMA0,115200") {
 				t.Errorf("grub.cfg in the tree:\n%s", cfg)
 			}
 		}
