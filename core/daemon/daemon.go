@@ -238,6 +238,7 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
 	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends()}
+	info.Hostname, _ = os.Hostname() // which machine a remote client talked to
 	for _, drv := range d.opts.Drivers {
 		if c, ok := drv.(driver.Checker); ok {
 			info.Checks = append(info.Checks, c.Checks(ctx)...)

@@ -88,6 +88,7 @@ func Handler(s Service, opts ...Options) http.Handler {
 	mux.HandleFunc("GET /v1/events", h.events)
 	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
 	registerExec(mux, s)   // exec streams and readiness waits (exec.go)
+	registerRemote(mux, s) // uploads and tunnels, for clients on other machines (remote.go)
 	return guard(recoverPanics(mux, o.Log), o.Version)
 }
 
