@@ -46,6 +46,9 @@ The port is free at each host start unless console.port is set in the config.`,
 				a.phase("%s is shown in its window", name)
 				return nil
 			}
+			if a.remoteHost() != nil { // through a tunnel to this machine (display_remote.go)
+				return a.displayTunnel(cmd.Context(), c, name, d, printURL)
+			}
 			if printURL {
 				fmt.Fprintln(a.out, d.URL)
 				return nil
