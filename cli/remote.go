@@ -71,7 +71,6 @@ func (a *app) remote(ctx context.Context, c *client.Client, name, command string
 	return code, err
 }
 
-
 // forwardInterrupts sends Ctrl-C (and SIGTERM) to the remote command: the
 // first as itself, a second Ctrl-C as SIGKILL, as a user hammering Ctrl-C means.
 func forwardInterrupts(sc *stream.Conn) (stop func()) {

@@ -66,7 +66,7 @@ type LoginItem interface {
 
 // Options wire a Menu to the world.
 type Options struct {
-	Client  Client // this machine's host
+	Client Client // this machine's host
 	// Hosts, when set, adds the Host submenu: this machine and the contexts
 	// of `fvm context`, one shown at a time (hosts.go). HostPool is how many
 	// it can list (default 8); RemoteTimeout bounds a call to a remote host,
@@ -74,9 +74,9 @@ type Options struct {
 	Hosts         Hosts
 	HostPool      int
 	RemoteTimeout time.Duration
-	Dialogs Dialogs
-	Desktop Desktop
-	Login   LoginItem // nil hides Start at Login
+	Dialogs       Dialogs
+	Desktop       Desktop
+	Login         LoginItem // nil hides Start at Login
 
 	// ConfigFile is opened by Preferences, created with commented defaults.
 	ConfigFile string

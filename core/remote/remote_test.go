@@ -198,13 +198,13 @@ func TestDialSpeaksAfterTheGreeting(t *testing.T) {
 
 func TestDialFailures(t *testing.T) {
 	for script, want := range map[string]string{
-		`echo 'me@lab: Permission denied (publickey).' >&2; exit 255`:   "refused the login as me",
+		`echo 'me@lab: Permission denied (publickey).' >&2; exit 255`:    "refused the login as me",
 		`echo 'sh: 1: fvm: not found' >&2; exit 127`:                     "fvm is not installed on me@lab",
 		`printf 'fvm-dial-stdio/1 3 v-old\n'; exec cat`:                  "v-old on me@lab speaks API revision 3; fvm v-test here speaks revision 4: upgrade fvm on me@lab",
 		`printf 'fvm-dial-stdio/1 9 v-new\n'; exec cat`:                  "upgrade fvm on this machine",
 		`echo 'fvm: cannot start the host: disk full' >&2; exit 1`:       "could not be reached there: cannot start the host: disk full",
 		`echo 'Host key verification failed.' >&2; exit 255`:             "is not known",
-		`printf 'motd line\n'; sleep 1`:                                   "instead of fvm's greeting",
+		`printf 'motd line\n'; sleep 1`:                                  "instead of fvm's greeting",
 		`echo 'ssh: Could not resolve hostname lab: nope' >&2; exit 255`: "cannot reach me@lab over SSH",
 	} {
 		_, err := fakeSSH(t, script).Dial(context.Background())
