@@ -74,9 +74,10 @@ type Options struct {
 	Hosts         Hosts
 	HostPool      int
 	RemoteTimeout time.Duration
-	Dialogs       Dialogs
-	Desktop       Desktop
-	Login         LoginItem // nil hides Start at Login
+
+	Dialogs Dialogs
+	Desktop Desktop
+	Login   LoginItem // nil hides Start at Login
 
 	// ConfigFile is opened by Preferences, created with commented defaults.
 	ConfigFile string
