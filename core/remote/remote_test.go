@@ -280,3 +280,18 @@ func TestControlDir(t *testing.T) {
 		t.Fatalf("%s mode %v", d, st.Mode())
 	}
 }
+
+// A session the shared connection's server refuses (MaxSessions) gets a
+// connection of its own.
+func TestDialFallsBackToOwnConnection(t *testing.T) {
+	s := fakeSSH(t, `case "$*" in
+*ControlMaster=auto*) echo 'mux_client_request_session: session request failed: Session open refused by peer' >&2; exit 255 ;;
+esac
+printf 'fvm-dial-stdio/1 4 v\n'; exec cat`)
+	s.ControlDir = t.TempDir()
+	c, err := s.Dial(context.Background())
+	if err != nil {
+		t.Fatalf("no fallback: %v", err)
+	}
+	c.Close()
+}

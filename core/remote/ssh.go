@@ -106,9 +106,25 @@ func (s *SSH) Stop() error {
 }
 
 // Dial opens one connection to the remote host's API: an ssh session running
-// `fvm system dial-stdio`, whose greeting it reads before returning.
+// `fvm system dial-stdio`, whose greeting it reads before returning. When the
+// server refuses one more session on the shared connection (sshd's
+// MaxSessions, 10 by default), the session gets a connection of its own.
 func (s *SSH) Dial(ctx context.Context) (net.Conn, error) {
-	args := append(s.Options(), "-T", "--", s.Host.Server, DialStdioCommand)
+	c, err := s.dial(ctx, s.Options())
+	var re *refusedSession
+	if errors.As(err, &re) && s.ControlDir != "" {
+		own := *s
+		own.ControlDir = ""
+		return s.dial(ctx, own.Options())
+	}
+	return c, err
+}
+
+// refusedSession is the shared connection's server refusing another session.
+type refusedSession struct{ error }
+
+func (s *SSH) dial(ctx context.Context, opts []string) (net.Conn, error) {
+	args := append(opts, "-T", "--", s.Host.Server, DialStdioCommand)
 	cmd := exec.Command(s.program(), args...)
 	cmd.SysProcAttr = sysProcAttr()
 	inR, inW, err := os.Pipe()
@@ -182,7 +198,12 @@ func (s *SSH) Dial(ctx context.Context) (net.Conn, error) {
 		c.Close()
 		<-c.exited
 		c.stderr.wait(time.Second)
-		return nil, classify(s.Host, exitStatus(c.waitErr), c.stderr.String(), l.s)
+		stderr := c.stderr.String()
+		err := classify(s.Host, exitStatus(c.waitErr), stderr, l.s)
+		if strings.Contains(stderr, "Session open refused") || strings.Contains(stderr, "administratively prohibited") {
+			return nil, &refusedSession{err}
+		}
+		return nil, err
 	}
 	rev, version := parseGreeting(l.s)
 	if s.Revision != 0 && rev != s.Revision {
