@@ -23,11 +23,12 @@ a serial console tab, opened in your browser ($BROWSER, else xdg-open; open on
 macOS). The page follows the VM through reboots, stops and starts.
 
 The address carries a token that is valid until the host stops. --print-url
-prints it instead of opening it, e.g. to open it on another machine through an
-SSH tunnel that keeps the port number:
+prints it instead of opening it.
 
-  fvm display --print-url web1            # http://127.0.0.1:PORT/vm/web1/?token=...
-  ssh -L PORT:127.0.0.1:PORT thishost     # then open that address there
+With a remote host (--host, --context) the console is on that machine's
+127.0.0.1: fvm listens on this machine's 127.0.0.1, tunnels each connection to
+it through the host's API, opens (or prints) the local address, and keeps the
+tunnel until Ctrl-C.
 
 The port is free at each host start unless console.port is set in the config.`,
 		Example: "  fvm display web1\n  fvm display --serial web1\n  fvm display --print-url web1",

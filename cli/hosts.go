@@ -82,5 +82,5 @@ func (a *app) hostLine() string {
 	if sel.Remote() && a.hostInfo.Hostname != "" {
 		s += " on " + a.hostInfo.Hostname
 	}
-	return s + fmt.Sprintf(" (API revision %d, pid %d)", a.hostInfo.APIRevision, a.hostInfo.PID)
+	return s + fmt.Sprintf(", API revision %d (pid %d)", a.hostInfo.APIRevision, a.hostInfo.PID)
 }
