@@ -143,7 +143,7 @@ func (d *Daemon) ReceiveUpload(ctx context.Context, name string, size int64, bod
 	if err != nil {
 		return api.Upload{}, hostError(err)
 	}
-	if err := os.Chmod(tmp, 0o444); err == nil {
+	if err = os.Chmod(tmp, 0o444); err == nil {
 		err = os.Rename(tmp, filepath.Join(tdir, name))
 	}
 	if err == nil {

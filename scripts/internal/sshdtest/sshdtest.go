@@ -194,7 +194,7 @@ Match LocalPort %d
 	}
 	s.cmd = exec.Command(Sshd, "-D", "-e", "-f", conf)
 	s.cmd.Stdout, s.cmd.Stderr = log, log
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	s.cmd.SysProcAttr = procAttr()
 	if err := s.cmd.Start(); err != nil {
 		log.Close()
 		return nil, err
