@@ -135,6 +135,21 @@ func TestRemoteHost(t *testing.T) {
 		t.Errorf("new listeners on non-loopback addresses: %v", extra)
 	}
 	if os.Getenv("FVM_E2E_FULL") != "" {
+		t.Run("image-build-on-the-server", func(t *testing.T) {
+			t0 := time.Now()
+			r := e.fvm(t, "image", "build", "debian", "--name", "built-there")
+			if r.code != 0 || !strings.Contains(r.stderr, "Building on "+remoteUser+"@127.0.0.1") {
+				t.Fatalf("image build through the context: %+v", r)
+			}
+			t.Logf("MEASURE image build on the server through the context: %s", time.Since(t0))
+			if out := e.mustFVM(t, "images"); !strings.Contains(out, "built-there") {
+				t.Fatalf("the server's images: %s", out)
+			}
+			if _, err := os.Stat(filepath.Join(e.serverHome, "data", "images", "built-there.json")); err != nil {
+				t.Fatalf("not registered on the server: %v", err)
+			}
+			e.refused(t, e.fvm(t, "image", "build", "debian", "--sources", "/etc/apt/sources.list"), "is a file of this machine")
+		})
 		t.Run("stop-start", func(t *testing.T) {
 			e.mustFVM(t, "stop", name)
 			e.mustFVM(t, "start", name)
