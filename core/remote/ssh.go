@@ -101,8 +101,10 @@ func (s *SSH) Stop() error {
 	if s.ControlDir == "" {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	args := append(s.Options(), "-O", "exit", "--", s.Host.Server)
-	return exec.Command(s.program(), args...).Run()
+	return exec.CommandContext(ctx, s.program(), args...).Run()
 }
 
 // Dial opens one connection to the remote host's API: an ssh session running
@@ -203,6 +205,9 @@ func (s *SSH) dial(ctx context.Context, opts []string) (net.Conn, error) {
 		if strings.Contains(stderr, "Session open refused") || strings.Contains(stderr, "administratively prohibited") {
 			return nil, &refusedSession{err}
 		}
+		// A server that logged us in but cannot serve (no fvm there) keeps
+		// no shared connection waiting for ControlPersist.
+		s.Stop()
 		return nil, err
 	}
 	rev, version := parseGreeting(l.s)

@@ -35,7 +35,8 @@ const (
 
 type remoteEnv struct {
 	dir        string // the test's work dir, short (socket paths)
-	bin        string // fvm, readable by both accounts
+	bin        string // the client's fvm
+	serverBin  string // the server's fvm, on the PATH of its SSH sessions
 	serverHome string // fvmremote's FVM_HOME
 	clientHome string // fvmclient's FVM_HOME
 	clientSSH  string // fvmclient's ~/.ssh
@@ -64,9 +65,12 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	}
 	t.Cleanup(func() { os.RemoveAll(e.dir) })
 	os.Chmod(e.dir, 0o755)
-	e.bin = filepath.Join(e.dir, "bin", "fvm")
+	e.bin = filepath.Join(e.dir, "cbin", "fvm")
 	copyFile(t, fvmBin, e.bin, 0o755)
 	os.Chmod(filepath.Dir(e.bin), 0o755)
+	e.serverBin = filepath.Join(e.dir, "bin", "fvm")
+	copyFile(t, fvmBin, e.serverBin, 0o755)
+	os.Chmod(filepath.Dir(e.serverBin), 0o755)
 
 	e.serverHome = filepath.Join(e.dir, "rh")
 	os.MkdirAll(e.serverHome, 0o700)
@@ -92,7 +96,7 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	t.Cleanup(func() { os.RemoveAll(e.clientSSH) })
 	e.sshd, err = sshdtest.Start(sshdtest.Options{
 		Dir: filepath.Join(e.dir, "sshd"), Users: []string{remoteUser}, AuthorizedKey: pub,
-		Env:      []string{"PATH=" + filepath.Dir(e.bin) + ":/usr/bin:/bin", "FVM_HOME=" + e.serverHome},
+		Env:      []string{"PATH=" + filepath.Dir(e.serverBin) + ":/usr/bin:/bin", "FVM_HOME=" + e.serverHome},
 		BarePATH: "/usr/bin:/bin",
 	})
 	if err != nil {
@@ -108,10 +112,7 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	e.host = "ssh://" + remoteUser + "@127.0.0.1:" + strconv.Itoa(e.sshd.Port)
 	t.Cleanup(func() { e.stopServerHost(t) })
 	t.Cleanup(e.removeServerVMs)
-	t.Cleanup(func() { // the shared connection's ssh
-		e.cmd(context.Background(), nil, "ssh", "-O", "exit", "-o", "ControlPath="+filepath.Join(e.clientHome, "run", "fvm-%C"),
-			"-p", strconv.Itoa(e.sshd.Port), remoteUser+"@127.0.0.1").Run()
-	})
+	t.Cleanup(func() { e.endSharedConnections(t) })
 	return e
 }
 
@@ -292,4 +293,26 @@ func childSSH(pid int) int {
 		}
 	}
 	return 0
+}
+
+// endSharedConnections ends the client's ssh processes that outlive commands:
+// the shared connections (ControlMaster) of each server and port it reached,
+// which name the client's run dir on their command line.
+func (e *remoteEnv) endSharedConnections(t *testing.T) {
+	ents, _ := os.ReadDir("/proc")
+	for _, en := range ents {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.Stat(filepath.Join("/proc", en.Name()))
+		if err != nil || strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid)) != e.client.Uid {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if strings.Contains(string(cmdline), e.clientHome) {
+			t.Logf("ending the client's %q (pid %d)", strings.TrimSpace(strings.ReplaceAll(string(cmdline), "\x00", " ")), pid)
+			syscall.Kill(pid, syscall.SIGTERM)
+		}
+	}
 }

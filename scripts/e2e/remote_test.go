@@ -36,33 +36,9 @@ import (
 func TestRemoteHost(t *testing.T) {
 	ensureImage(t)
 	e := newRemoteEnv(t)
-
-	t.Run("refusals", func(t *testing.T) { e.refusals(t) })
-	t.Run("other-revision", func(t *testing.T) { e.otherRevision(t) })
-
-	// A context, used by every command from here on.
-	e.mustFVM(t, "context", "create", "rt", e.host, "--description", "the e2e server")
-	if out := e.mustFVM(t, "context", "ls"); !strings.Contains(out, "rt") || !strings.Contains(out, "default *") {
-		t.Fatalf("context ls: %s", out)
-	}
-	e.mustFVM(t, "context", "use", "rt")
-	if out := e.mustFVM(t, "context", "ls"); !strings.Contains(out, "rt *") {
-		t.Fatalf("context ls after use: %s", out)
-	}
-	var inspected []struct{ Name, Host string }
-	if err := json.Unmarshal([]byte(e.mustFVM(t, "context", "inspect")), &inspected); err != nil || len(inspected) != 1 || inspected[0].Host != e.host {
-		t.Fatalf("context inspect: %v %+v", err, inspected)
-	}
-	if st, err := os.Stat(filepath.Join(e.clientHome, "contexts.json")); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("contexts file: %v %v, want mode 0600", st, err)
-	}
-	if out := e.mustFVM(t, "version"); !strings.Contains(out, "host: "+e.host+" (context rt): fvm ") {
-		t.Errorf("version does not name the host: %s", out)
-	}
+	e.useContext(t)
 
 	t.Run("import-client-file", func(t *testing.T) { e.importClientFile(t) })
-	t.Run("cut-upload", func(t *testing.T) { e.cutUpload(t) })
-	t.Run("iso-upload", func(t *testing.T) { e.isoUpload(t) })
 	t.Run("share-paths", func(t *testing.T) {
 		e.refused(t, e.fvm(t, "run", "-d", "debian-local", "nope", "-v", "/no/such/dir:/mnt"), "is not a directory on the VM's host")
 		e.refused(t, e.fvm(t, "run", "-d", "debian-local", "nope", "-v", "./here:/mnt"), "give an absolute path on")
@@ -70,6 +46,7 @@ func TestRemoteHost(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+
 
 	// The one boot: `run -- CMD`, with a share of the server's and a key file of the client's.
 	const name = "rvm1"
@@ -168,6 +145,63 @@ func TestRemoteHost(t *testing.T) {
 	})
 }
 
+// TestRemoteRefusals: servers that cannot serve, keys that must not be
+// accepted and fvms of another API revision are each refused with one line
+// that names the fix. No VM, no image.
+func TestRemoteRefusals(t *testing.T) {
+	e := newRemoteEnv(t)
+	t.Run("refusals", func(t *testing.T) { e.refusals(t) })
+	t.Run("other-revision", func(t *testing.T) { e.otherRevision(t) })
+}
+
+// TestRemoteUploads: contexts, and files only the client can read reaching
+// the server as uploads, a cut one leaving nothing. No VM, no image build.
+func TestRemoteUploads(t *testing.T) {
+	e := newRemoteEnv(t)
+	e.useContext(t)
+	t.Run("small-disk", func(t *testing.T) {
+		disk := make([]byte, 4<<20)
+		disk[510], disk[511] = 0x55, 0xAA // a raw disk by content (an MBR)
+		file := filepath.Join(e.client.HomeDir, "small disk.raw")
+		os.WriteFile(file, disk, 0o600)
+		sshdtest.Chown(e.client, file)
+		t.Cleanup(func() { os.Remove(file) })
+		e.mustFVM(t, "image", "import", file)
+		var imgs []api.Image
+		json.Unmarshal([]byte(e.mustFVM(t, "images", "--format", "json")), &imgs)
+		if len(imgs) != 1 || imgs[0].Name != "small-disk" || imgs[0].Digest != fmt.Sprintf("sha256:%x", sha256.Sum256(disk)) || imgs[0].Source != "upload:small disk.raw" {
+			t.Fatalf("the server's images: %+v", imgs)
+		}
+		e.mustFVM(t, "image", "rm", "small-disk")
+		e.mustFVM(t, "image", "prune")
+	})
+	t.Run("cut-upload", func(t *testing.T) { e.cutUpload(t) })
+	t.Run("iso-upload", func(t *testing.T) { e.isoUpload(t) })
+}
+
+// useContext makes the server a context and the current one, as a user would.
+func (e *remoteEnv) useContext(t *testing.T) {
+	t.Helper()
+	e.mustFVM(t, "context", "create", "rt", e.host, "--description", "the e2e server")
+	if out := e.mustFVM(t, "context", "ls"); !strings.Contains(out, "rt") || !strings.Contains(out, "default *") {
+		t.Fatalf("context ls: %s", out)
+	}
+	e.mustFVM(t, "context", "use", "rt")
+	if out := e.mustFVM(t, "context", "ls"); !strings.Contains(out, "rt *") {
+		t.Fatalf("context ls after use: %s", out)
+	}
+	var inspected []struct{ Name, Host string }
+	if err := json.Unmarshal([]byte(e.mustFVM(t, "context", "inspect")), &inspected); err != nil || len(inspected) != 1 || inspected[0].Host != e.host {
+		t.Fatalf("context inspect: %v %+v", err, inspected)
+	}
+	if st, err := os.Stat(filepath.Join(e.clientHome, "contexts.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("contexts file: %v %v, want mode 0600", st, err)
+	}
+	if out := e.mustFVM(t, "version"); !strings.Contains(out, "host: "+e.host+" (context rt): fvm ") {
+		t.Errorf("version does not name the host: %s", out)
+	}
+}
+
 // refusals: servers that cannot serve say why in one line, and nothing is
 // accepted that should not be.
 func (e *remoteEnv) refusals(t *testing.T) {
@@ -217,12 +251,12 @@ func (e *remoteEnv) otherRevision(t *testing.T) {
 	e.stopServerHost(t)
 
 	// The server's fvm is the newer one: its greeting says so...
-	normal := e.bin + ".keep"
-	os.Rename(e.bin, normal)
-	copyFile(t, rev99, e.bin, 0o755)
+	normal := e.serverBin + ".keep"
+	os.Rename(e.serverBin, normal)
+	copyFile(t, rev99, e.serverBin, 0o755)
 	e.refused(t, e.fvm(t, "--host", e.host, "ps"), "speaks API revision 99; fvm")
 	e.refused(t, e.fvm(t, "--host", e.host, "ps"), "upgrade fvm on this machine")
-	os.Rename(normal, e.bin)
+	os.Rename(normal, e.serverBin)
 	// ...and its host, left running, is refused by the API's own handshake.
 	e.refused(t, e.fvm(t, "--host", e.host, "ps"), "API revision 99; this fvm")
 	e.stopServerHost(t)
