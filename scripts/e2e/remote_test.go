@@ -47,7 +47,6 @@ func TestRemoteHost(t *testing.T) {
 		t.FailNow()
 	}
 
-
 	// The one boot: `run -- CMD`, with a share of the server's and a key file of the client's.
 	const name = "rvm1"
 	share := filepath.Join(e.dir, "share")
