@@ -75,12 +75,15 @@ func (d *Daemon) DialConsole(ctx context.Context, localPort int) (net.Conn, erro
 // maxUploadName bounds an upload's file name (it becomes one).
 const maxUploadName = 128
 
-// uploadName is the base name of the client's file, made safe as a file name here.
+// uploadName is the base name of the client's file, made safe as a file name
+// here: leading dots go (a name starting with one is fvm's temporaries').
 func uploadName(name string) (string, error) {
-	name = filepath.Base(strings.TrimSpace(name))
-	if name == "." || name == "/" || name == ".." || name == "" || store.IsTemp(name) || len(name) > maxUploadName ||
-		strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
-		return "", api.Errorf(api.CodeInvalid, "upload: %q is no file name: name the file (at most %d printable characters, not starting with '.')", name, maxUploadName)
+	name = strings.TrimLeft(filepath.Base(strings.TrimSpace(name)), ".")
+	if name == "/" || len(name) > maxUploadName || strings.IndexFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return "", api.Errorf(api.CodeInvalid, "upload: %q is no file name: name the file (at most %d printable characters)", name, maxUploadName)
+	}
+	if name == "" {
+		name = "upload"
 	}
 	return name, nil
 }

@@ -214,3 +214,19 @@ func TestConsoleTunnelAcceptsTheClientsPort(t *testing.T) {
 		t.Fatalf("a tunnel to a missing VM: %v", err)
 	}
 }
+
+func TestUploadName(t *testing.T) {
+	for in, want := range map[string]string{
+		"disk.qcow2": "disk.qcow2", "/x/y/disk.img": "disk.img", ".hidden.iso": "hidden.iso",
+		"..": "upload", "": "upload", "a b.raw": "a b.raw",
+	} {
+		if got, err := uploadName(in); err != nil || got != want {
+			t.Errorf("uploadName(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"bad\x00name", strings.Repeat("x", 200), "tab\there"} {
+		if got, err := uploadName(in); err == nil {
+			t.Errorf("uploadName(%q) = %q, want an error", in, got)
+		}
+	}
+}
