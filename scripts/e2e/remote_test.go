@@ -85,6 +85,26 @@ func TestRemoteHost(t *testing.T) {
 			t.Fatalf("3 MiB of stdin through the context: %q, want %s", r.stdout, want)
 		}
 	})
+	t.Run("ctrl-c", func(t *testing.T) {
+		// Ctrl-C in a terminal signals the CLI's whole process group: the
+		// command in the VM gets it, the CLI's ssh (a group of its own) does not.
+		cmd := e.cmd(context.Background(), nil, e.bin, "exec", name, "--", "sh", "-c", `trap "echo got-int; exit 3" INT; echo started; while :; do sleep 0.2; done`)
+		cmd.SysProcAttr.Setpgid = true
+		stdout, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(stdout)
+		if line, _ := br.ReadString('\n'); line != "started\n" {
+			t.Fatalf("remote said %q", line)
+		}
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+		rest, _ := io.ReadAll(br)
+		cmd.Wait()
+		if code := cmd.ProcessState.ExitCode(); code != 3 || !strings.Contains(string(rest), "got-int") {
+			t.Fatalf("after Ctrl-C to the CLI's process group: exit %d, output %q; want the remote trap's exit 3", code, rest)
+		}
+	})
 	t.Run("listings", func(t *testing.T) {
 		if out := e.mustFVM(t, "ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
 			t.Errorf("ps: %s", out)
