@@ -295,3 +295,17 @@ printf 'fvm-dial-stdio/1 4 v\n'; exec cat`)
 	}
 	c.Close()
 }
+
+// A login script's banner before the greeting is skipped.
+func TestDialSkipsABanner(t *testing.T) {
+	c, err := fakeSSH(t, `printf 'Welcome!\nLast login: never\n'; printf 'fvm-dial-stdio/1 4 v\n'; exec cat`).Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "x\n")
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "x\n" {
+		t.Fatalf("after the banner: %q %v", b, err)
+	}
+	c.Close()
+}

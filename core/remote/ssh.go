@@ -28,6 +28,10 @@ func Greeting(revision int, version string) string {
 	return GreetingPrefix + strconv.Itoa(revision) + " " + version + "\n"
 }
 
+// maxBannerLines bounds the lines a server's login scripts may print before
+// the greeting.
+const maxBannerLines = 50
+
 // DialStdioCommand is what runs on the server, through its user's shell.
 const DialStdioCommand = "fvm system dial-stdio"
 
@@ -181,8 +185,23 @@ func (s *SSH) dial(ctx context.Context, opts []string) (net.Conn, error) {
 	}
 	got := make(chan line, 1)
 	go func() {
-		l, err := c.out.ReadString('\n')
-		got <- line{l, err}
+		// Login scripts that print (a banner, a motd) come first: their
+		// lines are skipped, as long as the greeting follows soon.
+		var skipped string
+		for i := 0; i < maxBannerLines; i++ {
+			l, err := c.out.ReadString('\n')
+			if err != nil || strings.HasPrefix(l, GreetingPrefix) {
+				if err != nil && skipped != "" {
+					l = skipped
+				}
+				got <- line{l, err}
+				return
+			}
+			if skipped == "" {
+				skipped = l
+			}
+		}
+		got <- line{skipped, errors.New("no greeting")}
 	}()
 	timer := time.NewTimer(greet)
 	defer timer.Stop()
@@ -205,9 +224,11 @@ func (s *SSH) dial(ctx context.Context, opts []string) (net.Conn, error) {
 		if strings.Contains(stderr, "Session open refused") || strings.Contains(stderr, "administratively prohibited") {
 			return nil, &refusedSession{err}
 		}
-		// A server that logged us in but cannot serve (no fvm there) keeps
-		// no shared connection waiting for ControlPersist.
-		s.Stop()
+		// A server that logged us in but has no fvm to serve keeps no shared
+		// connection waiting for ControlPersist (no session of ours uses it).
+		if exitStatus(c.waitErr) == 127 {
+			s.Stop()
+		}
 		return nil, err
 	}
 	rev, version := parseGreeting(l.s)
