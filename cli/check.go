@@ -66,7 +66,7 @@ func newCheckCmd(a *app) *cobra.Command {
 			// or, for a remote host, by `fvm image build` there.
 			for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
 				if h != nil {
-					fmt.Fprintf(a.out, "[--  ] %-12s runs on %s (`fvm image build` over SSH): `ssh %s fvm check` checks it there\n", "image build "+string(arch), h.Name(), h.Name())
+					fmt.Fprintf(a.out, "[--  ] %-12s runs on %s (`fvm image build` over SSH): `ssh %s fvm check` checks it there\n", "image build "+string(arch), h.Name(), h.SSHArgs())
 					continue
 				}
 				name := "image build " + string(arch)

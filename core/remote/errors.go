@@ -97,16 +97,7 @@ func knownHostsName(h Host) string {
 	return h.Server
 }
 
-func sshCommandFor(h Host) string {
-	s := ""
-	if h.Port != 0 {
-		s = fmt.Sprintf("-p %d ", h.Port)
-	}
-	if h.User != "" {
-		return s + h.User + "@" + h.Server
-	}
-	return s + h.Server
-}
+func sshCommandFor(h Host) string { return h.SSHArgs() }
 
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(strings.ReplaceAll(s, "\r", "")), "\n")

@@ -99,3 +99,15 @@ func (h Host) hostPort() string {
 
 // Jump is the form of ProxyJump and of ssh's destination for -J: [user@]server[:port].
 func (h Host) Jump() string { return h.Name() }
+
+// SSHArgs is the server as plain ssh's arguments: [-p PORT] [user@]server.
+func (h Host) SSHArgs() string {
+	s := ""
+	if h.Port != 0 {
+		s = "-p " + strconv.Itoa(h.Port) + " "
+	}
+	if h.User != "" {
+		return s + h.User + "@" + h.Server
+	}
+	return s + h.Server
+}
