@@ -136,6 +136,10 @@ func (m *Menu) Pick(name string) {
 	m.cur, m.client = choice, c
 	m.gen++
 	m.vms, m.host, m.hostErr = nil, nil, nil
+	if m.tunnel != nil { // the previous host's console: its pages go with it
+		m.tunnel.cancel()
+		m.tunnel = nil
+	}
 	cancel := m.cancelFollow
 	m.render()
 	m.mu.Unlock()
@@ -188,10 +192,6 @@ type consoleTunnel struct {
 func (m *Menu) localConsole(url string) (string, error) {
 	m.mu.Lock()
 	t, gen, c := m.tunnel, m.gen, m.client
-	if t != nil && m.tunnelGen != gen {
-		t.cancel()
-		t = nil
-	}
 	m.mu.Unlock()
 	if t == nil {
 		ln, err := remote.ListenLoopback(0)
@@ -205,11 +205,25 @@ func (m *Menu) localConsole(url string) (string, error) {
 			return c.DialConsole(ctx, port)
 		}, func(err error) { m.log.Warn("console tunnel", "err", err) })
 		m.mu.Lock()
-		if m.tunnel != nil {
-			m.tunnel.cancel()
+		if m.gen != gen || m.tunnel != nil { // another host was picked meanwhile, or another click made one
+			m.mu.Unlock()
+			cancel()
+			return m.localConsoleAgain(url, gen)
 		}
-		m.tunnel, m.tunnelGen = t, gen
+		m.tunnel = t
 		m.mu.Unlock()
+	}
+	return remote.LocalURL(url, t.port)
+}
+
+// localConsoleAgain uses the tunnel another click made, if it is for the
+// same host.
+func (m *Menu) localConsoleAgain(url string, gen int) (string, error) {
+	m.mu.Lock()
+	t, same := m.tunnel, m.gen == gen
+	m.mu.Unlock()
+	if !same || t == nil {
+		return "", fmt.Errorf("another host was picked meanwhile")
 	}
 	return remote.LocalURL(url, t.port)
 }

@@ -49,8 +49,7 @@ type Menu struct {
 	client       Client
 	gen          int
 	cancelFollow context.CancelFunc // ends Run's following of the host shown
-	tunnel       *consoleTunnel     // to a remote host's web console
-	tunnelGen    int
+	tunnel       *consoleTunnel     // to the remote host's web console shown now
 }
 
 // New builds the menu into tray. Nothing talks to the host until Run.
