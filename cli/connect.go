@@ -10,19 +10,42 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 )
 
-// client returns a client of a live host, starting `fvm daemon` detached (in its own
-// session, logging to the state dir) when the socket is absent or dead.
+// client returns a client of a live host: the selected remote one (hosts.go),
+// or this machine's, starting `fvm daemon` detached (in its own session,
+// logging to the state dir) when the socket is absent or dead.
 func (a *app) client(ctx context.Context) (*client.Client, error) {
+	if a.conn != nil {
+		return a.conn, nil
+	}
+	sel, err := a.selection()
+	if err != nil {
+		return nil, err
+	}
+	if sel.Remote() {
+		return a.remoteClient(ctx, sel)
+	}
+	c, err := a.localClient(ctx)
+	if err == nil {
+		a.conn = c
+	}
+	return c, err
+}
+
+func (a *app) localClient(ctx context.Context) (*client.Client, error) {
 	c := client.New(a.layout.SocketPath())
 	c.Version = Version
-	_, err := c.Ping(ctx, 2*time.Second)
+	info, err := c.Ping(ctx, 2*time.Second)
 	var ve *client.VersionError
 	if err == nil || errors.As(err, &ve) { // a host of another fvm: say what to do, start none
+		if err == nil {
+			a.hostInfo = &info
+		}
 		return c, err
 	}
 	appExited, err := a.startHostOrApp()
@@ -32,7 +55,11 @@ func (a *app) client(ctx context.Context) (*client.Client, error) {
 	deadline := time.Now().Add(15 * time.Second)
 	var last error
 	for time.Now().Before(deadline) {
-		if _, last = c.Ping(ctx, time.Second); last == nil || errors.As(last, &ve) {
+		var info api.HostInfo
+		if info, last = c.Ping(ctx, time.Second); last == nil || errors.As(last, &ve) {
+			if last == nil {
+				a.hostInfo = &info
+			}
 			return c, last
 		}
 		if ctx.Err() != nil {

@@ -36,8 +36,14 @@ func newCreateCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
+			req := api.CreateRequest{Spec: spec, Cold: f.cold}
+			if spec.ISO != "" && c.Remote() { // this machine's ISO, which that host cannot see (upload.go)
+				if err := a.uploadISO(cmd.Context(), c, &req); err != nil {
+					return err
+				}
+			}
 			t0 := time.Now()
-			v, err := c.Create(cmd.Context(), api.CreateRequest{Spec: spec, Cold: f.cold})
+			v, err := c.Create(cmd.Context(), req)
 			if err != nil {
 				return err
 			}

@@ -24,11 +24,12 @@ macOS). The page follows the VM through reboots, stops and starts.
 
 The address carries a one-time code: the first browser to open it (within 2
 minutes) gets the session, which lasts until the host stops; the address is
-then spent. --print-url prints it instead of opening it, e.g. to open it on
-another machine through an SSH tunnel that keeps the port number:
+then spent. --print-url prints it instead of opening it.
 
-  fvm display --print-url web1            # http://127.0.0.1:PORT/vm/web1/?code=...
-  ssh -L PORT:127.0.0.1:PORT thishost     # then open that address there
+With a remote host (--host, --context) the console is on that machine's
+127.0.0.1: fvm listens on this machine's 127.0.0.1, tunnels each connection to
+it through the host's API, opens (or prints) the local address, and keeps the
+tunnel until Ctrl-C.
 
 The port is free at each host start unless console.port is set in the config.`,
 		Example: "  fvm display web1\n  fvm display --serial web1\n  fvm display --print-url web1",
@@ -46,6 +47,9 @@ The port is free at each host start unless console.port is set in the config.`,
 			if d.Native {
 				a.phase("%s is shown in its window", name)
 				return nil
+			}
+			if a.remoteHost() != nil { // through a tunnel to this machine (display_remote.go)
+				return a.displayTunnel(cmd.Context(), c, name, d, printURL)
 			}
 			if printURL {
 				fmt.Fprintln(a.out, d.URL)

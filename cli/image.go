@@ -44,7 +44,10 @@ The image is registered under a name that says what differs from the default:
   debian-12-local-arm64   Debian 12 arm64
 --name picks another (do, with --packages, to keep the plain image too). A rebuild
 with the same inputs (release, arch, packages, apt sources, recipe) is skipped;
-other inputs replace the image of that name (VMs made from the old one keep it).`,
+other inputs replace the image of that name (VMs made from the old one keep it).
+
+With a remote host (--host, --context) the build runs on that machine, by its
+fvm over SSH, and registers the image there.`,
 		Example: `  fvm image build debian
   fvm run debian-local
   fvm image build debian --arch arm64 && fvm run debian-local-arm64
@@ -53,6 +56,9 @@ other inputs replace the image of that name (VMs made from the old one keep it).
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if args[0] != "debian" {
 				return fmt.Errorf("cannot build %q: only `fvm image build debian` is supported", args[0])
+			}
+			if h := a.remoteHost(); h != nil { // the build runs on that machine (image_build_remote.go)
+				return a.remoteBuild(cmd, *h, args)
 			}
 			if arch != "" {
 				a, err := vm.ParseArch(arch)

@@ -76,7 +76,9 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 	if err != nil {
 		return true, err
 	}
-	cl.Close()
+	if cl != nil {
+		cl.Close()
+	}
 	a.phase("%s: installed, SSH ready in %s", name, since(t0))
 	return true, nil
 }
@@ -85,7 +87,8 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 // wait gives up: the host boots it again from its disk right after the installer ends.
 const installStoppedGrace = 30 * time.Second
 
-// waitInstalled waits until the VM answers SSH with its pinned host key. The SSH port
+// waitInstalled waits until the VM answers SSH with its pinned host key (nil
+// client: a remote host's own connection answers). The SSH port
 // changes when the host boots the installed system, so each round asks again; a
 // host-key mismatch here is the installer's own SSH server, not yet ours.
 func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Client, error) {
@@ -98,7 +101,14 @@ func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Cl
 		switch v.State {
 		case vm.Running:
 			stopped = time.Time{}
-			if t, err := sshTarget(ctx, c, name); err == nil {
+			if c.Remote() { // its SSH port is on that machine's loopback: its host waits
+				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := c.Wait(rctx, name, api.WaitRequest{For: api.WaitSSH})
+				cancel()
+				if err == nil {
+					return nil, nil
+				}
+			} else if t, err := sshTarget(ctx, c, name); err == nil {
 				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 				cl, err := sshx.WaitReady(rctx, t, nil)
 				cancel()

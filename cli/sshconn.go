@@ -28,6 +28,9 @@ func waitSSH(ctx context.Context, t sshx.Target) (*sshx.Client, error) {
 
 // sshTarget asks the host how to reach a VM and loads fvm's key for it.
 func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target, error) {
+	if c.Remote() { // its port and fvm's key are that machine's
+		return sshx.Target{}, fmt.Errorf("vm %s: a direct SSH connection is only made to this machine's VMs; upgrade fvm on %s", name, c.Socket())
+	}
 	info, err := c.SSHInfo(ctx, name)
 	if err != nil {
 		return sshx.Target{}, err

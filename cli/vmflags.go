@@ -44,7 +44,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.String(config.KeyBackend, d.Backend, backendUsage)
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
-	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a host directory: HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
+	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a directory of the VM's host (this machine, or the remote one of --host/--context, as docker -v): HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
 	fl.BoolVar(&f.rosetta, "rosetta", false, "run x86-64 Linux programs in an arm64 guest through Apple's Rosetta (vz on Apple silicon)")
@@ -115,6 +115,10 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 	s.NoAutoPorts = f.noAuto
 	cwd, _ := os.Getwd()
 	for _, v := range f.mounts {
+		if h := a.remoteHost(); h != nil && !strings.HasPrefix(v, "/") {
+			// A relative or ~ path would be this machine's; -v names the VM host's.
+			return s, fmt.Errorf("-v %s: give an absolute path on %s: -v names a directory of the VM's host, not of this machine", v, h.Name())
+		}
 		if strings.HasPrefix(v, "~/") {
 			if home, err := os.UserHomeDir(); err == nil {
 				v = filepath.Join(home, v[2:])
@@ -124,7 +128,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if err != nil {
 			return s, err
 		}
-		s.Mounts = append(s.Mounts, m) // a directory of the VM's host: the host checks it
+		s.Mounts = append(s.Mounts, m) // the VM's host checks the directory exists there
 	}
 	s.Rosetta = f.rosetta
 	s.NoSound = !f.sound

@@ -45,6 +45,7 @@ pkgs=(
 	fakeroot                                 # image build without root
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
+	openssh-server                           # tests: remote hosts through a real sshd (the test starts its own on 127.0.0.1)
 	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/fvmhq/fvm/core/vm"
@@ -13,9 +14,27 @@ const Version = "v1"
 
 // Revision numbers the contract within Version: it grows with every change a
 // host of the previous revision would refuse (a new request field, a route).
-// Host and client exchange it (RevisionHeader on every response; HostInfo);
-// the client refuses a host of another revision with what to do.
-const Revision = 4 // 3: display, screenshot and console routes; 4: CreateRequest.CheckOnly, logs through the driver
+// Host and client exchange it (RevisionHeader on every response; HostInfo;
+// the greeting of `fvm system dial-stdio` for remote hosts); the client
+// refuses a host of another revision with what to do.
+//
+// 3: display, screenshot and console routes. 4: remote hosts (uploads,
+// tunnels to guest ports and to the web console, HostInfo.Hostname),
+// CreateRequest.CheckOnly, logs through the driver, the NIC route.
+var Revision = revision(revisionOverride, 4)
+
+// revisionOverride is empty in every release. The remote-host e2e test builds
+// a binary of another revision with
+// -ldflags "-X github.com/fvmhq/fvm/core/api.revisionOverride=99"
+// to see both sides refuse each other with what to upgrade.
+var revisionOverride string
+
+func revision(override string, r int) int {
+	if n, err := strconv.Atoi(override); err == nil && n > 0 {
+		return n
+	}
+	return r
+}
 
 // RevisionHeader carries the host's Revision on every response.
 const RevisionHeader = "Fvm-Api-Revision"
@@ -99,6 +118,10 @@ type CreateRequest struct {
 	// image is resolved (backend, name, settings), so a client learns it
 	// before a long pull or upload. The rules live in the host only.
 	CheckOnly bool `json:"checkOnly,omitempty"`
+	// ISOUpload installs from an ISO the client uploaded (POST /v1/uploads:
+	// its Upload.Digest) instead of Spec.ISO, a path on the host: a client on
+	// another machine than the host's uploads its file.
+	ISOUpload string `json:"isoUpload,omitempty"`
 }
 
 // WarmRequest is the body of POST /v1/images/warm: make the warm snapshot of
@@ -200,6 +223,9 @@ func (h HostInfo) BackendNames() []string {
 // HostInfo describes the host process.
 type HostInfo struct {
 	Version string `json:"version"`
+	// Hostname is the name of the machine the host runs on, so a client of a
+	// remote host can say which machine it talked to.
+	Hostname string `json:"hostname,omitempty"`
 	// APIRevision is the host's Revision (0: a host from before the handshake).
 	APIRevision int     `json:"apiRevision,omitempty"`
 	PID         int     `json:"pid"`
@@ -275,7 +301,10 @@ type PullRequest struct {
 
 // ImportRequest is the body of POST /v1/images/import.
 type ImportRequest struct {
-	Source string `json:"source"` // absolute file path, or an http(s) URL
+	Source string `json:"source"` // absolute file path, or an http(s) URL; with Upload, the client's file name (shown as the image's source)
+	// Upload imports a file the client uploaded (POST /v1/uploads: its
+	// Upload.Digest) instead of Source: the client's machine is not the host's.
+	Upload string `json:"upload,omitempty"`
 	// Name registers the image; empty derives one from the file name.
 	Name     string  `json:"name,omitempty"`
 	Checksum string  `json:"checksum,omitempty"` // sha256:HEX or sha512:HEX of the bytes at Source
@@ -393,3 +422,33 @@ type Port struct {
 	Auto      bool   `json:"auto"` // made because the guest listens on GuestPort
 	Via       string `json:"via"`  // static (-p), hostfwd (the user network) or ssh (a tunnel, for guest loopback)
 }
+
+// UploadsPath is the route a client streams a file of its own to (POST, the
+// file's bytes as the body): the host keeps it under its digest for a later
+// request that names it (ImportRequest.Upload, CreateRequest.ISOUpload).
+// The query's name is the file's base name; UploadSizeHeader declares its
+// length; the trailer UploadDigestHeader carries the SHA-256 the client read,
+// which the host compares with what arrived: a cut or altered upload leaves
+// nothing behind.
+const UploadsPath = "/v1/uploads"
+
+const (
+	UploadSizeHeader   = "Fvm-Upload-Size"
+	UploadDigestHeader = "Fvm-Upload-Digest" // a trailer: sha256:HEX
+)
+
+// Upload answers POST /v1/uploads: a file the host now holds.
+type Upload struct {
+	Digest string `json:"digest"` // sha256:HEX, what later requests name
+	Size   int64  `json:"size"`
+	Name   string `json:"name"` // the client's base name
+}
+
+// TunnelProtocol is the Upgrade token of the tunnel routes, after which the
+// connection carries the bytes of one TCP connection both ways:
+//   - GET /v1/vms/{name}/tunnel?port=N: to the guest's port N (its loopback),
+//     over the SSH connection the host holds to the VM (`fvm port-forward`);
+//   - GET /v1/console/tunnel?port=L: to the host's web console, which then
+//     also accepts the Host 127.0.0.1:L of the client's listener (`fvm
+//     display` of a remote host).
+const TunnelProtocol = "fvm-tcp/1"

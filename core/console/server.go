@@ -67,6 +67,9 @@ type Server struct {
 	access map[string]*access // by VM name
 	port   int                // once listening
 	now    func() time.Time   // the clock codes expire by (tests move it)
+	// tunnels are the ports of clients' own listeners that tunnel to this
+	// console from another machine (AllowTunnel): their Host is accepted too.
+	tunnels map[int]bool
 }
 
 // New returns a console; Listen, then serve Handler on the listener.
@@ -124,6 +127,32 @@ func (s *Server) URL(name string, serial bool) (string, error) {
 	return u, nil
 }
 
+// AllowTunnel accepts requests for 127.0.0.1:port (or localhost:port) as
+// well as for the console's own port: a client on another machine listens
+// there on its own loopback and tunnels each connection here through the
+// host's API (`fvm display` of a remote host), so the browser names its port.
+// Host still rules out DNS rebinding (a rebound name is no loopback address),
+// and Origin must still be the page's own.
+func (s *Server) AllowTunnel(port int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tunnels == nil {
+		s.tunnels = map[int]bool{}
+	}
+	s.tunnels[port] = true
+}
+
+func (s *Server) tunnelHost(host string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.tunnels {
+		if hostAllowed(host, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Forget revokes a VM's codes and cookie: the VM is gone (a new VM of the
 // same name gets new ones).
 func (s *Server) Forget(name string) {
@@ -174,7 +203,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
-		if !hostAllowed(r.Host, s.Port()) {
+		if !hostAllowed(r.Host, s.Port()) && !s.tunnelHost(r.Host) {
 			plain(w, http.StatusForbidden, fmt.Sprintf("fvm web console: Host %q refused: open the console as http://127.0.0.1:%d/", r.Host, s.Port()))
 			return
 		}

@@ -290,6 +290,7 @@ func (d *Daemon) watch(name string, r *driver.Run) {
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
 	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends(ctx)}
+	info.Hostname, _ = os.Hostname() // which machine a remote client talked to
 	for _, drv := range d.opts.Drivers {
 		for _, c := range driver.Checks(ctx, drv) {
 			info.Checks = append(info.Checks, api.Check{Name: c.Name, OK: c.OK, Detail: c.Detail, Fix: c.Fix})

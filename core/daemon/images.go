@@ -93,6 +93,10 @@ func (d *Daemon) PullImage(ctx context.Context, req api.PullRequest, progress fu
 }
 
 func (d *Daemon) ImportImage(ctx context.Context, req api.ImportRequest, progress func(api.Event)) (api.Image, error) {
+	if req.Upload != "" { // a client's file, uploaded (remote.go)
+		img, err := d.importUpload(ctx, req)
+		return img, hostError(err)
+	}
 	img, err := d.images.ImportImage(ctx, req, progress)
 	return img, hostError(err)
 }
@@ -130,6 +134,8 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		}
 	}
 	removed, freed := d.warm.Remove(ctx, used, orphans, true)
+	uploads, ufreed := d.pruneUploads() // uploads no VM names any more (remote.go)
+	removed, freed = append(removed, uploads...), freed+ufreed
 	res, err := d.images.PruneImages(ctx)
 	res.Removed, res.Freed = append(removed, res.Removed...), res.Freed+freed
 	if res.Removed == nil {

@@ -20,6 +20,13 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	ctx = context.WithoutCancel(ctx)
 	spec := req.Spec
 	spec.Warm = "" // the host's own choice, never a client's path
+	if req.ISOUpload != "" {
+		// An installer uploaded from a client's machine (remote.go).
+		var err error
+		if spec.ISO, err = d.uploadedISO(req.ISOUpload); err != nil {
+			return api.VM{}, err
+		}
+	}
 	vm.Defaults.Fill(&spec)
 	spec.Created = time.Now().UTC().Truncate(time.Second)
 	if err := d.checkBackend(spec.Backend); err != nil { // before any work
@@ -104,7 +111,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	for _, m := range spec.Mounts {
 		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on this host: create it or fix the path", m, m.HostPath)
+			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on the VM's host (%s): create it there or fix the path", m.String(), m.HostPath, hostname())
 		}
 	}
 	v, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend

@@ -159,6 +159,9 @@ type ImportOptions struct {
 	Move bool
 	// Checksum, if set, must match the bytes imported (a copy is compared as it is made).
 	Checksum Digest
+	// Digest, with Move, is src's SHA-256 when it is known already (an upload
+	// hashed as it arrived), so it is not read again.
+	Digest Digest
 }
 
 // ImportFile puts the qcow2 or raw disk at src into the cache, named by its SHA-256,
@@ -176,7 +179,7 @@ func (r Registry) ImportFile(ctx context.Context, src, name string, opts ImportO
 	bs := BaseSource{In: in, Want: opts.Checksum, Name: src}
 	if opts.Move {
 		in.Close() // only inspected: fvm's own file is renamed in
-		bs = BaseSource{Move: in.Path, Name: opts.Source}
+		bs = BaseSource{Move: in.Path, Digest: opts.Digest, Name: opts.Source}
 	} else {
 		defer in.Close()
 	}

@@ -113,7 +113,8 @@ func (l Layout) ImagesDir() string    { return filepath.Join(l.DataDir, "images"
 func (l Layout) BasesDir() string     { return filepath.Join(l.CacheDir, "bases") } // base disks named by digest
 func (l Layout) BuildDir() string     { return filepath.Join(l.CacheDir, "build") } // image build work space
 func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downloads") }
-func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") } // warm snapshots, one dir each
+func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") }    // warm snapshots, one dir each
+func (l Layout) UploadsDir() string   { return filepath.Join(l.CacheDir, "uploads") } // files clients uploaded, one dir per digest
 func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
 func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }
 

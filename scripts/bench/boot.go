@@ -93,10 +93,17 @@ func (b *bench) hostPID() int {
 	if err != nil {
 		return 0
 	}
+	return checkPID(out)
+}
+
+// checkPID is the host's pid in `fvm check`'s output: its "host" line ends "(pid N)".
+func checkPID(out string) int {
 	for _, l := range strings.Split(out, "\n") {
-		if i := strings.Index(l, "(pid "); i >= 0 {
-			pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(l[i+5:]), ")"))
-			return pid
+		if strings.HasPrefix(l, "host ") {
+			if i := strings.LastIndex(l, "(pid "); i >= 0 {
+				pid, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(l[i+5:]), ")"))
+				return pid
+			}
 		}
 	}
 	return 0

@@ -53,6 +53,7 @@ var rowsByName = []struct {
 	{"boot", benchBoot},
 	{"create", benchCreate},
 	{"ps", benchPs},
+	{"remote", benchRemote},
 	{"share", benchShare},
 }
 
@@ -155,14 +156,9 @@ func (b *bench) cleanup() {
 	for _, n := range b.vms {
 		b.run("rm", "-f", n)
 	}
-	if out, err := b.run("check"); err == nil {
-		for _, l := range strings.Split(out, "\n") {
-			var pid int
-			if _, err := fmt.Sscanf(l, "host     fvm %s (pid %d)", new(string), &pid); err == nil && pid > 0 {
-				if p, err := os.FindProcess(pid); err == nil {
-					p.Signal(os.Interrupt)
-				}
-			}
+	if pid := b.hostPID(); pid > 0 {
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Signal(os.Interrupt)
 		}
 	}
 }

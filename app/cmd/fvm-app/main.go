@@ -88,6 +88,7 @@ func run() int {
 		}
 		m := menu.New(sysTray{}, menu.Options{
 			Client:     client.New(layout.SocketPath()),
+			Hosts:      host.Contexts{Layout: layout, Version: Version}, // this machine and `fvm context`'s hosts
 			Dialogs:    desk,
 			Desktop:    desk,
 			Login:      login,
