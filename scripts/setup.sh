@@ -21,6 +21,8 @@ pkgs=(
 	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser
+	libvirt-daemon libvirt-clients           # the libvirt backend's tests: libvirtd + its QEMU driver, virsh to look (not
+	                                         # libvirt-daemon-system: systemd units, polkit and the default NAT network)
 	ca-certificates git make
 )
 
@@ -65,6 +67,17 @@ if [[ -n $other && ! -e $binfmt/$other && -r /usr/lib/binfmt.d/$other.conf ]]; t
 		[[ -e $binfmt/$other ]] || $SUDO sh -c "cat /usr/lib/binfmt.d/$other.conf > $binfmt/register" ||
 			echo "setup: cannot register $other with binfmt_misc: image builds of the other arch will not work" >&2
 	fi
+fi
+# libvirtd's QEMU driver runs guests as libvirt-qemu (Debian's build default), whom
+# libvirt-daemon-system's postinst would create; without that package, create it here,
+# with the directories libvirtd logs and keeps state in. scripts/libvirtd.sh starts it.
+if command -v libvirtd >/dev/null && ! getent passwd libvirt-qemu >/dev/null; then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	getent group kvm >/dev/null || $SUDO groupadd --system kvm
+	getent group libvirt-qemu >/dev/null || $SUDO groupadd --system libvirt-qemu
+	$SUDO useradd --system --gid kvm --groups libvirt-qemu --home-dir /var/lib/libvirt --no-create-home \
+		--shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
 fi
 command -v go >/dev/null || { echo "setup: Go 1.24+ is needed (https://go.dev/dl)" >&2; exit 1; }
 echo "setup: ok"
