@@ -15,7 +15,7 @@ func testDomainConfig() domainConfig {
 		Name: "web", UUID: "6c1d0f4e-8b1a-4c55-9a0e-2f8d6f0b9a11", Type: "qemu", Arch: "x86_64",
 		CPUs: 2, MemoryMiB: 2048, Pool: "fvm", Disk: "fvm-web.qcow2", Seed: "fvm-web-seed.iso",
 		SerialLog: "/var/lib/libvirt/fvm/fvm-web.serial.log",
-		Meta: Meta{Name: "web", Image: "debian-local", Digest: "sha256:0123abcd", User: "fvm", Backend: "fvm-libvirt/1 (fvm test)"},
+		Meta:      Meta{Name: "web", Image: "debian-local", Digest: "sha256:0123abcd", User: "fvm", Backend: "fvm-libvirt/1 (fvm test)"},
 	}
 }
 

@@ -131,4 +131,3 @@ func (s unixDialer) Dial() (net.Conn, error) {
 	}
 	return c, nil
 }
-
