@@ -290,7 +290,9 @@ func volumeXML(name, format string, capacity uint64, backingPath, backingFormat 
 func baseVolume(digest, format string) string {
 	return "sha256-" + strings.TrimPrefix(digest, "sha256:") + "." + format
 }
-func baseMarker(digest string) string { return "sha256-" + strings.TrimPrefix(digest, "sha256:") + ".ok" }
+func baseMarker(digest string) string {
+	return "sha256-" + strings.TrimPrefix(digest, "sha256:") + ".ok"
+}
 func diskVolume(name string) string   { return DomainPrefix + name + ".qcow2" }
 func seedVolume(name string) string   { return DomainPrefix + name + "-seed.iso" }
 func serialVolume(name string) string { return DomainPrefix + name + ".serial.log" }
