@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -62,7 +61,7 @@ func newCheckCmd(a *app) *cobra.Command {
 					continue
 				}
 				how := "natively"
-				if string(arch) != runtime.GOARCH {
+				if arch != vm.HostArch() {
 					how = "under qemu-user emulation (binfmt_misc)"
 				}
 				fmt.Fprintf(a.out, "[ok  ] %-12s fvm image build debian --arch %s builds %s\n", name, arch, how)

@@ -27,7 +27,7 @@ func newCreateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := checkBackend(cmd.Context(), c, spec.Backend); err != nil {
+			if err := precheck(cmd.Context(), c, spec); err != nil {
 				return err
 			}
 			if spec.ISO == "" { // an installer ISO has no image to pull (install.go)
@@ -50,6 +50,7 @@ func newCreateCmd(a *app) *cobra.Command {
 		},
 	}
 	f.register(cmd)
+	a.withBackends(cmd)
 	f.registerInstall(cmd)
 	u.register(cmd)
 	return cmd

@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fvmhq/fvm/app/desktop"
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/desktop"
 	"github.com/fvmhq/fvm/core/vm"
 )
 

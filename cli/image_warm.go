@@ -51,7 +51,7 @@ the snapshots; they go with their image ("fvm image rm", "fvm image prune").`,
 			if err != nil {
 				return err
 			}
-			if err := checkBackend(cmd.Context(), c, spec.Backend); err != nil {
+			if err := precheck(cmd.Context(), c, spec); err != nil {
 				return err
 			}
 			if err := a.ensureImage(cmd.Context(), c, &spec, urlFlags{}); err != nil {
@@ -75,6 +75,7 @@ the snapshots; they go with their image ("fvm image rm", "fvm image prune").`,
 	fl.String(config.KeyUser, d.User, "login user of the VMs it serves")
 	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk of the template: clones of this size start without growing theirs, larger ones grow it, smaller ones boot cold")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
-	fl.String(config.KeyBackend, d.Backend, "backend: auto or qemu (warm snapshots are QEMU's)")
+	fl.String(config.KeyBackend, d.Backend, backendUsage+"; those that make warm snapshots")
+	a.withBackends(cmd)
 	return cmd
 }

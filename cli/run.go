@@ -50,7 +50,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if err != nil {
 				return err
 			}
-			if err := checkBackend(ctx, c, spec.Backend); err != nil {
+			if err := precheck(ctx, c, spec); err != nil {
 				return err
 			}
 			if err := a.ensureImage(ctx, c, &spec, u); err != nil { // pull or import first, with progress
@@ -111,6 +111,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 		},
 	}
 	f.register(cmd)
+	a.withBackends(cmd)
 	u.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")

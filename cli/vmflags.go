@@ -40,7 +40,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size, with a unit (20G); the root filesystem grows to fill it")
 	fl.String(config.KeyUser, d.User, "login user created in the guest (passwordless sudo)")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
-	fl.String(config.KeyBackend, d.Backend, "hypervisor backend, kept for the VM's life: auto, qemu or vz (macOS 13+; auto picks vz there for an image of the Mac's architecture)")
+	fl.String(config.KeyBackend, d.Backend, backendUsage)
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
 	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a host directory: HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
@@ -120,10 +120,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if err != nil {
 			return s, err
 		}
-		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return s, fmt.Errorf("-v %s: %s is not a directory here: create it or fix the path", v, m.HostPath)
-		}
-		s.Mounts = append(s.Mounts, m)
+		s.Mounts = append(s.Mounts, m) // a directory of the VM's host: the host checks it
 	}
 	s.Rosetta = f.rosetta
 	for _, p := range f.ports {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/fvmhq/fvm/core/api"
 )
@@ -139,7 +140,7 @@ func (m *Menu) delete(ctx context.Context, name string) error {
 // preferences opens the config file, first writing one that documents the
 // defaults if there is none.
 func (m *Menu) preferences() {
-	err := EnsureConfig(m.opts.ConfigFile)
+	err := EnsureConfig(m.opts.ConfigFile, m.backendNames())
 	if err == nil {
 		err = m.opts.Desktop.OpenText(m.opts.ConfigFile)
 	}
@@ -147,6 +148,17 @@ func (m *Menu) preferences() {
 		m.log.Warn("preferences", "err", err)
 		m.opts.Dialogs.Error("fvm: could not open the preferences", oneLine(err))
 	}
+}
+
+// backendNames are the host's backends that run VMs here, preferred first.
+func (m *Menu) backendNames() []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := m.opts.Client.Host(ctx)
+	if err != nil {
+		return nil
+	}
+	return info.BackendNames()
 }
 
 func (m *Menu) toggleLogin() {

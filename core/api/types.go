@@ -15,7 +15,7 @@ const Version = "v1"
 // host of the previous revision would refuse (a new request field, a route).
 // Host and client exchange it (RevisionHeader on every response; HostInfo);
 // the client refuses a host of another revision with what to do.
-const Revision = 3 // 3: display, screenshot and console routes
+const Revision = 4 // 3: display, screenshot and console routes; 4: CreateRequest.CheckOnly, logs through the driver
 
 // RevisionHeader carries the host's Revision on every response.
 const RevisionHeader = "Fvm-Api-Revision"
@@ -79,6 +79,10 @@ type CreateRequest struct {
 	Spec  vm.Spec `json:"spec"`
 	Start bool    `json:"start"`
 	Cold  bool    `json:"cold,omitempty"`
+	// CheckOnly makes nothing: the host refuses what it can refuse before the
+	// image is resolved (backend, name, settings), so a client learns it
+	// before a long pull or upload. The rules live in the host only.
+	CheckOnly bool `json:"checkOnly,omitempty"`
 }
 
 // WarmRequest is the body of POST /v1/images/warm: make the warm snapshot of
@@ -160,6 +164,17 @@ type Check struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+}
+
+// BackendNames are the host's backends that run VMs here, preferred first.
+func (h HostInfo) BackendNames() []string {
+	var names []string
+	for _, b := range h.Backends {
+		if b.Available {
+			names = append(names, b.Name)
+		}
+	}
+	return names
 }
 
 // HostInfo describes the host process.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // Ubuntu's server installer (subiquity) reads its answers from cloud-init user-data
@@ -85,9 +87,18 @@ func AutoinstallFiles(c Config) (map[string][]byte, error) {
 
 // WriteAutoinstallISO writes the autoinstall seed as a cidata ISO at path, as WriteISO does.
 func WriteAutoinstallISO(path string, c Config) error {
-	files, err := AutoinstallFiles(c)
+	b, err := BuildAutoinstallISO(c)
 	if err != nil {
 		return err
 	}
-	return writeSeed(path, files)
+	return store.WriteFileAtomic(path, b, 0o600)
+}
+
+// BuildAutoinstallISO renders the autoinstall seed as a cidata ISO, as BuildISO does.
+func BuildAutoinstallISO(c Config) ([]byte, error) {
+	files, err := AutoinstallFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	return buildSeed(files)
 }

@@ -253,3 +253,17 @@ func marshal(header string, v any) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
+
+// AuthorizedKeys are a VM's authorized_keys lines: fvm's own key, then the
+// user's, each once.
+func AuthorizedKeys(fvmKey string, user []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range append([]string{fvmKey}, user...) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -39,46 +39,66 @@ func Files(c Config) (map[string][]byte, error) {
 	return map[string][]byte{UserDataFile: ud, MetaDataFile: md, NetworkConfigFile: nc}, nil
 }
 
-// WriteISO writes the seed as an ISO 9660 image labelled cidata at path. Rock Ridge
-// keeps the lowercase, dashed names (plain ISO 9660 would turn them into USER_DAT.;1).
+// WriteISO writes the seed as an ISO 9660 image labelled cidata at path (BuildISO).
 // The image is built beside path and renamed into place, so path is never a half file.
 // It holds the host's private key: the file is 0600.
 func WriteISO(path string, c Config) error {
-	files, err := Files(c)
+	b, err := BuildISO(c)
 	if err != nil {
 		return err
 	}
-	return writeSeed(path, files)
+	return store.WriteFileAtomic(path, b, 0o600)
 }
 
-// writeSeed writes files (user-data, meta-data, network-config) as the cidata ISO at path.
-func writeSeed(path string, files map[string][]byte) error {
-	dir := filepath.Dir(path)
-	err := store.WriteAtomic(path, 0o600, func(f *os.File) error {
-		// go-diskfs stages the files in a workspace directory and lays them out on Finalize.
-		ws, err := os.MkdirTemp(dir, ".seed-ws-*")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(ws)
-		fs, err := iso9660.Create(file.New(f, false), 0, 0, 2048, ws)
-		if err != nil {
-			return err
-		}
-		for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
-			w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
-			if err != nil {
-				return fmt.Errorf("add %s: %w", name, err)
-			}
-			_, werr := w.Write(files[name])
-			if err := errors.Join(werr, w.Close()); err != nil {
-				return fmt.Errorf("add %s: %w", name, err)
-			}
-		}
-		return fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: VolumeLabel})
-	})
+// BuildISO renders the seed as an ISO 9660 image labelled cidata, for the
+// driver to place where its VM reads it. Rock Ridge keeps the lowercase,
+// dashed names (plain ISO 9660 would turn them into USER_DAT.;1).
+func BuildISO(c Config) ([]byte, error) {
+	files, err := Files(c)
 	if err != nil {
-		return fmt.Errorf("seed %s: %w", path, err)
+		return nil, err
 	}
-	return nil
+	return buildSeed(files)
+}
+
+// buildSeed lays files (user-data, meta-data, network-config) out as the
+// cidata ISO. go-diskfs writes to a file and stages in a directory: both are
+// private temporaries (the seed holds a private key), removed at once.
+func buildSeed(files map[string][]byte) ([]byte, error) {
+	ws, err := os.MkdirTemp("", "fvm-seed-")
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	defer os.RemoveAll(ws)
+	f, err := os.OpenFile(filepath.Join(ws, "seed.iso"), os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	defer f.Close()
+	stage := filepath.Join(ws, "stage")
+	if err := os.Mkdir(stage, 0o700); err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	fs, err := iso9660.Create(file.New(f, false), 0, 0, 2048, stage)
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
+		w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
+		if err != nil {
+			return nil, fmt.Errorf("seed: add %s: %w", name, err)
+		}
+		_, werr := w.Write(files[name])
+		if err := errors.Join(werr, w.Close()); err != nil {
+			return nil, fmt.Errorf("seed: add %s: %w", name, err)
+		}
+	}
+	if err := fs.Finalize(iso9660.FinalizeOptions{RockRidge: true, VolumeIdentifier: VolumeLabel}); err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	b, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	return b, nil
 }

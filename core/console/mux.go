@@ -1,11 +1,12 @@
 package console
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
-	"os"
 	"sync"
 	"time"
 )
@@ -37,9 +38,17 @@ const maxTail = 1 << 20
 // ErrClosed means the Mux was closed: the VM stopped.
 var ErrClosed = errors.New("the serial console is closed: the VM stopped")
 
+// LogFile is the serial log as a Mux reads it (*os.File is one).
+type LogFile interface {
+	io.ReadSeekCloser
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
+}
+
 // Mux multiplexes one VM's serial port; NewMux makes one per run of the VM.
 type Mux struct {
-	socket, log string
+	dial    Dialer                  // the serial port
+	openLog func() (LogFile, error) // the serial log
 
 	mu       sync.Mutex
 	conn     net.Conn // to the hypervisor, while sessions are attached
@@ -51,10 +60,11 @@ type Mux struct {
 	wmu sync.Mutex // one write at a time on conn
 }
 
-// NewMux multiplexes the serial port served on socket whose output the
-// hypervisor logs to log. It connects when the first session attaches.
-func NewMux(socket, log string) *Mux {
-	return &Mux{socket: socket, log: log, sessions: map[*Session]struct{}{},
+// NewMux multiplexes the serial port that dial connects to, whose output the
+// hypervisor keeps in the log that openLog opens. It connects when the first
+// session attaches.
+func NewMux(dial Dialer, openLog func() (LogFile, error)) *Mux {
+	return &Mux{dial: dial, openLog: openLog, sessions: map[*Session]struct{}{},
 		wake: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -66,15 +76,17 @@ func (m *Mux) Attach(tail int) (*Session, error) {
 	if m.closed {
 		return nil, ErrClosed
 	}
-	f, err := os.Open(m.log)
+	f, err := m.openLog()
 	if err != nil {
 		return nil, fmt.Errorf("serial log: %w", err)
 	}
 	if m.conn == nil {
-		c, err := net.DialTimeout("unix", m.socket, 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := m.dial(ctx)
+		cancel()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("serial console %s: %w", m.socket, err)
+			return nil, fmt.Errorf("serial console: %w", err)
 		}
 		m.conn = c
 		go m.drain(c)
@@ -185,7 +197,7 @@ func (m *Mux) write(p []byte) (int, error) {
 // Close detaches it; the VM goes on.
 type Session struct {
 	m      *Mux
-	f      *os.File
+	f      LogFile
 	off    int64
 	replay []byte // earlier output not yet read, without terminal queries
 	rmu    sync.Mutex
@@ -245,7 +257,7 @@ func (s *Session) Read(p []byte) (int, error) {
 
 // earlierOutput is the log from off to its current end (at most maxTail bytes
 // away: tailOffset's bound), which a session replays before live output.
-func earlierOutput(f *os.File, off int64) ([]byte, error) {
+func earlierOutput(f LogFile, off int64) ([]byte, error) {
 	st, err := f.Stat()
 	if err != nil || st.Size() <= off {
 		return nil, err

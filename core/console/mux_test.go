@@ -51,7 +51,7 @@ func TestTailOffset(t *testing.T) {
 func TestMuxSessions(t *testing.T) {
 	f := newFakeSerial(t)
 	f.guest("[    0.000000] Linux version 6.1\r\nDebian GNU/Linux 12 web1 ttyS0\r\n\r\nweb1 login: ")
-	m := NewMux(f.socket, f.log)
+	m := NewMux(unixDial(f.socket), fileLog(f.log))
 	defer m.Close()
 
 	a, err := m.Attach(1)
@@ -120,11 +120,11 @@ func TestMuxSessions(t *testing.T) {
 
 func TestMuxAttachFails(t *testing.T) {
 	f := newFakeSerial(t)
-	m := NewMux(filepath.Join(t.TempDir(), "none.sock"), f.log)
+	m := NewMux(unixDial(filepath.Join(t.TempDir(), "none.sock")), fileLog(f.log))
 	if _, err := m.Attach(0); err == nil {
 		t.Error("attach without a socket succeeded")
 	}
-	m = NewMux(f.socket, filepath.Join(t.TempDir(), "none.log"))
+	m = NewMux(unixDial(f.socket), fileLog(filepath.Join(t.TempDir(), "none.log")))
 	if _, err := m.Attach(0); err == nil {
 		t.Error("attach without a log succeeded")
 	}

@@ -51,7 +51,7 @@ func FuzzStripQueries(f *testing.F) {
 func TestMuxReplayDropsQueries(t *testing.T) {
 	f := newFakeSerial(t)
 	f.guest("Debian GNU/Linux 13 web1 ttyS0\r\n" + systemdProbe + "\r\nweb1 login: ")
-	m := NewMux(f.socket, f.log)
+	m := NewMux(unixDial(f.socket), fileLog(f.log))
 	defer m.Close()
 	s, err := m.Attach(-1)
 	if err != nil {

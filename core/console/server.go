@@ -34,12 +34,16 @@ type Host interface {
 	ConsoleTarget(ctx context.Context, name string) (Target, error)
 }
 
+// Dialer connects to one of a running VM's streams (its screen, its serial
+// port), wherever the VM runs: the driver's, through the host.
+type Dialer func(ctx context.Context) (net.Conn, error)
+
 // Target is a VM as its console sees it.
 type Target struct {
 	State vm.State
-	// VNCSocket is where the hypervisor serves the screen as VNC: "" when
-	// the VM is not running or shows its screen another way.
-	VNCSocket string
+	// VNC connects to the screen, served as VNC: nil when the VM is not
+	// running or shows its screen another way.
+	VNC Dialer
 	// Serial multiplexes the serial port: nil when the VM is not running or
 	// its serial port cannot be attached.
 	Serial *Mux
@@ -249,7 +253,7 @@ func (s *Server) state(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(State{Name: name, State: t.State, Display: t.VNCSocket != "", Serial: t.Serial != nil})
+	json.NewEncoder(w).Encode(State{Name: name, State: t.State, Display: t.VNC != nil, Serial: t.Serial != nil})
 }
 
 func (s *Server) hostError(w http.ResponseWriter, name string, err error) {
@@ -268,11 +272,13 @@ func (s *Server) vnc(w http.ResponseWriter, r *http.Request) {
 		s.hostError(w, name, err)
 		return
 	}
-	if t.VNCSocket == "" {
+	if t.VNC == nil {
 		plain(w, http.StatusConflict, fmt.Sprintf("fvm web console: vm %q is %s: its screen shows once it runs", name, t.State))
 		return
 	}
-	conn, err := net.DialTimeout("unix", t.VNCSocket, 5*time.Second)
+	dctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	conn, err := t.VNC(dctx)
+	cancel()
 	if err != nil {
 		plain(w, http.StatusBadGateway, fmt.Sprintf("fvm web console: vm %q: display: %v", name, err))
 		return

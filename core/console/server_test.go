@@ -220,7 +220,7 @@ func dialWS(t *testing.T, tc *testConsole, c *http.Client, path, origin string) 
 func TestVNCBridge(t *testing.T) {
 	tc := startConsole(t)
 	sock, closed := fakeRFB(t)
-	tc.host.set("web1", Target{State: vm.Running, VNCSocket: sock})
+	tc.host.set("web1", Target{State: vm.Running, VNC: unixDial(sock)})
 	tc.s.URL("web1", false)
 	c := tc.login(t, "web1")
 	own := "http://" + strings.TrimPrefix(tc.base, "http://")
@@ -286,7 +286,7 @@ func TestVNCBridgeEndsWithTheVM(t *testing.T) {
 			c.Close() // QEMU went away
 		}
 	}()
-	tc.host.set("web1", Target{State: vm.Running, VNCSocket: sock})
+	tc.host.set("web1", Target{State: vm.Running, VNC: unixDial(sock)})
 	tc.s.URL("web1", false)
 	c := tc.login(t, "web1")
 	ws, _, err := dialWS(t, tc, c, "/vm/web1/ws/vnc", tc.base)
@@ -311,7 +311,7 @@ func TestSerialBridge(t *testing.T) {
 	tc := startConsole(t)
 	f := newFakeSerial(t)
 	f.guest("boot line\r\nweb1 login: ")
-	m := NewMux(f.socket, f.log)
+	m := NewMux(unixDial(f.socket), fileLog(f.log))
 	tc.host.set("web1", Target{State: vm.Running, Serial: m})
 	tc.s.URL("web1", true)
 	c := tc.login(t, "web1")

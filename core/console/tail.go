@@ -3,14 +3,13 @@ package console
 import (
 	"bytes"
 	"io"
-	"os"
 )
 
 // tailOffset is where the last n lines of f begin (a last line without its
 // newline counts: a login prompt is one): 0 when f has fewer; f's size for
 // n == 0; for n < 0, the start of the file. It reaches back at most maxTail
 // bytes, then starts at a line boundary after that point.
-func tailOffset(f *os.File, n int) (int64, error) {
+func tailOffset(f LogFile, n int) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err

@@ -10,14 +10,13 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// BackendAuto lets the host pick the backend at create (vm.Spec.Backend).
-const BackendAuto = "auto"
-
-// backends describes the host's drivers (preferred first) and the known backends it lacks.
-func (d *Daemon) backends() []api.Backend {
+// backends describes the host's drivers (preferred first), each with what a
+// plain VM of this host's arch can do on it, and the known backends it lacks.
+func (d *Daemon) backends(ctx context.Context) []api.Backend {
 	var out []api.Backend
 	for _, drv := range d.opts.Drivers {
-		out = append(out, api.Backend{Name: drv.Name(), Available: true, Features: drv.Features().List()})
+		plain := vm.Spec{Arch: vm.HostArch(), Backend: drv.Name()}
+		out = append(out, api.Backend{Name: drv.Name(), Available: true, Features: drv.Caps(ctx, &plain).List()})
 	}
 	for _, u := range d.opts.Unavailable {
 		out = append(out, api.Backend{Name: u.Name, Reason: u.Reason})
@@ -69,7 +68,7 @@ func (d *Daemon) driverNames() string {
 
 // checkBackend refuses, before any work, a backend the host cannot run.
 func (d *Daemon) checkBackend(name string) error {
-	if name == "" || name == BackendAuto || d.driverNamed(name) != nil {
+	if vm.IsAuto(name) || d.driverNamed(name) != nil {
 		return nil
 	}
 	if u, ok := d.unavailable(name); ok {
@@ -80,17 +79,19 @@ func (d *Daemon) checkBackend(name string) error {
 
 // chooseDriver picks the driver of a new VM whose image is resolved: the one
 // asked for, or with auto the first (in the platform's order of preference)
-// that can run the spec. It records the choice in spec.Backend.
-func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver, error) {
-	if err := d.checkBackend(spec.Backend); err != nil {
-		return nil, err
-	}
-	if spec.Backend != "" && spec.Backend != BackendAuto {
-		drv := d.driverNamed(spec.Backend)
-		if err := validate(ctx, drv, spec); err != nil {
+// that can run the spec. It records the choice in spec.Backend and returns
+// the driver bound to the spec. The caller has refused an unknown backend
+// (checkBackend) before any work.
+func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (*driver.VM, error) {
+	if !vm.IsAuto(spec.Backend) {
+		if d.driverNamed(spec.Backend) == nil {
+			return nil, d.checkBackend(spec.Backend)
+		}
+		v, err := validate(ctx, d.driverNamed(spec.Backend), spec)
+		if err != nil {
 			return nil, api.Errorf(api.CodeUnsupported, "%v", err)
 		}
-		return drv, nil
+		return v, nil
 	}
 	if len(d.opts.Drivers) == 0 {
 		return nil, api.Errorf(api.CodeUnsupported, "this host has no backend to run VMs")
@@ -98,10 +99,10 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 	var why []string
 	var last error
 	for _, drv := range d.opts.Drivers {
-		last = validate(ctx, drv, spec)
-		if last == nil {
+		var v *driver.VM
+		if v, last = validate(ctx, drv, spec); last == nil {
 			spec.Backend = drv.Name()
-			return drv, nil
+			return v, nil
 		}
 		why = append(why, fmt.Sprintf("%s: %v", drv.Name(), last))
 	}
@@ -111,14 +112,16 @@ func (d *Daemon) chooseDriver(ctx context.Context, spec *vm.Spec) (driver.Driver
 	return nil, api.Errorf(api.CodeUnsupported, "no backend of this host can run vm %q: %s", spec.Name, strings.Join(why, "; "))
 }
 
-// validate is the driver's Validate plus what its declared features rule out
-// (so `auto` passes over a driver without them).
-func validate(ctx context.Context, drv driver.Driver, spec *vm.Spec) error {
-	if len(spec.Mounts) > 0 && !drv.Features().Shares {
-		return fmt.Errorf("vm %q: the %s backend cannot share folders (-v): %w", spec.Name, drv.Name(), driver.ErrUnsupported)
+// validate binds drv to spec and checks that it can run it: what the spec's
+// options need of the VM's Caps (so `auto` passes over a driver without
+// them), then the driver's own Validate.
+func validate(ctx context.Context, drv driver.Driver, spec *vm.Spec) (*driver.VM, error) {
+	v := driver.Bind(ctx, drv, spec)
+	if err := driver.CheckNeeds(drv.Name(), spec, v.Caps); err != nil {
+		return nil, err
 	}
-	if spec.Rosetta && !drv.Features().Rosetta {
-		return fmt.Errorf("vm %q: %w: --rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", spec.Name, driver.ErrUnsupported, drv.Name())
+	if err := drv.Validate(ctx, spec); err != nil {
+		return nil, err
 	}
-	return drv.Validate(ctx, spec)
+	return v, nil
 }

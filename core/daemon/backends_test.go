@@ -182,7 +182,7 @@ func (h *host) writeForeignVM(t *testing.T, name, backend string) {
 // asked to re-adopt, and its running VMs are stopped when the host exits.
 func TestEphemeralBackend(t *testing.T) {
 	eph := newFake("eph")
-	eph.features = driver.Features{OutlivesHost: false}
+	eph.caps = driver.Caps{OutlivesHost: false}
 	h := startHostWith(t, Options{Drivers: []driver.Driver{eph}}, eph)
 	h.addImage(t)
 	ctx := context.Background()

@@ -18,7 +18,7 @@ import (
 
 // The host shows VMs through the web console (core/console) on 127.0.0.1,
 // unless a machine shows its screen in a window of its own
-// (driver.NativeDisplay), and attaches clients to serial ports through each
+// (driver.DisplayNative), and attaches clients to serial ports through each
 // running machine's console.Mux (`fvm console`, the web console's serial tab).
 
 // serveConsole starts the web console on console.port (or a free port) and
@@ -68,63 +68,46 @@ type consoleHost struct{ d *Daemon }
 
 func (h consoleHost) ConsoleTarget(ctx context.Context, name string) (console.Target, error) {
 	d := h.d
-	inst, err := d.get(name)
-	if err != nil {
+	inst, _, r, err := d.lookup(ctx, name)
+	if err != nil && inst == nil {
 		return console.Target{}, err
 	}
 	t := console.Target{State: d.describe(ctx, inst).State}
-	drv, err := d.driverOf(&inst.Spec)
-	if err != nil {
+	if err != nil || r == nil || !t.State.Active() {
 		return t, nil // a backend this host lacks runs nothing here
 	}
+	if r.VNC != nil {
+		t.VNC = r.VNC.DialVNC
+	}
 	d.mu.Lock()
-	e := d.entry(name)
-	m, mux := e.machine, e.serial
+	t.Serial = d.entry(name).serial
 	d.mu.Unlock()
-	if m == nil || !t.State.Active() {
-		return t, nil
-	}
-	if f := drv.Features(); f.Display && f.VNCSocket != "" {
-		t.VNCSocket = inst.Path(f.VNCSocket)
-	}
-	t.Serial = mux
 	return t, nil
 }
 
-// Display shows a VM's screen in its own window when its machine has one
-// (driver.NativeDisplay), and otherwise answers the web console's URL for the
-// client to open: the screen, or with req.Serial the serial console. A
+// Display shows a VM's screen in its own window when it has one
+// (driver.DisplayNative), and otherwise answers the web console's URL for
+// the client to open: the screen, or with req.Serial the serial console. A
 // stopped VM's page says so and connects once the VM runs.
 func (d *Daemon) Display(ctx context.Context, name string, req api.DisplayRequest) (api.Display, error) {
-	inst, err := d.get(name)
+	inst, v, r, err := d.lookup(ctx, name)
 	if err != nil {
 		return api.Display{}, err
 	}
-	drv, err := d.driverOf(&inst.Spec)
-	if err != nil {
-		return api.Display{}, err
-	}
-	f := drv.Features()
-	d.mu.Lock()
-	m := d.entry(name).machine
-	d.mu.Unlock()
 	state := d.describe(ctx, inst).State
 	switch {
-	case req.Serial && f.SerialSocket == "":
-		return api.Display{}, api.Errorf(api.CodeUnsupported, "vm %q's serial console cannot be attached (backend %s): `fvm logs -f %s` follows it", name, drv.Name(), name)
-	case !req.Serial:
-		if nd, ok := m.(driver.NativeDisplay); ok {
-			if err := nd.ShowWindow(ctx); err != nil {
-				return api.Display{}, fmt.Errorf("vm %q: show its window: %w", name, err)
-			}
-			return api.Display{Native: true, State: state}, nil
+	case req.Serial && !v.Caps.SerialAttach:
+		return api.Display{}, api.Errorf(api.CodeUnsupported, "vm %q's serial console cannot be attached (backend %s): `fvm logs -f %s` follows it", name, v.Name(), name)
+	case req.Serial:
+	case v.Caps.Display == driver.DisplayNative && r != nil && r.Window != nil:
+		if err := r.Window.ShowWindow(ctx); err != nil {
+			return api.Display{}, fmt.Errorf("vm %q: show its window: %w", name, err)
 		}
-		if !f.Display {
-			return api.Display{}, api.Errorf(api.CodeUnsupported, "vm %q has no display (backend %s): `fvm console %s` attaches its serial console", name, drv.Name(), name)
-		}
-		if f.VNCSocket == "" { // shown in a window of its own, which needs a running VM
-			return api.Display{}, api.Errorf(api.CodeConflict, "vm %q is %s: start it (`fvm start %s`), then its window opens", name, state, name)
-		}
+		return api.Display{Native: true, State: state}, nil
+	case v.Caps.Display == driver.DisplayNative: // shown in a window of its own, which needs a running VM
+		return api.Display{}, api.Errorf(api.CodeConflict, "vm %q is %s: start it (`fvm start %s`), then its window opens", name, state, name)
+	case v.Caps.Display == driver.DisplayNone:
+		return api.Display{}, api.Errorf(api.CodeUnsupported, "vm %q has no display (backend %s): `fvm console %s` attaches its serial console", name, v.Name(), name)
 	}
 	u, err := d.console.URL(name, req.Serial)
 	if err != nil {
@@ -141,40 +124,35 @@ func (d *Daemon) Display(ctx context.Context, name string, req api.DisplayReques
 
 // Screenshot captures a running VM's screen (driver.Screenshotter).
 func (d *Daemon) Screenshot(ctx context.Context, name string) (image.Image, error) {
-	inst, err := d.get(name)
+	_, v, r, err := d.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	m := d.entry(name).machine
-	d.mu.Unlock()
-	if m == nil {
+	if r == nil {
 		return nil, notRunning(name)
 	}
-	s, ok := m.(driver.Screenshotter)
-	if !ok {
-		return nil, api.Errorf(api.CodeUnsupported, "vm %q: its backend (%s) cannot take screenshots", name, inst.Spec.Backend)
+	if r.Screen == nil {
+		return nil, api.Errorf(api.CodeUnsupported, "vm %q: its backend (%s) cannot take screenshots: %s", name, v.Name(), v.Caps.WhyNot(driver.CapScreenshot, v.Name()))
 	}
-	return s.Screenshot(ctx)
+	return r.Screen.Screenshot(ctx)
 }
 
 // AttachConsole attaches a client to a running VM's serial console: the tail
 // lines of earlier output, then what the guest writes; what the client writes
 // is typed into the guest. Closing the stream detaches; the VM goes on.
 func (d *Daemon) AttachConsole(ctx context.Context, name string, tail int) (io.ReadWriteCloser, error) {
-	inst, err := d.get(name)
+	_, v, r, err := d.lookup(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	d.mu.Lock()
-	e := d.entry(name)
-	m, mux := e.machine, e.serial
+	mux := d.entry(name).serial
 	d.mu.Unlock()
-	if m == nil {
+	if r == nil {
 		return nil, notRunning(name)
 	}
 	if mux == nil {
-		return nil, api.Errorf(api.CodeUnsupported, "vm %q's serial console cannot be attached (backend %s): `fvm logs -f %s` follows it", name, inst.Spec.Backend, name)
+		return nil, api.Errorf(api.CodeUnsupported, "vm %q's serial console cannot be attached (backend %s): `fvm logs -f %s` follows it", name, v.Name(), name)
 	}
 	s, err := mux.Attach(tail)
 	if errors.Is(err, console.ErrClosed) {

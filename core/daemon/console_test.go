@@ -103,7 +103,7 @@ var _ driver.Screenshotter = (*fakeMachine)(nil)
 
 func consoleDriver() *fakeDriver {
 	d := newFake("fake")
-	d.features = driver.Features{OutlivesHost: true, SerialConsole: true, SerialSocket: "serial.sock", Display: true, VNCSocket: "vnc.sock"}
+	d.serial = true
 	return d
 }
 

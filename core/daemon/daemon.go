@@ -23,6 +23,7 @@ import (
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
+	"github.com/fvmhq/fvm/core/warm"
 )
 
 // Options configure a Daemon.
@@ -53,27 +54,28 @@ type Daemon struct {
 	vms        map[string]*entry
 	consoleErr error // why the web console does not listen, if it does not
 
-	warmOnce sync.Once
-	warm     *warming // warm snapshots being made (warm.go)
+	// warm is the warm snapshots and clones (core/warm).
+	warm *warm.Pool
 
-	// bg is the context of the host's own background work (warm snapshots):
-	// it ends when Serve returns, which waits for that work (bgWG) to clean up.
+	// bg is the context of the host's own background work (warm snapshots,
+	// port watchers): it ends when Serve returns, which waits for the warm
+	// builds to clean up.
 	bg       context.Context
 	bgCancel context.CancelFunc
-	bgWG     sync.WaitGroup
 
 	serving bool // Serve holds the host lock: this process hosts the VMs (d.mu)
 }
 
 // entry is the host's live knowledge of one VM.
 type entry struct {
-	machine driver.Machine // nil when not running
-	ssh     *sshx.Holder   // the held SSH connection of the running machine (exec.go)
-	sshErr  error          // why there is none
-	ports   *portForwards  // its automatic port forwards (ports.go)
-	serial  *console.Mux   // the running machine's serial port, when it can be attached
-	op      string         // operation in progress: creating, starting, stopping, removing
-	err     string         // why the last operation failed
+	vm     *driver.VM    // its driver, bound to its spec once (bind)
+	run    *driver.Run   // the running machine and its powers; nil when not running
+	ssh    *sshx.Holder  // the held SSH connection of the running machine (exec.go)
+	sshErr error         // why there is none
+	ports  *portForwards // its automatic port forwards (ports.go)
+	serial *console.Mux  // the running machine's serial port, when it can be attached
+	op     string        // operation in progress: creating, starting, stopping, removing
+	err    string        // why the last operation failed
 }
 
 // New makes a daemon; call Adopt before serving.
@@ -95,59 +97,106 @@ func New(opts Options) *Daemon {
 	}
 	d.images = d.newImageService()
 	d.console = console.New(console.Options{Host: consoleHost{d}, Log: opts.Log})
+	d.warm = d.newWarmPool()
 	return d
 }
 
 // Adopt re-attaches to VMs left running by an earlier host, and removes what
 // an earlier host left half-made of warm snapshots.
 func (d *Daemon) Adopt(ctx context.Context) {
-	d.cleanWarmBuilds(ctx)
+	d.warm.CleanBuilds(ctx)
 	insts, _, err := d.store.List()
 	if err != nil {
 		d.log.Error("list vms", "err", err)
 		return
 	}
 	for _, inst := range insts {
-		drv, err := d.driverOf(&inst.Spec)
-		if err != nil || !drv.Features().OutlivesHost {
+		v, err := d.bind(ctx, inst)
+		if err != nil || !v.Caps.OutlivesHost {
 			continue // nothing of it can still run
 		}
-		m, err := drv.Attach(ctx, inst)
+		m, err := v.Attach(ctx, inst)
 		if err != nil {
 			if !errors.Is(err, driver.ErrNotRunning) {
 				d.log.Warn("re-adopt failed", "vm", inst.Spec.Name, "err", err)
 			}
 			continue
 		}
-		d.log.Info("re-adopted running vm", "vm", inst.Spec.Name, "backend", drv.Name())
-		d.mu.Lock()
-		d.entry(inst.Spec.Name).run(inst, drv, m)
-		d.mu.Unlock()
-		d.hold(inst.Spec.Name, inst, m, nil)
-		go d.watch(inst.Spec.Name, m)
+		d.log.Info("re-adopted running vm", "vm", inst.Spec.Name, "backend", v.Name())
+		r := d.record(inst, v, m)
+		d.hold(inst.Spec.Name, inst, r, nil)
+		go d.watch(inst.Spec.Name, r)
 	}
 }
 
-// run records m as the VM's running machine, with a multiplexer for its
-// serial port when the driver serves one; d.mu must be held.
-func (e *entry) run(inst *store.Instance, drv driver.Driver, m driver.Machine) {
-	e.machine = m
-	if f := drv.Features(); f.SerialSocket != "" {
-		e.serial = console.NewMux(inst.Path(f.SerialSocket), inst.Path(store.SerialLog))
+// record records m as the VM's running machine, its powers resolved once,
+// with a multiplexer for its serial port when it can be attached.
+func (d *Daemon) record(inst *store.Instance, v *driver.VM, m driver.Machine) *driver.Run {
+	r := v.Run(m)
+	var mux *console.Mux
+	if r.Serial != nil {
+		mux = console.NewMux(r.Serial.DialSerial, func() (console.LogFile, error) { return v.OpenLog(inst, driver.LogSerial) })
 	}
+	d.mu.Lock()
+	e := d.entry(inst.Spec.Name)
+	e.run, e.serial = r, mux
+	d.mu.Unlock()
+	return r
 }
 
-// ended forgets m, the machine that ended, ending its console sessions (after
+// ended forgets r, the machine that ended, ending its console sessions (after
 // they read the last output); d.mu must be held. A newer machine stays.
-func (e *entry) ended(m driver.Machine) {
-	if e.machine != m {
+func (e *entry) ended(r *driver.Run) {
+	if e.run != r {
 		return
 	}
-	e.machine = nil
+	e.run = nil
 	if e.serial != nil {
 		e.serial.Close()
 		e.serial = nil
 	}
+}
+
+// bind returns the VM's driver bound to its spec (driver.Bind): what the VM
+// can do, answered once and kept while the host knows the VM.
+func (d *Daemon) bind(ctx context.Context, inst *store.Instance) (*driver.VM, error) {
+	name := inst.Spec.Name
+	d.mu.Lock()
+	v := d.entry(name).vm
+	d.mu.Unlock()
+	if v != nil {
+		return v, nil
+	}
+	drv, err := d.driverOf(&inst.Spec)
+	if err != nil {
+		return nil, err
+	}
+	v = driver.Bind(ctx, drv, &inst.Spec)
+	d.mu.Lock()
+	e := d.entry(name)
+	if e.vm == nil {
+		e.vm = v
+	}
+	v = e.vm
+	d.mu.Unlock()
+	return v, nil
+}
+
+// lookup is every VM operation's prologue: the VM, its bound driver and its
+// running machine (nil when it does not run).
+func (d *Daemon) lookup(ctx context.Context, name string) (*store.Instance, *driver.VM, *driver.Run, error) {
+	inst, err := d.get(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := d.bind(ctx, inst)
+	if err != nil {
+		return inst, nil, nil, err
+	}
+	d.mu.Lock()
+	r := d.entry(name).run
+	d.mu.Unlock()
+	return inst, v, r, nil
 }
 
 // entry returns the entry for name, creating it; d.mu must be held.
@@ -207,15 +256,15 @@ func opState(op string) vm.State {
 }
 
 // watch waits for a machine to end and records it.
-func (d *Daemon) watch(name string, m driver.Machine) {
-	err := <-m.Done()
+func (d *Daemon) watch(name string, r *driver.Run) {
+	err := <-r.Done()
 	d.mu.Lock()
 	e := d.vms[name]
 	busy := e != nil && e.op != "" // e.g. a stop: the end was asked for
 	var held *sshx.Holder
-	if e != nil && e.machine == m {
+	if e != nil && e.run == r {
 		held, e.ssh, e.sshErr, e.ports = e.ssh, nil, nil, nil
-		e.ended(m)
+		e.ended(r)
 		if err != nil && e.op == "" {
 			e.err = fmt.Sprintf("hypervisor exited: %v", err)
 		}
@@ -231,16 +280,16 @@ func (d *Daemon) watch(name string, m driver.Machine) {
 	}
 	d.events.publish(ev)
 	if !busy {
-		d.afterInstall(name, m, err)
+		d.afterInstall(name, r, err)
 	}
 }
 
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
-	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends()}
+	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends(ctx)}
 	for _, drv := range d.opts.Drivers {
-		if c, ok := drv.(driver.Checker); ok {
-			info.Checks = append(info.Checks, c.Checks(ctx)...)
+		for _, c := range driver.Checks(ctx, drv) {
+			info.Checks = append(info.Checks, api.Check{Name: c.Name, OK: c.OK, Detail: c.Detail, Fix: c.Fix})
 		}
 	}
 	return info, nil
@@ -324,48 +373,44 @@ func (d *Daemon) get(name string) (*store.Instance, error) {
 // describe derives a VM's state from the live system, never from a file.
 func (d *Daemon) describe(ctx context.Context, inst *store.Instance) api.VM {
 	name := inst.Spec.Name
+	v := api.VM{Spec: inst.Spec, Dir: inst.Dir, CreatedAt: inst.Spec.Created, Backend: inst.Spec.Backend}
+	v.Logs = []string{inst.Path(store.SerialLog)}
+	b, berr := d.bind(ctx, inst)
 	d.mu.Lock()
 	e := d.entry(name)
-	m, op, lastErr := e.machine, e.op, e.err
+	r, op, lastErr := e.run, e.op, e.err
 	d.mu.Unlock()
-
-	v := api.VM{Spec: inst.Spec, Dir: inst.Dir, CreatedAt: inst.Spec.Created, Backend: inst.Spec.Backend, Error: lastErr}
-	v.Logs = []string{inst.Path(store.SerialLog)}
-	drv, derr := d.driverOf(&inst.Spec)
-	if derr == nil {
-		f := drv.Features()
-		for _, l := range f.LogFiles {
+	v.Error = lastErr
+	if berr == nil {
+		for _, l := range b.Caps.LogFiles {
 			v.Logs = append(v.Logs, inst.Path(l))
-		}
-		if f.Display && f.VNCSocket != "" {
-			v.VNCSocket = inst.Path(f.VNCSocket)
 		}
 	}
 	v.State = vm.Stopped
-	if keeper, ok := drv.(driver.StateKeeper); ok && m == nil && derr == nil && keeper.HasSavedState(inst) {
+	if r == nil && berr == nil && b.States != nil && b.States.HasSavedState(inst) {
 		v.State = vm.Suspended
 	}
 	if lastErr != "" {
 		v.State = vm.Error
 	}
-	if derr != nil {
-		v.State, v.Error = vm.Error, derr.Error()
+	if berr != nil {
+		v.State, v.Error = vm.Error, berr.Error()
 	}
-	if m != nil {
+	if r != nil {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := m.State(sctx)
+		st, err := r.State(sctx)
 		cancel()
 		if err != nil {
 			st, v.Error = vm.Error, err.Error()
 		}
 		v.State = st
-		info := m.Info()
+		info := r.Info()
 		v.PID, v.Accel, v.Boot = info.PID, info.Accel, info.Boot
 		if !info.StartedAt.IsZero() {
 			t := info.StartedAt
 			v.StartedAt = &t
 		}
-		if ep, err := m.SSHEndpoint(ctx); err == nil {
+		if ep, err := r.SSHEndpoint(ctx); err == nil {
 			v.SSHPort = int(ep.Port())
 		}
 	}
@@ -382,12 +427,12 @@ func (d *Daemon) SSHInfo(ctx context.Context, name string) (api.SSHInfo, error) 
 		return api.SSHInfo{}, err
 	}
 	d.mu.Lock()
-	m := d.entry(name).machine
+	r := d.entry(name).run
 	d.mu.Unlock()
-	if m == nil {
-		return api.SSHInfo{}, api.Errorf(api.CodeConflict, "vm %q is not running: start it with `fvm start %s`", name, name)
+	if r == nil {
+		return api.SSHInfo{}, notRunning(name)
 	}
-	ep, err := m.SSHEndpoint(ctx)
+	ep, err := r.SSHEndpoint(ctx)
 	if err != nil {
 		return api.SSHInfo{}, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
 	}
@@ -406,13 +451,17 @@ func (d *Daemon) SSHInfo(ctx context.Context, name string) (api.SSHInfo, error) 
 	}, nil
 }
 
-// LogPath is the VM's serial console log.
-func (d *Daemon) LogPath(ctx context.Context, name string) (string, error) {
-	inst, err := d.get(name)
+// OpenLog opens the VM's serial console log, through its driver.
+func (d *Daemon) OpenLog(ctx context.Context, name string) (io.ReadCloser, error) {
+	inst, v, _, err := d.lookup(ctx, name)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return inst.Path(store.SerialLog), nil
+	f, err := v.OpenLog(inst, driver.LogSerial)
+	if err != nil {
+		return nil, fmt.Errorf("vm %q: serial log: %w", name, err)
+	}
+	return f, nil
 }
 
 // publishSettled tells subscribers the state a VM settled in once an operation

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -27,7 +28,7 @@ const fakeDisk = "fake-disk"
 // fakeDriver runs "VMs" as goroutines so the host logic is tested without QEMU.
 type fakeDriver struct {
 	name      string // "fake" unless set
-	features  driver.Features
+	caps      driver.Caps
 	refuse    string // Validate fails for specs with this image
 	mu        sync.Mutex
 	running   map[string]*fakeMachine
@@ -35,12 +36,13 @@ type fakeDriver struct {
 	failStart bool
 	failDisk  bool
 	panicDisk bool   // Create panics: a bug in a driver
-	native    bool   // its machines have a native display window (driver.NativeDisplay)
-	mac       string // its VMs' NIC address (driver.GuestNIC), when set
+	native    bool   // its machines have a native display window (driver.DisplayNative)
+	mac       string // its VMs' NIC address (Caps.MAC), when set
+	serial    bool   // its machines serve a serial port (Caps.SerialAttach) and a VNC display
 }
 
 func newFake(name string) *fakeDriver {
-	return &fakeDriver{name: name, running: map[string]*fakeMachine{}, features: driver.Features{OutlivesHost: true}}
+	return &fakeDriver{name: name, running: map[string]*fakeMachine{}, caps: driver.Caps{OutlivesHost: true, Screenshot: true, InstallISO: true}}
 }
 
 func (f *fakeDriver) Name() string {
@@ -49,11 +51,22 @@ func (f *fakeDriver) Name() string {
 	}
 	return f.name
 }
-func (f *fakeDriver) Features() driver.Features {
+func (f *fakeDriver) Caps(_ context.Context, _ *vm.Spec) driver.Caps {
+	c := f.caps
 	if f.name == "" { // built as a literal: like QEMU's VMs, they outlive the host
-		return driver.Features{OutlivesHost: true}
+		c = driver.Caps{OutlivesHost: true, Screenshot: true, InstallISO: true}
 	}
-	return f.features
+	c.MAC = f.mac
+	if f.serial {
+		c.SerialAttach, c.Display = true, driver.DisplayVNC
+	}
+	if f.native {
+		c.Display = driver.DisplayNative
+	}
+	return c
+}
+func (f *fakeDriver) OpenLog(inst *store.Instance, name string) (driver.LogFile, error) {
+	return os.Open(inst.Path(store.SerialLog))
 }
 func (f *fakeDriver) Validate(_ context.Context, s *vm.Spec) error {
 	if f.refuse != "" && s.Image == f.refuse {
@@ -70,8 +83,11 @@ func (f *fakeDriver) Delete(_ context.Context, inst *store.Instance) error {
 	f.record("delete", inst)
 	return nil
 }
-func (f *fakeDriver) Create(_ context.Context, inst *store.Instance, _ *driver.Base) error {
+func (f *fakeDriver) Create(_ context.Context, inst *store.Instance, in driver.CreateInput) error {
 	f.record("create", inst)
+	if err := os.WriteFile(inst.Path(store.SeedFile), in.Seed, 0o600); err != nil {
+		return err
+	}
 	if f.panicDisk {
 		panic("fake driver bug")
 	}
@@ -87,15 +103,16 @@ func (f *fakeDriver) BasesInUse(dir string) ([]string, error) {
 	}
 	return []string{strings.TrimPrefix(string(b), "base=")}, err
 }
-func (f *fakeDriver) Start(_ context.Context, inst *store.Instance) (driver.Machine, error) {
+func (f *fakeDriver) Start(_ context.Context, inst *store.Instance, _ driver.StartOptions) (driver.Machine, error) {
 	f.record("start", inst)
 	time.Sleep(50 * time.Millisecond) // widen the window for concurrent starts
 	if f.failStart {
 		return nil, errors.New("qemu: boom")
 	}
 	m := &fakeMachine{done: make(chan error, 1), accel: f.Name() + "-accel"}
-	if sock := f.Features().SerialSocket; sock != "" {
-		m.serial = newFakeSerialPort(inst.Path(sock), inst.Path(store.SerialLog))
+	if f.serial {
+		m.serial = newFakeSerialPort(inst.Path("serial.sock"), inst.Path(store.SerialLog))
+		m.vnc = inst.Path("vnc.sock")
 	}
 	f.mu.Lock()
 	f.running[inst.Spec.Name] = m
@@ -131,6 +148,20 @@ type fakeMachine struct {
 	stopped bool
 	accel   string
 	serial  *fakeSerialPort // the serial port it serves, when its driver declares one
+	vnc     string          // where its display would be served, then
+}
+
+func (m *fakeMachine) DialSerial(ctx context.Context) (net.Conn, error) {
+	if m.serial == nil {
+		return nil, errors.New("no serial port")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", m.serial.ln.Addr().String())
+}
+
+func (m *fakeMachine) DialVNC(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", m.vnc)
 }
 
 func (m *fakeMachine) Info() driver.MachineInfo {

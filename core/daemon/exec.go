@@ -23,11 +23,11 @@ var _ server.ExecService = (*Daemon)(nil)
 // hold starts holding the pinned SSH connection of a VM that now runs (started
 // or re-adopted): commands then cost a session on it, not a handshake. It is
 // closed by watch when the VM ends.
-func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine, initial *sshx.Client) {
+func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial *sshx.Client) {
 	h, err := d.holder(name, inst, m, initial)
 	d.mu.Lock()
 	e := d.entry(name)
-	if e.machine != m { // it ended already
+	if e.run != m { // it ended already
 		d.mu.Unlock()
 		if h != nil {
 			h.Close()
@@ -51,7 +51,7 @@ func (d *Daemon) hold(name string, inst *store.Instance, m driver.Machine, initi
 	}
 }
 
-func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine, initial *sshx.Client) (*sshx.Holder, error) {
+func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initial *sshx.Client) (*sshx.Holder, error) {
 	ep, err := m.SSHEndpoint(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
@@ -74,14 +74,14 @@ func (d *Daemon) holder(name string, inst *store.Instance, m driver.Machine, ini
 				go d.setClock(name)
 			}
 			if !reconnected && m.Info().Boot == driver.BootCold && inst.Spec.Warm == "" {
-				d.warmAfterBoot(inst.Spec) // the next VM of this image and shape starts warm
+				d.warm.AfterBoot(inst.Spec) // the next VM of this image and shape starts warm
 			}
 			d.events.publish(api.Event{Type: api.EventVMReady, VM: name, State: vm.Running})
 		},
 		OnFatal: func(err error) {
 			d.log.Error("ssh host key changed: refusing the VM's connections", "vm", name, "err", err)
 			d.mu.Lock()
-			if e := d.vms[name]; e != nil && e.machine == m {
+			if e := d.vms[name]; e != nil && e.run == m {
 				e.err = err.Error()
 			}
 			d.mu.Unlock()
@@ -114,13 +114,13 @@ func (d *Daemon) running(name string) (*sshx.Holder, error) {
 	}
 	d.mu.Lock()
 	e := d.entry(name)
-	m, h, herr, op := e.machine, e.ssh, e.sshErr, e.op
+	m, h, herr, op := e.run, e.ssh, e.sshErr, e.op
 	d.mu.Unlock()
 	switch {
 	case m == nil && op == "starting":
 		return nil, api.Errorf(api.CodeConflict, "vm %q is still starting: try again in a moment", name)
 	case m == nil:
-		return nil, api.Errorf(api.CodeConflict, "vm %q is not running: start it with `fvm start %s`", name, name)
+		return nil, notRunning(name)
 	case herr != nil:
 		return nil, herr
 	case h == nil:
@@ -199,7 +199,7 @@ func cloudInitResult(status int, out string) api.WaitResult {
 
 // runQuiet runs a command on the held connection and returns its status and output.
 func runQuiet(ctx context.Context, h *sshx.Holder, cmd string) (int, string, error) {
-	p, err := h.Start(ctx, sshx.ProcessOptions{Command: "bash -c " + shellQuote(cmd)})
+	p, err := h.Start(ctx, sshx.ProcessOptions{Command: "bash -c " + sshx.ShellQuote(cmd)})
 	if err != nil {
 		return -1, "", err
 	}
@@ -218,5 +218,3 @@ func runQuiet(ctx context.Context, h *sshx.Holder, cmd string) (int, string, err
 	status, err := p.Wait()
 	return status, out.String(), err
 }
-
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

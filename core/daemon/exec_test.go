@@ -113,7 +113,7 @@ type sshDriver struct {
 	ep func() netip.AddrPort
 }
 
-func (f *sshDriver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
+func (f *sshDriver) Start(ctx context.Context, inst *store.Instance, _ driver.StartOptions) (driver.Machine, error) {
 	return &sshMachine{fakeMachine: fakeMachine{done: make(chan error, 1)}, ep: f.ep()}, nil
 }
 
@@ -122,7 +122,7 @@ func (f *sshDriver) Start(ctx context.Context, inst *store.Instance) (driver.Mac
 func TestExecThroughHeldConnection(t *testing.T) {
 	var guest *guestSSH
 	drv := &sshDriver{fakeDriver: newFake("fake"), ep: func() netip.AddrPort { return guest.addr }}
-	drv.features = driver.Features{OutlivesHost: true}
+	drv.caps = driver.Caps{OutlivesHost: true}
 	h := startHostWith(t, Options{Drivers: []driver.Driver{drv}}, drv.fakeDriver)
 	h.addImage(t)
 	ctx := context.Background()

@@ -81,7 +81,7 @@ func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
 	}
 	for i := range imgs {
 		if imgs[i].Path != "" {
-			imgs[i].Warm = d.snapshotsOf(imgs[i].Path)
+			imgs[i].Warm = d.warm.List(ctx, imgs[i].Path)
 		}
 	}
 	return imgs, nil
@@ -111,7 +111,7 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 		}
 	}
 	if used, err := d.vmBases(); err == nil && len(gone) > 0 {
-		d.removeSnapshots(used, gone, false)
+		d.warm.Remove(ctx, used, gone, false)
 	}
 	return removed, nil
 }
@@ -124,12 +124,12 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
 	}
 	orphans := map[string]bool{}
-	for _, s := range d.snapshotsOf("") {
-		if info, err := loadSnapshot(s.Dir); err == nil && !d.imageNames(info.Base) {
-			orphans[info.Base] = true
+	for _, base := range d.warm.Bases() {
+		if !d.imageNames(base) {
+			orphans[base] = true
 		}
 	}
-	removed, freed := d.removeSnapshots(used, orphans, true)
+	removed, freed := d.warm.Remove(ctx, used, orphans, true)
 	res, err := d.images.PruneImages(ctx)
 	res.Removed, res.Freed = append(removed, res.Removed...), res.Freed+freed
 	if res.Removed == nil {

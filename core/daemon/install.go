@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/driver"
@@ -45,7 +44,7 @@ func (d *Daemon) resolveISO(spec *vm.Spec) error {
 		return invalid("--iso %s is not an ISO 9660 image (its content is %s): give an installer .iso file", spec.ISO, format)
 	}
 	if spec.Arch == "" {
-		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
+		spec.Arch = vm.HostArch()
 	}
 	spec.BaseImage = ""
 	return nil
@@ -54,16 +53,15 @@ func (d *Daemon) resolveISO(spec *vm.Spec) error {
 // afterInstall boots a VM again, from its disk, when its machine ended as a finished
 // unattended install: the installer powers off (QEMU cannot reboot out of a direct
 // kernel boot), and the user asked for a VM, not a stopped one.
-func (d *Daemon) afterInstall(name string, m driver.Machine, exitErr error) {
-	f, ok := m.(driver.InstallBoot)
-	if !ok || exitErr != nil || !f.InstallFinished() {
+func (d *Daemon) afterInstall(name string, r *driver.Run, exitErr error) {
+	if r.Install == nil || exitErr != nil || !r.Install.InstallFinished() {
 		return
 	}
 	d.log.Info("unattended install finished, booting from disk", "vm", name)
 	if _, err := d.Start(context.Background(), name, api.StartRequest{}); err != nil {
 		d.log.Error("boot after install", "vm", name, "err", err)
 		d.mu.Lock()
-		if e := d.vms[name]; e != nil && e.machine == nil {
+		if e := d.vms[name]; e != nil && e.run == nil {
 			e.err = fmt.Sprintf("boot after install: %v", err)
 		}
 		d.mu.Unlock()

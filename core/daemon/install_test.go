@@ -129,8 +129,8 @@ type installMachine struct{ *fakeMachine }
 
 func (installMachine) InstallFinished() bool { return true }
 
-func (f *installDriver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
-	m, err := f.fakeDriver.Start(ctx, inst)
+func (f *installDriver) Start(ctx context.Context, inst *store.Instance, o driver.StartOptions) (driver.Machine, error) {
+	m, err := f.fakeDriver.Start(ctx, inst, o)
 	if err == nil && f.starts.Add(1) == 1 {
 		return installMachine{m.(*fakeMachine)}, nil
 	}

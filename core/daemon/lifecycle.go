@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -23,7 +22,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	spec.Warm = "" // the host's own choice, never a client's path
 	vm.Defaults.Fill(&spec)
 	spec.Created = time.Now().UTC().Truncate(time.Second)
-	if err := d.checkBackend(spec.Backend); err != nil { // before any pull or copy
+	if err := d.checkBackend(spec.Backend); err != nil { // before any work
 		return api.VM{}, err
 	}
 	if spec.Name == "" {
@@ -31,6 +30,15 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	}
 	if err := vm.ValidateName(spec.Name); err != nil {
 		return api.VM{}, api.Errorf(api.CodeInvalid, "%v", err)
+	}
+	if req.CheckOnly {
+		if err := spec.ValidateSettings(); err != nil {
+			return api.VM{}, api.Errorf(api.CodeInvalid, "%v", err)
+		}
+		if d.store.Exists(spec.Name) {
+			return api.VM{}, errExists(spec.Name)
+		}
+		return api.VM{Spec: spec, State: vm.Stopped}, nil
 	}
 	done, err := d.begin(spec.Name, "creating")
 	if err != nil {
@@ -55,9 +63,13 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	return v, nil
 }
 
+func errExists(name string) error {
+	return api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", name, name)
+}
+
 func (d *Daemon) forget(name string) {
 	d.mu.Lock()
-	if e := d.vms[name]; e != nil && e.machine == nil && e.op == "" {
+	if e := d.vms[name]; e != nil && e.run == nil && e.op == "" {
 		delete(d.vms, name)
 	}
 	d.mu.Unlock()
@@ -67,9 +79,9 @@ func (d *Daemon) forget(name string) {
 // when one fits (the notice says why not when one exists but does not).
 func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.Instance, string, error) {
 	if d.store.Exists(spec.Name) {
-		return nil, "", api.Errorf(api.CodeConflict, "vm %q already exists: pick another name or remove it with `fvm rm %s`", spec.Name, spec.Name)
+		return nil, "", errExists(spec.Name)
 	}
-	var base *driver.Base
+	var in driver.CreateInput
 	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, "", err
@@ -83,7 +95,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		if err := setImage(&spec, img); err != nil {
 			return nil, "", err
 		}
-		base = &driver.Base{Path: img.Path, Format: img.Format, VirtualSize: img.Virtual, Digest: img.Digest}
+		in.Base = &driver.Base{Path: img.Path, Format: img.Format, VirtualSize: img.Virtual, Digest: img.Digest}
 	}
 	if err := spec.Validate(); err != nil {
 		return nil, "", api.Errorf(api.CodeInvalid, "%v", err)
@@ -93,13 +105,14 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 			return nil, "", api.Errorf(api.CodeInvalid, "share %s: %s is not a directory on this host: create it or fix the path", m, m.HostPath)
 		}
 	}
-	drv, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
+	v, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
 	if err != nil {
 		return nil, "", err
 	}
 	var notice string
 	if clone {
-		spec.Warm, notice = d.cloneSource(ctx, drv, &spec)
+		dec := d.warm.Decide(ctx, v, &spec)
+		spec.Warm, in.Clone, notice = dec.Dir, dec.Dir, dec.Notice
 	}
 	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
 	if errors.Is(err, store.ErrExists) {
@@ -110,12 +123,12 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	defer func() {
 		if r := recover(); r != nil { // a driver's bug: nothing of the VM stays either
-			drv.Delete(ctx, inst)
+			v.Delete(ctx, inst)
 			d.store.Discard(inst)
 			panic(r)
 		}
 	}()
-	err = d.fill(ctx, drv, inst, base)
+	err = d.fill(ctx, v, inst, in)
 	if err == nil {
 		err = d.store.Commit(inst)
 		if errors.Is(err, store.ErrExists) {
@@ -123,21 +136,23 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		}
 	}
 	if err != nil { // leave no stray VM dir behind
-		return nil, "", errors.Join(hostError(err), drv.Delete(ctx, inst), d.store.Discard(inst))
+		return nil, "", errors.Join(hostError(err), v.Delete(ctx, inst), d.store.Discard(inst))
 	}
+	d.mu.Lock()
+	d.entry(spec.Name).vm = v
+	d.mu.Unlock()
 	return inst, notice, nil
 }
 
-// fill writes a new instance's keys and seed, then lets its driver make the disks.
-func (d *Daemon) fill(ctx context.Context, drv driver.Driver, inst *store.Instance, base *driver.Base) error {
-	mac := "" // the seed's network config matches the NIC by MAC: the driver's, or QEMU's default
-	if n, ok := drv.(driver.GuestNIC); ok {
-		mac = n.GuestMAC(&inst.Spec)
-	}
-	if err := provision(d.opts.Layout, inst, mac); err != nil {
+// fill writes a new instance's identity, then lets its driver make the disks
+// and place the seed.
+func (d *Daemon) fill(ctx context.Context, v *driver.VM, inst *store.Instance, in driver.CreateInput) error {
+	seed, err := provision(d.opts.Layout, inst, v.Caps.MAC)
+	if err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}
-	if err := drv.Create(ctx, inst, base); err != nil {
+	in.Seed = seed
+	if err := v.Create(ctx, inst, in); err != nil {
 		return fmt.Errorf("vm %q: create disk: %w", inst.Spec.Name, err)
 	}
 	return nil
@@ -150,7 +165,7 @@ func setImage(spec *vm.Spec, img api.Image) error {
 		spec.Arch = img.Arch
 	}
 	if spec.Arch == "" {
-		spec.Arch, _ = vm.ParseArch(runtime.GOARCH)
+		spec.Arch = vm.HostArch()
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {
 		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
@@ -162,18 +177,11 @@ func setImage(spec *vm.Spec, img api.Image) error {
 // Start boots a stopped VM, or resumes a suspended one (unless req.Cold).
 func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (api.VM, error) {
 	ctx = context.WithoutCancel(ctx)
-	inst, err := d.get(name)
+	inst, v, r, err := d.lookup(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	drv, err := d.driverOf(&inst.Spec)
-	if err != nil {
-		return api.VM{}, err
-	}
-	d.mu.Lock()
-	running := d.entry(name).machine != nil
-	d.mu.Unlock()
-	if running {
+	if r != nil {
 		return api.VM{}, api.Errorf(api.CodeConflict, "vm %q is already running", name)
 	}
 	done, err := d.begin(name, "starting")
@@ -181,16 +189,17 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
-	if keeper, ok := drv.(driver.StateKeeper); ok && req.Cold && keeper.HasSavedState(inst) {
-		if err := keeper.DiscardState(inst); err != nil {
+	if v.States != nil && req.Cold && v.States.HasSavedState(inst) {
+		if err := v.States.DiscardState(inst); err != nil {
 			done(err)
 			return api.VM{}, fmt.Errorf("vm %q: discard its saved state: %w", name, err)
 		}
 		d.log.Info("saved state discarded for a cold boot", "vm", name)
 	}
 	t0 := time.Now()
-	m, err := drv.Start(ctx, inst)
-	var notice string
+	dec := d.warm.ForStart(ctx, v, inst)
+	notice := dec.Notice
+	m, err := v.Start(ctx, inst, driver.StartOptions{Clone: dec.Dir})
 	var held *sshx.Client // a checked connection to hand to the holder
 	if err == nil && m.Info().Boot == driver.BootClone {
 		tr := time.Now()
@@ -204,7 +213,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 			m.Kill()
 			<-m.Done()
 			notice = fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", rerr)
-			m, err = drv.Start(ctx, inst)
+			m, err = v.Start(ctx, inst, driver.StartOptions{})
 		}
 	}
 	if err != nil { // drivers name the VM in their errors
@@ -212,56 +221,43 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
 		return api.VM{}, err
 	}
-	d.mu.Lock()
-	d.entry(name).run(inst, drv, m)
-	d.mu.Unlock()
-	d.hold(name, inst, m, held)
-	go d.watch(name, m)
+	r = d.record(inst, v, m)
+	d.hold(name, inst, r, held)
+	go d.watch(name, r)
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
-	v := d.describe(ctx, inst)
-	v.Notice = driver.JoinNotices(notice, m.Info().Notice)
-	return v, nil
+	out := d.describe(ctx, inst)
+	out.Notice = driver.JoinNotices(notice, m.Info().Notice)
+	return out, nil
 }
 
-// Suspend saves a running VM's memory and device state into its directory and
-// ends its hypervisor; the next Start resumes it.
+// Suspend saves a running VM's memory and device state and ends its
+// hypervisor; the next Start resumes it.
 func (d *Daemon) Suspend(ctx context.Context, name string) (api.VM, error) {
 	ctx = context.WithoutCancel(ctx)
-	inst, err := d.get(name)
+	inst, v, r, err := d.lookup(ctx, name)
 	if err != nil {
 		return api.VM{}, err
 	}
-	drv, err := d.driverOf(&inst.Spec)
-	if err != nil {
-		return api.VM{}, err
-	}
-	d.mu.Lock()
-	m := d.entry(name).machine
-	d.mu.Unlock()
-	s, ok := m.(driver.Suspender)
 	switch {
-	case m == nil:
+	case r == nil:
 		return api.VM{}, api.Errorf(api.CodeConflict, "vm %q is not running: there is nothing to suspend", name)
-	case !drv.Features().SaveState || !ok:
-		return api.VM{}, api.Errorf(api.CodeUnsupported, "vm %q: the %s backend cannot save a VM's state here: stop it instead", name, drv.Name())
+	case r.Suspend == nil:
+		return api.VM{}, api.Errorf(api.CodeUnsupported, "vm %q cannot be suspended: %s: stop it instead (`fvm stop %s`)", name, v.Caps.WhyNot(driver.CapSaveState, v.Name()), name)
 	}
 	done, err := d.begin(name, "suspending")
 	if err != nil {
 		return api.VM{}, err
 	}
 	t0 := time.Now()
-	err = s.Suspend(ctx)
-	if err != nil && len(inst.Spec.Mounts) > 0 {
-		err = fmt.Errorf("%w (its shared folders are attached: QEMU cannot save a VM with a virtiofs share, nor a 9p one while mounted; stop it instead, `fvm stop %s`)", err, name)
-	}
+	err = r.Suspend.Suspend(ctx)
 	if err == nil {
 		select {
-		case <-m.Done():
+		case <-r.Done():
 		case <-time.After(10 * time.Second):
 			err = fmt.Errorf("vm %q: the hypervisor did not exit after saving", name)
 		}
-		d.waitGone(name, m)
+		d.waitGone(name, r)
 	}
 	done(err)
 	if err != nil {
@@ -295,7 +291,7 @@ func (d *Daemon) Stop(ctx context.Context, name string, req api.StopRequest) (ap
 
 func (d *Daemon) stop(ctx context.Context, name string, req api.StopRequest) error {
 	d.mu.Lock()
-	m := d.entry(name).machine
+	m := d.entry(name).run
 	d.mu.Unlock()
 	if m == nil {
 		return nil // already stopped: stopping is idempotent, like docker stop
@@ -331,10 +327,10 @@ func (d *Daemon) stop(ctx context.Context, name string, req api.StopRequest) err
 
 // waitGone makes sure the watcher has recorded the end of m before returning,
 // so a Stop's answer never still says running.
-func (d *Daemon) waitGone(name string, m driver.Machine) {
+func (d *Daemon) waitGone(name string, m *driver.Run) {
 	for i := 0; i < 100; i++ {
 		d.mu.Lock()
-		gone := d.entry(name).machine != m
+		gone := d.entry(name).run != m
 		d.mu.Unlock()
 		if gone {
 			return
@@ -373,7 +369,7 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	}
 	defer releaseOnPanic(done)
 	d.mu.Lock()
-	running := d.entry(name).machine != nil
+	running := d.entry(name).run != nil
 	d.mu.Unlock()
 	if running && !force {
 		done(nil)
@@ -408,25 +404,19 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 }
 
 // stopEphemeral stops, on the host's way out, the VMs of drivers whose VMs do
-// not outlive the host (driver.Features.OutlivesHost), so none is cut off mid-write.
+// not outlive the host (driver.Caps.OutlivesHost), so none is cut off mid-write.
 func (d *Daemon) stopEphemeral(ctx context.Context) {
 	d.mu.Lock()
 	var names []string
 	for name, e := range d.vms {
-		if e.machine != nil {
+		if e.run != nil && !e.run.Caps.OutlivesHost {
 			names = append(names, name)
 		}
 	}
 	d.mu.Unlock()
 	for _, name := range names {
-		inst, err := d.store.Get(name)
-		if err != nil {
-			continue
-		}
-		if drv, err := d.driverOf(&inst.Spec); err == nil && !drv.Features().OutlivesHost {
-			if _, err := d.Stop(ctx, name, api.StopRequest{TimeoutSeconds: 30}); err != nil {
-				d.log.Warn("stop on host exit", "vm", name, "err", err)
-			}
+		if _, err := d.Stop(ctx, name, api.StopRequest{TimeoutSeconds: 30}); err != nil {
+			d.log.Warn("stop on host exit", "vm", name, "err", err)
 		}
 	}
 }

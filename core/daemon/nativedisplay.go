@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/fvmhq/fvm/core/api"
-	"github.com/fvmhq/fvm/core/driver"
 )
 
 // ErrNoNativeDisplay means the VM has no native display window to show here:
@@ -15,26 +12,26 @@ import (
 var ErrNoNativeDisplay = errors.New("no native display window")
 
 // ShowNativeDisplay brings a running VM's own display window to the front
-// (driver.NativeDisplay: vz's NSWindow, owned by the VM's helper process).
+// (driver.DisplayNative: vz's NSWindow, owned by the VM's helper process).
 // The menu-bar app calls it for Open Display; the display API answers
 // "shown natively" when it succeeds, and falls back to the web console on
 // ErrNoNativeDisplay.
 func (d *Daemon) ShowNativeDisplay(ctx context.Context, name string) error {
-	if _, err := d.get(name); err != nil {
+	_, _, r, err := d.lookup(ctx, name)
+	if err != nil {
 		return err
 	}
 	d.mu.Lock()
-	serving, m := d.serving, d.entry(name).machine
+	serving := d.serving
 	d.mu.Unlock()
 	if !serving {
 		return fmt.Errorf("vm %q: %w: this process does not host the VMs", name, ErrNoNativeDisplay)
 	}
-	if m == nil {
-		return api.Errorf(api.CodeConflict, "vm %q is not running: start it with `fvm start %s`", name, name)
+	if r == nil {
+		return notRunning(name)
 	}
-	nd, ok := m.(driver.NativeDisplay)
-	if !ok {
+	if r.Window == nil {
 		return fmt.Errorf("vm %q: %w: its backend shows the screen in the web console", name, ErrNoNativeDisplay)
 	}
-	return nd.ShowWindow(ctx)
+	return r.Window.ShowWindow(ctx)
 }

@@ -68,7 +68,7 @@ type activeForward struct {
 
 // watchPorts follows the guest's listening sockets for as long as the VM runs
 // (its held connection is open), keeping the automatic forwards in step.
-func (d *Daemon) watchPorts(name string, inst *store.Instance, m driver.Machine, h *sshx.Holder, pf *portForwards) {
+func (d *Daemon) watchPorts(name string, inst *store.Instance, m *driver.Run, h *sshx.Holder, pf *portForwards) {
 	auto, privileged, addr := d.portSettings()
 	if !auto || inst.Spec.NoAutoPorts {
 		return
@@ -95,8 +95,8 @@ func (d *Daemon) watchPorts(name string, inst *store.Instance, m driver.Machine,
 	}
 }
 
-func (d *Daemon) watchOnce(name string, m driver.Machine, h *sshx.Holder, pf *portForwards, policy portPolicy, addr netip.Addr) error {
-	p, err := h.Start(d.bg, sshx.ProcessOptions{Command: "bash -c " + shellQuote(listenersScript)})
+func (d *Daemon) watchOnce(name string, m *driver.Run, h *sshx.Holder, pf *portForwards, policy portPolicy, addr netip.Addr) error {
+	p, err := h.Start(d.bg, sshx.ProcessOptions{Command: "bash -c " + sshx.ShellQuote(listenersScript)})
 	if err != nil {
 		return err
 	}
@@ -120,15 +120,15 @@ func (d *Daemon) watchOnce(name string, m driver.Machine, h *sshx.Holder, pf *po
 }
 
 // applyForwards brings the forwards in line with want; it reports a change.
-func (d *Daemon) applyForwards(name string, m driver.Machine, h *sshx.Holder, pf *portForwards, want map[uint16]string, addr netip.Addr) bool {
-	fw, hostfwd := m.(driver.PortForwarder)
+func (d *Daemon) applyForwards(name string, m *driver.Run, h *sshx.Holder, pf *portForwards, want map[uint16]string, addr netip.Addr) bool {
+	fw := m.Forward
 	pf.mu.Lock()
 	defer pf.mu.Unlock()
 	have := map[uint16]autoForward{}
 	for gp, f := range pf.fwd {
 		have[gp] = f.autoForward
 	}
-	if !hostfwd { // only tunnels then
+	if fw == nil { // only tunnels then
 		for gp := range want {
 			want[gp] = viaSSH
 		}
@@ -183,20 +183,20 @@ func (d *Daemon) openForward(ctx context.Context, fw driver.PortForwarder, h *ss
 	return nil, fmt.Errorf("host ports near %d keep being taken", f.GuestPort)
 }
 
-func (d *Daemon) closeForward(ctx context.Context, m driver.Machine, a *activeForward) {
+func (d *Daemon) closeForward(ctx context.Context, m *driver.Run, a *activeForward) {
 	if a.ln != nil {
 		a.ln.Close()
 		return
 	}
-	if fw, ok := m.(driver.PortForwarder); ok {
-		if err := fw.RemoveForward(ctx, a.host); err != nil {
+	if m.Forward != nil {
+		if err := m.Forward.RemoveForward(ctx, a.host); err != nil {
 			d.log.Warn("remove automatic forward", "host", a.host, "err", err)
 		}
 	}
 }
 
 // dropForwards ends every automatic forward of a VM whose watcher ends.
-func (d *Daemon) dropForwards(name string, m driver.Machine, pf *portForwards) {
+func (d *Daemon) dropForwards(name string, m *driver.Run, pf *portForwards) {
 	pf.mu.Lock()
 	n := len(pf.fwd)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

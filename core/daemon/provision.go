@@ -10,59 +10,47 @@ import (
 )
 
 // provision writes what makes a fresh VM reachable: its SSH host key (pinned from
-// now on), the known_hosts file for plain ssh, and the cloud-init seed, whose
-// network config names the NIC by mac ("" for cloudinit.DefaultMAC).
-func provision(l store.Layout, inst *store.Instance, mac string) error {
+// now on), the known_hosts file for plain ssh and its instance id, and returns
+// its cloud-init seed for the driver to place, whose network config names the
+// NIC by mac ("" for cloudinit.DefaultMAC).
+func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error) {
 	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
 	if err != nil {
-		return fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
+		return nil, fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
 	}
 	priv, pub, err := sshx.GenerateEd25519()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := store.WriteFileAtomic(inst.Path(store.HostKeyFile), priv, 0o600); err != nil {
-		return err
+		return nil, err
 	}
 	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	line := sshx.KnownHostsLine(sshx.HostAlias(inst.Spec.Name), pub)
 	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	keys := append([]string{userKey}, inst.Spec.SSHKeys...)
-	write := cloudinit.WriteISO
+	build := cloudinit.BuildISO
 	if inst.Spec.AutoInstall { // the same settings, as answers to Ubuntu's installer
-		write = cloudinit.WriteAutoinstallISO
+		build = cloudinit.BuildAutoinstallISO
 	}
 	id := cloudinit.NewInstanceID()
 	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	return write(inst.Path(store.SeedFile), cloudinit.Config{
+	return build(cloudinit.Config{
 		InstanceID:     id,
 		Hostname:       inst.Spec.Name,
 		User:           inst.Spec.User,
-		AuthorizedKeys: dedupe(keys),
+		AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
 		HostKeyPrivate: string(priv),
 		HostKeyPublic:  pub,
 		Mounts:         seedMounts(inst.Spec.Mounts),
 		MACAddress:     mac,
 		Rosetta:        inst.Spec.Rosetta,
 	})
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 func seedMounts(ms []vm.Mount) []cloudinit.Mount {

@@ -66,7 +66,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	defer cancel()
 	srv.Shutdown(sctx) // event streams end with the handlers' contexts
 	d.bgCancel()       // unfinished warm snapshots: their template VMs are killed and removed
-	d.bgWG.Wait()
+	d.warm.Wait()
 	d.stopEphemeral(context.Background())
 	return nil
 }

@@ -36,12 +36,10 @@ var _ driver.NativeDisplay = (*nativeMachine)(nil)
 // nicDriver is a fake driver that names its VMs' NIC address and runs Rosetta.
 type nicDriver struct{ *fakeDriver }
 
-func (n nicDriver) GuestMAC(*vm.Spec) string { return n.mac }
-
-func (n nicDriver) Features() driver.Features {
-	f := n.fakeDriver.Features()
-	f.Rosetta = true
-	return f
+func (n nicDriver) Caps(ctx context.Context, s *vm.Spec) driver.Caps {
+	c := n.fakeDriver.Caps(ctx, s)
+	c.Rosetta = true
+	return c
 }
 
 // TestGuestNICAndRosetta: the seed's network config names the driver's MAC;
@@ -134,7 +132,7 @@ func TestShowNativeDisplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.d.mu.Lock()
-	m := h.d.vms["native1"].machine.(*nativeMachine)
+	m := h.d.vms["native1"].run.Machine.(*nativeMachine)
 	h.d.mu.Unlock()
 	if m.shown != 1 {
 		t.Fatalf("ShowWindow called %d times", m.shown)

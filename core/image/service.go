@@ -19,7 +19,6 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -129,13 +128,7 @@ func (s *Service) CleanStale() []string {
 	return out
 }
 
-func hostArch() vm.Arch {
-	a, err := vm.ParseArch(runtime.GOARCH)
-	if err != nil {
-		return vm.AMD64
-	}
-	return a
-}
+func hostArch() vm.Arch { return vm.HostArch() }
 
 func parseArch(a vm.Arch) (vm.Arch, error) {
 	if a == "" {

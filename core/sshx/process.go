@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -114,3 +115,6 @@ func (p *Process) Close() error {
 	})
 	return err
 }
+
+// ShellQuote quotes s as one word for the remote shell (POSIX single quotes).
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

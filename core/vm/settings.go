@@ -18,8 +18,8 @@ var Defaults = Settings{
 	MemoryMiB: 2048,
 	DiskBytes: 20 << 30,
 	User:      "fvm",
-	Accel:     "auto",
-	Backend:   "auto",
+	Accel:     Auto,
+	Backend:   Auto,
 }
 
 // Fill sets the spec's unset (zero) settings from s.

@@ -137,7 +137,7 @@ func (s *Spec) ValidateSettings() error {
 		return errRosettaArch(s.Arch)
 	}
 	switch s.Accel {
-	case "", "auto", "kvm", "hvf", "tcg":
+	case "", Auto, "kvm", "hvf", "tcg":
 	default:
 		return fmt.Errorf("--accel %q is unknown: use auto, kvm, hvf or tcg", s.Accel)
 	}

@@ -20,11 +20,11 @@ import (
 
 	"github.com/getlantern/systray"
 
-	"github.com/fvmhq/fvm/app/desktop"
 	"github.com/fvmhq/fvm/app/host"
 	"github.com/fvmhq/fvm/app/menu"
 	"github.com/fvmhq/fvm/app/window"
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/desktop"
 	corehost "github.com/fvmhq/fvm/core/host"
 	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"

@@ -12,10 +12,10 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -37,8 +37,9 @@ type Service interface {
 	// Suspend saves a running VM's state into its directory and ends it.
 	Suspend(ctx context.Context, name string) (api.VM, error)
 	SSHInfo(ctx context.Context, name string) (api.SSHInfo, error)
-	// LogPath is the serial console log of a VM.
-	LogPath(ctx context.Context, name string) (string, error)
+	// OpenLog opens a VM's serial console log (an error wrapping
+	// fs.ErrNotExist when the VM never ran).
+	OpenLog(ctx context.Context, name string) (io.ReadCloser, error)
 	// Display shows a VM's screen in its own window, or answers the web console's URL.
 	Display(ctx context.Context, name string, req api.DisplayRequest) (api.Display, error)
 	// Screenshot captures a running VM's screen.
@@ -258,14 +259,14 @@ func (h *handler) remove(w http.ResponseWriter, r *http.Request) {
 // logs streams the serial log; with follow=true it keeps sending appended bytes
 // until the client goes away.
 func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
-	path, err := h.s.LogPath(r.Context(), r.PathValue("name"))
-	if err != nil {
+	name := r.PathValue("name")
+	f, err := h.s.OpenLog(r.Context(), name)
+	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		writeError(w, err, 0)
 		return
 	}
-	follow, _ := strconv.ParseBool(r.URL.Query().Get("follow"))
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) && !follow {
+	if err != nil && !follow {
 		w.WriteHeader(http.StatusOK) // never booted: empty log
 		return
 	}
@@ -274,7 +275,7 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 	fl, _ := w.(http.Flusher)
 	for {
 		if f == nil {
-			f, _ = os.Open(path)
+			f, _ = h.s.OpenLog(r.Context(), name)
 		}
 		if f != nil {
 			if _, err := io.Copy(w, f); err != nil {

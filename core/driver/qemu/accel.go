@@ -17,7 +17,7 @@ const (
 // tests build it by hand, which keeps DetectAccel a pure function.
 type HostProbe struct {
 	OS   string // runtime.GOOS
-	Arch string // runtime.GOARCH of the host
+	Arch string // the host's (vm.HostArch)
 	// KVMErr says why /dev/kvm cannot be opened read-write; nil when it can.
 	KVMErr error
 	// Modules lists which of kvm_intel, kvm_amd and kvm_pvm are in /sys/module.

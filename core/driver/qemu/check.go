@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"runtime"
 
-	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -15,14 +15,14 @@ import (
 // binary and its version, the firmware, and how its VMs are accelerated and why.
 // The host's own architecture is required; the other one is optional (OK with a
 // hint; scripts/setup.sh installs both on Linux).
-func (d *Driver) Checks(ctx context.Context) []api.Check {
-	native := vm.Arch(runtime.GOARCH)
+func (d *Driver) Checks(ctx context.Context) []driver.Check {
+	native := vm.HostArch()
 	probe := d.opts.Probe()
-	var checks, signing, accels []api.Check
+	var checks, signing, accels []driver.Check
 	for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
 		optional := arch != native
 		bin := systemBinary(arch)
-		c := api.Check{Name: bin}
+		c := driver.Check{Name: bin}
 		qemuPath, err := d.opts.QEMUPath(arch)
 		if err == nil {
 			var v string
@@ -41,7 +41,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 		}
 		checks = append(checks, c)
 
-		fc := api.Check{Name: "UEFI firmware " + string(arch)}
+		fc := driver.Check{Name: "UEFI firmware " + string(arch)}
 		if fw, err := FindFirmware(arch, qemuPath, d.opts.FirmwareDirs); err == nil {
 			fc.OK, fc.Detail = true, fw.Code
 		} else {
@@ -58,7 +58,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 		}
 	}
 
-	ic := api.Check{Name: "qemu-img"}
+	ic := driver.Check{Name: "qemu-img"}
 	if p, err := d.qemuImg(); err != nil {
 		ic.Detail, ic.Fix = err.Error(), installHint("qemu-img")
 	} else if v, err := d.cachedVersion(ctx, p); err != nil {
@@ -74,8 +74,8 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 
 // foreignAccelCheck says that guests of another arch than the host's are emulated,
 // and whether this QEMU emulates arm64 pointer authentication the cheap way.
-func (d *Driver) foreignAccelCheck(ctx context.Context, p HostProbe, arch vm.Arch, qemuPath string) api.Check {
-	c := api.Check{Name: "acceleration " + string(arch), OK: true,
+func (d *Driver) foreignAccelCheck(ctx context.Context, p HostProbe, arch vm.Arch, qemuPath string) driver.Check {
+	c := driver.Check{Name: "acceleration " + string(arch), OK: true,
 		Detail: fmt.Sprintf("tcg (software emulation, slow): %s guests on an %s host", arch, p.Arch)}
 	if arch == vm.ARM64 {
 		if d.hasPauthImpdef(ctx, qemuPath) {
@@ -90,9 +90,9 @@ func (d *Driver) foreignAccelCheck(ctx context.Context, p HostProbe, arch vm.Arc
 // accelCheck explains the acceleration choice for guests of the host's arch. TCG is
 // OK (VMs work, slowly) unless the user can fix what stands in the way of hardware
 // acceleration.
-func accelCheck(p HostProbe, arch vm.Arch) api.Check {
+func accelCheck(p HostProbe, arch vm.Arch) driver.Check {
 	accel, why := detectAccel(p)
-	c := api.Check{Name: "acceleration " + string(arch), OK: true, Detail: accel}
+	c := driver.Check{Name: "acceleration " + string(arch), OK: true, Detail: accel}
 	switch accel {
 	case AccelKVM:
 		c.Detail = "kvm (hardware virtualization)"
@@ -111,3 +111,5 @@ func accelCheck(p HostProbe, arch vm.Arch) api.Check {
 	}
 	return c
 }
+
+var _ driver.Checker = (*Driver)(nil)

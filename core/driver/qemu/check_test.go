@@ -7,14 +7,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
 func TestChecks(t *testing.T) {
 	d := New(Options{Probe: func() HostProbe { return HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_pvm")} }})
 	checks := d.Checks(context.Background())
-	byName := map[string]api.Check{}
+	byName := map[string]driver.Check{}
 	for _, c := range checks {
 		t.Logf("%-26s ok=%-5v %s  %s", c.Name, c.OK, c.Detail, c.Fix)
 		byName[c.Name] = c
@@ -47,7 +47,7 @@ func TestChecksForeignArch(t *testing.T) {
 			Probe:        func() HostProbe { return HostProbe{OS: "linux", Arch: "amd64", Modules: mods("kvm_intel")} },
 			CPUProbe:     func(context.Context, string, string) error { return probeErr },
 		})
-		got := map[string]api.Check{}
+		got := map[string]driver.Check{}
 		for _, c := range d.Checks(context.Background()) {
 			got[c.Name] = c
 		}

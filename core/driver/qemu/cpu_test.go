@@ -120,8 +120,7 @@ func TestConfigPerArch(t *testing.T) {
 		t.Errorf("arm64 with a QEMU without the property: %+v, %v", cfg, err)
 	}
 
-	_, err = d.WarmFingerprint(ctx, arm)
-	if !errors.Is(err, driver.ErrUnsupported) || !strings.Contains(err.Error(), "VM generation ID") {
-		t.Errorf("WarmFingerprint(arm64) = %v, want an unsupported error with the reason", err)
+	if c := d.Caps(ctx, arm); c.WarmClone || !strings.Contains(c.Why[driver.CapWarmClone], "VM generation ID") {
+		t.Errorf("Caps(arm64) = %+v, want no warm clones with the reason", c)
 	}
 }

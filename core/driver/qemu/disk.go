@@ -16,20 +16,21 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// createDisk makes the instance's qcow2 overlay on spec.BaseImage. It takes the same
+// createDisk makes the instance's qcow2 overlay on its base. It takes the same
 // short time whatever the base's size: only a header pointing at the base is written.
 // An existing overlay is kept (Create is idempotent).
 // The base was resolved and checked by the host (a standalone qcow2 or raw disk
 // in the cache): it is not inspected again.
-func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, base *driver.Base) error {
+func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, in driver.CreateInput) error {
 	disk := inst.Path(DiskFile)
 	if exists(disk) {
 		return nil
 	}
 	spec := &inst.Spec
-	if spec.Warm != "" {
-		return d.createClone(ctx, inst)
+	if in.Clone != "" {
+		return d.createClone(ctx, inst, in.Clone)
 	}
+	base := in.Base
 	if base == nil && spec.ISO != "" {
 		return d.createEmptyDisk(ctx, disk, spec.DiskBytes)
 	}
@@ -54,19 +55,21 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, base *dri
 	return d.qemuImgCreate(ctx, disk, size, "-F", base.Format, "-b", path)
 }
 
-// qemuImgCreate makes a qcow2 of size bytes at disk (extra: e.g. a backing file)
-// under a temporary name and renames it, so a crash never leaves a half-made disk
-// that a later Create would keep.
+// qemuImgCreate makes a qcow2 of size bytes at disk (extra: e.g. a backing file;
+// size 0: the backing file's) under a temporary name and renames it, so a crash
+// never leaves a half-made disk that a later Create would keep.
 func (d *Driver) qemuImgCreate(ctx context.Context, disk string, size int64, extra ...string) error {
-	size = (size + 511) &^ 511 // QEMU sizes disks in whole sectors
 	qemuImg, err := d.qemuImg()
 	if err != nil {
 		return err
 	}
 	tmp := disk + ".tmp"
 	os.Remove(tmp)
-	args := append([]string{"create", "-q", "-f", "qcow2"}, extra...)
-	cmd := exec.CommandContext(ctx, qemuImg, append(args, tmp, strconv.FormatInt(size, 10))...)
+	args := append(append([]string{"create", "-q", "-f", "qcow2"}, extra...), tmp)
+	if size > 0 {
+		args = append(args, strconv.FormatInt((size+511)&^511, 10)) // QEMU sizes disks in whole sectors
+	}
+	cmd := exec.CommandContext(ctx, qemuImg, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("create disk %s: qemu-img: %s: %w", disk, strings.TrimSpace(string(out)), err)

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -45,7 +46,7 @@ func BenchmarkCreateOverlay(b *testing.B) {
 				}
 				inst := &store.Instance{Dir: vmDir, Spec: vm.Spec{Name: "bench", Image: "bench", BaseImage: base,
 					Arch: vm.AMD64, CPUs: 1, MemoryMiB: 256, DiskBytes: 40 << 30, User: "fvm", Accel: "tcg"}}
-				if err := d.Create(context.Background(), inst, baseOf(b, inst)); err != nil {
+				if err := d.Create(context.Background(), inst, driver.CreateInput{Base: baseOf(b, inst)}); err != nil {
 					b.Fatal(err)
 				}
 			}

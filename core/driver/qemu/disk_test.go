@@ -91,7 +91,7 @@ func TestCreateOverlay(t *testing.T) {
 			qemuImg(t, "create", "-q", "-f", "qcow2", base, itoa(tc.base))
 			inst := newInstance(t, base, 40<<30)
 			start := time.Now()
-			if err := testDriver(t).Create(ctx, inst, baseOf(t, inst)); err != nil {
+			if err := testDriver(t).Create(ctx, inst, driver.CreateInput{Base: baseOf(t, inst)}); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("create on a %s base took %s", vm.FormatSize(tc.base), time.Since(start))
@@ -115,14 +115,14 @@ func TestCreateIsIdempotent(t *testing.T) {
 	qemuImg(t, "create", "-q", "-f", "qcow2", base, "1G")
 	inst := newInstance(t, base, 2<<30)
 	d := testDriver(t)
-	if err := d.Create(context.Background(), inst, baseOf(t, inst)); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{Base: baseOf(t, inst)}); err != nil {
 		t.Fatal(err)
 	}
 	// The guest's writes (here: a marker) and its UEFI variables must survive a second Create.
 	os.WriteFile(inst.Path(store.EFIVarsFile), []byte("guest-written"), 0o600)
 	st1, _ := os.Stat(inst.Path(DiskFile))
 	inst.Spec.DiskBytes = 8 << 30
-	if err := d.Create(context.Background(), inst, baseOf(t, inst)); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{Base: baseOf(t, inst)}); err != nil {
 		t.Fatal(err)
 	}
 	st2, _ := os.Stat(inst.Path(DiskFile))
@@ -140,7 +140,7 @@ func TestCreateRawBase(t *testing.T) {
 	qemuImg(t, "create", "-q", "-f", "raw", base, "1G")
 	inst := newInstance(t, base, 3<<30)
 	b := &driver.Base{Path: base, Format: "raw", VirtualSize: 1 << 30}
-	if err := testDriver(t).Create(context.Background(), inst, b); err != nil {
+	if err := testDriver(t).Create(context.Background(), inst, driver.CreateInput{Base: b}); err != nil {
 		t.Fatal(err)
 	}
 	if i := info(t, inst.Path(DiskFile)); i.BackingFormat != "raw" || i.VirtualSize != 3<<30 {
@@ -176,7 +176,7 @@ func TestCreateDiskTooSmall(t *testing.T) {
 	base := filepath.Join(t.TempDir(), "base.qcow2")
 	qemuImg(t, "create", "-q", "-f", "qcow2", base, "3G")
 	inst := newInstance(t, base, 2<<30)
-	err := testDriver(t).Create(context.Background(), inst, baseOf(t, inst))
+	err := testDriver(t).Create(context.Background(), inst, driver.CreateInput{Base: baseOf(t, inst)})
 	if err == nil || !strings.Contains(err.Error(), "--disk 2G is smaller than the image's 3G: use --disk 3G or more") {
 		t.Fatalf("err = %v", err)
 	}
@@ -185,7 +185,7 @@ func TestCreateDiskTooSmall(t *testing.T) {
 func TestCreateMissingBase(t *testing.T) {
 	needQEMUImg(t)
 	base := &driver.Base{Path: "/nonexistent/base.qcow2", Format: "qcow2", VirtualSize: 1 << 30}
-	err := testDriver(t).Create(context.Background(), newInstance(t, base.Path, 2<<30), base)
+	err := testDriver(t).Create(context.Background(), newInstance(t, base.Path, 2<<30), driver.CreateInput{Base: base})
 	if err == nil || !strings.Contains(err.Error(), "/nonexistent/base.qcow2") {
 		t.Fatalf("err = %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -230,7 +231,7 @@ func (g *guest) waitSerial(t *testing.T, s string, n int, d time.Duration) {
 
 func (g *guest) screen(t *testing.T) image.Image {
 	t.Helper()
-	m := &Machine{name: "display-e2e", p: g.p, gone: make(chan struct{})}
+	m := &Machine{name: "display-e2e", p: g.p, end: proc.NewEnding()}
 	img, err := m.Screenshot(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -77,22 +77,39 @@ func New(opts Options) *Driver {
 // Name is "qemu".
 func (d *Driver) Name() string { return "qemu" }
 
-// Features: qcow2 overlays, VMs in QEMU processes of their own that outlive
-// the host, a serial port on a socket (and logged), a display served as VNC on
-// a socket, ISO installs.
-func (d *Driver) Features() driver.Features {
-	return driver.Features{
-		Disk:          driver.DiskQCOW2Overlay,
-		OutlivesHost:  true,
-		SerialConsole: true,
-		SerialSocket:  SerialSocket,
-		Display:       true,
-		VNCSocket:     VNCSocket,
-		SaveState:     true,
-		Shares:        true,
-		InstallISO:    true,
-		LogFiles:      []string{LogFile},
+// Caps: qcow2 overlays, VMs in QEMU processes of their own that outlive the
+// host, a serial port on a socket (and logged), a display served as VNC on a
+// socket, screenshots, saved state and warm clones, shares, ISO installs, and
+// forwards added to the user network while the VM runs. What a VM's spec
+// rules out is said here, once: QEMU cannot migrate a VM with shares (so
+// neither save it nor clone it), and gives arm64 guests no VM generation ID
+// (so no clones of them); an ISO install is never cloned.
+func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
+	c := driver.Caps{
+		Disk:         driver.DiskQCOW2Overlay,
+		OutlivesHost: true,
+		SerialAttach: true,
+		Display:      driver.DisplayVNC,
+		Screenshot:   true,
+		SaveState:    true,
+		WarmClone:    true,
+		Shares:       true,
+		InstallISO:   true,
+		Forwards:     driver.ForwardHypervisor,
+		LogFiles:     []string{LogFile},
 	}
+	c.Off(driver.CapRosetta, fmt.Sprintf("--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", d.Name()))
+	if len(spec.Mounts) > 0 {
+		c.Off(driver.CapSaveState, "its shared folders are attached: QEMU cannot save a VM with a virtiofs share, nor a 9p one while mounted")
+		c.Off(driver.CapWarmClone, "VMs with shared folders boot cold: their share devices are not part of a warm snapshot")
+	}
+	switch {
+	case spec.ISO != "" || spec.AutoInstall:
+		c.Off(driver.CapWarmClone, "a VM installed from an ISO is never cloned")
+	case spec.Arch != "" && !hasVMGenID(spec.Arch):
+		c.Off(driver.CapWarmClone, fmt.Sprintf("no warm snapshots of %s VMs: QEMU gives them no VM generation ID device, so clones of one snapshot would share their kernel's random number state for a while after each restore (they boot cold; suspend and resume work)", spec.Arch))
+	}
+	return c
 }
 
 func (d *Driver) qemuImg() (string, error) {
@@ -133,11 +150,16 @@ func (d *Driver) Validate(_ context.Context, spec *vm.Spec) error {
 	return nil
 }
 
-// Create makes the instance's disk (a qcow2 overlay on spec.BaseImage of size
-// spec.DiskBytes) and its UEFI variable store. Existing files are kept. The
-// cloud-init seed is the caller's: Start attaches store.SeedFile if it exists.
-func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.Base) error {
-	if err := d.createDisk(ctx, inst, base); err != nil {
+// Create makes the instance's disk (a qcow2 overlay on the base, or on the
+// warm snapshot's frozen disk for a clone, or blank for an ISO install), its
+// UEFI variable store and its seed. Existing disk and variables are kept.
+func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.CreateInput) error {
+	if len(in.Seed) > 0 {
+		if err := store.WriteFileAtomic(inst.Path(store.SeedFile), in.Seed, 0o600); err != nil {
+			return fmt.Errorf("vm %q: seed: %w", inst.Spec.Name, err)
+		}
+	}
+	if err := d.createDisk(ctx, inst, in); err != nil {
 		return fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
 	qemuPath, _ := d.opts.QEMUPath(inst.Spec.Arch) // only a hint where firmware lives
@@ -155,17 +177,17 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.
 const maxSocketPath = 103
 
 // Start launches QEMU detached in its own session and returns once QMP answers.
-// A VM with a saved state (Suspend) resumes from it when it still fits this
-// QEMU and device set; a VM cloned from a warm snapshot restores that on its
-// first start; otherwise, or when loading fails, it boots cold with a notice.
+// It restores opts.Clone, the warm snapshot the host chose; otherwise a VM with
+// a saved state (Suspend) resumes from it when it still fits this QEMU and
+// device set; otherwise, or when loading fails, it boots cold with a notice.
 // A failed start leaves no process, pid file or socket, and its error carries
 // QEMU's own message (also in LogFile).
-func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
-	m, err := d.start(ctx, inst, true)
+func (d *Driver) Start(ctx context.Context, inst *store.Instance, opts driver.StartOptions) (driver.Machine, error) {
+	m, err := d.start(ctx, inst, opts.Clone, true)
 	if errors.Is(err, errRestore) { // the state is gone now; never worse than a cold boot
 		notice := fmt.Sprintf("%v: booted cold instead", err)
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", inst.Spec.Name, notice)
-		if m, err = d.start(ctx, inst, false); err == nil {
+		if m, err = d.start(ctx, inst, "", false); err == nil {
 			m.notice = driver.JoinNotices(m.notice, notice)
 		}
 	}
@@ -175,7 +197,7 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machin
 	return m, nil
 }
 
-func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) (*Machine, error) {
+func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, restore bool) (*Machine, error) {
 	spec := &inst.Spec
 	p := pathsOf(inst)
 	fail := func(err error) (*Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
@@ -209,10 +231,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if err := ensureVars(inst, cfg.Firmware); err != nil {
 		return fail(err)
 	}
-	// A clone restores its snapshot on its first start only: from then on its
-	// disk has moved on from the snapshot's memory, whatever that start did.
-	cloneFirst := spec.Warm != "" && !old.Cloned
-	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold, Cloned: spec.Warm != ""}
+	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold}
 	if facts.VMGenID == "" {
 		facts.VMGenID = newUUID()
 	}
@@ -230,25 +249,24 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 		notice = driver.JoinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
 	}
 	var state *os.File // the saved state to restore, passed as fd 3
-	if restore {
+	switch {
+	case restore && clone != "": // the host decided that it fits (core/warm)
+		if state, err = os.Open(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
+			return fail(fmt.Errorf("warm snapshot: %w", err))
+		}
+		cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
+	case restore:
 		var why string
 		if state, why, err = d.savedState(p, facts.Fingerprint); err != nil {
 			return fail(err)
 		}
 		if state != nil {
 			cfg.Incoming, facts.Boot = "fd:3", driver.BootResumed
-		} else if cloneFirst {
-			if state, why, err = d.snapshotState(spec.Warm, facts.Fingerprint); err != nil {
-				return fail(err)
-			}
-			if state != nil {
-				cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
-			}
 		}
 		notice = driver.JoinNotices(notice, why)
-		if state != nil {
-			defer state.Close()
-		}
+	}
+	if state != nil {
+		defer state.Close()
 	}
 	args := BuildArgs(cfg)
 	if facts.Virtiofsd, err = startShares(cfg.Shares, p); err != nil {
@@ -293,14 +311,16 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, restore bool) 
 	if err := waitQMP(ctx, c, p, d.opts.StartTimeout); err != nil {
 		if state != nil {
 			err = fmt.Errorf("%w: %v", errRestore, err)
-			removeState(p)
+			if clone == "" {
+				removeState(p)
+			}
 		}
 		return abort(err)
 	}
 	var clockStale bool
 	if state != nil {
 		if clockStale, err = d.finishRestore(ctx, c, p, facts.Boot == driver.BootClone, spec.DiskBytes); err != nil {
-			if errors.Is(err, errRestore) {
+			if errors.Is(err, errRestore) && clone == "" {
 				removeState(p) // it cannot be loaded: keeping it would only fail again
 			}
 			return abort(err)
@@ -383,7 +403,7 @@ func waitQMP(ctx context.Context, c *proc.Child, p paths, timeout time.Duration)
 		}
 		select {
 		case <-c.Exited:
-			if msg := logTail(p.log); msg != "" {
+			if msg := proc.LogTail(p.log, 4); msg != "" {
 				return fmt.Errorf("qemu failed to start: %s", msg)
 			}
 			return fmt.Errorf("qemu failed to start (%v) without a message; see %s", c.Err, p.log)

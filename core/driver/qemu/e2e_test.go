@@ -44,11 +44,11 @@ func TestE2ERealQEMU(t *testing.T) {
 	if err := d.Validate(ctx, &inst.Spec); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Create(ctx, inst, baseOf(t, inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: baseOf(t, inst)}); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +158,11 @@ func e2eHost(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := d.Create(context.Background(), inst, base); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{Base: base}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	m, err := d.Start(context.Background(), inst)
+	m, err := d.Start(context.Background(), inst, driver.StartOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

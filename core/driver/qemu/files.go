@@ -35,7 +35,6 @@ type runFacts struct {
 	VMGenID     string      `json:"vmgenid,omitempty"`   // the VM generation ID, kept for the VM's life
 	Fingerprint Fingerprint `json:"fingerprint"`         // what a state saved from this run fits
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
-	Cloned      bool        `json:"cloned,omitempty"`    // a clone that started once: never restore its snapshot again
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
 }
 

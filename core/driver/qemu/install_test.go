@@ -14,6 +14,7 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 
 	"github.com/fvmhq/fvm/core/cloudinit"
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -113,7 +114,7 @@ func isoInstance(t *testing.T, iso string, auto bool) (*Driver, *store.Instance)
 	inst := newInstance(t, "", 2<<30)
 	inst.Spec.Image, inst.Spec.ISO, inst.Spec.AutoInstall = "", iso, auto
 	d := testDriver(t)
-	if err := d.Create(context.Background(), inst, nil); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{}); err != nil {
 		t.Fatal(err)
 	}
 	return d, inst

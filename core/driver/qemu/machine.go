@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -18,9 +15,6 @@ import (
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
-
-// pollInterval is how often an adopted QEMU, which is not our child, is checked.
-const pollInterval = 250 * time.Millisecond
 
 // killWait bounds how long Kill and Delete wait for the process to vanish.
 const killWait = 10 * time.Second
@@ -98,53 +92,27 @@ type Machine struct {
 	child      *proc.Child // nil when adopted
 	install    bool        // an unattended install boot (runFacts.Install)
 
-	stopping atomic.Bool
-	gone     chan struct{} // closed after the process vanished and its files were removed
-	done     chan error
+	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, gone: make(chan struct{}), done: make(chan error, 1)}
+		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
 }
 
-// watch waits for the process to end: through Wait for our child, by polling for
-// an adopted one (it is not our child; init reaps it).
+// watch records the end of QEMU (proc.Ending.Watch).
 func (m *Machine) watch() {
-	var err error
-	if m.child != nil {
-		<-m.child.Exited
-		if m.child.Err != nil {
-			err = fmt.Errorf("vm %q: qemu exited: %w%s", m.name, m.child.Err, tailSuffix(m.p.log))
-		}
-	} else {
-		t := time.NewTicker(pollInterval)
-		for range t.C {
-			if !isOurQEMU(m.pid, m.qemu, m.p.pid) {
-				break
-			}
-		}
-		t.Stop()
-	}
-	if rerr := removeStale(m.p, m.qemu, m.pid); rerr != nil && err == nil {
-		err = fmt.Errorf("vm %q: clean up: %w", m.name, rerr)
-	}
-	close(m.gone)
-	m.done <- err
-	close(m.done)
+	m.end.Watch(m.name, m.child, func() bool { return isOurQEMU(m.pid, m.qemu, m.p.pid) },
+		func(err error) error {
+			return fmt.Errorf("vm %q: qemu exited: %w%s", m.name, err, proc.TailSuffix(m.p.log, 4))
+		},
+		func() error { return removeStale(m.p, m.qemu, m.pid) })
 }
 
-func (m *Machine) exited() bool {
-	select {
-	case <-m.gone:
-		return true
-	default:
-		return false
-	}
-}
+func (m *Machine) exited() bool { return m.end.Exited() }
 
 // Info is QEMU's pid, the accelerator it runs with (kvm, hvf or tcg) and why
 // TCG was chosen, if it was.
@@ -153,7 +121,7 @@ func (m *Machine) Info() driver.MachineInfo {
 }
 
 // Done is closed, after one value, when the QEMU process has ended.
-func (m *Machine) Done() <-chan error { return m.done }
+func (m *Machine) Done() <-chan error { return m.end.Done }
 
 // SSHEndpoint is the host side of the guest's port 22 forward.
 func (m *Machine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
@@ -177,7 +145,7 @@ func (m *Machine) State(ctx context.Context) (vm.State, error) {
 		return vm.Error, fmt.Errorf("vm %q: qemu (pid %d) does not answer on QMP: %w", m.name, m.pid, err)
 	}
 	st := stateOf(status)
-	if st == vm.Running && m.stopping.Load() {
+	if st == vm.Running && m.end.Stopping() {
 		st = vm.Stopping
 	}
 	if dead := deadShare(m.virtiofsd); dead != "" && st == vm.Running {
@@ -202,59 +170,12 @@ func stateOf(status string) vm.State {
 
 // Shutdown presses the ACPI power button; the guest decides when to power off.
 func (m *Machine) Shutdown(ctx context.Context) error {
-	if m.exited() {
-		return nil
-	}
-	m.stopping.Store(true)
-	err := qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.SystemPowerdown(ctx) })
-	if err != nil && m.exited() {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("vm %q: shutdown: %w", m.name, err)
-	}
-	return nil
+	return m.end.Shutdown(m.name, func() error { return qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.SystemPowerdown(ctx) }) })
 }
 
 // Kill ends QEMU with SIGKILL and waits until it is gone and its files removed.
 func (m *Machine) Kill() error {
-	if m.exited() {
-		return nil
-	}
-	m.stopping.Store(true)
-	if err := proc.KillAndWait(m.pid, "qemu", isOurQEMU(m.pid, m.qemu, m.p.pid), m.gone, killWait); err != nil {
-		return fmt.Errorf("vm %q: %w", m.name, err)
-	}
-	return nil
-}
-
-// tailSuffix returns ": <last lines of QEMU's log>" or "" when it is empty.
-func tailSuffix(logPath string) string {
-	if t := logTail(logPath); t != "" {
-		return ": " + t
-	}
-	return ""
-}
-
-// logTail returns the last few lines of QEMU's stderr on one line: QEMU's own
-// words are the best explanation of a failed start.
-func logTail(logPath string) string {
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		return ""
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	lines = lines[max(0, len(lines)-4):]
-	s := strings.Join(lines, "; ")
-	if len(s) > 800 {
-		s = "..." + s[len(s)-800:]
-	}
-	return s
+	return m.end.Kill(m.name, m.pid, "qemu", isOurQEMU(m.pid, m.qemu, m.p.pid), killWait)
 }
 
 var (

@@ -3,11 +3,13 @@ package qemu
 import (
 	"os"
 	"runtime"
+
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // ProbeHost reads what acceleration depends on: /dev/kvm access and the KVM modules.
 func ProbeHost() HostProbe {
-	p := HostProbe{OS: runtime.GOOS, Arch: runtime.GOARCH, Modules: map[string]bool{}}
+	p := HostProbe{OS: runtime.GOOS, Arch: string(vm.HostArch()), Modules: map[string]bool{}}
 	if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err != nil {
 		p.KVMErr = err
 	} else {

@@ -238,12 +238,12 @@ func (m *Machine) Suspend(ctx context.Context) error {
 		os.Remove(m.p.state)
 		return fail(err)
 	}
-	m.stopping.Store(true)
+	m.end.Ask(true)
 	if err := qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.Quit(ctx) }); err != nil && !m.exited() {
 		return m.Kill() // the state is safe; QEMU must go
 	}
 	select {
-	case <-m.gone:
+	case <-m.end.Gone:
 		return nil
 	case <-time.After(killWait):
 		return m.Kill()
@@ -292,7 +292,7 @@ func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clon
 		qerr := qmpDo(ctx, p.qmp, func(q *QMP) (err error) { status, err = q.QueryStatus(ctx); return })
 		select {
 		case <-c.Exited:
-			return false, fmt.Errorf("%w: %s", errRestore, nonEmpty(logTail(p.log), "qemu exited while loading it"))
+			return false, fmt.Errorf("%w: %s", errRestore, nonEmpty(proc.LogTail(p.log, 4), "qemu exited while loading it"))
 		default:
 		}
 		if qerr == nil && status != "inmigrate" {

@@ -55,7 +55,7 @@ func TestSuspendResume(t *testing.T) {
 	ctx := context.Background()
 	suspend := func() {
 		t.Helper()
-		m, err := d.Start(ctx, inst)
+		m, err := d.Start(ctx, inst, driver.StartOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestSuspendResume(t *testing.T) {
 	if err := store.ReadJSON(inst.Path(StateMetaFile), &meta); err != nil || meta.Bytes != int64(len(b)) || meta.Fingerprint.QEMU == "" {
 		t.Fatalf("state meta %+v %v", meta, err)
 	}
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestSuspendResume(t *testing.T) {
 	// A state that cannot be loaded: cold boot, state gone, notice.
 	suspend()
 	os.WriteFile(inst.Path(StateFile), []byte("garbage"), 0o600)
-	m, err = d.Start(ctx, inst)
+	m, err = d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatalf("start with a corrupt state: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestSuspendResume(t *testing.T) {
 	store.ReadJSON(inst.Path(StateMetaFile), &meta)
 	meta.Fingerprint.QEMU = "QEMU emulator version 6.0"
 	store.WriteJSON(inst.Path(StateMetaFile), meta)
-	m, err = d.Start(ctx, inst)
+	m, err = d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

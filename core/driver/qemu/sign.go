@@ -6,7 +6,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
 )
 
 // hypervisorEntitlement is what macOS requires of a process that uses
@@ -24,8 +24,8 @@ func hasHypervisorEntitlement(codesignOut string) bool {
 }
 
 // signCheck tells whether qemuPath may use HVF (macOS only), and how to fix it.
-func signCheck(ctx context.Context, qemuPath string) api.Check {
-	c := api.Check{Name: "qemu signing"}
+func signCheck(ctx context.Context, qemuPath string) driver.Check {
+	c := driver.Check{Name: "qemu signing"}
 	out, err := exec.CommandContext(ctx, "codesign", "-d", "--entitlements", "-", "--xml", qemuPath).CombinedOutput()
 	switch {
 	case err != nil && strings.Contains(string(out), "not signed"):

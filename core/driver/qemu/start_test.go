@@ -87,7 +87,7 @@ func TestStartAttachShutdown(t *testing.T) {
 	inst := readyInstance(t)
 	reap(t, inst)
 	ctx := context.Background()
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestStartAttachShutdown(t *testing.T) {
 	if proc.ReadPIDFile(inst.Path(PIDFile)) != qm.Info().PID {
 		t.Errorf("pid file does not hold pid %d", qm.Info().PID)
 	}
-	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "already running") {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Errorf("second start: err = %v", err)
 	}
 	for _, sock := range []string{VNCSocket, SerialSocket} {
@@ -168,7 +168,7 @@ func TestStartKill(t *testing.T) {
 	d := fakeDriver(t, "ok")
 	inst := readyInstance(t)
 	reap(t, inst)
-	m, err := d.Start(context.Background(), inst)
+	m, err := d.Start(context.Background(), inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestStartKill(t *testing.T) {
 func TestStartFailureReportsQEMUError(t *testing.T) {
 	d := fakeDriver(t, "fail")
 	inst := readyInstance(t)
-	_, err := d.Start(context.Background(), inst)
+	_, err := d.Start(context.Background(), inst, driver.StartOptions{})
 	if err == nil || !strings.Contains(err.Error(), "Could not set up host forwarding rule") {
 		t.Fatalf("err = %v, want QEMU's own message", err)
 	}
@@ -203,7 +203,7 @@ func TestStartTimeoutKills(t *testing.T) {
 	d.opts.StartTimeout = 700 * time.Millisecond
 	inst := readyInstance(t)
 	reap(t, inst)
-	_, err := d.Start(context.Background(), inst)
+	_, err := d.Start(context.Background(), inst, driver.StartOptions{})
 	if err == nil || !strings.Contains(err.Error(), "did not answer") {
 		t.Fatalf("err = %v", err)
 	}
@@ -216,7 +216,7 @@ func TestStartCanceled(t *testing.T) {
 	reap(t, inst)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := d.Start(ctx, inst); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
 	}
 	assertNoLeftovers(t, inst, 0)
@@ -233,7 +233,7 @@ func TestStartPortConflict(t *testing.T) {
 	inst := readyInstance(t)
 	reap(t, inst)
 	inst.Spec.Ports = []vm.PortForward{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: port, GuestPort: 80}}
-	_, err = d.Start(context.Background(), inst)
+	_, err = d.Start(context.Background(), inst, driver.StartOptions{})
 	want := "host port 127.0.0.1:" + itoa(int64(port)) + " is already in use"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q", err, want)
@@ -243,7 +243,7 @@ func TestStartPortConflict(t *testing.T) {
 
 func TestStartWithoutDisk(t *testing.T) {
 	inst := newInstance(t, "", 2<<30)
-	_, err := fakeDriver(t, "ok").Start(context.Background(), inst)
+	_, err := fakeDriver(t, "ok").Start(context.Background(), inst, driver.StartOptions{})
 	if err == nil || !strings.Contains(err.Error(), "disk") {
 		t.Fatalf("err = %v", err)
 	}
@@ -252,7 +252,7 @@ func TestStartWithoutDisk(t *testing.T) {
 func TestStartExplicitKVMOnPVM(t *testing.T) {
 	inst := readyInstance(t)
 	inst.Spec.Accel = "kvm"
-	_, err := fakeDriver(t, "ok").Start(context.Background(), inst)
+	_, err := fakeDriver(t, "ok").Start(context.Background(), inst, driver.StartOptions{})
 	if err == nil || !strings.Contains(err.Error(), "kvm_pvm") {
 		t.Fatalf("err = %v", err)
 	}
@@ -290,7 +290,7 @@ func TestDeleteKillsAdopted(t *testing.T) {
 	d := fakeDriver(t, "ok")
 	inst := readyInstance(t)
 	reap(t, inst)
-	m, err := d.Start(context.Background(), inst)
+	m, err := d.Start(context.Background(), inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestAttachLegacyLayout(t *testing.T) {
 	inst := readyInstance(t)
 	reap(t, inst)
 	ctx := context.Background()
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

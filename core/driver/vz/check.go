@@ -7,20 +7,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
 // Checks reports what `fvm check` shows for vz: the macOS version, the
 // helper and its virtualization entitlement, what Virtualization.framework
 // offers (limits, save state), and Rosetta on Apple silicon.
-func (d *Driver) Checks(ctx context.Context) []api.Check {
-	mc := api.Check{Name: "vz macOS", OK: true, Detail: "macOS " + d.opts.MacOS}
+func (d *Driver) Checks(ctx context.Context) []driver.Check {
+	mc := driver.Check{Name: "vz macOS", OK: true, Detail: "macOS " + d.opts.MacOS}
 	if why := Unavailable("darwin", d.opts.MacOS); why != "" {
 		mc.OK, mc.Detail, mc.Fix = false, why, fmt.Sprintf("update to macOS %d or later, or use --backend qemu", MinMacOS)
 	}
-	checks := []api.Check{mc}
-	hc := api.Check{Name: "vz helper"}
+	checks := []driver.Check{mc}
+	hc := driver.Check{Name: "vz helper"}
 	helper, err := d.helper()
 	if err != nil {
 		hc.Detail, hc.Fix = err.Error(), "make install (puts fvm.app, with the helper, in ~/Applications)"
@@ -32,7 +32,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 	}
 	checks = append(checks, hc)
 
-	fc := api.Check{Name: "vz"}
+	fc := driver.Check{Name: "vz"}
 	caps, err := d.hostCaps(ctx)
 	switch {
 	case err != nil:
@@ -50,7 +50,7 @@ func (d *Driver) Checks(ctx context.Context) []api.Check {
 	}
 	checks = append(checks, fc)
 	if err == nil && d.opts.Arch == vm.ARM64 {
-		rc := api.Check{Name: "rosetta", OK: true, Detail: "Rosetta " + string(caps.Rosetta) + " (for --rosetta)"}
+		rc := driver.Check{Name: "rosetta", OK: true, Detail: "Rosetta " + string(caps.Rosetta) + " (for --rosetta)"}
 		if caps.Rosetta == RosettaNotInstalled {
 			rc.Fix = "softwareupdate --install-rosetta --agree-to-license"
 		}

@@ -19,7 +19,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -40,7 +39,7 @@ type Options struct {
 	// (default 60s: a restore from saved state reads all of the VM's memory).
 	StartTimeout time.Duration
 	// MacOS is this Mac's version (default MacOSVersion()); Arch the Mac's
-	// architecture (default runtime.GOARCH). Tests set them.
+	// architecture (default vm.HostArch()). Tests set them.
 	MacOS string
 	Arch  vm.Arch
 	// Caps replaces the helper's probe (tests).
@@ -59,7 +58,6 @@ var (
 	_ driver.Driver      = (*Driver)(nil)
 	_ driver.Checker     = (*Driver)(nil)
 	_ driver.StateKeeper = (*Driver)(nil)
-	_ driver.GuestNIC    = (*Driver)(nil)
 )
 
 // New returns a vz driver.
@@ -74,7 +72,7 @@ func New(opts Options) *Driver {
 		opts.MacOS = MacOSVersion()
 	}
 	if opts.Arch == "" {
-		opts.Arch, _ = vm.ParseArch(runtime.GOARCH)
+		opts.Arch = vm.HostArch()
 	}
 	return &Driver{opts: opts}
 }
@@ -82,21 +80,34 @@ func New(opts Options) *Driver {
 // Name is "vz".
 func (d *Driver) Name() string { return "vz" }
 
-// Features: raw clones, VMs in helper processes that outlive the host, the
-// virtio console in serial.log, a display in a native window (no VNC
-// socket), saved state on macOS 14+ on Apple silicon, virtiofs shares (-v),
-// Rosetta on Apple silicon. No ISO installs.
-func (d *Driver) Features() driver.Features {
-	return driver.Features{
-		Disk:          driver.DiskRawClone,
-		OutlivesHost:  true,
-		SerialConsole: true,
-		Display:       true,
-		SaveState:     d.canSave(),
-		Shares:        true,
-		Rosetta:       d.opts.Arch == vm.ARM64,
-		LogFiles:      []string{LogFile},
+// Caps: raw clones, VMs in helper processes that outlive the host, the
+// virtio console in serial.log (read-only: no attach), a display in a native
+// window, saved state on macOS 14+ on Apple silicon, virtiofs shares (-v),
+// Rosetta on Apple silicon, forwards over SSH, and the NIC's MAC derived from
+// the VM's identity. No ISO installs, no warm clones.
+func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
+	c := driver.Caps{
+		Disk:         driver.DiskRawClone,
+		OutlivesHost: true,
+		Display:      driver.DisplayNative,
+		SaveState:    true,
+		Shares:       true,
+		Rosetta:      true,
+		Forwards:     driver.ForwardSSH,
+		MAC:          GuestMAC(spec).String(),
+		LogFiles:     []string{LogFile},
 	}
+	c.Off(driver.CapSerial, "vz logs the console to serial.log but cannot attach it")
+	c.Off(driver.CapScreenshot, "vz shows the screen in the VM's own window: use Open Display")
+	c.Off(driver.CapInstallISO, "vz does not install from ISOs: use --backend qemu")
+	c.Off(driver.CapWarmClone, "vz makes no warm snapshots")
+	if !d.canSave() {
+		c.Off(driver.CapSaveState, "vz saves a VM's state on macOS 14+ on Apple silicon only")
+	}
+	if d.opts.Arch != vm.ARM64 {
+		c.Off(driver.CapRosetta, "Rosetta runs on Apple silicon Macs only")
+	}
+	return c
 }
 
 // canSave: VZVirtualMachine's saveMachineStateTo is macOS 14+, arm64 only.
@@ -183,13 +194,19 @@ func (d *Driver) forgetCaps() {
 // if it is the first VM of that base) and grows it to spec.DiskBytes. An
 // existing disk is kept. The EFI variable store and the machine identifier
 // are made by the helper on first boot.
-func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.Base) error {
+func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.CreateInput) error {
 	spec := &inst.Spec
 	p := pathsOf(inst.Dir)
 	fail := func(err error) error { return fmt.Errorf("vm %q: %w", spec.Name, err) }
+	if len(in.Seed) > 0 {
+		if err := store.WriteFileAtomic(p.seed, in.Seed, 0o600); err != nil {
+			return fail(fmt.Errorf("seed: %w", err))
+		}
+	}
 	if isFile(p.disk) {
 		return nil
 	}
+	base := in.Base
 	if base == nil || base.Path == "" {
 		return fail(errors.New("no base image resolved (vz does not install from ISOs)"))
 	}
@@ -220,8 +237,9 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, base *driver.
 // Start launches the VM's helper detached (its own session) and returns once
 // it reports the VM running. A VM with saved state resumes from it. A failed
 // start leaves no process, pid file or socket, and its error carries the
-// helper's own message (also in LogFile).
-func (d *Driver) Start(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
+// helper's own message (also in LogFile). vz makes no clones: opts.Clone is
+// never set for its VMs (Caps).
+func (d *Driver) Start(ctx context.Context, inst *store.Instance, _ driver.StartOptions) (driver.Machine, error) {
 	spec := &inst.Spec
 	p := pathsOf(inst.Dir)
 	fail := func(err error) (driver.Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
@@ -313,7 +331,7 @@ func (d *Driver) waitRunning(ctx context.Context, c *proc.Child, p paths) error 
 	for {
 		select {
 		case <-c.Exited:
-			if msg := logTail(p.log); msg != "" {
+			if msg := proc.LogTail(p.log, 3); msg != "" {
 				return fmt.Errorf("vz helper failed to start the VM: %s", msg)
 			}
 			return fmt.Errorf("vz helper exited (%v) without a message; see %s", c.Err, p.log)

@@ -56,21 +56,29 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestFeatures(t *testing.T) {
-	f := testDriver("14.5", vm.ARM64, m2Caps).Features()
-	if f.Disk != driver.DiskRawClone || !f.OutlivesHost || !f.Display || f.VNCSocket != "" || !f.SaveState || !f.Rosetta || f.InstallISO || !f.Shares {
+func TestCaps(t *testing.T) {
+	ctx := context.Background()
+	spec := baseSpec()
+	f := testDriver("14.5", vm.ARM64, m2Caps).Caps(ctx, spec)
+	if f.Disk != driver.DiskRawClone || !f.OutlivesHost || f.Display != driver.DisplayNative || f.SerialAttach || !f.SaveState || !f.Rosetta || f.InstallISO || !f.Shares || f.WarmClone || f.Forwards != driver.ForwardSSH {
 		t.Errorf("Apple silicon, macOS 14: %+v", f)
 	}
-	if f.LogFiles[0] != LogFile {
-		t.Errorf("log files %v", f.LogFiles)
+	if f.LogFiles[0] != LogFile || f.MAC != GuestMAC(spec).String() {
+		t.Errorf("log files %v, MAC %s", f.LogFiles, f.MAC)
 	}
 	for _, d := range []*Driver{testDriver("13.6", vm.ARM64, m2Caps), testDriver("14.5", vm.AMD64, HostCaps{})} {
-		if d.Features().SaveState {
-			t.Errorf("save state declared on macOS %s %s", d.opts.MacOS, d.opts.Arch)
+		if c := d.Caps(ctx, spec); c.SaveState || c.Why[driver.CapSaveState] == "" {
+			t.Errorf("save state declared on macOS %s %s, or no reason: %+v", d.opts.MacOS, d.opts.Arch, c)
 		}
 	}
-	if testDriver("14.5", vm.AMD64, HostCaps{}).Features().Rosetta {
+	if testDriver("14.5", vm.AMD64, HostCaps{}).Caps(ctx, spec).Rosetta {
 		t.Error("Rosetta declared on an Intel Mac")
+	}
+	// An ISO install is refused by the host through the generic needs check.
+	iso := *spec
+	iso.ISO = "/x.iso"
+	if err := driver.CheckNeeds("vz", &iso, f); !errors.Is(err, driver.ErrUnsupported) || !strings.Contains(err.Error(), "ISO") {
+		t.Errorf("ISO on vz: %v", err)
 	}
 }
 
@@ -104,7 +112,7 @@ func TestCreateAndBasesInUse(t *testing.T) {
 	if bases, err := d.BasesInUse(inst.Dir); err != nil || len(bases) != 0 {
 		t.Fatalf("before Create: %v %v", bases, err)
 	}
-	if err := d.Create(context.Background(), inst, baseOf(t, base)); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{Base: baseOf(t, base)}); err != nil {
 		t.Fatal(err)
 	}
 	bases, err := d.BasesInUse(inst.Dir)
@@ -117,7 +125,7 @@ func TestCreateAndBasesInUse(t *testing.T) {
 		t.Fatalf("disk %d bytes", st.Size())
 	}
 	os.WriteFile(inst.Path(DiskFile), []byte("written by the guest"), 0o600)
-	if err := d.Create(context.Background(), inst, baseOf(t, base)); err != nil {
+	if err := d.Create(context.Background(), inst, driver.CreateInput{Base: baseOf(t, base)}); err != nil {
 		t.Fatal(err)
 	}
 	if b, _ := os.ReadFile(inst.Path(DiskFile)); string(b) != "written by the guest" {

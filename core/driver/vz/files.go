@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -76,4 +77,9 @@ func (d *Driver) BasesInUse(dir string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// OpenLog opens the console log (driver.LogSerial) or the helper's log (LogFile).
+func (d *Driver) OpenLog(inst *store.Instance, name string) (driver.LogFile, error) {
+	return driver.OpenLocalLog(inst, name, LogFile)
 }

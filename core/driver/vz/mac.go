@@ -27,7 +27,3 @@ func deriveMAC(name string, created time.Time) net.HardwareAddr {
 	}
 	return mac
 }
-
-// GuestMAC implements driver.GuestNIC: the host writes it into the seed's
-// network config, which matches the NIC by MAC.
-func (d *Driver) GuestMAC(s *vm.Spec) string { return GuestMAC(s).String() }

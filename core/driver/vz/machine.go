@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
@@ -12,9 +11,6 @@ import (
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
-
-// pollInterval is how often an adopted helper, which is not our child, is checked.
-const pollInterval = 250 * time.Millisecond
 
 // killWait bounds how long Kill and Delete wait for the helper to vanish.
 const killWait = 10 * time.Second
@@ -35,9 +31,7 @@ type Machine struct {
 	p       paths
 	child   *proc.Child // nil when adopted
 
-	stopping atomic.Bool
-	gone     chan struct{} // closed after the process vanished and its files were removed
-	done     chan error
+	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }
 
 var (
@@ -48,53 +42,26 @@ var (
 
 func newMachine(name string, pid int, helper string, rt store.Runtime, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, helper: helper, sshPort: rt.SSHPort, p: p, child: c,
-		gone: make(chan struct{}), done: make(chan error, 1)}
+		end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
 }
 
-// watch waits for the helper to end: through Wait for our child, by polling
-// for an adopted one (it is not our child; launchd reaps it).
+// watch records the end of the helper (proc.Ending.Watch); an exit that was
+// asked for (stop, suspend) is no failure.
 func (m *Machine) watch() {
-	var err error
-	if m.child != nil {
-		<-m.child.Exited
-		if m.child.Err != nil && !m.stopping.Load() {
-			err = fmt.Errorf("vm %q: vz helper exited: %w%s", m.name, m.child.Err, tailSuffix(m.p.log))
-		}
-	} else {
-		t := time.NewTicker(pollInterval)
-		for range t.C {
-			if !isOurHelper(m.pid, m.helper, m.p.dir) {
-				break
+	m.end.Watch(m.name, m.child, func() bool { return isOurHelper(m.pid, m.helper, m.p.dir) },
+		func(err error) error {
+			if m.end.Stopping() {
+				return nil
 			}
-		}
-		t.Stop()
-	}
-	if rerr := removeStale(m.p, m.helper, m.pid); rerr != nil && err == nil {
-		err = fmt.Errorf("vm %q: clean up: %w", m.name, rerr)
-	}
-	close(m.gone)
-	m.done <- err
-	close(m.done)
+			return fmt.Errorf("vm %q: vz helper exited: %w%s", m.name, err, proc.TailSuffix(m.p.log, 3))
+		},
+		func() error { return removeStale(m.p, m.helper, m.pid) })
 }
 
-func tailSuffix(logPath string) string {
-	if t := logTail(logPath); t != "" {
-		return ": " + t
-	}
-	return ""
-}
-
-func (m *Machine) exited() bool {
-	select {
-	case <-m.gone:
-		return true
-	default:
-		return false
-	}
-}
+func (m *Machine) exited() bool { return m.end.Exited() }
 
 // Info is the helper's pid; vz is the accelerator (Hypervisor.framework
 // underneath). A resumed guest's clock stood still while it was saved, and vz
@@ -105,7 +72,7 @@ func (m *Machine) Info() driver.MachineInfo {
 }
 
 // Done is closed, after one value, when the helper has ended.
-func (m *Machine) Done() <-chan error { return m.done }
+func (m *Machine) Done() <-chan error { return m.end.Done }
 
 // SSHEndpoint is the helper's 127.0.0.1 forward to the guest's port 22.
 func (m *Machine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
@@ -128,7 +95,7 @@ func (m *Machine) State(ctx context.Context) (vm.State, error) {
 		return vm.Error, fmt.Errorf("vm %q: vz helper (pid %d) does not answer on its control socket: %w", m.name, m.pid, err)
 	}
 	st := resp.State.VMState()
-	if st == vm.Running && m.stopping.Load() {
+	if st == vm.Running && m.end.Stopping() {
 		st = vm.Stopping
 	}
 	return st, nil
@@ -151,31 +118,13 @@ func (m *Machine) checkHello(ctx context.Context) error {
 // Shutdown asks the guest to power off (the virtual power button); the
 // caller may Kill after a timeout.
 func (m *Machine) Shutdown(ctx context.Context) error {
-	if m.exited() {
-		return nil
-	}
-	m.stopping.Store(true)
-	_, err := callControl(ctx, m.p.sock, OpStop)
-	if err != nil && m.exited() {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("vm %q: shutdown: %w", m.name, err)
-	}
-	return nil
+	return m.end.Shutdown(m.name, func() error { _, err := callControl(ctx, m.p.sock, OpStop); return err })
 }
 
 // Kill ends the helper with SIGKILL, which ends the VM it owns, and waits
 // until it is gone and its files removed.
 func (m *Machine) Kill() error {
-	if m.exited() {
-		return nil
-	}
-	m.stopping.Store(true)
-	if err := proc.KillAndWait(m.pid, "vz helper", isOurHelper(m.pid, m.helper, m.p.dir), m.gone, killWait); err != nil {
-		return fmt.Errorf("vm %q: %w", m.name, err)
-	}
-	return nil
+	return m.end.Kill(m.name, m.pid, "vz helper", isOurHelper(m.pid, m.helper, m.p.dir), killWait)
 }
 
 // Suspend has the helper pause the VM, save its state to StateFile and end;
@@ -186,13 +135,13 @@ func (m *Machine) Suspend(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, suspendWait)
 	defer cancel()
-	m.stopping.Store(true)
+	m.end.Ask(true)
 	if _, err := callControl(ctx, m.p.sock, OpSuspend); err != nil {
-		m.stopping.Store(false)
+		m.end.Ask(false)
 		return fmt.Errorf("vm %q: suspend: %w", m.name, err)
 	}
 	select {
-	case <-m.gone:
+	case <-m.end.Gone:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("vm %q: suspend: state saved, but the vz helper (pid %d) did not exit: %w", m.name, m.pid, context.Cause(ctx))

@@ -2,9 +2,7 @@ package vz
 
 import (
 	"errors"
-	"os"
 	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -41,25 +39,4 @@ func removeStale(p paths, helper string, pid int) error {
 		return nil
 	}
 	return proc.RemoveFiles(p.pid, p.sock)
-}
-
-// logTail returns the last few lines of the helper's log on one line: its
-// own words are the best explanation of a failed start.
-func logTail(logPath string) string {
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		return ""
-	}
-	var lines []string
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	lines = lines[max(0, len(lines)-3):]
-	s := strings.Join(lines, "; ")
-	if len(s) > 800 {
-		s = "..." + s[len(s)-800:]
-	}
-	return s
 }

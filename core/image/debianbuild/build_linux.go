@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,9 +28,9 @@ import (
 // BuildDir/<name>.log.
 func Build(ctx context.Context, opts Options) (api.Image, error) {
 	start := time.Now()
-	host, err := vm.ParseArch(runtime.GOARCH)
+	host, err := vm.ParseArch(string(vm.HostArch()))
 	if err != nil {
-		return api.Image{}, fmt.Errorf("image build: this host's architecture %s: %w", runtime.GOARCH, err)
+		return api.Image{}, fmt.Errorf("image build: this host's architecture: %w", err)
 	}
 	rel, err := findRelease(opts.Release)
 	if err != nil {
@@ -131,7 +130,7 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 // CheckHost says what this host lacks to build images of arch ("" for the host's),
 // or nil when it has everything (`fvm check`).
 func CheckHost(arch vm.Arch) error {
-	host, err := vm.ParseArch(runtime.GOARCH)
+	host, err := vm.ParseArch(string(vm.HostArch()))
 	if err != nil {
 		return err
 	}

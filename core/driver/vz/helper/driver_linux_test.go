@@ -124,7 +124,7 @@ func TestDriverLifecycle(t *testing.T) {
 	d := newDriver(t)
 	ctx := context.Background()
 	inst := newInstance(t, "web1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
 	if bases, err := d.BasesInUse(inst.Dir); err != nil || len(bases) != 2 || bases[0] != inst.Spec.BaseImage {
@@ -134,7 +134,7 @@ func TestDriverLifecycle(t *testing.T) {
 		t.Fatalf("disk %v: want 1 GiB", st)
 	}
 
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestDriverLifecycle(t *testing.T) {
 	if st, err := os.Stat(inst.Path(vzd.ControlSocket)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("control socket: %v %v", st, err)
 	}
-	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "already running") {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); err == nil || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("second start: %v", err)
 	}
 
@@ -193,7 +193,7 @@ func TestDriverLifecycle(t *testing.T) {
 	if !d.HasSavedState(inst) {
 		t.Fatal("no saved state after suspend")
 	}
-	m3, err := d.Start(ctx, inst)
+	m3, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,10 +226,10 @@ func TestDriverKillAndDelete(t *testing.T) {
 	d := newDriver(t)
 	ctx := context.Background()
 	inst := newInstance(t, "kill1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestDriverKillAndDelete(t *testing.T) {
 	}
 	gone(t, inst)
 
-	m, err = d.Start(ctx, inst)
+	m, err = d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestDriverReadoptionChecks(t *testing.T) {
 	d := newDriver(t)
 	ctx := context.Background()
 	inst := newInstance(t, "adopt1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
 	exe, _ := os.Executable()
@@ -306,7 +306,7 @@ func TestDriverReadoptionChecks(t *testing.T) {
 	// The real helper, whose control socket has gone missing: still adopted
 	// (so it can be killed), with State saying what is wrong.
 	facts("")
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,17 +331,17 @@ func TestDriverStartFailures(t *testing.T) {
 	ctx := context.Background()
 
 	inst := newInstance(t, "fail1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := d.Start(ctx, inst)
+	_, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err == nil || !strings.Contains(err.Error(), "fvm-vz: configure the VM: fake: this Mac refuses the configuration") {
 		t.Fatalf("a configuration the framework refuses: %v", err)
 	}
 	gone(t, inst)
 
 	inst = newInstance(t, "ports1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -351,31 +351,31 @@ func TestDriverStartFailures(t *testing.T) {
 	defer ln.Close()
 	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	inst.Spec.Ports = []vm.PortForward{{HostPort: port, GuestPort: 80}}
-	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("host port 127.0.0.1:%d is already in use", port)) {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("host port 127.0.0.1:%d is already in use", port)) {
 		t.Fatalf("busy -p port: %v", err)
 	}
 	gone(t, inst)
 
 	os.Remove(inst.Path(vzd.DiskFile))
 	inst.Spec.Ports = nil
-	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "disk") {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); err == nil || !strings.Contains(err.Error(), "disk") {
 		t.Fatalf("missing disk: %v", err)
 	}
 
 	// Saved state that does not restore: the error says how to boot afresh.
 	inst = newInstance(t, "badstate")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(inst.Path(vzd.StateFile), []byte("garbage"), 0o600)
-	if _, err := d.Start(ctx, inst); err == nil || !strings.Contains(err.Error(), "--cold") {
+	if _, err := d.Start(ctx, inst, driver.StartOptions{}); err == nil || !strings.Contains(err.Error(), "--cold") {
 		t.Fatalf("unrestorable state: %v", err)
 	}
 	gone(t, inst)
 	if err := d.DiscardState(inst); err != nil || d.HasSavedState(inst) {
 		t.Fatalf("discard: %v", err)
 	}
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatalf("start after discarding the state: %v", err)
 	}
@@ -389,10 +389,10 @@ func TestHelperSignals(t *testing.T) {
 	d := newDriver(t)
 	ctx := context.Background()
 	inst := newInstance(t, "sig1")
-	if err := d.Create(ctx, inst, rawBase(inst)); err != nil {
+	if err := d.Create(ctx, inst, driver.CreateInput{Base: rawBase(inst)}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := d.Start(ctx, inst)
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 
 	"github.com/Code-Hex/vz/v3"
 	"github.com/progrium/darwinkit/objc"
@@ -343,7 +342,7 @@ func directoryShares(plan vzd.Plan) ([]vz.DirectorySharingDeviceConfiguration, e
 
 // probeVZ reports what the framework offers on this Mac.
 func probeVZ() (vzd.HostCaps, error) {
-	arch, err := vm.ParseArch(runtime.GOARCH)
+	arch, err := vm.ParseArch(string(vm.HostArch()))
 	if err != nil {
 		return vzd.HostCaps{}, err
 	}

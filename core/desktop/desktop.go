@@ -1,7 +1,8 @@
-// Package desktop runs the desktop's own programs for the menu-bar app: the
-// terminal, the clipboard, a text viewer, dialogs (osascript on macOS,
-// zenity or kdialog on Linux) and Start at Login. It shells out rather than
-// linking GUI toolkits, so it is plain Go and its command lines are tested.
+// Package desktop runs the desktop's own programs for the menu-bar app and
+// the CLI: the browser (`fvm display`), the terminal, the clipboard, a text
+// viewer, dialogs (osascript on macOS, zenity or kdialog on Linux) and Start
+// at Login. It shells out rather than linking GUI toolkits, so it is plain Go
+// and its command lines are tested; it lives below both cli/ and app/.
 package desktop
 
 import (

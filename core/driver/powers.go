@@ -1,0 +1,168 @@
+package driver
+
+import (
+	"context"
+	"image"
+	"net"
+	"net/netip"
+
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
+)
+
+// Optional powers: named interfaces behind the capabilities in Caps. The host
+// never checks for them itself: Bind and VM.Run resolve them once, together
+// with the Caps that say the VM may use them, and only this file asserts.
+type (
+	// Checker is a driver that reports what this host has and lacks for it (`fvm check`).
+	Checker interface {
+		Checks(ctx context.Context) []Check
+	}
+
+	// StateKeeper is a driver that keeps a suspended VM's state (Caps.SaveState):
+	// whether a VM has some, and discarding it (`fvm start --cold`).
+	StateKeeper interface {
+		HasSavedState(inst *store.Instance) bool
+		DiscardState(inst *store.Instance) error
+	}
+
+	// Warmer is a driver whose VMs can start as clones of a warm snapshot
+	// (Caps.WarmClone): a template VM of the same image and shape that the
+	// host booted once under a generic identity (with this driver's Create and
+	// Start), suspended (Suspender) and froze (FreezeSnapshot). core/warm
+	// decides when a snapshot fits a VM; the driver makes the clone's disk
+	// from it (CreateInput.Clone) and restores it (StartOptions.Clone).
+	Warmer interface {
+		// WarmFingerprint is what a snapshot must have been made with for spec
+		// to be cloned from it (hypervisor, firmware, device set).
+		WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error)
+		// FreezeSnapshot makes a suspended template instance read-only and
+		// returns the fingerprint of its saved state.
+		FreezeSnapshot(inst *store.Instance) (string, error)
+	}
+
+	// Suspender is a machine whose run can be saved (Caps.SaveState): Suspend
+	// saves the VM's memory and device state and ends the hypervisor. The
+	// driver's next Start resumes from that state.
+	Suspender interface {
+		Suspend(ctx context.Context) error
+	}
+
+	// PortForwarder is a machine whose host port forwards into the guest's
+	// network can change while it runs (Caps.Forwards == ForwardHypervisor:
+	// QEMU's user network, hostfwd over QMP).
+	PortForwarder interface {
+		AddForward(ctx context.Context, host netip.AddrPort, guestPort uint16) error
+		RemoveForward(ctx context.Context, host netip.AddrPort) error
+	}
+
+	// SerialPort is a machine whose serial port can be attached
+	// (Caps.SerialAttach): a connection that types into the guest's console.
+	// Its output is read from the serial log (OpenLog), which is complete and
+	// shared by every session; what arrives on the connection only says that
+	// more is there.
+	SerialPort interface {
+		DialSerial(ctx context.Context) (net.Conn, error)
+	}
+
+	// VNCDisplay is a machine that serves its screen as VNC (Caps.Display ==
+	// DisplayVNC), one connection per viewer.
+	VNCDisplay interface {
+		DialVNC(ctx context.Context) (net.Conn, error)
+	}
+
+	// NativeDisplay is a machine that shows its screen in a native window of
+	// its own (Caps.Display == DisplayNative: vz's NSWindow, owned by the VM's
+	// helper process), brought to the front by ShowWindow.
+	NativeDisplay interface {
+		ShowWindow(ctx context.Context) error
+	}
+
+	// Screenshotter is a machine that can capture its screen as it is now
+	// (Caps.Screenshot: `fvm screenshot`, and what the web console is checked against).
+	Screenshotter interface {
+		Screenshot(ctx context.Context) (image.Image, error)
+	}
+
+	// InstallBoot is a machine that may be an unattended install boot: the host
+	// boots the VM again from its disk when InstallFinished says the install
+	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
+	InstallBoot interface{ InstallFinished() bool }
+)
+
+// Checks is what a driver reports for `fvm check` (none if it is no Checker).
+func Checks(ctx context.Context, d Driver) []Check {
+	if c, ok := d.(Checker); ok {
+		return c.Checks(ctx)
+	}
+	return nil
+}
+
+// VM is a driver bound to one VM: what the VM can do (Caps) and the driver's
+// powers behind it, resolved once (Bind). A power is nil exactly when the VM
+// cannot use it; Caps agrees with the powers.
+type VM struct {
+	Driver
+	Caps   Caps
+	States StateKeeper // saved state (nil: Caps.SaveState is off)
+	Warm   Warmer      // warm clones (nil: Caps.WarmClone is off)
+}
+
+// Bind asks the driver what a VM of spec can do and resolves its powers.
+func Bind(ctx context.Context, d Driver, spec *vm.Spec) *VM {
+	v := &VM{Driver: d, Caps: d.Caps(ctx, spec)}
+	if s, ok := d.(StateKeeper); ok && v.Caps.SaveState {
+		v.States = s
+	} else if v.Caps.SaveState {
+		v.Caps.Off(CapSaveState, "the "+d.Name()+" backend keeps no saved state")
+	}
+	if w, ok := d.(Warmer); ok && v.Caps.WarmClone {
+		v.Warm = w
+	} else if v.Caps.WarmClone {
+		v.Caps.Off(CapWarmClone, "the "+d.Name()+" backend makes no warm snapshots")
+	}
+	return v
+}
+
+// Run is a running machine with the powers its VM may use, resolved once
+// (VM.Run): each is nil when the VM's Caps say it cannot, or the machine
+// lacks it.
+type Run struct {
+	Machine
+	Suspend Suspender     // Caps.SaveState
+	Forward PortForwarder // Caps.Forwards == ForwardHypervisor
+	Serial  SerialPort    // Caps.SerialAttach
+	VNC     VNCDisplay    // Caps.Display == DisplayVNC
+	Window  NativeDisplay // Caps.Display == DisplayNative
+	Screen  Screenshotter // Caps.Screenshot
+	Install InstallBoot   // may be an unattended install boot
+	Caps    Caps          // the VM's, for the reasons of what is nil
+	Backend string
+}
+
+// Run resolves a running machine's powers.
+func (v *VM) Run(m Machine) *Run {
+	r := &Run{Machine: m, Caps: v.Caps, Backend: v.Name()}
+	if s, ok := m.(Suspender); ok && v.Caps.SaveState {
+		r.Suspend = s
+	}
+	if f, ok := m.(PortForwarder); ok && v.Caps.Forwards == ForwardHypervisor {
+		r.Forward = f
+	}
+	if s, ok := m.(SerialPort); ok && v.Caps.SerialAttach {
+		r.Serial = s
+	}
+	if d, ok := m.(VNCDisplay); ok && v.Caps.Display == DisplayVNC {
+		r.VNC = d
+	}
+	if w, ok := m.(NativeDisplay); ok && v.Caps.Display == DisplayNative {
+		r.Window = w
+	}
+	if s, ok := m.(Screenshotter); ok && v.Caps.Screenshot {
+		r.Screen = s
+	}
+	if i, ok := m.(InstallBoot); ok {
+		r.Install = i
+	}
+	return r
+}
