@@ -44,6 +44,13 @@ type Caps struct {
 	// MAC is the address of the VM's NIC, which the seed's network config
 	// matches; "" for cloudinit.DefaultMAC (QEMU's default).
 	MAC string `json:"mac,omitempty"`
+	// SSHPort names a virtio-serial port on which the guest's sshd also
+	// serves the host (cloudinit.SSHPort, written into the seed), for a
+	// backend that reaches SSH that way (libvirt); "" for none.
+	SSHPort string `json:"sshPort,omitempty"`
+	// StaticForwardsBySSH: the host serves the VM's -p forwards itself, over
+	// its SSH connection, for a driver that has no forwarding of its own.
+	StaticForwardsBySSH bool `json:"staticForwardsBySSH,omitempty"`
 	// LogFiles are the driver's own logs, beside the serial output, for
 	// `Show Logs` and error reports (names for OpenLog; also files in the
 	// instance directory for the local backends).

@@ -297,3 +297,24 @@ func diskVolume(name string) string   { return DomainPrefix + name + ".qcow2" }
 func seedVolume(name string) string   { return DomainPrefix + name + "-seed.iso" }
 func serialVolume(name string) string { return DomainPrefix + name + ".serial.log" }
 func saveVolume(name string) string   { return DomainPrefix + name + ".save" }
+
+// size is a volume's current size in bytes (libvirt refreshes one volume's
+// facts when asked for them).
+func (p *poolAPI) size(ctx context.Context, name string) (uint64, error) {
+	l, v, err := p.vol(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	_, capacity, _, err := l.StorageVolGetInfo(v)
+	return capacity, err
+}
+
+// readAt downloads n bytes of a small volume from off on the shared
+// connection (the serial log's new output, a few KiB a second).
+func (p *poolAPI) readAt(ctx context.Context, name string, w io.Writer, off, n uint64) error {
+	l, v, err := p.vol(ctx, name)
+	if err != nil {
+		return err
+	}
+	return l.StorageVolDownload(v, w, off, n, 0)
+}
