@@ -39,9 +39,9 @@ func TestLibvirtSettings(t *testing.T) {
 		t.Fatalf("hosts: %+v %v", got, err)
 	}
 	for yaml, want := range map[string]string{
-		"libvirt:\n  pool: \"\"\n":        "libvirt.pool in",
-		"libvirt:\n  pool_path: rel\n":    "not an absolute path",
-		"libvirt:\n  hosts: [a, b]\n":     "want a map of name: URI",
+		"libvirt:\n  pool: \"\"\n":       "libvirt.pool in",
+		"libvirt:\n  pool_path: rel\n":   "not an absolute path",
+		"libvirt:\n  hosts: [a, b]\n":    "want a map of name: URI",
 		"libvirt:\n  hosts:\n    x: 3\n": "libvirt.hosts.x",
 	} {
 		if _, err := load(yaml); err == nil || !strings.Contains(err.Error(), want) {

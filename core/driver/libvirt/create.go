@@ -120,7 +120,7 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 		Pool: cfg.Pool, Disk: disk, Seed: seed,
 		SerialLog: path.Join(poolPath, serialVolume(name)),
 		Meta: Meta{Name: name, Image: inst.Spec.Image, Digest: base.Digest, User: inst.Spec.User,
-			Backend: fmt.Sprintf("%s (fvm %s)", Version, d.opts.FVMVersion), Host: hostname()},
+			Backend: strings.TrimSpace(Version + " " + d.opts.FVMVersion), Host: hostname()},
 	})
 	if err != nil {
 		return err
@@ -220,4 +220,3 @@ func (h *vmHost) domain(ctx context.Context) (*golibvirt.Libvirt, golibvirt.Doma
 }
 
 var errGone = errors.New("its domain is gone")
-

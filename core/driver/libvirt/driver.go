@@ -113,6 +113,9 @@ func (d *Driver) clientFor(uri string) (*client, error) {
 
 // Validate: the daemon answers, runs QEMU and has the guest's arch.
 func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
+	if err := driver.CheckHostPorts(spec.Ports); err != nil {
+		return err
+	}
 	cfg, err := d.hosts()
 	if err != nil {
 		return fmt.Errorf("%w: %v", driver.ErrUnsupported, err)

@@ -279,4 +279,3 @@ func pipe(a, b net.Conn) {
 	go func() { io.Copy(b, a); done <- struct{}{} }()
 	<-done
 }
-
