@@ -327,4 +327,3 @@ func lineOf(out, name string) string {
 	}
 	return ""
 }
-

@@ -69,18 +69,6 @@ func (c *client) get(ctx context.Context) (*golibvirt.Libvirt, error) {
 	return l, nil
 }
 
-// close ends the connection.
-func (c *client) close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.l == nil {
-		return nil
-	}
-	err := c.l.Disconnect()
-	c.l = nil
-	return err
-}
-
 // isNotFound reports libvirt's "no such domain/volume/pool" errors.
 func isNotFound(err error) bool {
 	var e golibvirt.Error

@@ -3,7 +3,6 @@ package libvirt
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -219,4 +218,3 @@ func (h *vmHost) domain(ctx context.Context) (*golibvirt.Libvirt, golibvirt.Doma
 	return l, dom, err
 }
 
-var errGone = errors.New("its domain is gone")

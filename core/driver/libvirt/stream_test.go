@@ -20,7 +20,6 @@ type fakeDaemon struct {
 	mu      sync.Mutex
 	opened  [][]byte // payloads of the stream opens
 	procs   []uint32
-	closed  chan struct{}
 	dialled int
 }
 
