@@ -40,6 +40,23 @@ type Libvirt struct {
 	PoolPath string
 }
 
+// Host returns the host named name (--on).
+func (l Libvirt) Host(name string) (LibvirtHost, error) {
+	var names []string
+	for _, h := range l.Hosts {
+		if h.Name == name {
+			return h, nil
+		}
+		if h.Name != "" {
+			names = append(names, h.Name)
+		}
+	}
+	if len(names) == 0 {
+		return LibvirtHost{}, fmt.Errorf("--on %s: no libvirt host has that name: name your hosts in libvirt.hosts (name: URI)", name)
+	}
+	return LibvirtHost{}, fmt.Errorf("--on %s: no libvirt host has that name: libvirt.hosts has %s", name, strings.Join(names, ", "))
+}
+
 // LibvirtSettings resolves the libvirt settings; defaultURI is used when none is
 // given. A bad value names where it came from.
 func LibvirtSettings(v *viper.Viper, defaultURI string) (Libvirt, error) {

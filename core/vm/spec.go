@@ -50,6 +50,10 @@ type Spec struct {
 	// Rosetta shares Apple's Rosetta into an arm64 guest (vz on Apple silicon),
 	// so it runs x86-64 Linux programs; the seed mounts it and registers binfmt.
 	Rosetta bool `json:"rosetta,omitempty"`
+	// On names the backend's host the VM runs on (a libvirt.hosts name, or ""
+	// for libvirt.uri's): asked with --on, else chosen by the driver at
+	// create (the most free memory), then kept.
+	On string `json:"on,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.

@@ -47,9 +47,15 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 	if err != nil {
 		return err
 	}
-	h, f, err := d.place(ctx, cfg, inst.Spec.MemoryMiB)
+	h, f, err := d.place(ctx, cfg, inst.Spec.On, inst.Spec.MemoryMiB)
 	if err != nil {
 		return fmt.Errorf("vm %q: %w", name, err)
+	}
+	if inst.Spec.On != h.Name { // the host's name in the spec: `fvm ps` shows it
+		inst.Spec.On = h.Name
+		if err := inst.SaveSpec(); err != nil {
+			return err
+		}
 	}
 	c, err := d.clientFor(h.URI)
 	if err != nil {

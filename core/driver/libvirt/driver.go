@@ -82,6 +82,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Forwards:            driver.ForwardSSH,
 		SSHPort:             SSHChannel,
 		StaticForwardsBySSH: true,
+		Hosts:               true,
 	}
 	c.Off(driver.CapShares, "the libvirt backend shares no folders (-v): its VMs may run on another machine")
 	c.Off(driver.CapInstallISO, "the libvirt backend installs no ISO (--iso): use --backend qemu")
@@ -119,6 +120,13 @@ func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
 	cfg, err := d.hosts()
 	if err != nil {
 		return fmt.Errorf("%w: %v", driver.ErrUnsupported, err)
+	}
+	if spec.On != "" {
+		h, err := cfg.Host(spec.On)
+		if err != nil {
+			return fmt.Errorf("%w: %v", driver.ErrUnsupported, err)
+		}
+		cfg.Hosts = []config.LibvirtHost{h}
 	}
 	var errs []error
 	for _, h := range cfg.Hosts {

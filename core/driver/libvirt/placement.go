@@ -52,11 +52,19 @@ func pick(cands []candidate, needMiB int) (config.LibvirtHost, error) {
 	return config.LibvirtHost{}, fmt.Errorf("no libvirt host has %s of memory free for it (%s): free some or ask for less (--memory)", sizeText(int64(need)), strings.Join(why, "; "))
 }
 
-// place picks the daemon for a new VM: the only one configured, or the one
-// with the most free memory. The chosen host's facts come back with it.
-func (d *Driver) place(ctx context.Context, cfg config.Libvirt, memMiB int) (config.LibvirtHost, facts, error) {
+// place picks the daemon for a new VM: the one --on names, the only one
+// configured, or the one with the most free memory. The chosen host's facts
+// come back with it.
+func (d *Driver) place(ctx context.Context, cfg config.Libvirt, on string, memMiB int) (config.LibvirtHost, facts, error) {
 	if len(cfg.Hosts) == 0 {
 		return config.LibvirtHost{}, facts{}, errors.New("no libvirt host configured: set libvirt.uri")
+	}
+	if on != "" {
+		h, err := cfg.Host(on)
+		if err != nil {
+			return h, facts{}, err
+		}
+		cfg.Hosts = []config.LibvirtHost{h}
 	}
 	all := map[string]facts{}
 	var cands []candidate
