@@ -234,9 +234,10 @@ func ensurePool(ctx context.Context, c *client, name, dir string) (path string, 
 
 // poolDir is where a new pool's directory goes on the libvirt host: the
 // configured one; beside the daemon's own "default" pool (its parent's
-// fvm/, e.g. /var/lib/libvirt/fvm); for the local daemons libvirt's own
-// places; "" when none is known (a remote session daemon without a default
-// pool: libvirt.pool_path must say).
+// fvm/, e.g. /var/lib/libvirt/fvm); for the system daemon and this user's
+// own session daemon libvirt's places; "" when none is known (another user's
+// or a remote session daemon without a default pool: libvirt.pool_path must
+// say, or a pool of that name made there beforehand).
 func poolDir(ctx context.Context, c *client, configured, name string) string {
 	if configured != "" {
 		return configured
@@ -254,7 +255,7 @@ func poolDir(ctx context.Context, c *client, configured, name string) string {
 	switch {
 	case !c.t.session:
 		return "/var/lib/libvirt/" + name
-	case c.t.local:
+	case c.t.local && c.t.ownSession:
 		data := os.Getenv("XDG_DATA_HOME")
 		if data == "" {
 			home, _ := os.UserHomeDir()

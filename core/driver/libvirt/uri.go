@@ -56,8 +56,9 @@ type target struct {
 	own    *url.URL // instead of dialer: a transport go-libvirt dials itself (tcp, tls, libssh)
 	// local: the daemon runs on this machine (its files are this machine's).
 	local bool
-	// session: a per-user daemon (qemu:///session).
-	session bool
+	// session: a per-user daemon (qemu:///session); ownSession: this user's,
+	// at its usual socket.
+	session, ownSession bool
 	// ssh, for qemu+ssh URIs: how the daemon was reached, which other streams
 	// (the VNC socket) take too.
 	ssh *sshDialer
@@ -88,6 +89,7 @@ func parseURI(raw string) (*target, error) {
 		sock := u.Query().Get("socket")
 		if sock == "" {
 			sock = localSocket(t.session)
+			t.ownSession = t.session
 		}
 		t.local = true
 		t.dialer = unixDialer(sock)
