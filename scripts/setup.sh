@@ -21,6 +21,7 @@ pkgs=(
 	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser
+	openssh-server                           # tests: qemu+ssh:// to a loopback sshd (libvirt backend)
 	libvirt-daemon libvirt-clients           # the libvirt backend's tests: libvirtd + its QEMU driver, virsh to look (not
 	                                         # libvirt-daemon-system: systemd units, polkit and the default NAT network)
 	ca-certificates git make
