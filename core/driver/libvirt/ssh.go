@@ -43,7 +43,7 @@ func newSSHDialer(u *url.URL) (*sshDialer, error) {
 		d.args = append(d.args, "-i", k)
 	}
 	if q.Get("no_verify") == "1" {
-		d.args = append(d.args, "-o", "StrictHostKeyChecking=no")
+		d.args = append(d.args, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
 	}
 	dest := u.Hostname()
 	if u.User != nil && u.User.Username() != "" {
