@@ -223,4 +223,3 @@ func (h *vmHost) domain(ctx context.Context) (*golibvirt.Libvirt, golibvirt.Doma
 	dom, err := l.DomainLookupByUUID(u)
 	return l, dom, err
 }
-
