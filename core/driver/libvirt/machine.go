@@ -160,6 +160,7 @@ func (m *machine) wake() {}
 func (m *machine) end(err error) {
 	m.endOnce.Do(func() {
 		m.syncSerialNow()
+		m.h.vols.closeData()
 		m.stop()
 		if m.sshLn != nil {
 			m.sshLn.Close()

@@ -11,7 +11,9 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"time"
 
+	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -74,12 +76,16 @@ func vncSocket(domXML string) (string, error) {
 // Screenshot captures the screen with libvirt's virDomainScreenshot (QEMU
 // sends a PPM, or a PNG from newer QEMU).
 func (m *machine) Screenshot(ctx context.Context) (image.Image, error) {
-	l, err := m.h.c.get(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var buf bytes.Buffer
-	mime, err := l.DomainScreenshot(m.dom, &buf, 0, 0)
+	var mime golibvirt.OptString
+	err := oneShot(ctx, m.h.c.t, 30*time.Second, "screenshot", func(l *golibvirt.Libvirt) error {
+		dom, err := l.DomainLookupByUUID(m.dom.UUID)
+		if err != nil {
+			return err
+		}
+		mime, err = l.DomainScreenshot(dom, &buf, 0, 0)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: libvirt screenshot: %w", m.inst.Spec.Name, err)
 	}

@@ -48,6 +48,7 @@ func (d *Driver) syncSerialOnce(inst *store.Instance) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	copySerial(ctx, h, inst)
+	h.vols.closeData()
 }
 
 // copySerial appends the remote log's bytes past the local copy's size. A
@@ -79,7 +80,7 @@ func copySerial(ctx context.Context, h *vmHost, inst *store.Instance) {
 		return
 	}
 	var buf bytes.Buffer
-	if err := h.vols.readAt(ctx, name, &buf, off, size-off); err != nil {
+	if err := h.vols.readFrom(ctx, name, &buf, off); err != nil {
 		return
 	}
 	f, err := os.OpenFile(local, flags, 0o644)

@@ -9,6 +9,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	golibvirt "github.com/digitalocean/go-libvirt"
 	"libvirt.org/go/libvirtxml"
@@ -51,6 +53,9 @@ type poolAPI struct {
 	c    *client
 	t    *target
 	name string
+
+	dmu  sync.Mutex
+	data *session // readFrom's
 }
 
 func (p *poolAPI) pool(ctx context.Context) (*golibvirt.Libvirt, golibvirt.StoragePool, error) {
@@ -115,45 +120,37 @@ func (p *poolAPI) remove(ctx context.Context, name string) error {
 	return err
 }
 
-// upload and download run on a connection of their own: a stream's packets
-// are handled by the connection's one reader, which must not wait on a
-// gigabyte while other calls queue behind it.
+// transferLimit bounds one upload or download of a base (a few GiB, over a
+// network at worst).
+const transferLimit = 2 * time.Hour
+
+// upload and download run on sessions of their own (session.go).
 func (p *poolAPI) upload(ctx context.Context, name string, r io.Reader, size uint64) error {
-	l, err := connect(ctx, p.t)
-	if err != nil {
-		return err
-	}
-	defer l.Disconnect()
-	pool, err := l.StoragePoolLookupByName(p.name)
-	if err != nil {
-		return err
-	}
-	v, err := l.StorageVolLookupByName(pool, name)
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { l.Disconnect() }) // a cancelled upload ends the stream
-	defer stop()
-	return l.StorageVolUpload(v, r, 0, size, 0)
+	return oneShot(ctx, p.t, transferLimit, "upload "+name, func(l *golibvirt.Libvirt) error {
+		v, err := lookupVol(l, p.name, name)
+		if err != nil {
+			return err
+		}
+		return l.StorageVolUpload(v, r, 0, size, 0)
+	})
 }
 
 func (p *poolAPI) download(ctx context.Context, name string, w io.Writer) error {
-	l, err := connect(ctx, p.t)
+	return oneShot(ctx, p.t, transferLimit, "download "+name, func(l *golibvirt.Libvirt) error {
+		v, err := lookupVol(l, p.name, name)
+		if err != nil {
+			return err
+		}
+		return l.StorageVolDownload(v, w, 0, 0, 0)
+	})
+}
+
+func lookupVol(l *golibvirt.Libvirt, pool, name string) (golibvirt.StorageVol, error) {
+	pl, err := l.StoragePoolLookupByName(pool)
 	if err != nil {
-		return err
+		return golibvirt.StorageVol{}, err
 	}
-	defer l.Disconnect()
-	pool, err := l.StoragePoolLookupByName(p.name)
-	if err != nil {
-		return err
-	}
-	v, err := l.StorageVolLookupByName(pool, name)
-	if err != nil {
-		return err
-	}
-	stop := context.AfterFunc(ctx, func() { l.Disconnect() })
-	defer stop()
-	return l.StorageVolDownload(v, w, 0, 0, 0)
+	return l.StorageVolLookupByName(pl, name)
 }
 
 func (p *poolAPI) path(ctx context.Context, name string) (string, error) {
@@ -310,12 +307,39 @@ func (p *poolAPI) size(ctx context.Context, name string) (uint64, error) {
 	return capacity, err
 }
 
-// readAt downloads n bytes of a small volume from off on the shared
-// connection (the serial log's new output, a few KiB a second).
-func (p *poolAPI) readAt(ctx context.Context, name string, w io.Writer, off, n uint64) error {
-	l, v, err := p.vol(ctx, name)
-	if err != nil {
-		return err
+// readFrom downloads a small volume from off to its end (the serial log's
+// new output, a few KiB a second) on the pool's data session, which it keeps
+// for the next call; one that fails or hangs is dropped (session.go).
+func (p *poolAPI) readFrom(ctx context.Context, name string, w io.Writer, off uint64) error {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	if p.data == nil {
+		s, err := dialSession(ctx, p.t)
+		if err != nil {
+			return err
+		}
+		p.data = s
 	}
-	return l.StorageVolDownload(v, w, off, n, 0)
+	err := p.data.do(ctx, 20*time.Second, "read "+name, func(l *golibvirt.Libvirt) error {
+		v, err := lookupVol(l, p.name, name)
+		if err != nil {
+			return err
+		}
+		return l.StorageVolDownload(v, w, off, 0, 0)
+	})
+	if err != nil && !isNotFound(err) {
+		p.data.close()
+		p.data = nil
+	}
+	return err
+}
+
+// closeData ends the pool's data session.
+func (p *poolAPI) closeData() {
+	p.dmu.Lock()
+	defer p.dmu.Unlock()
+	if p.data != nil {
+		p.data.close()
+		p.data = nil
+	}
 }

@@ -76,7 +76,7 @@ func openArgs(dom golibvirt.Domain, name string, flags uint32) []byte {
 
 // streamConn is one open stream.
 type streamConn struct {
-	l    *golibvirt.Libvirt
+	s    *session
 	what string // for errors: "channel org.fvm.ssh.0 of fvm-web"
 	// in: what libvirt sends (requestStream writes inW); out: what we send.
 	inR  *io.PipeReader
@@ -94,16 +94,17 @@ type streamConn struct {
 // openStream connects to t and opens the stream proc names on dom's device
 // name, returning it as a net.Conn once libvirtd accepted it.
 func openStream(ctx context.Context, t *target, proc uint32, dom golibvirt.Domain, name string, flags uint32) (net.Conn, error) {
-	l, err := connect(ctx, t)
+	s, err := dialSession(ctx, t)
 	if err != nil {
 		return nil, err
 	}
+	l := s.l
 	dom, err = l.DomainLookupByUUID(dom.UUID) // the id this connection knows it by
 	if err != nil {
-		l.Disconnect()
+		s.close()
 		return nil, err
 	}
-	c := &streamConn{l: l, what: fmt.Sprintf("%s of %s", name, dom.Name), done: make(chan struct{})}
+	c := &streamConn{s: s, what: fmt.Sprintf("%s of %s", name, dom.Name), done: make(chan struct{})}
 	c.inR, c.inW = io.Pipe()
 	c.outR, c.outW = io.Pipe()
 	accepted := make(chan struct{})
@@ -123,7 +124,7 @@ func openStream(ctx context.Context, t *target, proc uint32, dom golibvirt.Domai
 		return c, nil
 	case <-c.done:
 		_, err := c.inR.Read(make([]byte, 1))
-		l.Disconnect()
+		s.close()
 		if err == nil || err == io.EOF {
 			err = errors.New("the stream ended at once")
 		}
@@ -164,7 +165,7 @@ func (c *streamConn) Close() error {
 		case <-c.done:
 		case <-time.After(2 * time.Second):
 		}
-		c.l.Disconnect() // and, in any case, the connection goes
+		c.s.close() // and, in any case, the connection goes
 		c.inR.CloseWithError(net.ErrClosed)
 		c.outR.CloseWithError(net.ErrClosed)
 	})
