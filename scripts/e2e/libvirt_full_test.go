@@ -95,6 +95,7 @@ func TestLibvirtRemote(t *testing.T) {
 	}
 	png := filepath.Join(t.TempDir(), "s.png")
 	mustFVM(t, "screenshot", name, png)
+	vncGreets(t, name) // the VNC socket on the far side, through ssh -W
 	mustFVM(t, "rm", "-f", name)
 	if out, _ := virsh(t, "list", "--all", "--name"); strings.Contains(out, "fvm-"+name) {
 		t.Errorf("domain left after rm over qemu+ssh: %s", out)

@@ -184,6 +184,7 @@ func TestLibvirt(t *testing.T) {
 			t.Fatalf("screenshot %v with %d lit samples: blank", b, lit)
 		}
 	})
+	t.Run("display", func(t *testing.T) { vncGreets(t, name) })
 	t.Run("console", func(t *testing.T) {
 		p := startConsole(t, name)
 		p.send("\r")
