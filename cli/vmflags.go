@@ -27,6 +27,7 @@ type vmFlags struct {
 	mounts  []string
 	rosetta bool
 	sound   bool
+	on      string // a libvirt host (libvirt.hosts)
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -47,6 +48,7 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a directory of the VM's host (this machine, or the remote one of --host/--context, as docker -v): HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
+	fl.StringVar(&f.on, "on", "", "the libvirt host to run on (a name in libvirt.hosts; default: the one with the most free memory)")
 	fl.BoolVar(&f.rosetta, "rosetta", false, "run x86-64 Linux programs in an arm64 guest through Apple's Rosetta (vz on Apple silicon)")
 	fl.BoolVar(&f.sound, "sound", true, "give the VM a sound card, played on this host (--sound=false: none)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
@@ -107,6 +109,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		}
 		s.Image = abs
 	}
+	s.On = f.on
 	settings, err := config.VMSettings(a.cfg, cmd.Flags())
 	if err != nil {
 		return s, err

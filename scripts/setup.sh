@@ -45,11 +45,13 @@ pkgs=(
 	fakeroot                                 # image build without root
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
-	openssh-server                           # tests: remote hosts through a real sshd (the test starts its own on 127.0.0.1)
+	openssh-server                           # tests: remote hosts and qemu+ssh:// through a real sshd (the tests start their own on 127.0.0.1)
 	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser
 	ruby                                     # tests: ruby -c of the Homebrew formula and cask (make release)
+	libvirt-daemon libvirt-clients           # the libvirt backend's tests: libvirtd + its QEMU driver, virsh to look (not
+	                                         # libvirt-daemon-system: systemd units, polkit and the default NAT network)
 	ca-certificates git make
 )
 
@@ -96,4 +98,15 @@ if [[ -n $other && ! -e $binfmt/$other && -r /usr/lib/binfmt.d/$other.conf ]]; t
 	fi
 fi
 need_go
+# libvirtd's QEMU driver runs guests as libvirt-qemu (Debian's build default), whom
+# libvirt-daemon-system's postinst would create; without that package, create it here,
+# with the directories libvirtd logs and keeps state in. scripts/libvirtd.sh starts it.
+if command -v libvirtd >/dev/null && ! getent passwd libvirt-qemu >/dev/null; then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	getent group kvm >/dev/null || $SUDO groupadd --system kvm
+	getent group libvirt-qemu >/dev/null || $SUDO groupadd --system libvirt-qemu
+	$SUDO useradd --system --gid kvm --groups libvirt-qemu --home-dir /var/lib/libvirt --no-create-home \
+		--shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
+fi
 echo "setup: ok"

@@ -32,6 +32,9 @@ type Config struct {
 	HostKeyPublic  string   // the same key, authorized_keys format
 	MACAddress     string   // the NIC to configure with DHCP; DefaultMAC when empty
 	Mounts         []Mount  // host directories to mount at every boot
+	// SSHPort names a virtio-serial port on which the guest's sshd also serves
+	// the host, one connection at a time (sshport.go); empty: none.
+	SSHPort string
 	// Rosetta mounts the Rosetta share (virtiofs tag RosettaTag, vz on Apple
 	// silicon) and registers it for x86-64 ELF programs, at every boot.
 	Rosetta bool
@@ -112,6 +115,9 @@ func (c Config) validate() error {
 	need(c.HostKeyPublic, "host public key")
 	if len(c.AuthorizedKeys) == 0 {
 		errs = append(errs, errors.New("cloud-init seed: no SSH key to authorize: pass one with --ssh-key"))
+	}
+	if strings.Trim(c.SSHPort, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		errs = append(errs, fmt.Errorf("cloud-init seed: SSH port name %q: use letters, digits, '.', '_' and '-'", c.SSHPort))
 	}
 	for _, k := range c.AuthorizedKeys {
 		if strings.ContainsAny(strings.TrimSpace(k), "\n\r") {
@@ -213,6 +219,9 @@ func UserData(c Config) ([]byte, error) {
 	}
 	if c.Rosetta {
 		ud.Bootcmd = append(ud.Bootcmd, rosettaCommand())
+	}
+	if c.SSHPort != "" {
+		ud.Bootcmd = append(ud.Bootcmd, sshPortCommand(c.SSHPort))
 	}
 	return marshal("#cloud-config\n", ud)
 }

@@ -44,6 +44,9 @@ func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial 
 	d.mu.Unlock()
 	if pf != nil {
 		go d.watchPorts(name, inst, m, h, pf)
+		if m.Caps.StaticForwardsBySSH {
+			go d.staticForwards(name, inst, h)
+		}
 	}
 	if err != nil {
 		d.log.Warn("cannot hold an ssh connection", "vm", name, "err", err)

@@ -117,6 +117,7 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 	if used, err := d.vmBases(); err == nil && len(gone) > 0 {
 		d.warm.Remove(ctx, used, gone, false)
 	}
+	d.pruneDriverBases(ctx) // copies of its base on other machines (pruneremote.go)
 	return removed, nil
 }
 
@@ -138,6 +139,7 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 	removed, freed = append(removed, uploads...), freed+ufreed
 	res, err := d.images.PruneImages(ctx)
 	res.Removed, res.Freed = append(removed, res.Removed...), res.Freed+freed
+	res.Removed = append(res.Removed, d.pruneDriverBases(ctx)...)
 	if res.Removed == nil {
 		res.Removed = []string{}
 	}

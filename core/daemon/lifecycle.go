@@ -159,7 +159,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 // fill writes a new instance's identity, then lets its driver make the disks
 // and place the seed.
 func (d *Daemon) fill(ctx context.Context, v *driver.VM, inst *store.Instance, in driver.CreateInput) error {
-	seed, err := provision(d.opts.Layout, inst, v.Caps.MAC)
+	seed, err := provision(d.opts.Layout, inst, v.Caps.MAC, v.Caps.SSHPort)
 	if err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}

@@ -13,8 +13,9 @@ import (
 // provision writes what makes a fresh VM reachable: its SSH host key (pinned from
 // now on), the known_hosts file for plain ssh and its instance id, and returns
 // its cloud-init seed for the driver to place, whose network config names the
-// NIC by mac ("" for cloudinit.DefaultMAC).
-func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error) {
+// NIC by mac ("" for cloudinit.DefaultMAC) and whose guest serves sshd on the
+// virtio-serial port sshPort too ("" for none).
+func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byte, error) {
 	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
 	if err != nil {
 		return nil, fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
@@ -51,6 +52,7 @@ func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error)
 		HostKeyPublic:  pub,
 		Mounts:         seedMounts(inst.Spec.Mounts),
 		MACAddress:     mac,
+		SSHPort:        sshPort,
 		Rosetta:        inst.Spec.Rosetta,
 	})
 }

@@ -29,7 +29,7 @@ func (d *Daemon) newWarmPool() *warm.Pool {
 			return driver.Bind(ctx, drv, spec), nil
 		},
 		Provision: func(inst *store.Instance, v *driver.VM) ([]byte, error) {
-			return provision(d.opts.Layout, inst, v.Caps.MAC)
+			return provision(d.opts.Layout, inst, v.Caps.MAC, v.Caps.SSHPort)
 		},
 		InUse:   d.vmBases,
 		Enabled: d.warmEnabled,

@@ -44,6 +44,15 @@ type Caps struct {
 	// MAC is the address of the VM's NIC, which the seed's network config
 	// matches; "" for cloudinit.DefaultMAC (QEMU's default).
 	MAC string `json:"mac,omitempty"`
+	// Hosts: the backend runs VMs on several hosts, one named per VM (--on).
+	Hosts bool `json:"hosts,omitempty"`
+	// SSHPort names a virtio-serial port on which the guest's sshd also
+	// serves the host (cloudinit.SSHPort, written into the seed), for a
+	// backend that reaches SSH that way (libvirt); "" for none.
+	SSHPort string `json:"sshPort,omitempty"`
+	// StaticForwardsBySSH: the host serves the VM's -p forwards itself, over
+	// its SSH connection, for a driver that has no forwarding of its own.
+	StaticForwardsBySSH bool `json:"staticForwardsBySSH,omitempty"`
 	// LogFiles are the driver's own logs, beside the serial output, for
 	// `Show Logs` and error reports (names for OpenLog; also files in the
 	// instance directory for the local backends).
@@ -135,6 +144,8 @@ var needs = []need{
 		"the %s backend cannot make a blank VM (it boots no installer ISO onto it later): use --backend qemu"},
 	{CapRosetta, func(s *vm.Spec) bool { return s.Rosetta }, func(c Caps) bool { return c.Rosetta },
 		"--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta"},
+	{"hosts", func(s *vm.Spec) bool { return s.On != "" }, func(c Caps) bool { return c.Hosts },
+		"--on names a libvirt host: the %s backend runs VMs on this machine only (use --backend libvirt)"},
 }
 
 // CheckNeeds refuses a spec whose options need what the backend's Caps lack;

@@ -91,6 +91,13 @@ type (
 		NIC(ctx context.Context) (NIC, error)
 	}
 
+	// BasePruner is a driver that keeps copies of bases elsewhere (libvirt's
+	// pools): it removes those no VM of its own was made from and whose
+	// digest keep does not hold (image rm, image prune), naming what it removed.
+	BasePruner interface {
+		PruneBases(ctx context.Context, keep func(digest string) bool) ([]string, error)
+	}
+
 	// InstallBoot is a machine that may be an unattended install boot: the host
 	// boots the VM again from its disk when InstallFinished says the install
 	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
@@ -103,6 +110,15 @@ func Checks(ctx context.Context, d Driver) []Check {
 		return c.Checks(ctx)
 	}
 	return nil
+}
+
+// PruneBases asks d, if it keeps copies of bases elsewhere, to remove those
+// nothing needs (none otherwise).
+func PruneBases(ctx context.Context, d Driver, keep func(digest string) bool) ([]string, error) {
+	if p, ok := d.(BasePruner); ok {
+		return p.PruneBases(ctx, keep)
+	}
+	return nil, nil
 }
 
 // VM is a driver bound to one VM: what the VM can do (Caps) and the driver's

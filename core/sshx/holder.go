@@ -212,6 +212,9 @@ func (h *Holder) fatalErr() error {
 	return h.fatal
 }
 
+// Done is closed when holding has ended (Close, or a fatal host key).
+func (h *Holder) Done() <-chan struct{} { return h.done }
+
 // Connects is how many times the connection was established (1: never lost).
 func (h *Holder) Connects() int {
 	h.mu.Lock()

@@ -62,6 +62,10 @@ type Spec struct {
 	Rosetta bool `json:"rosetta,omitempty"`
 	// NoSound leaves out the sound card a VM with a display has (--sound=false).
 	NoSound bool `json:"noSound,omitempty"`
+	// On names the backend's host the VM runs on (a libvirt.hosts name, or ""
+	// for libvirt.uri's): asked with --on, else chosen by the driver at
+	// create (the most free memory), then kept.
+	On string `json:"on,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.

@@ -55,6 +55,7 @@ var rowsByName = []struct {
 	{"ps", benchPs},
 	{"remote", benchRemote},
 	{"share", benchShare},
+	{"libvirt", benchLibvirt},
 }
 
 func main() {
