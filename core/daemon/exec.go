@@ -68,8 +68,12 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	return sshx.Hold(t, sshx.HolderOptions{
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
+		Session:        true, // ready means a command runs at once (the login set up, the user's manager up)
 		OnReady: func(reconnected bool) {
 			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
+			if !reconnected {
+				d.startReady(name, m)
+			}
 			if !reconnected && m.Info().ClockStale {
 				go d.setClock(name)
 			}

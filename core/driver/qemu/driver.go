@@ -96,6 +96,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Shares:       true,
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
+		GuestAgent:   true, // every VM has the agent's port (BuildArgs); its guest may run none
 		LogFiles:     []string{LogFile},
 	}
 	c.Off(driver.CapRosetta, fmt.Sprintf("--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", d.Name()))
