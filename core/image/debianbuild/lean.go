@@ -1,0 +1,95 @@
+package debianbuild
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Recipes. The lean one (the default) is the classic image made for VMs run
+// by fvm: same packages, same cloud-init, same boot, less waiting. The
+// classic one stays buildable, unchanged (same cache key as before the lean
+// one existed), to compare the two (`make bench`).
+const (
+	RecipeLean    = "lean"
+	RecipeClassic = "classic"
+)
+
+// Recipes lists the recipe names, the default first.
+func Recipes() []string { return []string{RecipeLean, RecipeClassic} }
+
+func checkRecipe(name string) (string, error) {
+	switch name {
+	case "", RecipeLean:
+		return RecipeLean, nil
+	case RecipeClassic:
+		return RecipeClassic, nil
+	}
+	return "", fmt.Errorf("--recipe %s: use %s", name, strings.Join(Recipes(), " or "))
+}
+
+// leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
+const leanRecipeVersion = "4-lean"
+
+// leanHook (customize, "$1" = the root directory, after customizeHook) is
+// what the lean recipe changes, each measured under TCG (BENCHMARKS.md):
+//
+//   - sshd runs once per connection (sshd.socket, Accept=yes, Debian's own
+//     sshd@.service running `sshd -i`). Each connection reads the host key
+//     files as they are, so a warm clone's new key answers from the next
+//     connection on, without restarting a listener; and SSH answers as soon
+//     as the socket listens, right after cloud-init's network stage wrote the
+//     keys and the user (that stage comes before sysinit.target, sockets
+//     after it), not after multi-user.target's services. ssh.service stays
+//     installed but starts only when sshd.socket is disabled: a user's
+//     `systemctl restart ssh` does no harm.
+//   - sshd-keygen.service is masked: on a first boot it ran `ssh-keygen -A`
+//     before sshd, seconds of RSA under emulation, for keys fvm never uses (it
+//     injects an ed25519 key; cloud-init makes keys when nothing injects one).
+//   - Timers that have no business in a short-lived VM's first minutes stay,
+//     but e2scrub_reap (a boot-time scan for LVM snapshots, of which there are
+//     none) is disabled.
+const leanHook = `set -eu
+root="$1"
+cat > "$root/etc/systemd/system/sshd.socket" <<'EOF'
+[Unit]
+Description=OpenBSD Secure Shell server socket, one sshd per connection (fvm)
+Documentation=man:sshd(8) man:systemd.socket(5)
+ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
+
+[Socket]
+ListenStream=22
+Accept=yes
+
+[Install]
+WantedBy=sockets.target
+EOF
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+cat > "$root/etc/systemd/system/ssh.service.d/fvm.conf" <<'EOF'
+# fvm's image runs one sshd per connection (sshd.socket): a listening sshd
+# would only fight it for port 22.
+[Unit]
+ConditionPathExists=!/etc/systemd/system/sockets.target.wants/sshd.socket
+EOF
+unit() { [ -e "$root/usr/lib/systemd/system/$1" ] || [ -e "$root/lib/systemd/system/$1" ]; }
+# Debian 13 has sshd@.service; Debian 12 calls it ssh@.service.
+if ! unit sshd@.service; then
+cat > "$root/etc/systemd/system/sshd@.service" <<'EOF'
+[Unit]
+Description=OpenBSD Secure Shell server per-connection daemon (fvm)
+Documentation=man:sshd(8) man:sshd_config(5)
+After=auditd.service
+
+[Service]
+EnvironmentFile=-/etc/default/ssh
+ExecStart=-/usr/sbin/sshd -i $SSHD_OPTS
+StandardInput=socket
+RuntimeDirectory=sshd
+RuntimeDirectoryPreserve=yes
+RuntimeDirectoryMode=0755
+EOF
+fi
+chroot "$root" systemctl disable ssh.service
+chroot "$root" systemctl enable sshd.socket
+if unit sshd-keygen.service; then chroot "$root" systemctl mask sshd-keygen.service; fi
+if unit e2scrub_reap.service; then chroot "$root" systemctl disable e2scrub_reap.service; fi
+`
