@@ -225,7 +225,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed))
+	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed), p.disk)
 	if err != nil {
 		return fail(err)
 	}
@@ -242,7 +242,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 			return fail(err)
 		}
 	}
-	facts.Install = cfg.Kernel != ""
+	facts.Install = cfg.Kernel != "" && !cfg.KernelBoot
 	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
 		return fail(err)
 	}
@@ -268,6 +268,11 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	}
 	if state != nil {
 		defer state.Close()
+	}
+	if cfg.KernelBoot {
+		if err := kernelFiles(&cfg, p, clone, state != nil); err != nil {
+			return fail(err)
+		}
 	}
 	args := BuildArgs(cfg)
 	if facts.Virtiofsd, err = startShares(cfg.Shares, p); err != nil {

@@ -48,8 +48,15 @@ const leanRecipeVersion = "4-lean"
 //   - Timers that have no business in a short-lived VM's first minutes stay,
 //     but e2scrub_reap (a boot-time scan for LVM snapshots, of which there are
 //     none) is disabled.
+//   - /etc/fvm/kernel-cmdline asks fvm's QEMU driver to boot the kernel
+//     directly (what /vmlinuz and /initrd.img point to, read from the VM's
+//     disk at each cold boot, with this command line): no UEFI firmware, no
+//     GRUB, seconds less per boot under emulation. The EFI system partition
+//     and GRUB stay, so the image boots anywhere UEFI does.
 const leanHook = `set -eu
 root="$1"
+mkdir -p "$root/etc/fvm"
+echo 'root=UUID=@ROOT_UUID@ ro console=tty0 console=@CONSOLE@,115200' > "$root/etc/fvm/kernel-cmdline"
 cat > "$root/etc/systemd/system/sshd.socket" <<'EOF'
 [Unit]
 Description=OpenBSD Secure Shell server socket, one sshd per connection (fvm)

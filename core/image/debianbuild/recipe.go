@@ -192,7 +192,7 @@ func newRecipe(in recipeInput) recipe {
 		Sources: string(in.Sources), RootSize: in.RootSize, ESPSize: espSize,
 	}
 	if in.Recipe != RecipeClassic {
-		r.Version, r.LeanHook = leanRecipeVersion, leanHook
+		r.Version, r.LeanHook = leanRecipeVersion, strings.ReplaceAll(leanHook, "@CONSOLE@", in.Arch.Console)
 	}
 	return r
 }
@@ -247,7 +247,7 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 	}
 	args = append(args, "--customize-hook="+uuid(r.Hook))
 	if r.LeanHook != "" {
-		args = append(args, "--customize-hook="+r.LeanHook)
+		args = append(args, "--customize-hook="+uuid(r.LeanHook))
 	}
 	args = append(args, r.Suite, p.Target)
 	if p.Sources != "" {
