@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 )
@@ -57,6 +58,7 @@ func benchBoot(b *bench) error {
 		return err
 	}
 	rss := b.qemuRSS(cold)
+	cmdline, _ := b.run("exec", cold, "--", "cat /proc/cmdline") // what bare QEMU boots the kernel with, when fvm boots it directly
 
 	t0 := time.Now()
 	if _, err := b.run("suspend", cold); err != nil {
@@ -69,7 +71,7 @@ func benchBoot(b *bench) error {
 		stateMB = float64(st.Size()) / (1 << 20)
 	}
 	// The floor, with nothing else running.
-	floor, err := b.bareQEMU(cold)
+	floor, err := b.bareQEMU(cold, strings.TrimSpace(cmdline))
 	if err != nil {
 		return fmt.Errorf("bare qemu: %w", err)
 	}
@@ -125,6 +127,11 @@ func (b *bench) hostPID() int {
 	return 0
 }
 
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
 func tbNote() string {
 	if v := os.Getenv("FVM_TCG_CACHE_MIB"); v != "" {
 		return v + " MiB (FVM_TCG_CACHE_MIB)"
@@ -167,8 +174,10 @@ func rssMiB(pid int) float64 {
 }
 
 // bareQEMU boots the image with qemu-system-x86_64 and the VM's own seed,
-// with nothing of fvm in between, and returns the time to SSH.
-func (b *bench) bareQEMU(like string) (time.Duration, error) {
+// with nothing of fvm in between, and returns the time to SSH. It boots the
+// way fvm booted the VM like: through UEFI, or (fvm's own image) its kernel
+// directly with cmdline.
+func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 	var imgs []api.Image
 	out, err := b.run("images", "--format", "json")
 	if err != nil || json.Unmarshal([]byte(out), &imgs) != nil {
@@ -202,12 +211,19 @@ func (b *bench) bareQEMU(like string) (time.Duration, error) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
+	firmware := []string{"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", "-drive", "if=pflash,format=raw,file=" + vars}
+	nic := "virtio-net-pci,netdev=n0"
+	if k := filepath.Join(vmDir, qemu.BootKernel); fileExists(k) {
+		firmware = []string{"-kernel", k, "-initrd", filepath.Join(vmDir, qemu.BootInitrd), "-append", cmdline}
+		nic += ",romfile="
+	}
 	t0 := time.Now()
-	cmd := exec.Command("qemu-system-x86_64", "-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024",
-		"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", "-drive", "if=pflash,format=raw,file="+vars,
+	args := append([]string{"-machine", "q35", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "1024"}, firmware...)
+	args = append(args,
 		"-drive", "file="+overlay+",if=virtio,format=qcow2", "-drive", "file="+seed+",if=virtio,format=raw,readonly=on",
-		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port), "-device", "virtio-net-pci,netdev=n0",
+		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port), "-device", nic,
 		"-device", "virtio-rng-pci", "-display", "none", "-serial", "file:"+filepath.Join(dir, "serial.log"))
+	cmd := exec.Command("qemu-system-x86_64", args...)
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}

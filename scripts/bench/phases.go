@@ -75,7 +75,7 @@ func (b *bench) watchSerial(name string, t0 time.Time, stop <-chan struct{}) <-c
 			if !ok {
 				break
 			}
-			s = append(s, fmt.Sprintf("%s %s", m.name, dur((d - prev).Seconds())))
+			s = append(s, fmt.Sprintf("%s %s", m.name, dur((d-prev).Seconds())))
 			prev = d
 		}
 		done <- "serial: " + strings.Join(s, " · ")
