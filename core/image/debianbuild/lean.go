@@ -48,6 +48,14 @@ const leanRecipeVersion = "4-lean"
 //   - Timers that have no business in a short-lived VM's first minutes stay,
 //     but e2scrub_reap (a boot-time scan for LVM snapshots, of which there are
 //     none) is disabled.
+//   - Work every new VM did on its first boot before sysinit.target (which
+//     now gates SSH) is done once, here: the units with
+//     ConditionNeedsUpdate= (ldconfig, the journal's message catalog) find
+//     /etc and /var stamped up to date with /usr, as systemd-update-done
+//     leaves them after that first boot.
+//   - Chipset drivers a VM run by fvm has no use for (q35's SMBus, LPC and
+//     TCO watchdog, the PC speaker) are not loaded: each module costs its
+//     decompression and load under emulation.
 //   - /etc/fvm/kernel-cmdline asks fvm's QEMU driver to boot the kernel
 //     directly (what /vmlinuz and /initrd.img point to, read from the VM's
 //     disk at each cold boot, with this command line): no UEFI firmware, no
@@ -99,4 +107,15 @@ chroot "$root" systemctl disable ssh.service
 chroot "$root" systemctl enable sshd.socket
 if unit sshd-keygen.service; then chroot "$root" systemctl mask sshd-keygen.service; fi
 if unit e2scrub_reap.service; then chroot "$root" systemctl disable e2scrub_reap.service; fi
+cat > "$root/etc/modprobe.d/fvm-lean.conf" <<'EOF'
+# fvm's lean image: chipset drivers a VM run by fvm has no use for.
+blacklist pcspkr
+blacklist i2c_i801
+blacklist lpc_ich
+blacklist iTCO_wdt
+blacklist iTCO_vendor_support
+EOF
+chroot "$root" ldconfig
+chroot "$root" journalctl --update-catalog
+if [ -x "$root/usr/lib/systemd/systemd-update-done" ]; then chroot "$root" /usr/lib/systemd/systemd-update-done; fi
 `
