@@ -151,7 +151,7 @@ func (e *entry) ended(r *driver.Run) {
 	if e.run != r {
 		return
 	}
-	e.run = nil
+	e.run, e.start = nil, nil
 	if e.serial != nil {
 		e.serial.Close()
 		e.serial = nil
