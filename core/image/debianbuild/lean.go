@@ -53,6 +53,14 @@ const leanRecipeVersion = "4-lean"
 //     ConditionNeedsUpdate= (ldconfig, the journal's message catalog) find
 //     /etc and /var stamped up to date with /usr, as systemd-update-done
 //     leaves them after that first boot.
+//   - Growing the root partition and filesystem (cloud-init's growpart and
+//     resizefs: seconds under emulation) moves from cloud-init's network
+//     stage, which sysinit.target and so SSH wait for, to its final stage,
+//     first thing: the disk is grown by the time cloud-init is done (what
+//     `fvm wait` and `run --wait` wait for), before packages are installed.
+//   - The root filesystem is not checked at boot (fstab pass 0): a journaled
+//     ext4 of a VM recovers at mount; the check's units stood between the
+//     kernel and cloud-init's start.
 //   - Chipset drivers a VM run by fvm has no use for (q35's SMBus, LPC and
 //     TCO watchdog, the PC speaker) are not loaded: each module costs its
 //     decompression and load under emulation.
@@ -115,6 +123,13 @@ blacklist lpc_ich
 blacklist iTCO_wdt
 blacklist iTCO_vendor_support
 EOF
+cat > "$root/etc/cloud/cloud.cfg.d/91_fvm_lean.cfg" <<'EOF'
+# fvm's lean image: growpart and resizefs run first in the final stage, not in
+# the network stage that SSH waits for (Debian's lists otherwise).
+cloud_init_modules: [seed_random, bootcmd, write-files, disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca-certs, rsyslog, users-groups, ssh]
+cloud_final_modules: [growpart, resizefs, package-update-upgrade-install, fan, landscape, lxd, write-files-deferred, puppet, chef, mcollective, salt-minion, reset_rmc, scripts-vendor, scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, ssh-authkey-fingerprints, keys-to-console, install-hotplug, phone-home, final-message, power-state-change]
+EOF
+sed -i 's/\t0\t1$/\t0\t0/' "$root/etc/fstab"
 chroot "$root" ldconfig
 chroot "$root" journalctl --update-catalog
 if [ -x "$root/usr/lib/systemd/systemd-update-done" ]; then chroot "$root" /usr/lib/systemd/systemd-update-done; fi
