@@ -133,14 +133,14 @@ func ReidentifyScript(id Identity) (string, error) {
 		w("fi")
 		w(`resize2fs "$root" > /dev/null 2>&1 || true`)
 	}
-	w("# Services that hold the old identity, without waiting: the host polls for the new key.")
-	w("# A listening sshd restarts (one per connection, as in fvm's image, is not running).")
-	w("# The consoles' login prompts were printed under the template's name: print them again.")
-	w("# Under emulation each systemctl costs a tenth of a second: two calls, globs matching")
-	w("# loaded units only ([s]sh: ssh.service itself, never a per-connection sshd@ instance).")
-	w("systemctl restart --no-block systemd-journald")
-	w(`[ -e /dev/tty1 ] && printf '\033[H\033[2J\033[3J' > /dev/tty1 || true`)
-	w("systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' 'getty@*.service' 'serial-getty@*.service' || true")
+	w("# A listening sshd restarts without blocking (the host polls for the new key); one sshd")
+	w("# per connection (fvm's image: sshd.socket) reads the new key at the next connection.")
+	w("# Globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
+	w("[ -e /etc/systemd/system/sockets.target.wants/sshd.socket ] || systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true")
+	w("# What only has to follow soon runs two seconds on, detached, so that it does not slow")
+	w("# the host's first connection down: the journal under the new machine id, and the")
+	w("# consoles' login prompts, printed under the template's name, printed again.")
+	w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
 	w("echo reidentified")
 	return s.String(), nil
 }
