@@ -114,15 +114,19 @@ func benchBoot(b *bench) error {
 	if !strings.Contains(out, "clone of its warm snapshot") || strings.Contains(out, "booted cold") {
 		return fmt.Errorf("the second VM was not a working clone: %s", out)
 	}
-	b.add(Row{Name: "warm clone run -d → SSH", Value: secs(time.Since(t0)), Unit: "s", Versus: "cold run -d → SSH (mean of 2)", Against: secs(coldTime), Target: "≤ 0.05×",
-		Note: fmt.Sprintf("%s; snapshot made (or found) in %.0f s", b.startPhases(clone), warmBuild.Seconds())})
-	b.add(Row{Name: "QEMU RSS, 1 GiB guest after boot", Value: rss, Unit: "MiB", Versus: "clone's", Against: b.qemuRSS(clone),
-		Note: fmt.Sprintf("TCG translation cache %s", tbNote())})
+	first := time.Since(t0)
+	cloneRSS := b.qemuRSS(clone)
 	const third = "bench-clone2"
 	b.vms = append(b.vms, third)
+	t0 = time.Now()
 	if _, err := b.run("run", "-d", "debian-local", third, "--memory", "1G"); err != nil {
 		return err
 	}
+	second := time.Since(t0)
+	b.add(Row{Name: "warm clone run -d → SSH (mean of 2)", Value: secs((first + second) / 2), Unit: "s", Versus: "cold run -d → SSH (mean of 2)", Against: secs(coldTime), Target: "≤ 0.05×",
+		Note: fmt.Sprintf("%.2f s and %.2f s; %s; snapshot made (or found) in %.0f s", first.Seconds(), second.Seconds(), b.startPhases(clone), warmBuild.Seconds())})
+	b.add(Row{Name: "QEMU RSS, 1 GiB guest after boot", Value: rss, Unit: "MiB", Versus: "clone's", Against: cloneRSS,
+		Note: fmt.Sprintf("TCG translation cache %s", tbNote())})
 	b.add(Row{Name: "host RSS with 3 VMs", Value: rssMiB(b.hostPID()), Unit: "MiB", Versus: "idle", Against: b.idleRSS})
 	return nil
 }
