@@ -176,19 +176,23 @@ func clonePhases(t *testing.T, name string) {
 	if got := strings.Join(names, ","); got != "restore,agent-ready,re-identify,key-live,first-ssh" {
 		t.Errorf("%s: phases %s", name, got)
 	}
-	// The screen (tty1's text, /dev/vcs1) and the serial console end with the clone's prompt.
+	// The screen (tty1's text, /dev/vcs1) and the serial console end with the
+	// clone's prompt. The gettys restart two seconds after re-identification,
+	// and the serial one prints its prompt only once its terminal queries
+	// (answered by nobody) time out.
 	want := name + " login:"
-	var screen string
-	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
-		if screen = mustFVM(t, "exec", name, "--", "sudo cat /dev/vcs1 | tr -s ' '"); strings.Contains(screen, want) {
+	var screen, serial string
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		screen = mustFVM(t, "exec", name, "--", "sudo cat /dev/vcs1 | tr -s ' '")
+		b, _ := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.SerialLog))
+		if serial = string(b); strings.Contains(screen, want) && strings.Contains(serial, want) {
 			break
 		}
 	}
 	if !strings.Contains(screen, want) || strings.Contains(screen, "fvm-warm login:") {
 		t.Errorf("%s: the screen shows %q, want the clone's prompt", name, screen)
 	}
-	serial, _ := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.SerialLog))
-	if i, j := strings.LastIndex(string(serial), want), strings.LastIndex(string(serial), "fvm-warm login:"); i < 0 || i < j {
+	if i, j := strings.LastIndex(serial, want), strings.LastIndex(serial, "fvm-warm login:"); i < 0 || i < j {
 		t.Errorf("%s: the serial console's last prompt is not the clone's: %q", name, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
 	}
 }
