@@ -68,6 +68,8 @@ type VM struct {
 	Broken string `json:"broken,omitempty"`
 	// NIC is a running VM's network interface (`fvm inspect` only).
 	NIC *NIC `json:"nic,omitempty"`
+	// LastStart says how the VM's last start went, phase by phase.
+	LastStart *StartReport `json:"lastStart,omitempty"`
 }
 
 // NIC is a VM's network interface: its address, stable for the VM's life,
@@ -82,6 +84,44 @@ type NIC struct {
 	Source string `json:"source,omitempty"`
 	// Error is why the guest's addresses are unknown, when they are.
 	Error string `json:"error,omitempty"`
+}
+
+// StartReport is how one start of a VM went: how it began and where the time
+// went until its first SSH connection, phase by phase, in order.
+type StartReport struct {
+	Boot      string    `json:"boot"` // cold, resumed or clone (driver.Boot*)
+	StartedAt time.Time `json:"startedAt"`
+	// Via is how a clone was re-identified: "agent" (the guest agent) or "ssh"
+	// (over the template's key), and Note why not through the agent.
+	Via    string       `json:"via,omitempty"`
+	Note   string       `json:"note,omitempty"`
+	Phases []StartPhase `json:"phases"`
+}
+
+// StartPhase is one step of a start; the phases of a start follow each other.
+type StartPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"` // how long this phase took
+}
+
+// Phase names of a StartReport.
+const (
+	PhaseBoot       = "hypervisor"   // the hypervisor up, the guest booting (cold)
+	PhaseRestore    = "restore"      // the saved memory loaded, the guest running (resumed, clone)
+	PhaseAgent      = "agent-ready"  // the guest agent answered (clone)
+	PhaseTemplate   = "template-ssh" // reached over the template's key (clone, without the agent)
+	PhaseReidentify = "re-identify"  // the clone made its own machine (clone)
+	PhaseKeyLive    = "key-live"     // its own host key answered, its identity checked (clone)
+	PhaseSSH        = "first-ssh"    // SSH answered and a session ran: the VM is ready
+)
+
+// Total is the time from the start to the end of its last phase.
+func (r StartReport) Total() float64 {
+	var t float64
+	for _, p := range r.Phases {
+		t += p.Seconds
+	}
+	return t
 }
 
 // DisplayRequest is the body of POST /v1/vms/{name}/display.

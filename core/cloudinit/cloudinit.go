@@ -179,6 +179,10 @@ const (
 	SSHDConfig     = "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n"
 )
 
+// LingerDir is systemd-logind's list of users whose manager runs from boot
+// (`loginctl enable-linger`): one empty file per user.
+const LingerDir = "/var/lib/systemd/linger/"
+
 // UserData renders the #cloud-config user-data.
 func UserData(c Config) ([]byte, error) {
 	if err := c.validate(); err != nil {
@@ -212,7 +216,13 @@ func UserData(c Config) ([]byte, error) {
 		},
 		Growpart:     growpart{Mode: "auto", Devices: []string{"/"}},
 		ResizeRootfs: true,
-		WriteFiles:   []writeFile{{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"}},
+		WriteFiles: []writeFile{
+			{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"},
+			// Linger: logind starts the user's systemd manager at boot, while the
+			// guest boots, not at the first login, which would wait for it. The
+			// network stage that writes it comes before logind starts.
+			{Path: LingerDir + c.User, Content: "", Permissions: "0644"},
+		},
 	}
 	for _, m := range c.Mounts {
 		ud.Bootcmd = append(ud.Bootcmd, mountCommand(m))

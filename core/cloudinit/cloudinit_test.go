@@ -86,7 +86,7 @@ func TestUserData(t *testing.T) {
 		"write_files": []any{map[string]any{
 			"path": "/etc/ssh/sshd_config.d/60-fvm.conf", "permissions": "0644",
 			"content": "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n",
-		}},
+		}, map[string]any{"path": "/var/lib/systemd/linger/fvm", "permissions": "0644", "content": ""}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("user-data:\n%s\nparsed %#v\nwant %#v", b, got, want)

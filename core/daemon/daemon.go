@@ -74,6 +74,7 @@ type entry struct {
 	sshErr error         // why there is none
 	ports  *portForwards // its automatic port forwards (ports.go)
 	serial *console.Mux  // the running machine's serial port, when it can be attached
+	start  *startReport  // the running machine's start, until its first SSH session (startreport.go)
 	op     string        // operation in progress: creating, starting, stopping, removing
 	err    string        // why the last operation failed
 }
@@ -153,7 +154,7 @@ func (e *entry) ended(r *driver.Run) {
 	if e.run != r {
 		return
 	}
-	e.run = nil
+	e.run, e.start = nil, nil
 	if e.serial != nil {
 		e.serial.Close()
 		e.serial = nil
@@ -353,7 +354,9 @@ func (d *Daemon) Get(ctx context.Context, name string) (api.VM, error) {
 	if err != nil {
 		return api.VM{}, err
 	}
-	return d.describe(ctx, inst), nil
+	v := d.describe(ctx, inst)
+	v.LastStart = loadStartReport(inst)
+	return v, nil
 }
 
 func (d *Daemon) get(name string) (*store.Instance, error) {

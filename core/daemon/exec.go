@@ -70,8 +70,14 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	return sshx.Hold(t, sshx.HolderOptions{
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
+		// A cold boot is ready once a command ran (the login set up, the user's
+		// manager up); a restored guest had them up already.
+		Session: m.Info().Boot == driver.BootCold,
 		OnReady: func(reconnected bool) {
 			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
+			if !reconnected {
+				d.startReady(name, m)
+			}
 			if !reconnected && m.Info().ClockStale {
 				go d.setClock(name)
 			}

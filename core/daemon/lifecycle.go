@@ -218,20 +218,15 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	dec := d.warm.ForStart(ctx, v, inst)
 	notice := dec.Notice
 	m, err := v.Start(ctx, inst, driver.StartOptions{Clone: dec.Dir})
+	rep := newStartReport(inst, t0)
 	var held *sshx.Client // a checked connection to hand to the holder
+	if err == nil {
+		rep.started(m)
+	}
 	if err == nil && m.Info().Boot == driver.BootClone {
-		tr := time.Now()
-		var rerr error
-		if held, rerr = d.reidentify(ctx, inst, m); rerr == nil {
-			d.log.Info("warm clone ready", "vm", name, "restore", tr.Sub(t0).Round(time.Millisecond), "reidentify", time.Since(tr).Round(time.Millisecond))
-		} else {
-			// Never worse than a cold boot: the clone's disk boots, and cloud-init
-			// provisions its own seed (a new instance id) as on a first boot.
-			d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", rerr)
-			m.Kill()
-			<-m.Done()
-			notice = fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", rerr)
-			m, err = v.Start(ctx, inst, driver.StartOptions{})
+		var why string
+		if m, held, why, err = d.startClone(ctx, inst, v, m, rep); why != "" {
+			notice = why
 		}
 	}
 	if err != nil { // drivers name the VM in their errors
@@ -240,6 +235,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	r = d.record(inst, v, m)
+	d.setStartReport(name, r, rep)
 	d.hold(name, inst, r, held)
 	go d.watch(name, r)
 	done(nil)

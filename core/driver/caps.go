@@ -25,6 +25,9 @@ type Caps struct {
 	Display DisplayKind `json:"display"`
 	// Screenshot: the running machine can capture its screen (Screenshotter).
 	Screenshot bool `json:"screenshot"`
+	// GuestAgent: the running machine has a channel to an agent in the guest
+	// (GuestAgent), which the guest may or may not answer on.
+	GuestAgent bool `json:"guestAgent"`
 	// SaveState: a running VM's state can be saved and resumed (Suspender,
 	// StateKeeper).
 	SaveState bool `json:"saveState"`
@@ -172,7 +175,7 @@ func (c Caps) List() []string {
 	}{
 		{c.OutlivesHost, "outlives-host"}, {true, "serial-console"}, {c.SerialAttach, "serial-attach"},
 		{c.Display != DisplayNone, "display"}, {c.SaveState, "save-state"}, {c.WarmClone, "warm-clone"},
-		{c.Shares, "shares"}, {c.InstallISO, "install-iso"}, {c.Rosetta, "rosetta"},
+		{c.Shares, "shares"}, {c.InstallISO, "install-iso"}, {c.Rosetta, "rosetta"}, {c.GuestAgent, "guest-agent"},
 	} {
 		if f.on {
 			out = append(out, f.name)

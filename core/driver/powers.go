@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"image"
 	"net"
 	"net/netip"
@@ -102,7 +103,33 @@ type (
 	// boots the VM again from its disk when InstallFinished says the install
 	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
 	InstallBoot interface{ InstallFinished() bool }
+
+	// GuestAgent is a machine whose guest may run an agent the host reaches
+	// without the guest's network or SSH (Caps.GuestAgent: QEMU's guest agent
+	// on a virtio-serial port). Whether the guest runs one is the guest's
+	// business: GuestPing says so, and the host falls back to SSH without it.
+	GuestAgent interface {
+		// GuestPing returns once the agent answers, or an error wrapping
+		// ErrNoAgent when it does not within ctx.
+		GuestPing(ctx context.Context) error
+		// GuestExec runs argv (argv[0] a path or a name in the agent's PATH)
+		// as the agent's user (root) with stdin as its standard input, waits
+		// until it exits and returns its status and output. Only the agent's
+		// own failures are errors: a program's failure is its status.
+		GuestExec(ctx context.Context, argv []string, stdin []byte) (GuestExit, error)
+	}
 )
+
+// GuestExit is how a program run by a guest agent ended.
+type GuestExit struct {
+	Status int    // exit status; 128+N when killed by signal N
+	Stdout []byte // captured output (the agent may cut it short)
+	Stderr []byte
+}
+
+// ErrNoAgent means the guest's agent did not answer: the guest runs none, or
+// it is stopped or broken.
+var ErrNoAgent = errors.New("the guest agent does not answer")
 
 // Checks is what a driver reports for `fvm check` (none if it is no Checker).
 func Checks(ctx context.Context, d Driver) []Check {
@@ -160,6 +187,7 @@ type Run struct {
 	Screen  Screenshotter // Caps.Screenshot
 	Install InstallBoot   // may be an unattended install boot
 	NIC     NICReporter   // can report its NIC and the guest's addresses
+	Agent   GuestAgent    // Caps.GuestAgent
 	Caps    Caps          // the VM's, for the reasons of what is nil
 	Backend string
 }
@@ -190,6 +218,9 @@ func (v *VM) Run(m Machine) *Run {
 	}
 	if n, ok := m.(NICReporter); ok {
 		r.NIC = n
+	}
+	if a, ok := m.(GuestAgent); ok && v.Caps.GuestAgent {
+		r.Agent = a
 	}
 	return r
 }

@@ -23,6 +23,7 @@ const (
 	HostKeyPubFile = "ssh_host_ed25519_key.pub"
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
 	InstanceIDFile = "instance-id" // the seed's cloud-init instance id
+	StartFile      = "start.json"  // how the last start went (api.StartReport), written by the host
 	LockFile       = "lock"
 )
 

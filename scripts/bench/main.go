@@ -44,6 +44,9 @@ type bench struct {
 
 type rowFunc func(b *bench) error
 
+// classicImage is fvm's image as the classic recipe builds it, for comparison.
+const classicImage = "debian-classic"
+
 // rowsByName are the benchmarks, run in this order.
 var rowsByName = []struct {
 	name string
@@ -88,6 +91,9 @@ func main() {
 	}
 	if _, err := b.run("image", "build", "debian"); err != nil {
 		fatal(fmt.Errorf("build the image: %w", err))
+	}
+	if _, err := b.run("image", "build", "debian", "--recipe", "classic", "--name", classicImage); err != nil {
+		fatal(fmt.Errorf("build the classic image: %w", err))
 	}
 	for _, r := range rowsByName {
 		if len(want) > 0 && !want[r.name] {

@@ -49,6 +49,10 @@ type Config struct {
 	// share of an emulated arm64 boot. Only where this QEMU has the property.
 	PauthImpdef bool
 
+	// KernelBoot: QEMU boots Kernel and Initrd with Append itself, under its
+	// own BIOS, with no UEFI firmware (fvm's own images: kernelboot.go).
+	KernelBoot bool
+
 	// ISO installs (vm.Spec.ISO).
 	CDROM    string // installer ISO, a CD-ROM that boots after the disk; "" for none
 	Kernel   string // direct kernel boot (the unattended install boot); "" boots the firmware's way
@@ -73,9 +77,12 @@ func BuildArgs(cfg Config) []string {
 	if sharedMemory(cfg) { // virtiofsd maps the guest's memory
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB))
 	}
+	if !cfg.KernelBoot {
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(cfg.Firmware.Code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+escape(cfg.VarsFile))
+	}
 	a = append(a,
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(cfg.Firmware.Code),
-		"-drive", "if=pflash,format=raw,unit=1,file="+escape(cfg.VarsFile),
 		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file="+escape(cfg.Disk),
 		"-device", "virtio-blk-pci,drive=disk0,bootindex="+strconv.Itoa(diskBootIndex(cfg)),
 	)
@@ -89,7 +96,7 @@ func BuildArgs(cfg Config) []string {
 	}
 	a = append(a,
 		"-netdev", netdev(cfg.SSHPort, cfg.Ports),
-		"-device", "virtio-net-pci,netdev=net0"+macOption(cfg.MAC),
+		"-device", "virtio-net-pci,netdev=net0"+macOption(cfg.MAC)+nicROM(cfg),
 		"-device", "virtio-rng-pci",
 	)
 	if cfg.QGASocket != "" {
@@ -127,6 +134,15 @@ func BuildArgs(cfg Config) []string {
 		a = append(a, "-incoming", cfg.Incoming)
 	}
 	return a
+}
+
+// nicROM: a direct kernel boot never boots from the network, so the NIC's
+// iPXE option ROM, which the BIOS would initialise at every boot, is left out.
+func nicROM(cfg Config) string {
+	if cfg.KernelBoot {
+		return ",romfile="
+	}
+	return ""
 }
 
 // diskBootIndex is the disk's place in the firmware's boot order: first, except that

@@ -97,6 +97,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
 		MAC:          GuestMAC(spec), // the host writes it into the seed's network config (mac.go)
+		GuestAgent:   true,           // every VM has the agent's port (BuildArgs); its guest may run none
 		LogFiles:     []string{LogFile},
 	}
 	c.Off(driver.CapRosetta, fmt.Sprintf("--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", d.Name()))
@@ -224,7 +225,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed))
+	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed), p.disk)
 	if err != nil {
 		return fail(err)
 	}
@@ -242,7 +243,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 			return fail(err)
 		}
 	}
-	facts.Install = cfg.Kernel != ""
+	facts.Install = cfg.Kernel != "" && !cfg.KernelBoot
 	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
 		return fail(err)
 	}
@@ -268,6 +269,11 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	}
 	if state != nil {
 		defer state.Close()
+	}
+	if cfg.KernelBoot {
+		if err := kernelFiles(&cfg, p, clone, state != nil); err != nil {
+			return fail(err)
+		}
 	}
 	args := BuildArgs(cfg)
 	if facts.Virtiofsd, err = startShares(cfg.Shares, p); err != nil {

@@ -96,12 +96,19 @@ func (d *Driver) fingerprint(ctx context.Context, qemuPath string, cfg Config) (
 	if err != nil {
 		return Fingerprint{}, err
 	}
-	fw, err := fileDigest(cfg.Firmware.Code)
-	if err != nil {
-		return Fingerprint{}, fmt.Errorf("firmware: %w", err)
+	fw := kernelBootFirmware // QEMU's own BIOS, part of QEMU's version
+	if !cfg.KernelBoot {
+		if fw, err = fileDigest(cfg.Firmware.Code); err != nil {
+			return Fingerprint{}, fmt.Errorf("firmware: %w", err)
+		}
 	}
 	return Fingerprint{QEMU: v, Firmware: fw, Devices: deviceSet(cfg)}, nil
 }
+
+// kernelBootFirmware stands for the firmware in the fingerprint of a direct
+// kernel boot. The kernel files are not in it: a restored guest runs the
+// kernel in its memory; the files only matter to its next cold boot.
+const kernelBootFirmware = "qemu-bios+kernel"
 
 var versions sync.Map // qemu path + size + mtime → version string
 

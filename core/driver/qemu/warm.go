@@ -21,8 +21,10 @@ import (
 
 // config resolves what QEMU needs for spec (binary, accel, firmware) into a
 // Config over the instance paths p; ports, the SSH port and the generation id
-// are the caller's.
-func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) (Config, string, string, error) {
+// are the caller's. bootDisk is the disk whose content says whether the VM's
+// kernel is booted directly (kernelboot.go): the VM's own, or for what a
+// snapshot of spec would be, its base.
+func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool, bootDisk string) (Config, string, string, error) {
 	qemuPath, err := d.opts.QEMUPath(spec.Arch)
 	if err != nil {
 		return Config{}, "", "", err
@@ -49,6 +51,16 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 	if seed {
 		cfg.Seed = p.seed
 	}
+	if kernelBootArch(spec.Arch) && spec.ISO == "" && !spec.AutoInstall && bootDisk != "" {
+		gb, err := readGuestBoot(bootDisk)
+		if err != nil {
+			return Config{}, "", "", fmt.Errorf("disk %s: %w", bootDisk, err)
+		}
+		if gb.Cmdline != "" {
+			cfg.KernelBoot, cfg.Append = true, gb.Cmdline
+			cfg.Kernel, cfg.Initrd = kernelBootFiles(p.dir)
+		}
+	}
 	return cfg, qemuPath, notice, nil
 }
 
@@ -56,7 +68,7 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 // spec to be cloned from it (driver.Warmer): the same QEMU, firmware and device
 // set. Which VMs can be cloned at all is Caps' answer.
 func (d *Driver) WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error) {
-	cfg, qemuPath, _, err := d.config(ctx, spec, pathsOf(&store.Instance{Dir: "/warm"}), true)
+	cfg, qemuPath, _, err := d.config(ctx, spec, pathsOf(&store.Instance{Dir: "/warm"}), true, spec.BaseImage)
 	if err != nil {
 		return "", err
 	}

@@ -51,6 +51,10 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	if err := image.ValidateName(name); err != nil {
 		return api.Image{}, err
 	}
+	recipeName, err := checkRecipe(opts.Recipe)
+	if err != nil {
+		return api.Image{}, err
+	}
 	rootSize := opts.RootSize
 	if rootSize == 0 {
 		rootSize = defaultRootSize
@@ -67,7 +71,7 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image build: apt sources: %w", err)
 	}
-	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize})
+	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize, Recipe: recipeName})
 	key := rec.key()
 
 	if err := store.MkdirPrivate(opts.Layout.BuildDir()); err != nil { // private: its root trees are world-readable inside
