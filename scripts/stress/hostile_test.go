@@ -46,6 +46,13 @@ func (e *env) fvmIn(d time.Duration, args ...string) (so, se string, code int, h
 	return o.String(), x.String(), code, false
 }
 
+// splitError reports whether the CLI's final error (its last "fvm: " line,
+// after any progress lines) spans more than one line.
+func splitError(stderr string) bool {
+	i := strings.LastIndex(stderr, "fvm: ")
+	return i >= 0 && strings.Contains(strings.TrimSpace(stderr[i:]), "\n")
+}
+
 // stopHost ends the host with SIGTERM and says how long it took to exit;
 // a host still there after limit is killed and the stop reported as failed.
 func (e *env) stopHost(limit time.Duration) (time.Duration, bool) {
@@ -103,7 +110,7 @@ func hostileState(t *testing.T, e *env, n *tally) {
 		if hung {
 			t.Errorf("%s: `fvm %s` hung", what, strings.Join(args, " "))
 		}
-		if strings.Count(strings.TrimSpace(se), "\n") > 0 && code != 0 {
+		if code != 0 && splitError(se) {
 			t.Errorf("%s: `fvm %s`: the error is more than one line: %q", what, strings.Join(args, " "), se)
 		}
 		return so, code

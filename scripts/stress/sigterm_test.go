@@ -92,7 +92,7 @@ func rewriteDuringImport(t *testing.T, e *env, n *tally, rounds int) {
 			registered++
 		} else {
 			refused++
-			if strings.Count(strings.TrimSpace(se), "\n") > 0 {
+			if splitError(se) {
 				t.Errorf("import %d: the refusal is more than one line: %q", i, se)
 			}
 		}
@@ -200,7 +200,7 @@ func sigterms(t *testing.T, e *env, n *tally, rounds int) {
 				err = <-exited
 				t.Errorf("%s: the CLI did not end when its host stopped", op)
 			}
-			if err != nil && strings.Count(strings.TrimSpace(out.String()), "\n") > 0 {
+			if err != nil && splitError(out.String()) {
 				t.Errorf("%s: the CLI's error is more than one line: %q", op, out.String())
 			}
 		}
