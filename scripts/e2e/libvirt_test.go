@@ -57,6 +57,7 @@ func startLibvirtd(t *testing.T) {
 			t.Logf("libvirtd.sh stop: %v\n%s", err, out)
 		}
 	})
+	removeLeftovers(t)
 	// Never libvirt's NAT network (192.168.122.0/24): nothing defines one.
 	if nets := mustVirsh(t, "net-list", "--all", "--name"); strings.TrimSpace(nets) != "" {
 		t.Fatalf("libvirt has networks defined (%q): this test must not run where one could start", nets)
@@ -69,6 +70,31 @@ func setConfig(t *testing.T, yaml string) {
 	t.Helper()
 	if err := os.WriteFile(layout.ConfigFile(), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// removeLeftovers removes what an earlier run of these tests left in the
+// system daemon when it was killed before its cleanups ran (the daemon keeps
+// domains in /etc/libvirt across runs): only the tests' own names, the
+// domains fvm-lv* and fvm-notmine and the volumes fvm-lv* of the pool fvm.
+func removeLeftovers(t *testing.T) {
+	t.Helper()
+	out, _ := virsh(t, "list", "--all", "--name")
+	for _, d := range strings.Fields(out) {
+		if !strings.HasPrefix(d, "fvm-lv") && d != "fvm-notmine" {
+			continue
+		}
+		t.Logf("removing domain %s, left by an earlier run", d)
+		virsh(t, "destroy", d)
+		if out, err := virsh(t, "undefine", "--managed-save", "--snapshots-metadata", "--nvram", d); err != nil {
+			t.Fatalf("virsh undefine %s (left by an earlier run): %v\n%s", d, err, out)
+		}
+	}
+	vols, _ := virsh(t, "vol-list", "fvm")
+	for _, line := range strings.Split(vols, "\n") {
+		if f := strings.Fields(line); len(f) > 0 && strings.HasPrefix(f[0], "fvm-lv") {
+			virsh(t, "vol-delete", "--pool", "fvm", f[0])
+		}
 	}
 }
 

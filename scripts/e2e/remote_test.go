@@ -574,7 +574,7 @@ func (e *remoteEnv) display(t *testing.T, name string) {
 	defer func() { cancel(); cmd.Wait() }()
 	line, _ := bufio.NewReader(stdout).ReadString('\n')
 	pageURL := strings.TrimSpace(line)
-	if !strings.HasPrefix(pageURL, "http://127.0.0.1:") || !strings.Contains(pageURL, "/vm/"+name+"/?token=") {
+	if !strings.HasPrefix(pageURL, "http://127.0.0.1:") || !strings.Contains(pageURL, "/vm/"+name+"/?code=") {
 		t.Fatalf("display --print-url said %q", line)
 	}
 	bctx := newBrowser(t, browserPath)
