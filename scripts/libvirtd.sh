@@ -69,7 +69,10 @@ start)
 		cp "$rt/libvirtd.pid" "$state/libvirtd-$tag.pid"
 	else
 		mkdir -p /var/log/libvirt /var/lib/libvirt /var/cache/libvirt /run/libvirt
-		if [[ ! -S /run/libvirt/virtlogd-sock ]]; then
+		# A socket file without a virtlogd behind it (one killed earlier) would
+		# make every domain start fail: only a running virtlogd counts.
+		if ! pgrep -x virtlogd >/dev/null; then
+			rm -f /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
 			virtlogd -d -p "$state/virtlogd-$tag.pid"
 		fi
 		libvirtd -d -p "$state/libvirtd-$tag.pid"
