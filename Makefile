@@ -111,6 +111,9 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzRegistryEntry$$ -fuzztime $(FUZZ_TIME) ./core/image/
 	$(GO) test -run XXX -fuzz ^FuzzPIDFile$$ -fuzztime $(FUZZ_TIME) ./core/proc/
 	$(GO) test -run XXX -fuzz ^FuzzKnownHostsLine$$ -fuzztime $(FUZZ_TIME) ./core/sshx/
+	$(GO) test -run XXX -fuzz ^FuzzContextsFile$$ -fuzztime $(FUZZ_TIME) ./core/remote/
+	$(GO) test -run XXX -fuzz ^FuzzRecord$$ -fuzztime $(FUZZ_TIME) ./core/driver/libvirt/
+	$(GO) test -run XXX -fuzz ^FuzzStartReport$$ -fuzztime $(FUZZ_TIME) ./core/daemon/
 
 # The vz backend on a Mac (macOS 13+): builds and signs bin/fvm.app, boots a
 # Debian VM on vz and checks it end to end (scripts/e2e-vz.sh). Elsewhere it

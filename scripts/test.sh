@@ -33,6 +33,7 @@ build=$!
 
 "$MAKE" check web-check
 "$MAKE" fuzz
+"$MAKE" release-check # the release archives build and the linux one's `fvm version` runs
 if ! wait "$build"; then
 	echo "test: fvm image build debian failed:" >&2
 	cat "$home/prebuild.log" "$home/run/daemon.log" >&2

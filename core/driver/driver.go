@@ -90,8 +90,12 @@ type Base struct {
 	Digest      string // sha256:... of the file
 }
 
-// Open reads the base's bytes (for a driver that uploads it).
-func (b *Base) Open() (*os.File, error) { return os.Open(b.Path) }
+// Open reads the base's bytes (for a driver that uploads it), opened as
+// state files are (store.OpenRegular: no link followed, no FIFO waited on).
+func (b *Base) Open() (*os.File, error) {
+	f, _, err := store.OpenRegular(b.Path)
+	return f, err
+}
 
 // CreateInput is what a new VM's disks and seed are made from.
 type CreateInput struct {

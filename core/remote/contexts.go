@@ -62,7 +62,7 @@ func (s Contexts) load() (contextsFile, error) {
 
 // update changes the stored contexts under the store's lock.
 func (s Contexts) update(change func(f *contextsFile) error) error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := store.MkdirPrivate(s.Dir); err != nil {
 		return err
 	}
 	l, err := store.Lock(s.path() + ".lock")

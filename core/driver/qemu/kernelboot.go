@@ -141,7 +141,7 @@ func copyOut(root *ext4.FileSystem, src, dst string) error {
 // partition of its GPT that holds KernelCmdlineFile, or else the first one;
 // a disk without any is no error: fn is not called.
 func withGuestRoot(path string, fn func(*ext4.FileSystem) error) error {
-	f, err := os.Open(path)
+	f, _, err := store.OpenRegular(path) // a FIFO or a link planted there never blocks or redirects a start
 	if err != nil {
 		return err
 	}

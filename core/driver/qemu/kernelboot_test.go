@@ -6,7 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/diskfs/go-diskfs/filesystem/ext4"
 )
 
 // guestDisk makes a qcow2 disk laid out like fvm's image: a GPT with an EFI
@@ -125,5 +129,30 @@ func TestKernelBootArgs(t *testing.T) {
 	cfg.KernelBoot, cfg.Kernel, cfg.Initrd, cfg.Append = false, "", "", ""
 	if a := strings.Join(BuildArgs(cfg), " "); !strings.Contains(a, "pflash") || strings.Contains(a, "romfile") {
 		t.Errorf("a UEFI boot: %s", a)
+	}
+}
+
+// A FIFO or a symlink where the VM's disk should be is refused at once:
+// a start never blocks on it or reads another file through it.
+func TestWithGuestRootRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo.qcow2")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip(err)
+	}
+	link := filepath.Join(dir, "link.qcow2")
+	os.WriteFile(filepath.Join(dir, "real"), []byte("x"), 0o600)
+	os.Symlink(filepath.Join(dir, "real"), link)
+	for _, p := range []string{fifo, link} {
+		done := make(chan error, 1)
+		go func() { done <- withGuestRoot(p, func(*ext4.FileSystem) error { return nil }) }()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: no error", p)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: withGuestRoot blocked", p)
+		}
 	}
 }
