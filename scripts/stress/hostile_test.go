@@ -146,7 +146,7 @@ func hostileState(t *testing.T, e *env, n *tally) {
 	}
 
 	vmFiles := []string{store.SpecFile, store.RuntimeFile, "qemu.json", "qemu.pid", store.HostKeyPubFile, store.InstanceIDFile,
-		store.KnownHostsFile, store.SerialLog, "state.json", "disk.qcow2"}
+		store.KnownHostsFile, store.SerialLog, "state.json", "disk.qcow2", store.StartFile, "qemu.log"}
 	i := 0
 	for _, f := range vmFiles {
 		for _, pl := range plants {
