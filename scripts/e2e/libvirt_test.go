@@ -234,7 +234,7 @@ func TestLibvirt(t *testing.T) {
 		}
 	})
 	t.Run("suspend-resume-keeps-a-process", func(t *testing.T) {
-		pid := strings.TrimSpace(mustFVM(t, "exec", name, "--", "sh", "-c", "setsid -f sleep 10000; sleep 0.5; pgrep -n sleep"))
+		pid := strings.TrimSpace(mustFVM(t, "exec", name, "--", "sh", "-c", "setsid -f sleep 10000 < /dev/null > /dev/null 2>&1; sleep 0.5; pgrep -n sleep"))
 		t0 := time.Now()
 		mustFVM(t, "suspend", name)
 		t.Logf("MEASURE libvirt suspend (managed save): %s", time.Since(t0))
