@@ -19,8 +19,15 @@ cleanup() {
 	if [[ $keep == 0 ]]; then rm -rf "$home"; fi
 }
 trap cleanup EXIT
+# phase NAME CMD...: runs CMD and says how long it took (CI's budget is 30 minutes).
+phase() {
+	local name=$1 t0=$SECONDS
+	shift
+	"$@"
+	echo "test: phase $name took $((SECONDS - t0)) s (total $SECONDS s)"
+}
 
-"$MAKE" build app
+phase build "$MAKE" build app
 # A host of our own (not one started on demand, detached) so that a failed check
 # below can stop the build with it. It logs where an on-demand host does (the
 # e2e tests read the host's log).
@@ -31,14 +38,14 @@ for _ in $(seq 1 100); do [[ -S $home/run/fvm.sock ]] && break; sleep 0.1; done
 FVM_HOME=$home bin/fvm image build debian >"$home/prebuild.log" 2>&1 &
 build=$!
 
-"$MAKE" check web-check
-"$MAKE" fuzz
-"$MAKE" release-check # the release archives build and the linux one's `fvm version` runs
+phase check "$MAKE" check web-check
+phase fuzz "$MAKE" fuzz
+phase release-check "$MAKE" release-check # the release archives build and the linux one's `fvm version` runs
 if ! wait "$build"; then
 	echo "test: fvm image build debian failed:" >&2
 	cat "$home/prebuild.log" "$home/run/daemon.log" >&2
 	exit 1
 fi
 echo "test: image for the e2e tests: $(tail -n 1 "$home/prebuild.log")"
-FVM_E2E_HOME=$home ./scripts/e2e.sh
-"$MAKE" stress
+FVM_E2E_HOME=$home phase e2e ./scripts/e2e.sh
+phase stress "$MAKE" stress
