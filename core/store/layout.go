@@ -24,6 +24,13 @@ const (
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
 	InstanceIDFile = "instance-id" // the seed's cloud-init instance id
 	LockFile       = "lock"
+	// SnapshotsDir holds the VM's named snapshots, one directory per tag
+	// (core/snapshot): they go with the VM; the frozen disk layers they name
+	// live in Layout.LayersDir, as long as anything reads them.
+	SnapshotsDir = "snapshots"
+	// OriginDir is the snapshot a clone was made from (fvm clone), its own
+	// copy: what its first start restores and re-identifies.
+	OriginDir = "origin"
 )
 
 // File names in the top-level directories.
@@ -95,6 +102,7 @@ func (l Layout) BuildDir() string     { return filepath.Join(l.CacheDir, "build"
 func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downloads") }
 func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") } // warm snapshots, one dir each
 func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
+func (l Layout) LayersDir() string    { return filepath.Join(l.DataDir, "layers") } // frozen disk layers of snapshots, shared by VMs (0700)
 func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }
 
 // InstanceDir is the directory of the named VM.

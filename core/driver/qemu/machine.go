@@ -91,6 +91,7 @@ type Machine struct {
 	p          paths
 	child      *proc.Child // nil when adopted
 	install    bool        // an unattended install boot (runFacts.Install)
+	d          *Driver     // its driver (layers, qemu-img)
 
 	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }

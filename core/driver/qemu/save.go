@@ -79,7 +79,10 @@ func deviceSet(cfg Config) string {
 		return filepath.Base(p)
 	}
 	n.Firmware.Code, n.Firmware.Vars = base(n.Firmware.Code), ""
-	n.VarsFile, n.Disk, n.Seed, n.SerialLog = base(n.VarsFile), base(n.Disk), base(n.Seed), base(n.SerialLog)
+	n.VarsFile, n.Seed, n.SerialLog = base(n.VarsFile), base(n.Seed), base(n.SerialLog)
+	if n.Disk != "" { // the top's name changes with each snapshot (layers.go); the state does not care
+		n.Disk = DiskFile
+	}
 	n.QMPSocket, n.PIDFile, n.QGASocket, n.VNCSocket = base(n.QMPSocket), base(n.PIDFile), base(n.QGASocket), base(n.VNCSocket)
 	n.SerialSocket = base(n.SerialSocket)
 	n.CDROM, n.Kernel, n.Initrd = base(n.CDROM), base(n.Kernel), base(n.Initrd)
@@ -205,7 +208,15 @@ func (m *Machine) Suspend(ctx context.Context) error {
 		return fmt.Errorf("vm %q: save state: %w", m.name, err)
 	}
 	err = qmpDo(ctx, m.p.qmp, func(q *QMP) error {
+		if err := cancelJobs(ctx, q); err != nil { // a flattening: its copies so far stay valid
+			return err
+		}
 		if err := q.Execute(ctx, "stop", nil, nil); err != nil {
+			return err
+		}
+		// A snapshot's migration pauses before switching over; this one must not.
+		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{
+			{"capability": "pause-before-switchover", "state": false}}}, nil); err != nil {
 			return err
 		}
 		// QEMU caps migration at 128 MiB/s by default; a local file takes what the disk gives.
