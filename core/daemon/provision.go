@@ -50,6 +50,7 @@ func provision(l store.Layout, inst *store.Instance, mac string) ([]byte, error)
 		Mounts:         seedMounts(inst.Spec.Mounts),
 		MACAddress:     mac,
 		Rosetta:        inst.Spec.Rosetta,
+		NewMachineID:   inst.Spec.Warm != "", // a copy of another VM's disk (a clone)
 	})
 }
 

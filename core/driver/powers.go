@@ -123,6 +123,13 @@ type (
 	InstallBoot interface{ InstallFinished() bool }
 )
 
+// LayersOf is a driver's snapshot power for work across its VMs (pruning
+// frozen layers), nil when it makes no snapshots.
+func LayersOf(d Driver) Snapshotter {
+	s, _ := d.(Snapshotter)
+	return s
+}
+
 // Checks is what a driver reports for `fvm check` (none if it is no Checker).
 func Checks(ctx context.Context, d Driver) []Check {
 	if c, ok := d.(Checker); ok {

@@ -15,7 +15,7 @@ import (
 
 // New returns a host over layout, logging to w.
 func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
-	drivers, unavailable := platformDrivers(w)
+	drivers, unavailable := platformDrivers(layout, w)
 	return daemon.New(daemon.Options{
 		Layout:      layout,
 		Drivers:     drivers,

@@ -55,7 +55,7 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, m driver.Ma
 	rand.Read(random)
 	machineID := cloudinit.NewMachineID(random[64:])
 	script, err := cloudinit.ReidentifyScript(cloudinit.Identity{
-		Hostname: inst.Spec.Name, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
+		Hostname: inst.Spec.Name, OldHostname: snap.Hostname, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
 		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: machineID,
 		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(), SetClock: m.Info().ClockStale,
 		GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,

@@ -86,7 +86,7 @@ func (d *Driver) Name() string { return "qemu" }
 
 // Caps: qcow2 overlays, VMs in QEMU processes of their own that outlive the
 // host, a serial port on a socket (and logged), a display served as VNC on a
-// socket, screenshots, saved state and warm clones, shares, ISO installs, and
+// socket, screenshots, saved state, warm clones and snapshots, shares, ISO installs, and
 // forwards added to the user network while the VM runs. What a VM's spec
 // rules out is said here, once: QEMU cannot migrate a VM with shares (so
 // neither save it nor clone it), and gives arm64 guests no VM generation ID
@@ -100,6 +100,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Screenshot:   true,
 		SaveState:    true,
 		WarmClone:    true,
+		Snapshots:    true,
 		Shares:       true,
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
