@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -37,7 +38,7 @@ func (d *Daemon) layerReaders() (map[string][]string, error) {
 				return nil, fmt.Errorf("vm %s: which layers its disk reads: %w", e.Name(), err)
 			}
 			for _, f := range files {
-				if filepath.Dir(f) == layers {
+				if filepath.Dir(f) == layers && !slices.Contains(out[f], e.Name()) {
 					out[f] = append(out[f], e.Name())
 				}
 			}
@@ -54,7 +55,7 @@ func (d *Daemon) layersIn(files []string) []string {
 	layers := filepath.Clean(d.opts.Layout.LayersDir())
 	var out []string
 	for _, f := range files {
-		if filepath.Dir(f) == layers {
+		if filepath.Dir(f) == layers && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
