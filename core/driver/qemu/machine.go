@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,6 +93,8 @@ type Machine struct {
 	child      *proc.Child // nil when adopted
 	install    bool        // an unattended install boot (runFacts.Install)
 	d          *Driver     // its driver (layers, qemu-img)
+	topMu      sync.Mutex
+	top        string // the disk's top when a snapshot moved it from p.disk
 
 	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }

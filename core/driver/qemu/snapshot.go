@@ -174,7 +174,7 @@ func (m *Machine) Snapshot(ctx context.Context, dir string, memory bool) (driver
 	if err := commitSwitch(inst, f); err != nil {
 		return fail(err)
 	}
-	m.p.disk = top
+	m.setTop(top)
 	if err := os.Symlink(n.Layer, filepath.Join(dir, DiskFile)); err != nil {
 		return fail(err)
 	}
@@ -397,7 +397,7 @@ func (m *Machine) settleLocked(ctx context.Context) error {
 		}
 		f, _ = loadFacts(inst)
 	}
-	m.p.disk = inst.Path(f.topName())
+	m.setTop(inst.Path(f.topName()))
 	return nil
 }
 
@@ -407,7 +407,7 @@ func (m *Machine) flattenIfDeep(ctx context.Context) {
 	if m.d == nil {
 		return
 	}
-	ch, err := chain(m.p.disk)
+	ch, err := chain(m.topPath())
 	if err != nil {
 		return
 	}
@@ -421,6 +421,22 @@ func (m *Machine) flattenIfDeep(ctx context.Context) {
 		return
 	}
 	fmt.Fprintf(m.d.opts.Log, "vm %q: flattening its disk's layers into its top in the background\n", m.name)
+}
+
+// topPath is the file the VM's disk writes now (a snapshot moves it).
+func (m *Machine) topPath() string {
+	m.topMu.Lock()
+	defer m.topMu.Unlock()
+	if m.top == "" {
+		return m.p.disk
+	}
+	return m.top
+}
+
+func (m *Machine) setTop(p string) {
+	m.topMu.Lock()
+	m.top = p
+	m.topMu.Unlock()
 }
 
 // copyFile copies src to dst (new, 0600), synced.
