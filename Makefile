@@ -68,7 +68,7 @@ bench: build
 	$(GO) run ./scripts/bench -fvm $(BIN)
 
 # Fault injection against bin/fvm (kill -9 of the host during create, import,
-# pull and rm; corrupt state; a full disk; 20 racing starts, which boot one VM
+# pull, rm, snapshot create and clone; corrupt state; a full disk; 20 racing starts, which boot one VM
 # under the heavy lock). STRESS_N sets how many kills (default 60).
 stress: build
 	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 15m ./scripts/stress/

@@ -54,6 +54,7 @@ var rowsByName = []struct {
 	{"create", benchCreate},
 	{"ps", benchPs},
 	{"share", benchShare},
+	{"snapshot", benchSnapshot},
 }
 
 func main() {

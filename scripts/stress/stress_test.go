@@ -5,6 +5,7 @@
 // import, pull (from a loopback mirror) and rm, then checks that ls and images
 // work and that every name is usable or removable and nothing completed was
 // lost; it races 20 starts of one VM (one QEMU boot, under the heavy lock),
+// kills the host during snapshots and clones of a running VM (snapshot.go),
 // fills a small tmpfs FVM_HOME during pull, import and create, and corrupts
 // every kind of state file. It prints the figures.
 package stress
@@ -294,6 +295,11 @@ func TestStress(t *testing.T) {
 	full[510], full[511] = 0x55, 0xAA
 	t.Run("disk-full", func(t *testing.T) { diskFull(t, full) })
 	t.Run("racing-starts", func(t *testing.T) { racingStarts(t, e) })
+	snapN, _ := strconv.Atoi(os.Getenv("STRESS_SNAP_N"))
+	if snapN == 0 {
+		snapN = 16
+	}
+	t.Run("snapshot-kills", func(t *testing.T) { snapshotKills(t, e, snapN) })
 	t.Logf("STRESS wall time: %s", time.Since(t0).Round(time.Second))
 }
 
