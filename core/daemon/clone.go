@@ -63,7 +63,7 @@ func (d *Daemon) Clone(ctx context.Context, src string, req api.CloneRequest) (a
 	}
 	cv := driver.Bind(ctx, sv.Driver, &spec)
 
-	sdone, err := d.begin(src, opClone)
+	sdone, err := d.beginAfter(ctx, src, opClone)
 	if err != nil {
 		return api.VM{}, err
 	}
@@ -182,3 +182,25 @@ func (d *Daemon) settleSnapshots(ctx context.Context) {
 		d.log.Warn("prune disk layers", "err", err)
 	}
 }
+
+// beginAfter is begin for work that queues behind snapshots and clones of
+// the same VM (two forks at once take their snapshots one after the other)
+// rather than being refused; any other operation in progress still refuses.
+func (d *Daemon) beginAfter(ctx context.Context, name, op string) (func(error), error) {
+	for deadline := time.Now().Add(snapshotQueueWait); ; {
+		done, err := d.begin(name, op)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return done, err
+		}
+		d.mu.Lock()
+		cur := d.entry(name).op
+		d.mu.Unlock()
+		if cur != opClone && cur != opSnapshot && cur != "" {
+			return nil, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// snapshotQueueWait bounds the wait behind another snapshot or clone.
+const snapshotQueueWait = 15 * time.Minute

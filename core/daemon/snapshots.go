@@ -49,7 +49,7 @@ func (d *Daemon) CreateSnapshot(ctx context.Context, name string, req api.Snapsh
 	if _, err := os.Stat(snapshot.Path(inst.Dir, tag)); err == nil {
 		return api.Snapshot{}, snapshotExists(name, tag)
 	}
-	done, err := d.begin(name, opSnapshot)
+	done, err := d.beginAfter(ctx, name, opSnapshot)
 	if err != nil {
 		return api.Snapshot{}, err
 	}

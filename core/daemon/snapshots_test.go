@@ -332,6 +332,19 @@ func TestCloneOverSocket(t *testing.T) {
 		t.Errorf("the origin's memory stayed after the clone's first start: %v", err)
 	}
 
+	// Two forks at once: the second queues behind the first's snapshot.
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, n := range []string{"f1", "f2"} {
+		wg.Go(func() { _, errs[i] = h.c.Clone(ctx, "web1", api.CloneRequest{Name: n, NoStart: true}) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("two clones at once: %v", err)
+	}
+	h.c.RemoveVM(ctx, "f1", true)
+	h.c.RemoveVM(ctx, "f2", true)
+
 	if _, err := h.c.CreateSnapshot(ctx, "web1", "base"); err != nil {
 		t.Fatal(err)
 	}

@@ -373,13 +373,17 @@ func (m *Machine) settleLocked(ctx context.Context) error {
 			return err
 		}
 		switch st.Status {
-		case "setup", "active", "pre-switchover", "device":
+		case "setup", "active", "pre-switchover", "device": // ours: a snapshot or suspend cut short
 			if err := abortMigration(q, nil); err != nil {
 				return err
 			}
 		default:
-			if err := resumeGuest(ctx, q); err != nil {
-				return err
+			// A completed snapshot whose guest was not let go again. A paused
+			// guest may be a clone awaiting re-identification: left alone.
+			if run, err := q.QueryStatus(ctx); err == nil && run == "postmigrate" {
+				if err := q.Execute(ctx, "cont", nil, nil); err != nil {
+					return err
+				}
 			}
 		}
 		if f.Next == nil {
