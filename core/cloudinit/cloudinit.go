@@ -41,7 +41,7 @@ type Config struct {
 // newMachineIDCommand replaces the machine id once per instance, early
 // (bootcmd), before most services read it; journald follows it.
 var newMachineIDCommand = []string{"cloud-init-per", "instance", "fvm-machine-id", "sh", "-c",
-	"rm -f /etc/machine-id /var/lib/dbus/machine-id && systemd-machine-id-setup > /dev/null && systemctl restart systemd-journald || true"}
+	"rm -f /etc/machine-id; [ -L /var/lib/dbus/machine-id ] || rm -f /var/lib/dbus/machine-id; systemd-machine-id-setup > /dev/null && systemctl restart systemd-journald || true"}
 
 // Mount is a shared directory as the guest mounts it: by tag, with virtiofs
 // when the host gave it that way, 9p otherwise.
