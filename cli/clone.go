@@ -57,7 +57,7 @@ forwards.`,
 		},
 	}
 	cmd.Flags().BoolVar(&wait, "wait", false, "also wait until cloud-init finished")
-	cmd.Flags().BoolVar(&noStart, "no-start", false, "make the clone without starting it (`fvm start` starts it from the snapshot)")
+	cmd.Flags().BoolVar(&noStart, "no-start", false, "make the clone without starting it (fvm start starts it from the snapshot later)")
 	return cmd
 }
 

@@ -120,7 +120,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 	u.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")
-	cmd.Flags().StringVar(&from, "from", "", "start a clone of a VM instead of an image: SRC (a snapshot of it taken now) or SRC:TAG (see `fvm clone`)")
+	cmd.Flags().StringVar(&from, "from", "", "start a clone of a VM instead of an image: SRC (a snapshot of it taken now) or SRC:TAG (see fvm clone)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "before the shell, command or -d returns, wait until cloud-init finished (user-data, packages)")
 	return cmd
 }
