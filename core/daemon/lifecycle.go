@@ -220,7 +220,7 @@ func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, o
 	if err == nil && m.Info().Boot == driver.BootClone {
 		tr := time.Now()
 		var rerr error
-		if held, rerr = d.reidentify(ctx, inst, m); rerr == nil {
+		if held, rerr = d.reidentify(ctx, inst, v.Run(m)); rerr == nil {
 			d.log.Info("warm clone ready", "vm", name, "restore", tr.Sub(t0).Round(time.Millisecond), "reidentify", time.Since(tr).Round(time.Millisecond))
 		} else {
 			// Never worse than a cold boot: the clone's disk boots, and cloud-init

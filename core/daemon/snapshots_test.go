@@ -153,7 +153,7 @@ func (s *snapDriver) Attach(ctx context.Context, inst *store.Instance) (driver.M
 }
 
 func (s *snapDriver) WarmFingerprint(context.Context, *vm.Spec) (string, error) { return fakeFP, nil }
-func (s *snapDriver) FreezeSnapshot(*store.Instance) (string, error)          { return fakeFP, nil }
+func (s *snapDriver) FreezeSnapshot(*store.Instance) (string, error)            { return fakeFP, nil }
 func (s *snapDriver) HasSavedState(inst *store.Instance) bool {
 	_, err := os.Stat(inst.Path(fakeState))
 	return err == nil

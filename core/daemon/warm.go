@@ -82,12 +82,12 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 }
 
 // reidentify makes a restored clone its own machine (warm.Pool.Reidentify).
-func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, m driver.Machine) (*sshx.Client, error) {
+func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, r *driver.Run) (*sshx.Client, error) {
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	if err != nil {
 		return nil, err
 	}
-	return d.warm.Reidentify(ctx, inst, m, userKey)
+	return d.warm.Reidentify(ctx, inst, r.Machine, r.Exec, userKey)
 }
 
 // target is how the host reaches a VM's SSH with the given pinned host key

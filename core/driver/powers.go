@@ -81,6 +81,14 @@ type (
 		Suspend(ctx context.Context) error
 	}
 
+	// GuestExec is a machine that can run a program in its guest without
+	// the network (QEMU's guest agent), as root: the host re-identifies a
+	// restored clone through it, sparing an SSH connection with the old key.
+	// It fails when the guest runs no agent; callers fall back to SSH.
+	GuestExec interface {
+		GuestExec(ctx context.Context, argv []string) (out []byte, status int, err error)
+	}
+
 	// PortForwarder is a machine whose host port forwards into the guest's
 	// network can change while it runs (Caps.Forwards == ForwardHypervisor:
 	// QEMU's user network, hostfwd over QMP).
@@ -180,6 +188,7 @@ type Run struct {
 	Machine
 	Suspend Suspender       // Caps.SaveState
 	Snap    LiveSnapshotter // Caps.Snapshots
+	Exec    GuestExec       // when the machine has a guest agent channel
 	Forward PortForwarder   // Caps.Forwards == ForwardHypervisor
 	Serial  SerialPort      // Caps.SerialAttach
 	VNC     VNCDisplay      // Caps.Display == DisplayVNC
@@ -216,6 +225,9 @@ func (v *VM) Run(m Machine) *Run {
 	}
 	if i, ok := m.(InstallBoot); ok {
 		r.Install = i
+	}
+	if e, ok := m.(GuestExec); ok {
+		r.Exec = e
 	}
 	return r
 }

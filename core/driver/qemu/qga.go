@@ -97,3 +97,42 @@ func setGuestTime(ctx context.Context, socket string, now time.Time) error {
 	}
 	return qgaCall(ctx, socket, "guest-set-time", map[string]int64{"time": now.UnixNano()}, nil)
 }
+
+// GuestExec runs argv in the guest as root through the guest agent
+// (guest-exec, then guest-exec-status until it exited) and returns its
+// standard output and error, joined, and its exit status (driver.GuestExec).
+func (m *Machine) GuestExec(ctx context.Context, argv []string) ([]byte, int, error) {
+	if len(argv) == 0 {
+		return nil, -1, errors.New("guest exec: no program")
+	}
+	var started struct {
+		PID int `json:"pid"`
+	}
+	if err := qgaCall(ctx, m.p.qga, "guest-exec", map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true}, &started); err != nil {
+		return nil, -1, err
+	}
+	for {
+		var st struct {
+			Exited   bool   `json:"exited"`
+			ExitCode int    `json:"exitcode"`
+			Signal   int    `json:"signal"`
+			OutData  []byte `json:"out-data"` // base64 in JSON
+			ErrData  []byte `json:"err-data"`
+		}
+		if err := qgaCall(ctx, m.p.qga, "guest-exec-status", map[string]any{"pid": started.PID}, &st); err != nil {
+			return nil, -1, err
+		}
+		if st.Exited {
+			code := st.ExitCode
+			if st.Signal != 0 {
+				code = 128 + st.Signal
+			}
+			return append(st.OutData, st.ErrData...), code, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, -1, fmt.Errorf("guest exec %s: %w", argv[0], ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
