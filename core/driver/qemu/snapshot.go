@@ -221,7 +221,17 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 		if err := q.Execute(ctx, "migrate", map[string]any{"uri": "fd:fvm-snapshot"}, nil); err != nil {
 			return err
 		}
+		// A guest that dirties its memory faster than the file takes it would
+		// never converge: the allowed last pass grows with the wait.
+		relax := []struct {
+			after time.Duration
+			ms    int64
+		}{{10 * time.Second, 1000}, {30 * time.Second, 10000}}
 		for { // until QEMU stopped the guest for the last pass and waits
+			if len(relax) > 0 && time.Since(t0) > relax[0].after {
+				q.Execute(ctx, "migrate-set-parameters", map[string]any{"downtime-limit": relax[0].ms}, nil)
+				relax = relax[1:]
+			}
 			st, err := q.QueryMigrate(ctx)
 			if err != nil {
 				return err
