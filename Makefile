@@ -4,7 +4,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/fvmhq/fvm/cli.Version=$(VERSION)
 BIN       := bin/fvm
 
-.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-full e2e-vz check fmt vet staticcheck darwin-check web web-check clean
+.PHONY: bench stress fuzz app install app-e2e all build setup quickstart test unit e2e e2e-full e2e-vz check fmt vet staticcheck darwin-check web web-check release release-check clean
 
 all: build
 
@@ -14,10 +14,21 @@ build:
 setup:
 	./scripts/setup.sh
 
-# One command: install dependencies, build fvm and a Debian image, boot a VM and open a shell.
+# One command: install dependencies, build fvm, boot a Debian VM and open a shell.
+# Linux: builds a Debian image from Debian packages (fvm image build, Linux only)
+# and boots it. macOS: builds and signs fvm.app (the vz helper is in it) and
+# boots the catalog's Debian from the bundle's CLI. QUICKSTART_OS overrides
+# the detected OS (tests print both recipes with make -n).
+QUICKSTART_OS ?= $(shell uname -s)
+APP_CLI       := bin/fvm.app/Contents/MacOS/fvm
+ifeq ($(QUICKSTART_OS),Darwin)
+quickstart: setup app
+	$(APP_CLI) run debian
+else
 quickstart: setup build
 	$(BIN) image build debian
 	$(BIN) run debian-local
+endif
 
 # The test command: formatting, vet, static checks, darwin type-check, unit and e2e tests
 # (the e2e image is built while the checks run; see scripts/test.sh).
@@ -68,12 +79,19 @@ bench: build
 	$(GO) run ./scripts/bench -fvm $(BIN)
 
 # Fault injection against bin/fvm (kill -9 of the host during create, import,
-# pull, rm, snapshot create and clone; corrupt state; a full disk; 20 racing starts, which boot one VM
-# under the heavy lock). STRESS_N sets how many kills (default 60).
+# pull, rm, snapshot create and clone; corrupt state; a full disk; 20 racing
+# starts, which boot one VM under the heavy lock; FIFOs, oversized files and
+# symlinks in place of every state file; in-place rewrites during import;
+# SIGTERM to the host in every long operation; fvm run as an unprivileged user,
+# probed by another). STRESS_N sets how many kills (default 60). The closing
+# note gives the counts.
 stress: build
-	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 15m ./scripts/stress/
+	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 30m ./scripts/stress/
 
-# Seeded fuzzers of the parsers, a few seconds each.
+# Seeded fuzzers of the parsers, a few seconds each: of what comes from outside
+# (images, sizes, streams) and of every file fvm reads back from its own state
+# (specs and runtime records, drivers' facts and saved-state metadata, warm
+# snapshot metadata, image entries, pid files, vz plans, known_hosts lines).
 FUZZ_TIME ?= 3s
 fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzQCOW2Header$$ -fuzztime $(FUZZ_TIME) ./core/image/
@@ -86,6 +104,14 @@ fuzz:
 	$(GO) test -run XXX -fuzz ^FuzzStripQueries$$ -fuzztime $(FUZZ_TIME) ./core/console/
 	$(GO) test -run XXX -fuzz ^FuzzControlRequest$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
 	$(GO) test -run XXX -fuzz ^FuzzDecodePPM$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
+	$(GO) test -run XXX -fuzz ^FuzzStateFiles$$ -fuzztime $(FUZZ_TIME) ./core/store/
+	$(GO) test -run XXX -fuzz ^FuzzFacts$$ -fuzztime $(FUZZ_TIME) ./core/driver/qemu/
+	$(GO) test -run XXX -fuzz ^FuzzFacts$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/
+	$(GO) test -run XXX -fuzz ^FuzzLoadPlan$$ -fuzztime $(FUZZ_TIME) ./core/driver/vz/helper/
+	$(GO) test -run XXX -fuzz ^FuzzSnapshotInfo$$ -fuzztime $(FUZZ_TIME) ./core/warm/
+	$(GO) test -run XXX -fuzz ^FuzzRegistryEntry$$ -fuzztime $(FUZZ_TIME) ./core/image/
+	$(GO) test -run XXX -fuzz ^FuzzPIDFile$$ -fuzztime $(FUZZ_TIME) ./core/proc/
+	$(GO) test -run XXX -fuzz ^FuzzKnownHostsLine$$ -fuzztime $(FUZZ_TIME) ./core/sshx/
 
 # The vz backend on a Mac (macOS 13+): builds and signs bin/fvm.app, boots a
 # Debian VM on vz and checks it end to end (scripts/e2e-vz.sh). Elsewhere it
@@ -104,5 +130,20 @@ install:
 app-e2e: app build
 	FVM_APP_E2E=1 FVM_APP_BIN=$(CURDIR)/bin/fvm-app $(GO) test -count=1 -v ./app/e2e/
 
+# Release files in $(RELEASE_OUT) (scripts/release): the CLI for darwin and
+# linux, arm64 and amd64, as reproducible .tar.gz archives; the source archive
+# the Homebrew formula builds; on a Mac fvm.app for both architectures, signed
+# and zipped for the cask; SHA256SUMS; the formula and the cask (resources/homebrew)
+# rendered with those sums. Then it checks them: the sums, `fvm version` from
+# this host's archive, the sums inside the formula and cask, ruby -c of both.
+RELEASE_OUT ?= dist
+release:
+	$(GO) run ./scripts/release -out $(RELEASE_OUT) -version $(VERSION)
+
+# make release into a temporary directory, for make test.
+release-check:
+	@tmp=$$(mktemp -d /tmp/fvm-release.XXXXXX) && trap 'rm -rf "$$tmp"' EXIT && \
+		$(GO) run ./scripts/release -out "$$tmp" -version $(VERSION)
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -2,11 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/core/image/debianbuild"
+	"github.com/fvmhq/fvm/core/remote"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -17,8 +21,17 @@ func newCheckCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l := a.layout
-			fmt.Fprintf(a.out, "config   %s\ndata     %s\ncache    %s\nsocket   %s\nhost log %s\n\n",
-				l.ConfigFile(), l.DataDir, l.CacheDir, l.SocketPath(), l.DaemonLog())
+			h := a.remoteHost()
+			if h == nil {
+				fmt.Fprintf(a.out, "config   %s\ndata     %s\ncache    %s\nsocket   %s\nhost log %s\n\n",
+					l.ConfigFile(), l.DataDir, l.CacheDir, l.SocketPath(), l.DaemonLog())
+				if home, _ := os.UserHomeDir(); runtime.GOOS == "darwin" && l.InLibraryCaches(home) {
+					fmt.Fprintf(a.out, "note: base disks are in %s, which cache cleaners empty (then VMs made from them no longer boot); installs since keep them in Application Support: to move, remove the VMs and images and delete that directory\n\n", l.CacheDir)
+				}
+			} else {
+				fmt.Fprintf(a.out, "contexts %s\nssh      %s (your OpenSSH; shared connection in %s)\n\n",
+					filepath.Join(l.ConfigDir, remote.ContextsFile), h, l.RunDir)
+			}
 			c, err := a.client(cmd.Context())
 			if err != nil {
 				return err
@@ -27,7 +40,8 @@ func newCheckCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "host     fvm %s (pid %d)\n", info.Version, info.PID)
+			a.hostInfo = &info
+			fmt.Fprintf(a.out, "host     %s\n", a.hostLine())
 			for i, b := range info.Backends {
 				label := "backend"
 				if i > 0 {
@@ -52,8 +66,13 @@ func newCheckCmd(a *app) *cobra.Command {
 					fmt.Fprintf(a.out, "       fix: %s\n", ch.Fix)
 				}
 			}
-			// Image builds run in this process, not in the host: checked here.
+			// Image builds run in this process, not in the host: checked here,
+			// or, for a remote host, by `fvm image build` there.
 			for _, arch := range []vm.Arch{vm.AMD64, vm.ARM64} {
+				if h != nil {
+					fmt.Fprintf(a.out, "[--  ] %-12s runs on %s (`fvm image build` over SSH): `ssh %s fvm check` checks it there\n", "image build "+string(arch), h.Name(), h.SSHArgs())
+					continue
+				}
 				name := "image build " + string(arch)
 				if err := debianbuild.CheckHost(arch); err != nil {
 					// Optional: VMs run without it; `fvm image build` says the same.

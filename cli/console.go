@@ -72,7 +72,7 @@ func (a *app) console(ctx context.Context, name string, tail int) error {
 		stream.Close()
 		restore()
 		if err != nil {
-			return fmt.Errorf("console of %s: %w", name, err)
+			return fmt.Errorf("console of %q: %w", name, err)
 		}
 		fmt.Fprintf(a.errOut, "\r\n==> Detached from %s; it keeps running\n", name)
 		return nil
@@ -86,7 +86,7 @@ func (a *app) console(ctx context.Context, name string, tail int) error {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("console of %s ended: %w (is the fvm host still running? `fvm status %s`)", name, err, name)
+		return fmt.Errorf("console of %q ended: %w (is the fvm host still running? `fvm status %s`)", name, err, name)
 	case <-ctx.Done():
 		return ctx.Err()
 	}

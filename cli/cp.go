@@ -53,7 +53,7 @@ host holds to the VM; a bar shows the progress of large copies.`,
 			r, w := sc.Pipe()
 			sf, err := sftp.NewClientPipe(r, w)
 			if err != nil {
-				return fmt.Errorf("vm %s: sftp: %w", name, err)
+				return fmt.Errorf("vm %q: sftp: %w", name, err)
 			}
 			defer sf.Close()
 			bar := a.copyBar(quiet)
@@ -110,9 +110,9 @@ func parseCpArgs(a, b string) (cpPath, cpPath, error) {
 	}
 	switch {
 	case src.vm != "" && dst.vm != "":
-		return src, dst, fmt.Errorf("cp: both %s and %s are in VMs: copy through this machine, one side at a time", a, b)
+		return src, dst, fmt.Errorf("cp: both %q and %q are in VMs: copy through this machine, one side at a time", a, b)
 	case src.vm == "" && dst.vm == "":
-		return src, dst, fmt.Errorf("cp: neither %s nor %s is in a VM: name one as NAME:PATH (e.g. web1:/tmp/)", a, b)
+		return src, dst, fmt.Errorf("cp: neither %q nor %q is in a VM: name one as NAME:PATH (e.g. web1:/tmp/)", a, b)
 	}
 	return src, dst, nil
 }

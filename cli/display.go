@@ -22,12 +22,14 @@ VM is shown by the host's web console: a page on 127.0.0.1 with the screen and
 a serial console tab, opened in your browser ($BROWSER, else xdg-open; open on
 macOS). The page follows the VM through reboots, stops and starts.
 
-The address carries a token that is valid until the host stops. --print-url
-prints it instead of opening it, e.g. to open it on another machine through an
-SSH tunnel that keeps the port number:
+The address carries a one-time code: the first browser to open it (within 2
+minutes) gets the session, which lasts until the host stops; the address is
+then spent. --print-url prints it instead of opening it.
 
-  fvm display --print-url web1            # http://127.0.0.1:PORT/vm/web1/?token=...
-  ssh -L PORT:127.0.0.1:PORT thishost     # then open that address there
+With a remote host (--host, --context) the console is on that machine's
+127.0.0.1: fvm listens on this machine's 127.0.0.1, tunnels each connection to
+it through the host's API, opens (or prints) the local address, and keeps the
+tunnel until Ctrl-C.
 
 The port is free at each host start unless console.port is set in the config.`,
 		Example: "  fvm display web1\n  fvm display --serial web1\n  fvm display --print-url web1",
@@ -46,6 +48,9 @@ The port is free at each host start unless console.port is set in the config.`,
 				a.phase("%s is shown in its window", name)
 				return nil
 			}
+			if a.remoteHost() != nil { // through a tunnel to this machine (display_remote.go)
+				return a.displayTunnel(cmd.Context(), c, name, d, printURL)
+			}
 			if printURL {
 				fmt.Fprintln(a.out, d.URL)
 				return nil
@@ -54,7 +59,7 @@ The port is free at each host start unless console.port is set in the config.`,
 				a.phase("%s is %s: the page connects once it runs (`fvm start %s`)", name, d.State, name)
 			}
 			if err := desktop.New(nil).OpenURL(d.URL); err != nil {
-				return fmt.Errorf("open %s's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
+				return fmt.Errorf("open %q's console: %w; or open the address `fvm display --print-url %s` prints", name, err, name)
 			}
 			a.phase("Opened %s's console in your browser", name)
 			return nil

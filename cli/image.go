@@ -44,7 +44,10 @@ The image is registered under a name that says what differs from the default:
   debian-12-local-arm64   Debian 12 arm64
 --name picks another (do, with --packages, to keep the plain image too). A rebuild
 with the same inputs (release, arch, packages, apt sources, recipe) is skipped;
-other inputs replace the image of that name (VMs made from the old one keep it).`,
+other inputs replace the image of that name (VMs made from the old one keep it).
+
+With a remote host (--host, --context) the build runs on that machine, by its
+fvm over SSH, and registers the image there.`,
 		Example: `  fvm image build debian
   fvm run debian-local
   fvm image build debian --arch arm64 && fvm run debian-local-arm64
@@ -54,10 +57,13 @@ other inputs replace the image of that name (VMs made from the old one keep it).
 			if args[0] != "debian" {
 				return fmt.Errorf("cannot build %q: only `fvm image build debian` is supported", args[0])
 			}
+			if h := a.remoteHost(); h != nil { // the build runs on that machine (image_build_remote.go)
+				return a.remoteBuild(cmd, *h, args)
+			}
 			if arch != "" {
 				a, err := vm.ParseArch(arch)
 				if err != nil {
-					return fmt.Errorf("--arch %s: use amd64 or arm64", arch)
+					return fmt.Errorf("--arch %q: use amd64 or arm64", arch)
 				}
 				opts.Arch = a
 			}
@@ -80,5 +86,6 @@ other inputs replace the image of that name (VMs made from the old one keep it).
 	f.StringVar(&opts.Name, "name", "", "name to register the image under (default: debian-local, or what --release and --arch make of it)")
 	f.StringVar(&opts.Sources, "sources", "", "apt sources file to build from (default: the host's when it names the release, else deb.debian.org)")
 	f.BoolVar(&opts.Force, "force", false, "rebuild even when nothing changed")
+	f.StringVar(&opts.Recipe, "recipe", debianbuild.RecipeLean, "lean (made for VMs fvm runs: sshd per connection, less to wait for at boot) or classic (the image as fvm built it before, to compare)")
 	return cmd
 }

@@ -19,7 +19,9 @@ func newImageImportCmd(a *app) *cobra.Command {
 		Use:   "import FILE|URL",
 		Short: "Cache a qcow2 or raw disk from a file or URL as a named image",
 		Long: `Import a qcow2 or raw disk image (detected by content) into the cache and
-register it under --name (default: derived from the file name). A URL needs
+register it under --name (default: derived from the file name). A file is
+this machine's: a host on another machine (--host, --context) gets it uploaded,
+checked by its SHA-256 on arrival. A URL is fetched by the host and needs
 --checksum with the digest its publisher lists, or --insecure-skip-verify to
 use it unverified. qcow2 images that reference a backing or data file are
 refused.`,
@@ -42,7 +44,7 @@ refused.`,
 					return err
 				}
 				if _, err := os.Stat(abs); err != nil {
-					return fmt.Errorf("image file %s: %w", req.Source, err)
+					return fmt.Errorf("image file %q: %w", req.Source, err)
 				}
 				req.Source = abs
 			}
@@ -51,7 +53,12 @@ refused.`,
 				return err
 			}
 			t0 := time.Now()
-			img, err := a.importImage(cmd.Context(), c, req)
+			var img api.Image
+			if !isURL(req.Source) && c.Remote() { // the host cannot see this machine's file (upload.go)
+				img, err = a.importFile(cmd.Context(), c, req.Source, req)
+			} else {
+				img, err = a.importImage(cmd.Context(), c, req)
+			}
 			if err != nil {
 				return err
 			}

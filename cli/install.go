@@ -38,7 +38,7 @@ func (f *vmFlags) installSource(args []string) (vm.Spec, []string, error) {
 		return vm.Spec{}, nil, err
 	}
 	if _, err := os.Stat(abs); err != nil {
-		return vm.Spec{}, nil, fmt.Errorf("--iso %s: %w", f.iso, err)
+		return vm.Spec{}, nil, fmt.Errorf("--iso %q: %w", f.iso, err)
 	}
 	if len(args) > 0 && !vm.IsArch(args[0]) && len(args) > 1 {
 		return vm.Spec{}, nil, fmt.Errorf("unexpected argument %q: with --iso give [ARCH] [NAME], no image", args[0])
@@ -76,7 +76,9 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 	if err != nil {
 		return true, err
 	}
-	cl.Close()
+	if cl != nil {
+		cl.Close()
+	}
 	a.phase("%s: installed, SSH ready in %s", name, since(t0))
 	return true, nil
 }
@@ -85,7 +87,8 @@ func (a *app) startInstalling(ctx context.Context, c *client.Client, v api.VM) (
 // wait gives up: the host boots it again from its disk right after the installer ends.
 const installStoppedGrace = 30 * time.Second
 
-// waitInstalled waits until the VM answers SSH with its pinned host key. The SSH port
+// waitInstalled waits until the VM answers SSH with its pinned host key (nil
+// client: a remote host's own connection answers). The SSH port
 // changes when the host boots the installed system, so each round asks again; a
 // host-key mismatch here is the installer's own SSH server, not yet ours.
 func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Client, error) {
@@ -98,7 +101,14 @@ func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Cl
 		switch v.State {
 		case vm.Running:
 			stopped = time.Time{}
-			if t, err := sshTarget(ctx, c, name); err == nil {
+			if c.Remote() { // its SSH port is on that machine's loopback: its host waits
+				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := c.Wait(rctx, name, api.WaitRequest{For: api.WaitSSH})
+				cancel()
+				if err == nil {
+					return nil, nil
+				}
+			} else if t, err := sshTarget(ctx, c, name); err == nil {
 				rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 				cl, err := sshx.WaitReady(rctx, t, nil)
 				cancel()
@@ -110,7 +120,7 @@ func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Cl
 			if stopped.IsZero() {
 				stopped = time.Now()
 			} else if time.Since(stopped) > installStoppedGrace {
-				return nil, fmt.Errorf("vm %s stopped during its unattended install and did not come back: see `fvm logs %s`", name, name)
+				return nil, fmt.Errorf("vm %q stopped during its unattended install and did not come back: see `fvm logs %s`", name, name)
 			}
 		}
 		select {
@@ -125,6 +135,9 @@ func waitInstalled(ctx context.Context, c *client.Client, name string) (*sshx.Cl
 func imageOf(s vm.Spec) string {
 	if s.ISO != "" {
 		return "iso:" + filepath.Base(s.ISO)
+	}
+	if s.Blank {
+		return "(blank)"
 	}
 	return s.Image
 }

@@ -49,7 +49,7 @@ func TestCreateISOSpec(t *testing.T) {
 		argv []string
 		want string
 	}{
-		{[]string{"u1", "--iso", "missing.iso"}, "--iso missing.iso"},
+		{[]string{"u1", "--iso", "missing.iso"}, `--iso "missing.iso"`},
 		{[]string{"debian-local", "u1", "--iso", iso}, "no image"},
 		{[]string{"debian-local", "u1", "--auto-install"}, "--auto-install needs"},
 	} {

@@ -44,7 +44,13 @@ another host address (mind what that exposes).`,
 				}
 				fmt.Fprintf(tw, "%s:%d\t%d/tcp\t%s\n", p.HostIP, p.HostPort, p.GuestPort, how)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if h := a.remoteHost(); h != nil && len(ps) > 0 {
+				a.phase("These listen on %s; `fvm port-forward %s GUEST` brings a port to this machine", h.Name(), args[0])
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or json")

@@ -66,12 +66,13 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		return writeJSON(a.out, shown)
 	}
 	tw := tabwriter.NewWriter(a.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\tIMAGE\tARCH\tCPUS\tMEMORY\tDISK\tSSH\tPORTS\tCREATED")
+	hosts := newHostColumn(shown) // the libvirt backend's: which host each VM is on
+	fmt.Fprintln(tw, "NAME\tSTATE\tBACKEND\t"+hosts.header()+"IMAGE\tARCH\tCPUS\tMEMORY\tDISK\tSSH\tPORTS\tCREATED")
 	var broken []string
 	for _, v := range shown {
 		s := v.Spec
 		if v.Broken != "" {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t-\n", cleanLine(s.Name), vm.Broken)
+			fmt.Fprintf(tw, "%s\t%s\t-\t%s-\t-\t-\t-\t-\t-\t-\t-\n", cleanLine(s.Name), vm.Broken, hosts.cell(v))
 			broken = append(broken, fmt.Sprintf("%s is broken: %s", s.Name, cleanLine(v.Broken)))
 			continue
 		}
@@ -83,7 +84,7 @@ func (a *app) listVMs(cmd *cobra.Command, all bool, format string) error {
 		for _, p := range s.Ports {
 			ports = append(ports, p.String())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, cleanLine(dash(v.Backend)), cleanLine(shortImage(imageOf(s))), cleanLine(string(s.Arch)), s.CPUs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, v.State, cleanLine(dash(v.Backend)), hosts.cell(v), cleanLine(shortImage(imageOf(s))), cleanLine(string(s.Arch)), s.CPUs,
 			vm.FormatSize(int64(s.MemoryMiB)<<20), vm.FormatSize(s.DiskBytes), ssh, dash(strings.Join(ports, ",")), ago(v.CreatedAt))
 	}
 	if err := tw.Flush(); err != nil {

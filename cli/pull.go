@@ -118,7 +118,16 @@ func (a *app) ensureImage(ctx context.Context, c *client.Client, spec *vm.Spec, 
 		spec.Image = img.Name
 		return nil
 	case u.checksum != "" || u.insecure:
-		return fmt.Errorf("--checksum and --insecure-skip-verify are for image URLs; %s is not one", spec.Image)
+		return fmt.Errorf("--checksum and --insecure-skip-verify are for image URLs; %q is not one", spec.Image)
+	case strings.HasPrefix(spec.Image, "/") && c.Remote():
+		// This machine's file, which the host cannot see: uploaded and
+		// registered under a name made from the file's (upload.go).
+		img, err := a.importFile(ctx, c, spec.Image, api.ImportRequest{Arch: spec.Arch})
+		if err != nil {
+			return err
+		}
+		spec.Image = img.Name
+		return nil
 	case strings.HasPrefix(spec.Image, "/"):
 		return nil // a disk file: the host caches it
 	}

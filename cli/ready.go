@@ -38,7 +38,7 @@ func (a *app) waitReady(ctx context.Context, c *client.Client, v api.VM, t0 time
 		err = werr
 	}
 	if err != nil {
-		return fmt.Errorf("vm %s: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name)
+		return fmt.Errorf("vm %q: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name)
 	}
 	a.phase("SSH ready in %s (total %s)", since(t1), since(t0))
 	if !cloudInit {
@@ -63,7 +63,7 @@ func (a *app) waitCloudInit(ctx context.Context, c *client.Client, name string) 
 	case "degraded":
 		a.phase("cloud-init finished with warnings in %s: %s", since(t), oneLine(r.Detail))
 	default:
-		return fmt.Errorf("vm %s: cloud-init failed: %s (details: `fvm exec %s -- sudo cloud-init status --long`)", name, oneLine(r.Detail), name)
+		return fmt.Errorf("vm %q: cloud-init failed: %s (details: `fvm exec %s -- sudo cloud-init status --long`)", name, oneLine(r.Detail), name)
 	}
 	return nil
 }

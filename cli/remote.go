@@ -13,6 +13,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/api/stream"
+	"github.com/fvmhq/fvm/core/remote"
 	"github.com/fvmhq/fvm/core/sshx"
 )
 
@@ -60,7 +61,14 @@ func (a *app) remote(ctx context.Context, c *client.Client, name, command string
 		stop := forwardInterrupts(sc)
 		defer stop()
 	}
-	return sc.Run(in, a.out, a.errOut)
+	code, err := sc.Run(in, a.out, a.errOut)
+	var lost *remote.LostError
+	if err != nil && c.Remote() && errors.As(err, &lost) {
+		// The SSH connection to the host's machine went (ssh killed, the
+		// network): the VM and the host there did not.
+		return code, fmt.Errorf("%s: %s; %s keeps running there, and how the command ended is unknown: run it again", name, lost.Error(), name)
+	}
+	return code, err
 }
 
 // forwardInterrupts sends Ctrl-C (and SIGTERM) to the remote command: the

@@ -15,7 +15,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/config"
+	"github.com/fvmhq/fvm/core/remote"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -28,6 +31,12 @@ type app struct {
 	cfg    *viper.Viper
 	out    io.Writer
 	errOut io.Writer
+
+	// The host to talk to: this machine's, or another's (hosts.go).
+	flagHost, flagContext string
+	sel                   *remote.Selection // resolved on first use
+	conn                  *client.Client    // the client of the selected host, once connected
+	hostInfo              *api.HostInfo     // what it said when connected
 }
 
 // exitError carries a remote command's exit status out of cobra without a message.
@@ -51,7 +60,11 @@ func NewRoot(extra ...*cobra.Command) *cobra.Command {
   fvm ps / ls / stop / start / rm manage VMs
   fvm snapshot create web1 / fvm clone web1 web2   save a VM under a tag / fork it
 
-State lives under FVM_HOME when set (see "fvm check" for the paths).`,
+State lives under FVM_HOME when set (see "fvm check" for the paths).
+
+Another machine's VMs: --host ssh://[user@]server[:port] (or FVM_HOST), or a
+named context (fvm context create/use, --context, FVM_CONTEXT): the same
+commands, through your own OpenSSH; see "fvm context --help".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -65,11 +78,15 @@ State lives under FVM_HOME when set (see "fvm check" for the paths).`,
 	}
 	root.SetOut(os.Stdout)
 	root.SetErr(os.Stderr)
+	pf := root.PersistentFlags()
+	pf.StringVarP(&a.flagHost, "host", "H", "", "the fvm host to use: ssh://[user@]server[:port] (default: FVM_HOST, the current context, else this machine's)")
+	pf.StringVar(&a.flagContext, "context", "", "the context to use (see `fvm context ls`; default: FVM_CONTEXT, else the one `fvm context use` picked)")
 	root.AddCommand(
 		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newSuspendCmd(a), newRestartCmd(a), newRmCmd(a), newSnapshotCmd(a), newCloneCmd(a),
 		newPsCmd(a), newLsCmd(a), newStatusCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
 		newLogsCmd(a), newConsoleCmd(a), newDisplayCmd(a), newScreenshotCmd(a), newWaitCmd(a), newCpCmd(a), newPortsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)
+	root.AddCommand(newPortForwardCmd(a), newContextCmd(a), newSystemCmd(a))
 	root.AddCommand(newPullCmd(a), newUpdateCmd(a))
 	root.AddCommand(extra...)
 	return root
@@ -91,6 +108,14 @@ func Main(extra ...*cobra.Command) int {
 		fmt.Fprintln(os.Stderr, "fvm: interrupted")
 		return 130
 	}
-	fmt.Fprintln(os.Stderr, "fvm:", clean(err.Error())) // host and upstream text: no control characters
+	printError(os.Stderr, err)
 	return 1
+}
+
+// printError prints the CLI's final error on one line, whatever it quotes:
+// host and upstream text lose their control characters, and a newline or tab
+// (a file name may hold one) is escaped, so the message never splits and a
+// script reading the last line gets all of it.
+func printError(w io.Writer, err error) {
+	fmt.Fprintln(w, "fvm:", cleanLine(err.Error()))
 }

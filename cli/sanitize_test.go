@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,5 +58,19 @@ func TestExposedPortWarning(t *testing.T) {
 		if got != "" && !strings.Contains(got, "-p 8080:80 to keep it on this machine") {
 			t.Errorf("%s: the warning does not say how to keep it local: %q", spec, got)
 		}
+	}
+}
+
+// TestFinalErrorIsOneLine: the CLI's last word is one line even when the
+// error quotes a file name with a newline or a host's multi-line text.
+func TestFinalErrorIsOneLine(t *testing.T) {
+	var b strings.Builder
+	printError(&b, fmt.Errorf("import %s: %w", "/tmp/evil\nfvm: all good", errors.New("not a disk\n\x1b[2J")))
+	out := b.String()
+	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") || strings.Contains(out, "\x1b") {
+		t.Fatalf("final error %q is not one clean line", out)
+	}
+	if !strings.Contains(out, `/tmp/evil\nfvm: all good`) {
+		t.Fatalf("final error %q lost the name", out)
 	}
 }

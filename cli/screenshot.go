@@ -21,7 +21,7 @@ func newScreenshotCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, file := args[0], args[1]
 			if file != "-" && !strings.EqualFold(filepath.Ext(file), ".png") {
-				return fmt.Errorf("%s: a screenshot is a PNG image: name the file NAME.png (or - for standard output)", file)
+				return fmt.Errorf("%q: a screenshot is a PNG image: name the file NAME.png (or - for standard output)", file)
 			}
 			c, err := a.client(cmd.Context())
 			if err != nil {
@@ -33,7 +33,7 @@ func newScreenshotCmd(a *app) *cobra.Command {
 			}
 			cfg, err := png.DecodeConfig(bytes.NewReader(b))
 			if err != nil {
-				return fmt.Errorf("screenshot of %s: the host sent no PNG: %w", name, err)
+				return fmt.Errorf("screenshot of %q: the host sent no PNG: %w", name, err)
 			}
 			if file == "-" {
 				_, err := a.out.Write(b)

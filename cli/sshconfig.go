@@ -15,6 +15,12 @@ func newSSHConfigCmd(a *app) *cobra.Command {
 		Short: "Print an OpenSSH config block for a VM (strict host-key checking)",
 		Long: `Print an OpenSSH config block so plain ssh, scp, rsync and editors reach the VM
 with its host key pinned (known_hosts file + HostKeyAlias, StrictHostKeyChecking yes).
+For a VM on a remote host (--host, --context) the block goes through that
+server (ProxyCommand: ssh -W over fvm's shared connection to it), still pinning
+the VM's key, whose known_hosts file is written here; it logs in with your own
+keys, which a VM created from this machine authorizes (~/.ssh/*.pub, or
+--ssh-key at create).
+
 It turns on OpenSSH's connection sharing (ControlMaster auto, sockets in fvm's run
 directory, kept 10 minutes), so every ssh after the first skips the handshake;
 --no-mux leaves that out.`,
@@ -29,6 +35,9 @@ directory, kept 10 minutes), so every ssh after the first skips the handshake;
 			info, err := c.SSHInfo(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if h := a.remoteHost(); h != nil { // through the server (sshconfig_remote.go)
+				return a.remoteSSHConfig(*h, args[0], info, noMux)
 			}
 			muxDir := ""
 			if !noMux {

@@ -13,6 +13,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/sshx"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // sshReadyTimeout bounds the wait for a booting guest's SSH; TCG boots take ~1 min.
@@ -27,6 +28,9 @@ func waitSSH(ctx context.Context, t sshx.Target) (*sshx.Client, error) {
 
 // sshTarget asks the host how to reach a VM and loads fvm's key for it.
 func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target, error) {
+	if c.Remote() { // its port and fvm's key are that machine's
+		return sshx.Target{}, fmt.Errorf("vm %s: a direct SSH connection is only made to this machine's VMs; upgrade fvm on %s", name, c.Socket())
+	}
 	info, err := c.SSHInfo(ctx, name)
 	if err != nil {
 		return sshx.Target{}, err
@@ -35,7 +39,7 @@ func sshTarget(ctx context.Context, c *client.Client, name string) (sshx.Target,
 }
 
 func targetFromInfo(info api.SSHInfo) (sshx.Target, error) {
-	pem, err := os.ReadFile(info.IdentityFile)
+	pem, err := store.ReadFile(info.IdentityFile)
 	if err != nil {
 		return sshx.Target{}, fmt.Errorf("fvm's ssh key: %w", err)
 	}

@@ -23,6 +23,7 @@ func bootVerb(boot string) string {
 
 func newStartCmd(a *app) *cobra.Command {
 	var noWait, wait, cold bool
+	var iso string
 	cmd := &cobra.Command{
 		Use:   "start NAME...",
 		Short: "Boot stopped VMs and wait until SSH answers",
@@ -34,13 +35,17 @@ then: --wait returns only once it finished (user-data, packages), like "fvm wait
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			isoPath, err := startISO(iso, args)
+			if err != nil {
+				return err
+			}
 			c, err := a.client(ctx)
 			if err != nil {
 				return err
 			}
 			for _, name := range args {
 				t0 := time.Now()
-				v, err := c.StartWith(ctx, name, api.StartRequest{Cold: cold})
+				v, err := c.StartWith(ctx, name, api.StartRequest{Cold: cold, ISO: isoPath})
 				if err != nil {
 					return err
 				}
@@ -57,6 +62,9 @@ then: --wait returns only once it finished (user-data, packages), like "fvm wait
 					}
 					continue
 				}
+				if a.startedBlank(v) { // nothing to boot, nothing to wait for (blank.go)
+					continue
+				}
 				if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 					return err
 				}
@@ -67,6 +75,7 @@ then: --wait returns only once it finished (user-data, packages), like "fvm wait
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the hypervisor runs, without waiting for SSH")
 	cmd.Flags().BoolVar(&wait, "wait", false, "also wait until cloud-init finished (user-data, packages)")
 	cmd.Flags().BoolVar(&cold, "cold", false, "discard a saved state (suspend) and boot from the disk")
+	cmd.Flags().StringVar(&iso, "iso", "", "attach this installer ISO to a VM made without an image (`fvm create --name NAME`) and boot it")
 	cmd.MarkFlagsMutuallyExclusive("no-wait", "wait")
 	return cmd
 }

@@ -33,6 +33,7 @@ func newStatusCmd(a *app) *cobra.Command {
 					fmt.Fprintln(a.out)
 				}
 				writeStatus(a.out, v, time.Now())
+				fmt.Fprintf(a.out, "  %-8s%s\n", "host", a.hostLine())
 			}
 			return nil
 		},

@@ -44,7 +44,11 @@ func TestSettingsFlags(t *testing.T) {
 		t.Fatalf("FVM_CPUS=4.5abc: %v", err)
 	}
 	t.Setenv("FVM_CPUS", "")
-	if _, err := createSpec(t, "debian-local", "--memory", "4"); err == nil || !strings.Contains(err.Error(), "4 bytes?") {
-		t.Fatalf("--memory 4: %v", err)
+	// The original tool's forms: a bare number is GiB.
+	if s, err := createSpec(t, "debian-local", "--memory", "4", "--disk", "20"); err != nil || s.MemoryMiB != 4<<10 || s.DiskBytes != 20<<30 {
+		t.Fatalf("--memory 4 --disk 20: %+v %v", s, err)
+	}
+	if _, err := createSpec(t, "debian-local", "--memory", "4096"); err == nil || !strings.Contains(err.Error(), "4096M") {
+		t.Fatalf("--memory 4096: %v", err)
 	}
 }

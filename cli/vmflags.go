@@ -26,6 +26,8 @@ type vmFlags struct {
 	noAuto  bool // no automatic port forwards
 	mounts  []string
 	rosetta bool
+	sound   bool
+	on      string // a libvirt host (libvirt.hosts)
 	// create only (install.go)
 	iso         string
 	autoInstall bool
@@ -36,17 +38,19 @@ func (f *vmFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.name, "name", "", "VM name (lowercase letters, digits, hyphens); generated when omitted")
 	d := vm.Defaults // the one table of defaults; FVM_<FLAG> and the config file override it
 	fl.String(config.KeyCPUs, strconv.Itoa(d.CPUs), "virtual CPUs (also --cpu)")
-	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory, with a unit: 512M, 2G")
-	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size, with a unit (20G); the root filesystem grows to fill it")
+	fl.String(config.KeyMemory, vm.FormatSize(int64(d.MemoryMiB)<<20), "memory: 512M, 2G, or a number of GiB (4)")
+	fl.String(config.KeyDisk, vm.FormatSize(d.DiskBytes), "disk size: 20G, or a number of GiB (20); the root filesystem grows to fill it")
 	fl.String(config.KeyUser, d.User, "login user created in the guest (passwordless sudo)")
 	fl.String(config.KeyAccel, d.Accel, "acceleration: auto, kvm, hvf or tcg")
 	fl.String(config.KeyBackend, d.Backend, backendUsage)
 	fl.StringArrayVar(&f.sshKeys, "ssh-key", nil, "public key file to authorize (repeatable; default: ~/.ssh/*.pub plus fvm's own key)")
 	fl.StringArrayVarP(&f.ports, "publish", "p", nil, "forward a host port: [HOSTIP:]HOSTPORT:GUESTPORT (host IP defaults to 127.0.0.1)")
-	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a host directory: HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
+	fl.StringArrayVarP(&f.mounts, "mount", "v", nil, "share a directory of the VM's host (this machine, or the remote one of --host/--context, as docker -v): HOST_PATH[:GUEST_PATH][:ro] (repeatable; the guest path defaults to the host's; :ro is enforced by the host)")
 	fl.BoolVar(&f.noAuto, "no-auto-ports", false, "do not forward the ports the guest listens on (by default each one ≥ 1024 appears on 127.0.0.1; see `fvm ports`)")
 	fl.BoolVar(&f.cold, "cold", false, "boot from the image, not from its warm snapshot (see `fvm image warm`)")
+	fl.StringVar(&f.on, "on", "", "the libvirt host to run on (a name in libvirt.hosts; default: the one with the most free memory)")
 	fl.BoolVar(&f.rosetta, "rosetta", false, "run x86-64 Linux programs in an arm64 guest through Apple's Rosetta (vz on Apple silicon)")
+	fl.BoolVar(&f.sound, "sound", true, "give the VM a sound card, played on this host (--sound=false: none)")
 	fl.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if name == "cpu" { // as in the tools fvm replaces
 			name = config.KeyCPUs
@@ -64,14 +68,16 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if s, rest, err = f.installSource(args); err != nil {
 			return s, err
 		}
+	} else if len(args) == 0 && f.name != "" && cmd.Name() == "create" { // a blank VM (blank.go)
+		s = vm.Spec{Blank: true, Name: f.name}
 	} else {
 		if len(args) == 0 {
-			return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)", cmd.Name())
+			return vm.Spec{}, fmt.Errorf("no image given: try `fvm %s debian-local` (see `fvm images`)%s", cmd.Name(), blankHint(cmd.Name()))
 		}
 		s, rest = vm.Spec{Image: args[0], Name: f.name}, args[1:]
 	}
 	if len(rest) > 0 && vm.IsForeignArch(rest[0]) {
-		return s, fmt.Errorf("architecture %q is not supported: fvm runs amd64 and arm64 images (for a VM named %s, use --name %s)", rest[0], rest[0], rest[0])
+		return s, fmt.Errorf("architecture %q is not supported: fvm runs amd64 and arm64 images (for a VM named %q, use --name %s)", rest[0], rest[0], rest[0])
 	}
 	if len(rest) > 0 && vm.IsArch(rest[0]) {
 		arch, _ := vm.ParseArch(rest[0])
@@ -93,16 +99,17 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 			return s, err
 		}
 	}
-	if looksLikePath(s.Image) {
+	if s.Image != "" && looksLikePath(s.Image) {
 		abs, err := filepath.Abs(s.Image)
 		if err != nil {
 			return s, err
 		}
 		if _, err := os.Stat(abs); err != nil {
-			return s, fmt.Errorf("image file %s: %w", s.Image, err)
+			return s, fmt.Errorf("image file %q: %w", s.Image, err)
 		}
 		s.Image = abs
 	}
+	s.On = f.on
 	settings, err := config.VMSettings(a.cfg, cmd.Flags())
 	if err != nil {
 		return s, err
@@ -111,6 +118,10 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 	s.NoAutoPorts = f.noAuto
 	cwd, _ := os.Getwd()
 	for _, v := range f.mounts {
+		if h := a.remoteHost(); h != nil && !strings.HasPrefix(v, "/") {
+			// A relative or ~ path would be this machine's; -v names the VM host's.
+			return s, fmt.Errorf("-v %s: give an absolute path on %s: -v names a directory of the VM's host, not of this machine", v, h.Name())
+		}
 		if strings.HasPrefix(v, "~/") {
 			if home, err := os.UserHomeDir(); err == nil {
 				v = filepath.Join(home, v[2:])
@@ -120,9 +131,10 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		if err != nil {
 			return s, err
 		}
-		s.Mounts = append(s.Mounts, m) // a directory of the VM's host: the host checks it
+		s.Mounts = append(s.Mounts, m) // the VM's host checks the directory exists there
 	}
 	s.Rosetta = f.rosetta
+	s.NoSound = !f.sound
 	for _, p := range f.ports {
 		pf, err := vm.ParsePortForward(p)
 		if err != nil {
@@ -137,7 +149,7 @@ func (f *vmFlags) spec(a *app, cmd *cobra.Command, args []string) (vm.Spec, erro
 		for _, path := range f.sshKeys {
 			b, err := os.ReadFile(path)
 			if err != nil {
-				return s, fmt.Errorf("--ssh-key %s: %w", path, err)
+				return s, fmt.Errorf("--ssh-key %q: %w", path, err)
 			}
 			for _, line := range strings.Split(string(b), "\n") {
 				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {

@@ -26,6 +26,12 @@ const (
 	AppExecutable = "fvm-app" // Contents/MacOS/fvm-app beside the fvm CLI (the names must differ on a case-insensitive disk)
 	IconFile      = "fvm.icns"
 
+	// The vz helper's nested bundle, fvm.app/Contents/Helpers/fvm-vz.app: an
+	// accessory app of its own (one process per VM, owning its display window).
+	HelperBundleID   = BundleID + ".vz"
+	HelperName       = "fvm VM"
+	HelperExecutable = "fvm-vz"
+
 	LaunchAgentLabel = BundleID
 	LaunchAgentFile  = LaunchAgentLabel + ".plist" // in ~/Library/LaunchAgents
 	SystemdUnitFile  = "fvm-daemon.service"        // in ~/.config/systemd/user
@@ -38,6 +44,13 @@ const (
 
 //go:embed *.tmpl *.png *.icns qemu-entitlements.plist
 var files embed.FS
+
+// Homebrew holds the Homebrew formula (Formula/fvm.rb, the CLI from source)
+// and cask (Casks/fvm-app.rb, the signed app) as templates: `make release`
+// renders them with the release's version and SHA-256 sums.
+//
+//go:embed homebrew/Formula/fvm.rb homebrew/Casks/fvm-app.rb
+var Homebrew embed.FS
 
 var templates = template.Must(template.New("").Funcs(template.FuncMap{"xml": xmlEscape}).ParseFS(files, "*.tmpl"))
 
@@ -70,6 +83,21 @@ func InfoPlist(version string) ([]byte, error) {
 		"Executable":   AppExecutable,
 		"IconFile":     IconFile,
 		"BundleID":     BundleID,
+		"ShortVersion": BundleVersion(version),
+		"Version":      version,
+	})
+}
+
+// HelperInfoPlist renders the vz helper bundle's Contents/Info.plist.
+func HelperInfoPlist(version string) ([]byte, error) {
+	if version == "" {
+		return nil, fmt.Errorf("render the helper's Info.plist: empty version")
+	}
+	return render("helper-Info.plist.tmpl", map[string]string{
+		"Name":         HelperName,
+		"Executable":   HelperExecutable,
+		"IconFile":     IconFile,
+		"BundleID":     HelperBundleID,
 		"ShortVersion": BundleVersion(version),
 		"Version":      version,
 	})

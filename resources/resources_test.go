@@ -26,7 +26,7 @@ func mustDict(t *testing.T, data []byte) map[string]any {
 	if bytes.Contains(data, []byte("<!--")) {
 		t.Errorf("plist has an XML comment; keep plists plain:\n%s", data)
 	}
-	v, err := decodePlist(data)
+	v, err := DecodePlist(data)
 	if err != nil {
 		t.Fatalf("malformed plist: %v\n%s", err, data)
 	}
@@ -83,11 +83,47 @@ func TestInfoPlist(t *testing.T) {
 				"LSMinimumSystemVersion":        "13.0",
 				"NSHighResolutionCapable":       true,
 				"NSAppleEventsUsageDescription": "fvm opens a Terminal window with an SSH session into your VM.",
+				// The console windows load http://127.0.0.1:PORT (App Transport Security).
+				"NSAppTransportSecurity": map[string]any{"NSAllowsLocalNetworking": true},
+				"NSAppSleepDisabled":     true, // no App Nap for the host of the VMs
 			})
+			if d, _ := m["NSLocalNetworkUsageDescription"].(string); d == "" {
+				t.Error("no NSLocalNetworkUsageDescription (macOS 15 local network privacy)")
+			}
 		})
 	}
 	if _, err := InfoPlist(""); err == nil {
 		t.Error("InfoPlist(\"\"): want an error")
+	}
+}
+
+// TestHelperInfoPlist: the vz helper's nested bundle is an accessory app of
+// its own (another identifier than fvm.app's, so its windows are not fvm.app's),
+// exempt from App Nap.
+func TestHelperInfoPlist(t *testing.T) {
+	data, err := HelperInfoPlist("v1.2.3-4-gabc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustDict(t, data)
+	wantKeys(t, m, map[string]any{
+		"CFBundleIdentifier":         HelperBundleID,
+		"CFBundleExecutable":         HelperExecutable,
+		"CFBundlePackageType":        "APPL",
+		"CFBundleShortVersionString": "1.2.3",
+		"FVMVersion":                 "v1.2.3-4-gabc",
+		"LSUIElement":                true,
+		"LSMinimumSystemVersion":     "13.0",
+		"NSAppSleepDisabled":         true,
+	})
+	if HelperBundleID == BundleID || !strings.HasPrefix(HelperBundleID, BundleID+".") {
+		t.Errorf("helper identifier %q: want its own, under %s", HelperBundleID, BundleID)
+	}
+	if d, _ := m["NSLocalNetworkUsageDescription"].(string); d == "" {
+		t.Error("no NSLocalNetworkUsageDescription")
+	}
+	if _, err := HelperInfoPlist(""); err == nil {
+		t.Error("empty version accepted")
 	}
 }
 

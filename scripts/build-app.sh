@@ -2,62 +2,76 @@
 # Builds and installs fvm's menu-bar app.
 #
 #   scripts/build-app.sh build     Linux: bin/fvm-app (cgo; needs libayatana-appindicator3-dev)
-#                                  macOS: bin/fvm.app with the app, the fvm CLI and the vz
-#                                  helper (fvm-vz, one process per vz VM), signed
+#                                  macOS: bin/fvm.app with the app and the fvm CLI in
+#                                  Contents/MacOS and the vz helper (fvm-vz, one process per
+#                                  vz VM) as a nested app in Contents/Helpers/fvm-vz.app, signed
 #   scripts/build-app.sh install   macOS: fvm.app into ~/Applications, fvm linked into $BINDIR
 #                                  Linux: fvm and fvm-app into $BINDIR
 #
 # Environment: GO (go), VERSION (git describe), BINDIR (~/.local/bin),
 # SIGN_IDENTITY (macOS; "-" = ad hoc, the default; a real identity such as
-# "Developer ID Application: ..." also turns on the hardened runtime).
+# "Developer ID Application: ..." also turns on the hardened runtime),
+# OUT (bin: where the app goes), GOARCH (macOS: the bundle's architecture,
+# default this Mac's; make release builds both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GO=${GO:-go}
 VERSION=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
 BINDIR=${BINDIR:-$HOME/.local/bin}
+OUT=${OUT:-bin}
 OS=$(uname -s)
 
+# Binaries that go into the bundle are built in $OUT/build, not beside bin/fvm:
+# an unsigned helper there would be found before the bundle's signed one.
 build_cli() {
-	CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X github.com/fvmhq/fvm/cli.Version=$VERSION" -o bin/fvm .
+	CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w -X github.com/fvmhq/fvm/cli.Version=$VERSION" -o "$1" .
 }
 
 build_app() {
-	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w -X main.Version=$VERSION" -o bin/fvm-app ./app/cmd/fvm-app
+	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w -X main.Version=$VERSION" -o "$1" ./app/cmd/fvm-app
 }
 
 # The vz helper links Virtualization.framework (Code-Hex/vz) and AppKit (darwinkit).
 build_helper() {
-	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w" -o bin/fvm-vz ./app/cmd/fvm-vz
+	CGO_ENABLED=1 "$GO" build -trimpath -ldflags "-s -w" -o "$1" ./app/cmd/fvm-vz
 }
 
-# sign signs the bundle inside out: nested code first, then the bundle, whose
-# main executable gets the app's entitlements (virtualization, network). The vz
-# helper owns the VMs, so it needs the same entitlements (virtualization above all).
+# sign signs the bundle inside out: the nested helper app first (it owns the
+# VMs: the virtualization entitlement, and network for its forwards), the CLI,
+# then the bundle, whose main executable gets the app's entitlements. Then it
+# checks that the helper really carries the virtualization entitlement.
 sign() {
-	local id=${SIGN_IDENTITY:--}
+	local app=$1 id=${SIGN_IDENTITY:--}
 	local opts=(--force --sign "$id")
 	if [[ $id != - ]]; then
 		opts+=(--options runtime --timestamp)
 	fi
-	codesign "${opts[@]}" bin/fvm.app/Contents/MacOS/fvm
-	codesign "${opts[@]}" --entitlements entitlements.plist bin/fvm.app/Contents/MacOS/fvm-vz
-	codesign "${opts[@]}" --entitlements entitlements.plist bin/fvm.app
-	codesign --verify --strict --verbose=1 bin/fvm.app
+	codesign "${opts[@]}" --entitlements entitlements.plist "$app/Contents/Helpers/fvm-vz.app"
+	codesign "${opts[@]}" "$app/Contents/MacOS/fvm"
+	codesign "${opts[@]}" --entitlements entitlements.plist "$app"
+	codesign --verify --strict --deep --verbose=1 "$app"
+	if ! codesign -d --entitlements - --xml "$app/Contents/Helpers/fvm-vz.app" 2>/dev/null | grep -q com.apple.security.virtualization; then
+		echo "build-app: the vz helper lacks the com.apple.security.virtualization entitlement after signing" >&2
+		exit 1
+	fi
 }
 
 build() {
 	case $OS in
 	Darwin)
-		build_cli
-		build_app
-		build_helper
-		"$GO" run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -helper bin/fvm-vz -version "$VERSION" -out bin/fvm.app
-		sign
-		echo "built bin/fvm.app ($VERSION, signed ${SIGN_IDENTITY:-ad hoc})"
+		local work=$OUT/build
+		mkdir -p "$work"
+		rm -f bin/fvm-vz # an unsigned helper left by an older build-app.sh
+		build_cli "$work/fvm"
+		build_app "$work/fvm-app"
+		build_helper "$work/fvm-vz"
+		"$GO" run ./scripts/mkbundle -app "$work/fvm-app" -cli "$work/fvm" -helper "$work/fvm-vz" -version "$VERSION" -out "$OUT/fvm.app"
+		sign "$OUT/fvm.app"
+		echo "built $OUT/fvm.app ($VERSION, $("$GO" env GOARCH), signed ${SIGN_IDENTITY:-ad hoc})"
 		;;
 	*)
-		build_app
+		build_app bin/fvm-app
 		echo "built bin/fvm-app ($VERSION)"
 		;;
 	esac
@@ -75,8 +89,8 @@ install_app() {
 		echo "installed ~/Applications/fvm.app; $BINDIR/fvm links to its CLI"
 		;;
 	*)
-		[[ -x bin/fvm ]] || build_cli
-		[[ -x bin/fvm-app ]] || build_app
+		[[ -x bin/fvm ]] || build_cli bin/fvm
+		[[ -x bin/fvm-app ]] || build_app bin/fvm-app
 		install -m 0755 bin/fvm bin/fvm-app "$BINDIR/"
 		echo "installed fvm and fvm-app into $BINDIR"
 		;;

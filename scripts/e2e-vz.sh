@@ -5,9 +5,16 @@
 # of the host leaves the VM running and a new host re-adopts it, the display
 # window (captured with screencapture), suspend/resume on macOS 14+ Apple
 # silicon, Rosetta where installed, rm leaves nothing; then measures the clone
-# of a 20 GiB base on this disk. Needs internet (fvm pull debian) unless
-# FVM_E2E_VZ_IMAGE names a local image, and Screen Recording permission for
-# the terminal (for screencapture). FVM_E2E_HOME keeps the state dir between runs.
+# of a 20 GiB base on this disk. The first-run checks (scripts/e2evz/firstrun_test.go):
+# the app started with FVM_HOME serves that socket (and the CLI starts the
+# installed app for one), a VM started over `ssh localhost` refuses its display
+# in one line and runs on, the app's console window loads its page (QEMU VM,
+# brew install qemu), a tone plays through vz's virtio sound (the guest gets
+# Debian's generic kernel for its driver). Needs internet (fvm pull debian,
+# the kernel) unless FVM_E2E_VZ_IMAGE names a local image; Screen Recording
+# (screencapture) and Accessibility (clicking the menu) for the terminal;
+# Remote Login with your key authorized for localhost (else that test skips).
+# FVM_E2E_HOME keeps the state dir between runs.
 # Elsewhere it skips, saying why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +30,6 @@ if [[ -z $home ]]; then
 	trap 'rm -rf "$home"' EXIT
 fi
 export FVM_BIN=$PWD/bin/fvm.app/Contents/MacOS/fvm FVM_E2E_HOME=$home
-"$GO" test -tags e2e -v -count=1 -timeout 30m ./scripts/e2evz/ ${E2E_RUN:+-run "$E2E_RUN"}
+"$GO" test -tags e2e -v -count=1 -timeout 60m ./scripts/e2evz/ ${E2E_RUN:+-run "$E2E_RUN"}
 echo "e2e-vz: clone of a 20 GiB base on $(df -h "${TMPDIR:-/tmp}" | awk 'NR==2 {print $1}') (APFS: expect milliseconds, cloned=1):"
 "$GO" test -run XXX -bench CloneDisk20G -benchtime 10x ./core/driver/vz/

@@ -3,10 +3,37 @@
 # Debian/Ubuntu: apt-get (as root or with sudo); macOS: Homebrew.
 set -euo pipefail
 
+cd "$(dirname "$0")/.."
+
+# need_go fails unless the Go in PATH is at least the version go.mod names
+# (an older one would try to download a newer toolchain, or refuse).
+need_go() {
+	local want have
+	want=$(awk '$1 == "go" { print $2; exit }' go.mod)
+	command -v go >/dev/null || { echo "setup: Go $want or newer is needed (https://go.dev/dl)" >&2; exit 1; }
+	have=$(GOTOOLCHAIN=local go env GOVERSION)
+	have=${have#go}
+	if [[ $(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1) != "$want" ]]; then
+		echo "setup: go.mod needs Go $want, and the go in PATH is $have: install Go $want or newer (https://go.dev/dl, or brew upgrade go)" >&2
+		exit 1
+	fi
+}
+
 if [[ "$(uname -s)" == Darwin ]]; then
+	# cgo (the app, the vz helper) needs Apple's Command Line Tools: clang and the macOS SDK.
+	if ! xcode-select -p >/dev/null 2>&1 || ! xcrun --find clang >/dev/null 2>&1; then
+		echo "setup: the Command Line Tools are needed to build fvm.app: run xcode-select --install, then this again" >&2
+		exit 1
+	fi
+	sdk=$(xcrun --show-sdk-version 2>/dev/null || echo 0)
+	if [[ ${sdk%%.*} -lt 14 ]]; then
+		echo "setup: note: the macOS SDK is $sdk: a vz helper built with it cannot save VMs (suspend needs the macOS 14 SDK; update the Command Line Tools)" >&2
+	fi
 	command -v brew >/dev/null || { echo "setup: Homebrew is needed: https://brew.sh" >&2; exit 1; }
 	brew list qemu >/dev/null 2>&1 || brew install qemu
 	command -v go >/dev/null || brew install go
+	need_go
+	echo "setup: ok"
 	exit 0
 fi
 
@@ -18,9 +45,13 @@ pkgs=(
 	fakeroot                                 # image build without root
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
+	openssh-server                           # tests: remote hosts and qemu+ssh:// through a real sshd (the tests start their own on 127.0.0.1)
 	grub-efi-amd64-bin xz-utils              # tests: the test installer ISO's GRUB, Debian 13's xz-compressed modules
 	xvfb xauth dbus                          # tests: the tray app under a virtual display and session bus
 	chromium                                 # tests: the web console in a real (headless) browser
+	ruby                                     # tests: ruby -c of the Homebrew formula and cask (make release)
+	libvirt-daemon libvirt-clients           # the libvirt backend's tests: libvirtd + its QEMU driver, virsh to look (not
+	                                         # libvirt-daemon-system: systemd units, polkit and the default NAT network)
 	ca-certificates git make
 )
 
@@ -66,5 +97,16 @@ if [[ -n $other && ! -e $binfmt/$other && -r /usr/lib/binfmt.d/$other.conf ]]; t
 			echo "setup: cannot register $other with binfmt_misc: image builds of the other arch will not work" >&2
 	fi
 fi
-command -v go >/dev/null || { echo "setup: Go 1.24+ is needed (https://go.dev/dl)" >&2; exit 1; }
+need_go
+# libvirtd's QEMU driver runs guests as libvirt-qemu (Debian's build default), whom
+# libvirt-daemon-system's postinst would create; without that package, create it here,
+# with the directories libvirtd logs and keeps state in. scripts/libvirtd.sh starts it.
+if command -v libvirtd >/dev/null && ! getent passwd libvirt-qemu >/dev/null; then
+	SUDO=""
+	[[ $(id -u) -ne 0 ]] && SUDO=sudo
+	getent group kvm >/dev/null || $SUDO groupadd --system kvm
+	getent group libvirt-qemu >/dev/null || $SUDO groupadd --system libvirt-qemu
+	$SUDO useradd --system --gid kvm --groups libvirt-qemu --home-dir /var/lib/libvirt --no-create-home \
+		--shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
+fi
 echo "setup: ok"

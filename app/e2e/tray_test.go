@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,6 +32,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
 	"github.com/fvmhq/fvm/core/driver/qemu"
+	"github.com/fvmhq/fvm/core/remote"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -79,6 +79,11 @@ func TestTrayMenuOverDBus(t *testing.T) {
 		}
 	}
 
+	// A context whose server refuses connections: the Host submenu lists it.
+	if err := (remote.Contexts{Dir: layout.ConfigDir}).Create(remote.Context{Name: "far", Host: "ssh://nobody@127.0.0.1:1"}); err != nil {
+		t.Fatal(err)
+	}
+
 	// A stub browser records the pages the app opens (Open Display, Open Console).
 	browsed := filepath.Join(t.TempDir(), "browsed")
 	stub := filepath.Join(t.TempDir(), "browser")
@@ -120,6 +125,7 @@ func TestTrayMenuOverDBus(t *testing.T) {
 		return r.find("fvm host: this app*") != nil && r.find("*"+vmName) != nil
 	})
 	t.Logf("menu:\n%s", root)
+	checkContexts(t, menu, vmName)
 
 	clickItem(t, menu, vmName, "Start")
 	qemuPID := 0
@@ -199,10 +205,14 @@ func checkOpenDisplay(t *testing.T, menu *dbusMenu, vmName, browsed string) {
 		urls = strings.Fields(string(b))
 		return len(urls) >= 2
 	})
-	sort.Strings(urls) // the clicks run side by side
-	screen, serial := urls[0], urls[1]
-	if !strings.HasPrefix(screen, "http://127.0.0.1:") || !strings.Contains(screen, "/vm/"+vmName+"/?token=") || serial != screen+"#serial" {
-		t.Fatalf("opened %q, want the VM's console page and its serial tab", urls)
+	screen, serial := urls[0], urls[1] // the clicks run side by side
+	if strings.HasSuffix(screen, "#serial") {
+		screen, serial = serial, screen
+	}
+	page := "/vm/" + vmName + "/?code="
+	if !strings.HasPrefix(screen, "http://127.0.0.1:") || !strings.Contains(screen, page) || !strings.Contains(serial, page) ||
+		!strings.HasSuffix(serial, "#serial") || strings.HasSuffix(screen, "#serial") {
+		t.Fatalf("opened %q, want the VM's console page and its serial tab, each with a one-time code", urls)
 	}
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
@@ -216,6 +226,40 @@ func checkOpenDisplay(t *testing.T, menu *dbusMenu, vmName, browsed string) {
 		t.Fatalf("the page the app opened: %s %.200q", resp.Status, body)
 	}
 	t.Logf("Open Display opened %s, which serves the console page", strings.SplitN(screen, "?", 2)[0])
+}
+
+// checkContexts: the Host submenu lists this machine and the contexts;
+// picking an unreachable one says why on the status line, without holding the
+// menu, and picking this machine again shows its VMs.
+func checkContexts(t *testing.T, menu *dbusMenu, vmName string) {
+	t.Helper()
+	const far = "*far (nobody@127.0.0.1:1)"
+	waitMenu(t, menu, "the Host submenu", func(r *menuNode) bool {
+		return r.find("Host: this machine", "✓ this machine") != nil && r.find("Host: this machine", far) != nil
+	})
+	clickPath(t, menu, "Host: this machine", far)
+	r := waitMenu(t, menu, "far unreachable, and why", func(r *menuNode) bool {
+		return r.find("far (nobody@127.0.0.1:1): not reachable: cannot reach nobody@127.0.0.1:1 over SSH*") != nil &&
+			r.find("*"+vmName) == nil && r.find("Host: far*", "✓ far*") != nil
+	})
+	t.Logf("menu with the unreachable context picked:\n%s", r)
+	t0 := time.Now()
+	clickPath(t, menu, "Host: far*", "*this machine")
+	waitMenu(t, menu, "this machine's VMs again", func(r *menuNode) bool {
+		return r.find("fvm host: this app*") != nil && r.find("*"+vmName) != nil
+	})
+	t.Logf("back on this machine %s after the click", time.Since(t0).Round(time.Millisecond))
+}
+
+// clickPath clicks the entry at a path of labels once it is there.
+func clickPath(t *testing.T, m *dbusMenu, path ...string) {
+	t.Helper()
+	r := waitMenu(t, m, strings.Join(path, " › "), func(r *menuNode) bool { return r.find(path...) != nil })
+	n := r.find(path...)
+	t.Logf("clicking %s (dbusmenu id %d)", strings.Join(path, " › "), n.ID)
+	if err := m.click(n.ID); err != nil {
+		t.Fatalf("click %v: %v", path, err)
+	}
 }
 
 // badLines picks out what should never be in the app's output: toolkit

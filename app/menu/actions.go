@@ -48,7 +48,7 @@ func (m *Menu) Do(name string, a Action) {
 }
 
 func (m *Menu) do(ctx context.Context, name string, a Action) error {
-	c := m.opts.Client
+	c := m.c()
 	stop := api.StopRequest{TimeoutSeconds: int(m.opts.StopTimeout.Seconds())}
 	var err error
 	switch a {
@@ -70,6 +70,12 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 	case ActCopySSH:
 		return m.opts.Desktop.CopyText(m.SSHCommand(name))
 	case ActLogs:
+		m.mu.Lock()
+		far := m.cur.Remote
+		m.mu.Unlock()
+		if far { // a remote host's files are not here: its CLI shows them
+			return m.opts.Desktop.OpenTerminal(m.fvmCommand("logs", "-f", name))
+		}
 		return m.showLogs(name)
 	case ActSnapshot:
 		return m.snapshot(ctx, name)
@@ -88,12 +94,23 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 // host brings a native window to the front itself; otherwise the web console
 // page it answers opens in the app's own window (OpenWindow) or the browser.
 func (m *Menu) openConsole(ctx context.Context, name string, serial bool) error {
-	d, err := m.opts.Client.Display(ctx, name, api.DisplayRequest{Serial: serial})
+	if !serial && m.opts.BeforeDisplay != nil {
+		m.opts.BeforeDisplay()
+	}
+	d, err := m.c().Display(ctx, name, api.DisplayRequest{Serial: serial})
 	if err != nil {
 		return err
 	}
 	if d.Native {
 		return nil
+	}
+	m.mu.Lock()
+	far := m.cur.Remote
+	m.mu.Unlock()
+	if far { // the remote host's console is on its own 127.0.0.1: tunnel it here (hosts.go)
+		if d.URL, err = m.localConsole(d.URL); err != nil {
+			return err
+		}
 	}
 	if m.opts.OpenWindow != nil {
 		return m.opts.OpenWindow(name, d.URL)
@@ -140,7 +157,7 @@ func (m *Menu) delete(ctx context.Context, name string) error {
 	if !ok {
 		return nil
 	}
-	return m.opts.Client.Remove(ctx, name, v.State.Active())
+	return m.c().Remove(ctx, name, v.State.Active())
 }
 
 // preferences opens the config file, first writing one that documents the
@@ -254,7 +271,7 @@ func (m *Menu) stopAll(names []string, suspend bool) {
 	errs := make([]error, len(names))
 	for i, n := range names {
 		wg.Go(func() {
-			if _, err := m.opts.Client.Stop(context.Background(), n, req); err != nil {
+			if _, err := m.c().Stop(context.Background(), n, req); err != nil {
 				errs[i] = fmt.Errorf("%s: %w", n, err)
 			}
 		})

@@ -3,6 +3,7 @@ package menu
 import (
 	"context"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -26,6 +27,9 @@ type Client interface {
 	Clone(ctx context.Context, src string, req api.CloneRequest) (api.VM, error)
 	// Events streams host events to fn until ctx ends or the stream drops.
 	Events(ctx context.Context, fn func(api.Event)) error
+	// DialConsole connects to the host's web console for a listener of this
+	// machine on 127.0.0.1:localPort (a remote host's console, tunnelled).
+	DialConsole(ctx context.Context, localPort int) (net.Conn, error)
 }
 
 // Dialogs asks the user things (osascript on macOS, zenity/kdialog on Linux).
@@ -66,7 +70,15 @@ type LoginItem interface {
 
 // Options wire a Menu to the world.
 type Options struct {
-	Client  Client
+	Client Client // this machine's host
+	// Hosts, when set, adds the Host submenu: this machine and the contexts
+	// of `fvm context`, one shown at a time (hosts.go). HostPool is how many
+	// it can list (default 8); RemoteTimeout bounds a call to a remote host,
+	// which may first need an SSH handshake (default 45s).
+	Hosts         Hosts
+	HostPool      int
+	RemoteTimeout time.Duration
+
 	Dialogs Dialogs
 	Desktop Desktop
 	Login   LoginItem // nil hides Start at Login
@@ -84,6 +96,10 @@ type Options struct {
 	// ConsoleInTerminal: Open Console runs `fvm console NAME` in a terminal
 	// (macOS) instead of opening the web console's serial tab.
 	ConsoleInTerminal bool
+	// BeforeDisplay runs before Open Display asks the host for a VM's screen:
+	// on macOS 14 it yields activation to the vz helper app, which can then
+	// bring its window to the front with the keyboard (cooperative activation).
+	BeforeDisplay func()
 
 	// Quit ends the app once the menu has dealt with running VMs.
 	Quit func()

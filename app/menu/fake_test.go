@@ -1,9 +1,12 @@
 package menu
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -166,6 +169,9 @@ type fakeClient struct {
 	created  []api.CreateRequest
 	startErr error
 	native   bool // Display answers "shown natively"
+	hostName string
+	block    bool  // Host waits for its context to end (an unreachable remote host)
+	consoles []int // DialConsole's local ports
 }
 
 func (c *fakeClient) CreateSnapshot(_ context.Context, name, tag string) (api.Snapshot, error) {
@@ -210,13 +216,38 @@ func (c *fakeClient) set(v api.VM) {
 	c.mu.Unlock()
 }
 
-func (c *fakeClient) Host(context.Context) (api.HostInfo, error) {
+func (c *fakeClient) Host(ctx context.Context) (api.HostInfo, error) {
+	c.mu.Lock()
+	block := c.block
+	c.mu.Unlock()
+	if block {
+		<-ctx.Done()
+		return api.HostInfo{}, ctx.Err()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.hostErr != nil {
 		return api.HostInfo{}, c.hostErr
 	}
-	return api.HostInfo{PID: c.pid, Version: "test"}, nil
+	return api.HostInfo{PID: c.pid, Version: "test", Hostname: c.hostName}, nil
+}
+
+// DialConsole answers one HTTP request with the page's path, as a console would.
+func (c *fakeClient) DialConsole(_ context.Context, port int) (net.Conn, error) {
+	c.mu.Lock()
+	c.consoles = append(c.consoles, port)
+	c.mu.Unlock()
+	a, b := net.Pipe()
+	go func() {
+		defer b.Close()
+		req, err := http.ReadRequest(bufio.NewReader(b))
+		if err != nil {
+			return
+		}
+		body := "console " + req.Host + " " + req.URL.Path
+		fmt.Fprintf(b, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	}()
+	return a, nil
 }
 
 func (c *fakeClient) List(context.Context) ([]api.VM, error) {

@@ -19,15 +19,40 @@ func (m *Menu) Run(ctx context.Context) {
 	}()
 	defer func() { <-done }()
 
+	if m.opts.Hosts != nil { // contexts come and go: list them again now and then
+		go func() {
+			for {
+				m.loadChoices()
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}()
+	}
 	wait := m.opts.BackoffMin
 	for ctx.Err() == nil {
 		began := time.Now()
-		err := m.follow(ctx)
+		fctx, cancel := context.WithCancel(ctx)
+		m.mu.Lock()
+		gen, c := m.gen, m.client
+		m.cancelFollow = cancel
+		m.mu.Unlock()
+		err := m.follow(fctx, gen, c)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
+		m.mu.Lock()
+		switched := gen != m.gen
+		m.mu.Unlock()
+		if switched { // another host was picked: follow it at once
+			wait = m.opts.BackoffMin
+			continue
+		}
 		m.log.Debug("host event stream ended", "err", err)
-		m.setHost(nil, err)
+		m.setHost(gen, nil, err)
 		if time.Since(began) > m.opts.BackoffMax {
 			wait = m.opts.BackoffMin // it was up a good while: this is a new outage
 		}
@@ -41,20 +66,20 @@ func (m *Menu) Run(ctx context.Context) {
 }
 
 // follow connects to the host and streams its events until the stream ends.
-func (m *Menu) follow(ctx context.Context) error {
-	hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	info, err := m.opts.Client.Host(hctx)
+func (m *Menu) follow(ctx context.Context, gen int, c Client) error {
+	hctx, cancel := context.WithTimeout(ctx, m.hostTimeout())
+	info, err := c.Host(hctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	m.setHost(&info, nil)
+	m.setHost(gen, &info, nil)
 	m.Refresh()
 	// Changes made between that listing and the subscription taking effect
 	// raise no event for us: list once more when the stream has settled.
 	settle := time.AfterFunc(m.opts.Settle, m.Refresh)
 	defer settle.Stop()
-	return m.opts.Client.Events(ctx, func(ev api.Event) {
+	return c.Events(ctx, func(ev api.Event) {
 		if strings.HasPrefix(ev.Type, "vm.") {
 			m.Refresh()
 		}
@@ -77,8 +102,11 @@ func (m *Menu) refresher(ctx context.Context) {
 			return
 		case <-m.refreshc:
 		}
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		vms, err := m.opts.Client.List(lctx)
+		m.mu.Lock()
+		gen, c := m.gen, m.client
+		m.mu.Unlock()
+		lctx, cancel := context.WithTimeout(ctx, max(10*time.Second, m.hostTimeout()))
+		vms, err := c.List(lctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() == nil {
@@ -86,6 +114,6 @@ func (m *Menu) refresher(ctx context.Context) {
 			}
 			continue
 		}
-		m.setVMs(vms)
+		m.setVMs(gen, vms)
 	}
 }

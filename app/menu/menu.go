@@ -1,6 +1,7 @@
 package menu
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/remote"
 )
 
 // Menu is the tray menu of the fvm host. Build it with New, then Run it.
@@ -20,6 +22,7 @@ type Menu struct {
 	log  *slog.Logger
 
 	status      *view
+	hosts       *hostMenu // nil without Options.Hosts (hosts.go)
 	slots       []*slot
 	more, empty *view
 	newVM       *view
@@ -37,6 +40,16 @@ type Menu struct {
 	busy     string        // overrides the status line during long work (quitting)
 	quitting bool
 	tooltip  string // as last set on the tray
+
+	// The host shown (hosts.go): its choice, its client, and a generation
+	// that grows with each pick, so answers of the previous host are dropped.
+	choices      []HostChoice
+	storeCur     string // the context `fvm context use` picked: what the CLI uses without --context
+	cur          HostChoice
+	client       Client
+	gen          int
+	cancelFollow context.CancelFunc // ends Run's following of the host shown
+	tunnel       *consoleTunnel     // to the remote host's web console shown now
 }
 
 // New builds the menu into tray. Nothing talks to the host until Run.
@@ -65,8 +78,33 @@ func New(tray Tray, opts Options) *Menu {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if opts.HostPool <= 0 {
+		opts.HostPool = 8
+	}
+	if opts.RemoteTimeout <= 0 {
+		opts.RemoteTimeout = 45 * time.Second
+	}
 	m := &Menu{opts: opts, tray: tray, log: opts.Log, refreshc: make(chan struct{}, 1)}
+	m.client = opts.Client
+	m.cur = HostChoice{Name: remote.DefaultContext, Label: "this machine"}
+	if opts.Hosts != nil {
+		if choices, cur, err := opts.Hosts.Choices(); err == nil {
+			m.choices, m.storeCur = choices, cur
+			for _, ch := range choices {
+				if ch.Name == cur && ch.Remote {
+					if c, err := opts.Hosts.Connect(cur); err == nil {
+						m.cur, m.client = ch, c
+					}
+				}
+			}
+		} else {
+			m.log.Warn("list contexts", "err", err)
+		}
+	}
 	m.build()
+	m.mu.Lock()
+	m.renderHosts()
+	m.mu.Unlock()
 	return m
 }
 
@@ -87,6 +125,7 @@ func (m *Menu) build() {
 	m.tooltip = "fvm"
 	m.status = m.fixed(titleConnect, nil)
 	m.status.enable(false)
+	m.buildHosts()
 	m.tray.AddSeparator()
 	for range m.opts.PoolSize {
 		m.slots = append(m.slots, m.newSlot())
@@ -131,19 +170,25 @@ func (m *Menu) run(fn func()) {
 // Wait waits for the work of earlier clicks to finish.
 func (m *Menu) Wait() { m.wg.Wait() }
 
-// setVMs records a fresh listing and redraws.
-func (m *Menu) setVMs(vms []api.VM) {
+// setVMs records a fresh listing of the host of generation gen and redraws.
+func (m *Menu) setVMs(gen int, vms []api.VM) {
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Spec.Name < vms[j].Spec.Name })
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if gen != m.gen {
+		return // the listing of a host no longer shown
+	}
 	m.vms = vms // whether the host is up is the event stream's call
 	m.render()
 }
 
 // setHost records who hosts the VMs (nil info and an error: nobody reachable).
-func (m *Menu) setHost(info *api.HostInfo, err error) {
+func (m *Menu) setHost(gen int, info *api.HostInfo, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if gen != m.gen {
+		return
+	}
 	m.host, m.hostErr = info, err
 	m.render()
 }
@@ -157,7 +202,12 @@ func (m *Menu) setBusy(s string) {
 
 // render draws the state into the tray; m.mu must be held.
 func (m *Menu) render() {
-	m.status.set(m.statusLine(), "", false)
+	tip := ""
+	if m.hostErr != nil {
+		tip = m.hostErr.Error()
+	}
+	m.status.set(m.statusLine(), tip, false)
+	m.renderHosts()
 	shown := min(len(m.vms), len(m.slots))
 	for i, s := range m.slots {
 		if i < shown && m.hostErr == nil {
@@ -172,7 +222,7 @@ func (m *Menu) render() {
 	m.empty.show(len(m.vms) == 0 && m.hostErr == nil && m.host != nil)
 	m.newVM.enable(m.hostErr == nil && !m.quitting)
 	running := m.running()
-	tip := "fvm"
+	tip = "fvm"
 	if len(running) > 0 {
 		tip = fmt.Sprintf("fvm: %d running", len(running))
 	}
@@ -187,6 +237,14 @@ func (m *Menu) statusLine() string {
 	if m.busy != "" {
 		return m.busy
 	}
+	if m.cur.Remote {
+		switch {
+		case m.hostErr != nil:
+			return truncate(m.cur.Label+": not reachable: "+oneLine(m.hostErr), 90)
+		case m.host == nil:
+			return "fvm: connecting to " + m.cur.Label + "…"
+		}
+	}
 	if m.hostErr != nil {
 		return "fvm host not reachable: retrying…"
 	}
@@ -194,7 +252,12 @@ func (m *Menu) statusLine() string {
 		return titleConnect
 	}
 	who := fmt.Sprintf("fvm host pid %d", m.host.PID)
-	if m.host.PID == m.opts.SelfPID {
+	if m.cur.Remote {
+		who = m.cur.Label + ": fvm host"
+		if m.host.Hostname != "" {
+			who += " on " + m.host.Hostname
+		}
+	} else if m.host.PID == m.opts.SelfPID {
 		who = "fvm host: this app"
 	}
 	if m.host.Version != "" {
@@ -215,7 +278,7 @@ func (m *Menu) running() []string {
 }
 
 // hosting reports whether this process hosts the VMs; m.mu must be held.
-func (m *Menu) hosting() bool { return m.host != nil && m.host.PID == m.opts.SelfPID }
+func (m *Menu) hosting() bool { return !m.cur.Remote && m.host != nil && m.host.PID == m.opts.SelfPID }
 
 // vmNamed returns the last listed state of a VM.
 func (m *Menu) vmNamed(name string) (api.VM, bool) {

@@ -146,12 +146,13 @@ func TestClickCallsAPI(t *testing.T) {
 func TestOpenDisplayWindowsAndNative(t *testing.T) {
 	var mu sync.Mutex
 	var windows []string
+	yields := 0
 	h := start(t, Options{FvmPath: "fvm", ConsoleInTerminal: true, OpenWindow: func(name, url string) error {
 		mu.Lock()
 		windows = append(windows, name+" "+url)
 		mu.Unlock()
 		return nil
-	}}, mkVM("web", vm.Running))
+	}, BeforeDisplay: func() { mu.Lock(); yields++; mu.Unlock() }}, mkVM("web", vm.Running))
 	h.waitTitle(t, "● web")
 	h.tray.click(t, "● web", "Open Display")
 	h.tray.click(t, "● web", "Open Console")
@@ -173,6 +174,10 @@ func TestOpenDisplayWindowsAndNative(t *testing.T) {
 	mu.Lock()
 	if len(windows) != 1 {
 		t.Errorf("a natively shown VM opened a window: %q", windows)
+	}
+	// Activation is yielded (to the vz helper) before each Open Display, not for the console.
+	if yields != 2 {
+		t.Errorf("BeforeDisplay ran %d times for two Open Display clicks, want 2", yields)
 	}
 	mu.Unlock()
 	if e := h.dialogs.Errors(); len(e) != 0 {

@@ -46,7 +46,7 @@ func (m *Menu) newVMFlow() {
 // createVM asks for an image, a size and a name, then creates and starts the
 // VM. Cancelling any dialog creates nothing.
 func (m *Menu) createVM(ctx context.Context) error {
-	c, d := m.opts.Client, m.opts.Dialogs
+	c, d := m.c(), m.opts.Dialogs
 	imgs, err := c.Images(ctx)
 	if err != nil {
 		return err

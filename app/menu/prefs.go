@@ -21,7 +21,7 @@ func DefaultConfig(backends []string) string {
 	return fmt.Sprintf(`# fvm settings. FVM_<SETTING> environment variables (e.g. FVM_MEMORY=4G)
 # and command-line flags override this file. Uncomment a line to change it.
 
-# Defaults for new VMs (sizes need a unit: 512M, 2G):
+# Defaults for new VMs (sizes: 512M, 2G; a bare number is GiB):
 # cpus: %d
 # memory: %s
 # disk: %s

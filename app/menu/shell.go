@@ -33,11 +33,12 @@ func commandLine(env, argv []string) string {
 
 // SSHCommand is what Copy SSH Command puts on the clipboard: `fvm ssh NAME`,
 // with this host's environment (FVM_HOME) when it is not the default.
+// With a remote host shown, --context NAME reaches it.
 func (m *Menu) SSHCommand(name string) string {
-	return commandLine(m.opts.Env, []string{"fvm", "ssh", name})
+	return commandLine(m.opts.Env, append(append([]string{"fvm"}, m.contextArgs()...), "ssh", name))
 }
 
-// fvmCommand is a command line running this app's fvm CLI.
+// fvmCommand is a command line running this app's fvm CLI on the host shown.
 func (m *Menu) fvmCommand(args ...string) string {
-	return commandLine(m.opts.Env, append([]string{m.opts.FvmPath}, args...))
+	return commandLine(m.opts.Env, append(append([]string{m.opts.FvmPath}, m.contextArgs()...), args...))
 }

@@ -4,6 +4,8 @@ package daemoncmd
 
 import (
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -26,7 +28,10 @@ directory. VMs keep running when the host stops; the next host re-adopts them.`,
 			proc.CloseInheritedFDs() // e.g. a caller's lock: the host may outlive it by days
 			layout := store.DefaultLayout()
 			d := host.New(layout, cli.Version, os.Stderr)
-			return d.Serve(cmd.Context())
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sigs)
+			return serveUntilSignalled(cmd.Context(), d.Serve, sigs, stopGrace, os.Exit, os.Stderr)
 		},
 	}
 }

@@ -3,6 +3,7 @@
 package api
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/fvmhq/fvm/core/vm"
@@ -13,9 +14,28 @@ const Version = "v1"
 
 // Revision numbers the contract within Version: it grows with every change a
 // host of the previous revision would refuse (a new request field, a route).
-// Host and client exchange it (RevisionHeader on every response; HostInfo);
-// the client refuses a host of another revision with what to do.
-const Revision = 5 // 3: display, screenshot and console routes; 4: CreateRequest.CheckOnly, logs through the driver; 5: snapshots and clones, rm's report
+// Host and client exchange it (RevisionHeader on every response; HostInfo;
+// the greeting of `fvm system dial-stdio` for remote hosts); the client
+// refuses a host of another revision with what to do.
+//
+// 3: display, screenshot and console routes. 4: remote hosts (uploads,
+// tunnels to guest ports and to the web console, HostInfo.Hostname),
+// CreateRequest.CheckOnly, logs through the driver, the NIC route.
+// 5: snapshots and clones, rm's report.
+var Revision = revision(revisionOverride, 5)
+
+// revisionOverride is empty in every release. The remote-host e2e test builds
+// a binary of another revision with
+// -ldflags "-X github.com/fvmhq/fvm/core/api.revisionOverride=99"
+// to see both sides refuse each other with what to upgrade.
+var revisionOverride string
+
+func revision(override string, r int) int {
+	if n, err := strconv.Atoi(override); err == nil && n > 0 {
+		return n
+	}
+	return r
+}
 
 // RevisionHeader carries the host's Revision on every response.
 const RevisionHeader = "Fvm-Api-Revision"
@@ -47,6 +67,62 @@ type VM struct {
 	// Broken says why the VM cannot be used (an unreadable spec, a missing disk)
 	// and how to remove it (`fvm rm NAME`); only Spec.Name and Dir are reliable then.
 	Broken string `json:"broken,omitempty"`
+	// NIC is a running VM's network interface (`fvm inspect` only).
+	NIC *NIC `json:"nic,omitempty"`
+	// LastStart says how the VM's last start went, phase by phase.
+	LastStart *StartReport `json:"lastStart,omitempty"`
+}
+
+// NIC is a VM's network interface: its address, stable for the VM's life,
+// and the guest's IP addresses on it.
+type NIC struct {
+	MAC string `json:"mac"`
+	// IPs are the guest's addresses on the NIC; none while the guest cannot
+	// say (its agent not up yet).
+	IPs []string `json:"ips,omitempty"`
+	// Source says where IPs come from: "guest-agent" (QEMU's guest agent
+	// asked now) or "dhcp-lease" (vz: the address its network leases the NIC).
+	Source string `json:"source,omitempty"`
+	// Error is why the guest's addresses are unknown, when they are.
+	Error string `json:"error,omitempty"`
+}
+
+// StartReport is how one start of a VM went: how it began and where the time
+// went until its first SSH connection, phase by phase, in order.
+type StartReport struct {
+	Boot      string    `json:"boot"` // cold, resumed or clone (driver.Boot*)
+	StartedAt time.Time `json:"startedAt"`
+	// Via is how a clone was re-identified: "agent" (the guest agent) or "ssh"
+	// (over the template's key), and Note why not through the agent.
+	Via    string       `json:"via,omitempty"`
+	Note   string       `json:"note,omitempty"`
+	Phases []StartPhase `json:"phases"`
+}
+
+// StartPhase is one step of a start; the phases of a start follow each other.
+type StartPhase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"` // how long this phase took
+}
+
+// Phase names of a StartReport.
+const (
+	PhaseBoot       = "hypervisor"   // the hypervisor up, the guest booting (cold)
+	PhaseRestore    = "restore"      // the saved memory loaded, the guest running (resumed, clone)
+	PhaseAgent      = "agent-ready"  // the guest agent answered (clone)
+	PhaseTemplate   = "template-ssh" // reached over the template's key (clone, without the agent)
+	PhaseReidentify = "re-identify"  // the clone made its own machine (clone)
+	PhaseKeyLive    = "key-live"     // its own host key answered, its identity checked (clone)
+	PhaseSSH        = "first-ssh"    // SSH answered and a session ran: the VM is ready
+)
+
+// Total is the time from the start to the end of its last phase.
+func (r StartReport) Total() float64 {
+	var t float64
+	for _, p := range r.Phases {
+		t += p.Seconds
+	}
+	return t
 }
 
 // DisplayRequest is the body of POST /v1/vms/{name}/display.
@@ -83,6 +159,10 @@ type CreateRequest struct {
 	// image is resolved (backend, name, settings), so a client learns it
 	// before a long pull or upload. The rules live in the host only.
 	CheckOnly bool `json:"checkOnly,omitempty"`
+	// ISOUpload installs from an ISO the client uploaded (POST /v1/uploads:
+	// its Upload.Digest) instead of Spec.ISO, a path on the host: a client on
+	// another machine than the host's uploads its file.
+	ISOUpload string `json:"isoUpload,omitempty"`
 }
 
 // WarmRequest is the body of POST /v1/images/warm: make the warm snapshot of
@@ -165,6 +245,10 @@ type StartRequest struct {
 	// Cold discards a saved state (suspend, or a warm snapshot for a new clone)
 	// and boots from the disk.
 	Cold bool `json:"cold,omitempty"`
+	// ISO attaches an installer ISO (an absolute path on the host) to a VM
+	// made without an image (a blank one, or one installed from another ISO)
+	// and boots it: the firmware boots it when the disk has nothing to boot.
+	ISO string `json:"iso,omitempty"`
 }
 
 // SSHInfo is what a client needs to open an SSH session with a pinned host key.
@@ -227,6 +311,9 @@ func (h HostInfo) BackendNames() []string {
 // HostInfo describes the host process.
 type HostInfo struct {
 	Version string `json:"version"`
+	// Hostname is the name of the machine the host runs on, so a client of a
+	// remote host can say which machine it talked to.
+	Hostname string `json:"hostname,omitempty"`
 	// APIRevision is the host's Revision (0: a host from before the handshake).
 	APIRevision int     `json:"apiRevision,omitempty"`
 	PID         int     `json:"pid"`
@@ -303,7 +390,10 @@ type PullRequest struct {
 
 // ImportRequest is the body of POST /v1/images/import.
 type ImportRequest struct {
-	Source string `json:"source"` // absolute file path, or an http(s) URL
+	Source string `json:"source"` // absolute file path, or an http(s) URL; with Upload, the client's file name (shown as the image's source)
+	// Upload imports a file the client uploaded (POST /v1/uploads: its
+	// Upload.Digest) instead of Source: the client's machine is not the host's.
+	Upload string `json:"upload,omitempty"`
 	// Name registers the image; empty derives one from the file name.
 	Name     string  `json:"name,omitempty"`
 	Checksum string  `json:"checksum,omitempty"` // sha256:HEX or sha512:HEX of the bytes at Source
@@ -423,3 +513,33 @@ type Port struct {
 	Auto      bool   `json:"auto"` // made because the guest listens on GuestPort
 	Via       string `json:"via"`  // static (-p), hostfwd (the user network) or ssh (a tunnel, for guest loopback)
 }
+
+// UploadsPath is the route a client streams a file of its own to (POST, the
+// file's bytes as the body): the host keeps it under its digest for a later
+// request that names it (ImportRequest.Upload, CreateRequest.ISOUpload).
+// The query's name is the file's base name; UploadSizeHeader declares its
+// length; the trailer UploadDigestHeader carries the SHA-256 the client read,
+// which the host compares with what arrived: a cut or altered upload leaves
+// nothing behind.
+const UploadsPath = "/v1/uploads"
+
+const (
+	UploadSizeHeader   = "Fvm-Upload-Size"
+	UploadDigestHeader = "Fvm-Upload-Digest" // a trailer: sha256:HEX
+)
+
+// Upload answers POST /v1/uploads: a file the host now holds.
+type Upload struct {
+	Digest string `json:"digest"` // sha256:HEX, what later requests name
+	Size   int64  `json:"size"`
+	Name   string `json:"name"` // the client's base name
+}
+
+// TunnelProtocol is the Upgrade token of the tunnel routes, after which the
+// connection carries the bytes of one TCP connection both ways:
+//   - GET /v1/vms/{name}/tunnel?port=N: to the guest's port N (its loopback),
+//     over the SSH connection the host holds to the VM (`fvm port-forward`);
+//   - GET /v1/console/tunnel?port=L: to the host's web console, which then
+//     also accepts the Host 127.0.0.1:L of the client's listener (`fvm
+//     display` of a remote host).
+const TunnelProtocol = "fvm-tcp/1"

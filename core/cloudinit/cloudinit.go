@@ -20,14 +20,21 @@ const DefaultMAC = "52:54:00:12:34:56"
 
 // Config is what the seed says about one VM.
 type Config struct {
-	InstanceID     string   // fresh per VM (NewInstanceID); a new id makes cloud-init run again
-	Hostname       string   // the VM name
-	User           string   // login user, given passwordless sudo
+	InstanceID string // fresh per VM (NewInstanceID); a new id makes cloud-init run again
+	Hostname   string // the VM name
+	User       string // login user, given passwordless sudo
+	// UID is the user's uid: the host user's, so that files in shared folders
+	// (virtiofs and 9p pass owners through) are the guest user's own; 0 leaves
+	// it to the guest (GuestUID says when).
+	UID            int
 	AuthorizedKeys []string // authorized_keys lines for User
 	HostKeyPrivate string   // ed25519 host key, OpenSSH PEM
 	HostKeyPublic  string   // the same key, authorized_keys format
 	MACAddress     string   // the NIC to configure with DHCP; DefaultMAC when empty
 	Mounts         []Mount  // host directories to mount at every boot
+	// SSHPort names a virtio-serial port on which the guest's sshd also serves
+	// the host, one connection at a time (sshport.go); empty: none.
+	SSHPort string
 	// Rosetta mounts the Rosetta share (virtiofs tag RosettaTag, vz on Apple
 	// silicon) and registers it for x86-64 ELF programs, at every boot.
 	Rosetta bool
@@ -84,6 +91,19 @@ func rosettaCommand() []string {
 	return []string{"sh", "-c", sh}
 }
 
+// GuestUID is the uid the guest's user gets on a host whose user is
+// hostUID: the same, as Lima does, so that a shared folder the host user owns
+// is the guest user's own (a Mac's first user is 501, Linux's 1000). Root and
+// system accounts (below 500) keep the guest's own choice: uid 0 cannot be a
+// second user, and low uids belong to the guest's system accounts; so do
+// uids from 60000 up (nobody, systemd's dynamic users).
+func GuestUID(hostUID int) int {
+	if hostUID < 500 || hostUID >= 60000 {
+		return 0
+	}
+	return hostUID
+}
+
 // NewInstanceID returns a fresh instance id such as "i-3f2a9c0d1e7b6a58".
 func NewInstanceID() string {
 	b := make([]byte, 8)
@@ -106,6 +126,9 @@ func (c Config) validate() error {
 	if len(c.AuthorizedKeys) == 0 {
 		errs = append(errs, errors.New("cloud-init seed: no SSH key to authorize: pass one with --ssh-key"))
 	}
+	if strings.Trim(c.SSHPort, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+		errs = append(errs, fmt.Errorf("cloud-init seed: SSH port name %q: use letters, digits, '.', '_' and '-'", c.SSHPort))
+	}
 	for _, k := range c.AuthorizedKeys {
 		if strings.ContainsAny(strings.TrimSpace(k), "\n\r") {
 			errs = append(errs, fmt.Errorf("cloud-init seed: SSH key %.40q spans several lines: give one key per entry", k))
@@ -116,6 +139,7 @@ func (c Config) validate() error {
 
 type userEntry struct {
 	Name              string   `yaml:"name"`
+	UID               int      `yaml:"uid,omitempty"`
 	Sudo              string   `yaml:"sudo"`
 	Shell             string   `yaml:"shell"`
 	LockPasswd        bool     `yaml:"lock_passwd"`
@@ -165,6 +189,10 @@ const (
 	SSHDConfig     = "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n"
 )
 
+// LingerDir is systemd-logind's list of users whose manager runs from boot
+// (`loginctl enable-linger`): one empty file per user.
+const LingerDir = "/var/lib/systemd/linger/"
+
 // UserData renders the #cloud-config user-data.
 func UserData(c Config) ([]byte, error) {
 	if err := c.validate(); err != nil {
@@ -183,6 +211,7 @@ func UserData(c Config) ([]byte, error) {
 		ManageEtcHosts: true,
 		Users: []userEntry{{
 			Name:              c.User,
+			UID:               c.UID,
 			Sudo:              "ALL=(ALL) NOPASSWD:ALL",
 			Shell:             "/bin/bash",
 			LockPasswd:        true,
@@ -197,7 +226,13 @@ func UserData(c Config) ([]byte, error) {
 		},
 		Growpart:     growpart{Mode: "auto", Devices: []string{"/"}},
 		ResizeRootfs: true,
-		WriteFiles:   []writeFile{{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"}},
+		WriteFiles: []writeFile{
+			{Path: SSHDConfigFile, Content: SSHDConfig, Permissions: "0644"},
+			// Linger: logind starts the user's systemd manager at boot, while the
+			// guest boots, not at the first login, which would wait for it. The
+			// network stage that writes it comes before logind starts.
+			{Path: LingerDir + c.User, Content: "", Permissions: "0644"},
+		},
 	}
 	if c.NewMachineID {
 		ud.Bootcmd = append(ud.Bootcmd, newMachineIDCommand)
@@ -207,6 +242,9 @@ func UserData(c Config) ([]byte, error) {
 	}
 	if c.Rosetta {
 		ud.Bootcmd = append(ud.Bootcmd, rosettaCommand())
+	}
+	if c.SSHPort != "" {
+		ud.Bootcmd = append(ud.Bootcmd, sshPortCommand(c.SSHPort))
 	}
 	return marshal("#cloud-config\n", ud)
 }

@@ -86,7 +86,7 @@ func TestUserData(t *testing.T) {
 		"write_files": []any{map[string]any{
 			"path": "/etc/ssh/sshd_config.d/60-fvm.conf", "permissions": "0644",
 			"content": "# written by fvm: the host runs commands as sessions on one connection\nMaxSessions 64\n",
-		}},
+		}, map[string]any{"path": "/var/lib/systemd/linger/fvm", "permissions": "0644", "content": ""}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("user-data:\n%s\nparsed %#v\nwant %#v", b, got, want)
@@ -328,4 +328,28 @@ func unescapeHex(t *testing.T, s string) []byte {
 		i++
 	}
 	return out
+}
+
+// TestGuestUIDMatchesHostUser: the guest's user gets the host user's uid, so
+// shared folders (owners passed through) are its own; root and system
+// accounts keep the guest's default.
+func TestGuestUIDMatchesHostUser(t *testing.T) {
+	for host, want := range map[int]int{501: 501, 1000: 1000, 1500: 1500, 0: 0, 33: 0, 499: 0, 65534: 0} {
+		if got := GuestUID(host); got != want {
+			t.Errorf("GuestUID(%d) = %d, want %d", host, got, want)
+		}
+	}
+	c := testConfig(t)
+	c.UID = 501
+	ud, err := UserData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ud), "    uid: 501\n") {
+		t.Errorf("user-data lacks the uid:\n%s", ud)
+	}
+	c.UID = 0
+	if ud, _ := UserData(c); strings.Contains(string(ud), "uid:") {
+		t.Errorf("uid 0 written:\n%s", ud)
+	}
 }

@@ -11,7 +11,8 @@ import (
 
 // A warm clone starts as a copy of a template VM that booted once under a
 // generic identity. Before anyone can use it, the host runs the script below
-// as root over the template's SSH key; it makes the clone its own machine and
+// as root, through the guest agent or else over the template's SSH key; it
+// makes the clone its own machine and
 // leaves cloud-init believing it already ran for the clone's own seed, so a
 // later reboot keeps that identity instead of provisioning again.
 
@@ -88,12 +89,14 @@ func ReidentifyScript(id Identity) (string, error) {
 	w("#!/bin/bash")
 	w("# fvm: make this warm clone its own machine")
 	w("set -eu")
+	w("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 	w("umask 077")
 	if id.SetClock {
 		w("# Clock first: the value is as fresh as it will be.")
 		w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
 	}
-	w("# The clone's own SSH host key (sshd reads its key files at each connection).")
+	w("# The clone's own SSH host key. A per-connection sshd (fvm's image: sshd.socket)")
+	w("# reads it at the next connection; a listening one is restarted below.")
 	w("rm -f /etc/ssh/ssh_host_*")
 	put("/etc/ssh/ssh_host_ed25519_key", priv)
 	w("umask 022")
@@ -136,8 +139,14 @@ func ReidentifyScript(id Identity) (string, error) {
 		w("fi")
 		w(`resize2fs "$root" > /dev/null 2>&1 || true`)
 	}
-	w("# Services that hold the old identity, without waiting: the host polls for the new key.")
-	w("systemctl restart --no-block systemd-journald ssh 2> /dev/null || systemctl restart --no-block sshd")
+	w("# A listening sshd restarts without blocking (the host polls for the new key); one sshd")
+	w("# per connection (fvm's image: sshd.socket) reads the new key at the next connection.")
+	w("# Globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
+	w("[ -e /etc/systemd/system/sockets.target.wants/sshd.socket ] || systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true")
+	w("# What only has to follow soon runs two seconds on, detached, so that it does not slow")
+	w("# the host's first connection down: the journal under the new machine id, and the")
+	w("# consoles' login prompts, printed under the template's name, printed again.")
+	w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
 	w("echo reidentified")
 	return s.String(), nil
 }

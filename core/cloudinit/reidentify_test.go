@@ -41,7 +41,9 @@ func TestReidentifyScript(t *testing.T) {
 		"printf 'i\\x2d0011223344556677\\x0a' > data/instance-id",
 		"date -u -s @1764600000.123456789",
 		"growpart", "resize2fs",
-		"systemctl restart --no-block systemd-journald ssh",
+		"systemctl restart --no-block systemd-journald",
+		"systemctl try-restart --no-block '[s]sh.service' '[s]shd.service'",
+		`systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"`,
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q", want)
@@ -49,6 +51,9 @@ func TestReidentifyScript(t *testing.T) {
 	}
 	if strings.Index(s, "systemctl restart --no-block") < strings.Index(s, "ssh_host_ed25519_key.pub") {
 		t.Error("sshd restarts before the new key is in place")
+	}
+	if strings.Index(s, `"getty@*.service"`) < strings.Index(s, "/proc/sys/kernel/hostname") {
+		t.Error("the consoles' prompts are printed again before the hostname is the clone's")
 	}
 }
 

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/viper"
 
@@ -23,6 +25,9 @@ func Load(layout store.Layout) (*viper.Viper, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_", "-", "_"))
 	v.AutomaticEnv()
 	v.SetConfigFile(layout.ConfigFile())
+	if err := checkRegular(layout.ConfigFile()); err != nil {
+		return nil, err
+	}
 	if err := v.ReadInConfig(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		var nf viper.ConfigFileNotFoundError
 		if !errors.As(err, &nf) {
@@ -30,6 +35,21 @@ func Load(layout store.Layout) (*viper.Viper, error) {
 		}
 	}
 	return v, nil
+}
+
+// checkRegular refuses a config file that is not a regular file (a FIFO
+// would block every fvm command and the host; a symlink to one in your
+// dotfiles is fine): it is opened without blocking and checked first.
+func checkRegular(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // missing, or unreadable: viper says which
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("config file %q is not a regular file (%s): replace it with a YAML file or remove it", path, st.Mode().Type())
+	}
+	return nil
 }
 
 // KeyImagesWarm turns warm snapshots on or off (default on): `images.warm: false`

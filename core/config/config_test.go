@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
@@ -50,5 +52,26 @@ func TestImageCatalogFromConfigAndEnv(t *testing.T) {
 	t.Setenv("FVM_IMAGES_FEDORA_MIRROR", "not a url")
 	if _, err := ImageCatalog(v); err == nil || !strings.Contains(err.Error(), "images.fedora.mirror") {
 		t.Fatalf("bad mirror: %v", err)
+	}
+}
+
+// TestConfigFIFONeverBlocks: a FIFO in place of config.yaml is refused at
+// once (every command and the host load the config).
+func TestConfigFIFONeverBlocks(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("FVM_HOME", home)
+	l := store.DefaultLayout()
+	if err := syscall.Mkfifo(l.ConfigFile(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := Load(l); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("Load with a FIFO config: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Load blocked on a FIFO config.yaml")
 	}
 }

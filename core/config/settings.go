@@ -118,7 +118,7 @@ func wholeNumber(v any) (int, error) {
 	return 0, fmt.Errorf("%v is not a whole number: use e.g. 4", v)
 }
 
-// size parses a size with a unit; a YAML number (memory: 4096) has none.
+// size parses a size; a YAML number (memory: 4) has no unit and means GiB.
 func size(v any) (int64, error) {
 	s, ok := v.(string)
 	if !ok {

@@ -80,9 +80,9 @@ func TestSettingsErrorsNameTheirSource(t *testing.T) {
 		want []string
 	}{
 		{env: map[string]string{"FVM_CPUS": "4.5abc"}, want: []string{"FVM_CPUS", `"4.5abc" is not a whole number`}},
-		{argv: []string{"--memory", "4"}, want: []string{"--memory", "4 bytes?", "4G"}},
-		{env: map[string]string{"FVM_DISK": "20"}, want: []string{"FVM_DISK", "20 bytes?", "20G"}},
-		{yaml: "memory: 4096\n", want: []string{"memory in ", "config.yaml", "4096 bytes?", "4096M"}},
+		{argv: []string{"--memory", "4096"}, want: []string{"--memory", "4096 GiB?", "4096M"}},
+		{env: map[string]string{"FVM_DISK": "20X"}, want: []string{"FVM_DISK", `"20X" is invalid`, "2G"}},
+		{yaml: "memory: 4096\n", want: []string{"memory in ", "config.yaml", "4096 GiB?", "4096M"}},
 		{yaml: "cpus: two\n", want: []string{"cpus in ", "config.yaml", `"two" is not a whole number`}},
 		{yaml: "user: [a, b]\n", want: []string{"user in ", "is not text"}},
 	} {
@@ -123,5 +123,21 @@ func TestConsolePort(t *testing.T) {
 	t.Setenv("FVM_CONSOLE_PORT", "")
 	if _, err := ConsolePort(loadWith(t, "console:\n  port: web\n")); err == nil || !strings.Contains(err.Error(), "console.port in") {
 		t.Errorf("bad port in the file: %v", err)
+	}
+}
+
+// TestBareSizesAreGiB: `--memory 4 --disk 20`, as the tools fvm replaces read
+// them, from a flag, an FVM_* variable or the config file alike.
+func TestBareSizesAreGiB(t *testing.T) {
+	want := vm.Defaults
+	want.MemoryMiB, want.DiskBytes = 4<<10, 20<<30
+	got, err := VMSettings(loadWith(t, ""), vmFlagSet(t, "--memory", "4", "--disk", "20"))
+	if err != nil || got != want {
+		t.Errorf("flags: %+v %v; want %+v", got, err, want)
+	}
+	v := loadWith(t, "memory: 4\n")
+	t.Setenv("FVM_DISK", "20")
+	if got, err = VMSettings(v, vmFlagSet(t)); err != nil || got != want {
+		t.Errorf("file and env: %+v %v; want %+v", got, err, want)
 	}
 }

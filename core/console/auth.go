@@ -6,30 +6,74 @@ import (
 	"encoding/base64"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // The web console is a local admin page, guarded as one should be:
 //   - it listens on 127.0.0.1 only;
-//   - a page is opened with a per-VM random token in its URL, which the host
-//     trades for an HttpOnly, SameSite=Strict cookie scoped to that VM's path
-//     (and redirects, so the token leaves the address bar and history);
+//   - a page is opened with a one-time code in its URL (a new one for each
+//     `fvm display`, valid for codeTTL), which the host trades, once, for an
+//     HttpOnly, SameSite=Strict cookie scoped to that VM's path, and
+//     redirects, so the code leaves the address bar and history. The URL is
+//     handed to a browser on its command line, which every local user can
+//     read in /proc: by the time anyone could, the code is spent or expired.
+//     The cookie, the long-lived secret, never appears in a URL;
 //   - every request must name the console itself in Host (127.0.0.1:PORT or
 //     localhost:PORT), so a DNS-rebound name reaches nothing;
 //   - a request with an Origin (every WebSocket from a browser has one) must
 //     come from the console's own origin, so no other site can open a VM's
 //     screen or serial port in the user's browser (cross-site WebSocket hijacking);
-//   - tokens and cookies are held in memory only: they die with the host.
+//   - codes and cookies are held in memory only: they die with the host.
 
 // cookieName is the session cookie; its path scopes it to one VM.
 const cookieName = "fvm_console"
 
-// access is one VM's secrets: the token in its URL and the cookie value it buys.
+// codeTTL is how long a console URL's one-time code stays valid unused: long
+// enough for a browser to start on a busy machine, or to paste a printed URL.
+const codeTTL = 2 * time.Minute
+
+// maxCodes bounds the unused codes of one VM (each `fvm display` adds one).
+const maxCodes = 64
+
+// access is one VM's secrets: the unused one-time codes of its URLs (with
+// when each expires) and the session cookie value a code buys.
 type access struct {
-	token, session string
+	codes   map[string]time.Time
+	session string
 }
 
 func newAccess() *access {
-	return &access{token: randomString(), session: randomString()}
+	return &access{codes: map[string]time.Time{}, session: randomString()}
+}
+
+// newCode mints a one-time code valid until now+codeTTL, dropping expired ones
+// (and the oldest, past maxCodes).
+func (a *access) newCode(now time.Time) string {
+	var oldest string
+	for c, exp := range a.codes {
+		if !now.Before(exp) {
+			delete(a.codes, c)
+		} else if oldest == "" || exp.Before(a.codes[oldest]) {
+			oldest = c
+		}
+	}
+	if len(a.codes) >= maxCodes {
+		delete(a.codes, oldest)
+	}
+	c := randomString()
+	a.codes[c] = now.Add(codeTTL)
+	return c
+}
+
+// redeem spends code: true, once, for a code minted and not expired.
+func (a *access) redeem(code string, now time.Time) bool {
+	for c, exp := range a.codes {
+		if equal(code, c) {
+			delete(a.codes, c) // once, whether in time or not
+			return now.Before(exp)
+		}
+	}
+	return false
 }
 
 // randomString is 256 random bits, URL-safe.

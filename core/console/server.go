@@ -66,6 +66,10 @@ type Server struct {
 	mu     sync.Mutex
 	access map[string]*access // by VM name
 	port   int                // once listening
+	now    func() time.Time   // the clock codes expire by (tests move it)
+	// tunnels are the ports of clients' own listeners that tunnel to this
+	// console from another machine (AllowTunnel): their Host is accepted too.
+	tunnels map[int]bool
 }
 
 // New returns a console; Listen, then serve Handler on the listener.
@@ -76,7 +80,7 @@ func New(o Options) *Server {
 	if o.Assets == nil {
 		o.Assets = resources.Web()
 	}
-	return &Server{opts: o, log: o.Log, assets: o.Assets, access: map[string]*access{}}
+	return &Server{opts: o, log: o.Log, assets: o.Assets, access: map[string]*access{}, now: time.Now}
 }
 
 // Listen binds 127.0.0.1:port (port 0: a free one), the only address the
@@ -102,8 +106,9 @@ func (s *Server) Port() int {
 	return s.port
 }
 
-// URL opens the VM's console page (its serial tab with serial): the token in
-// it stays valid until the host stops or the VM is removed.
+// URL opens the VM's console page (its serial tab with serial) once: its code
+// buys the session cookie on first use, within codeTTL, and never again. Each
+// call makes a new URL.
 func (s *Server) URL(name string, serial bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -115,14 +120,40 @@ func (s *Server) URL(name string, serial bool) (string, error) {
 		a = newAccess()
 		s.access[name] = a
 	}
-	u := fmt.Sprintf("http://127.0.0.1:%d%s?token=%s", s.port, vmPath(name), a.token)
+	u := fmt.Sprintf("http://127.0.0.1:%d%s?%s=%s", s.port, vmPath(name), codeParam, a.newCode(s.now()))
 	if serial {
 		u += "#serial"
 	}
 	return u, nil
 }
 
-// Forget revokes a VM's token and cookie: the VM is gone (a new VM of the
+// AllowTunnel accepts requests for 127.0.0.1:port (or localhost:port) as
+// well as for the console's own port: a client on another machine listens
+// there on its own loopback and tunnels each connection here through the
+// host's API (`fvm display` of a remote host), so the browser names its port.
+// Host still rules out DNS rebinding (a rebound name is no loopback address),
+// and Origin must still be the page's own.
+func (s *Server) AllowTunnel(port int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tunnels == nil {
+		s.tunnels = map[int]bool{}
+	}
+	s.tunnels[port] = true
+}
+
+func (s *Server) tunnelHost(host string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := range s.tunnels {
+		if hostAllowed(host, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Forget revokes a VM's codes and cookie: the VM is gone (a new VM of the
 // same name gets new ones).
 func (s *Server) Forget(name string) {
 	s.mu.Lock()
@@ -134,6 +165,17 @@ func (s *Server) accessOf(name string) *access {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.access[name]
+}
+
+// redeem spends a VM's one-time code and returns the session cookie it buys.
+func (s *Server) redeem(name, code string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.access[name]
+	if a == nil || !a.redeem(code, s.now()) {
+		return "", false
+	}
+	return a.session, true
 }
 
 // Handler serves the console. Every response passes the Host and Origin checks.
@@ -161,7 +203,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("X-Frame-Options", "DENY")
-		if !hostAllowed(r.Host, s.Port()) {
+		if !hostAllowed(r.Host, s.Port()) && !s.tunnelHost(r.Host) {
 			plain(w, http.StatusForbidden, fmt.Sprintf("fvm web console: Host %q refused: open the console as http://127.0.0.1:%d/", r.Host, s.Port()))
 			return
 		}
@@ -201,16 +243,19 @@ func forbidden(w http.ResponseWriter, name string) {
 	plain(w, http.StatusForbidden, fmt.Sprintf("fvm web console: this page needs its link: run `fvm display %s` (links end when the fvm host stops)", name))
 }
 
-// page trades a valid token for the session cookie and serves the page.
+// codeParam names the one-time code in a console URL's query.
+const codeParam = "code"
+
+// page trades a valid one-time code for the session cookie (once) and serves the page.
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if tok := r.URL.Query().Get("token"); tok != "" {
-		a := s.accessOf(name)
-		if a == nil || !equal(tok, a.token) {
-			forbidden(w, name)
+	if code := r.URL.Query().Get(codeParam); code != "" {
+		session, ok := s.redeem(name, code)
+		if !ok {
+			plain(w, http.StatusForbidden, fmt.Sprintf("fvm web console: this link was used already or has expired: run `fvm display %s` for a new one", name))
 			return
 		}
-		http.SetCookie(w, sessionCookie(name, a.session))
+		http.SetCookie(w, sessionCookie(name, session))
 		// Off the address bar and out of history; the fragment (#serial) stays.
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, vmPath(name), http.StatusSeeOther)

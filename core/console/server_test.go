@@ -99,7 +99,7 @@ func (tc *testConsole) login(t *testing.T, name string) *http.Client {
 	c := browser(t)
 	resp, _ := get(t, c, u, nil)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/vm/"+name+"/" {
-		t.Fatalf("token exchange: %s, Location %q", resp.Status, resp.Header.Get("Location"))
+		t.Fatalf("code exchange: %s, Location %q", resp.Status, resp.Header.Get("Location"))
 	}
 	return c
 }
@@ -112,16 +112,38 @@ func TestURLAndCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	pu, _ := url.Parse(u)
-	if pu.Host != fmt.Sprintf("127.0.0.1:%d", tc.port) || pu.Path != "/vm/web1/" || len(pu.Query().Get("token")) < 40 || pu.Fragment != "serial" {
+	code := pu.Query().Get(codeParam)
+	if pu.Host != fmt.Sprintf("127.0.0.1:%d", tc.port) || pu.Path != "/vm/web1/" || len(code) < 40 || pu.Fragment != "serial" || pu.Query().Has("token") {
 		t.Fatalf("URL %s", u)
 	}
-	if u2, _ := tc.s.URL("web1", true); u2 != u {
-		t.Errorf("a second URL for the same VM differs: %s", u2)
+	u2, _ := tc.s.URL("web1", true)
+	if u2 == u {
+		t.Errorf("a second URL for the same VM is the same one-time URL: %s", u2)
 	}
 	c := browser(t)
 	resp, _ := get(t, c, u, nil)
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("token exchange: %s", resp.Status)
+		t.Fatalf("code exchange: %s", resp.Status)
+	}
+	// The code is spent: a second use (another local user who read it from the
+	// browser's command line) is refused, and buys no cookie.
+	thief := browser(t)
+	if resp, body := get(t, thief, u, nil); resp.StatusCode != 403 || len(resp.Cookies()) != 0 || !strings.Contains(body, "used already") {
+		t.Errorf("a second use of the code: %s %q, cookies %v", resp.Status, body, resp.Cookies())
+	}
+	if resp, _ := get(t, thief, tc.base+"/vm/web1/", nil); resp.StatusCode != 403 {
+		t.Errorf("the page after a refused second use: %s", resp.Status)
+	}
+	// The other URL is still good once; an expired one is not.
+	if resp, _ := get(t, browser(t), u2, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the second URL's first use: %s", resp.Status)
+	}
+	late, _ := tc.s.URL("web1", false)
+	tc.s.mu.Lock()
+	tc.s.now = func() time.Time { return time.Now().Add(codeTTL + time.Second) }
+	tc.s.mu.Unlock()
+	if resp, _ := get(t, browser(t), late, nil); resp.StatusCode != 403 {
+		t.Errorf("an expired code: %s", resp.Status)
 	}
 	var ck *http.Cookie
 	for _, k := range resp.Cookies() {
@@ -129,8 +151,8 @@ func TestURLAndCookie(t *testing.T) {
 			ck = k
 		}
 	}
-	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/vm/web1/" || ck.Value == pu.Query().Get("token") {
-		t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, Path=/vm/web1/, not the token", ck)
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/vm/web1/" || ck.Value == code {
+		t.Fatalf("cookie %+v: want HttpOnly, SameSite=Strict, Path=/vm/web1/, not the code", ck)
 	}
 	resp, body := get(t, c, tc.base+"/vm/web1/", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, "/assets/console.js") {
@@ -161,16 +183,17 @@ func TestRefusals(t *testing.T) {
 		hdr    map[string]string
 		code   int
 	}{
-		{"no token, no cookie", browser(t), tc.base + "/vm/web1/", nil, 403},
-		{"a wrong token", browser(t), tc.base + "/vm/web1/?token=" + strings.Repeat("A", 43), nil, 403},
-		{"another VM's token", browser(t), strings.Replace(good, "/vm/web1/", "/vm/web2/", 1), nil, 403},
-		{"an unknown VM", browser(t), tc.base + "/vm/ghost/?token=x", nil, 403},
+		{"no code, no cookie", browser(t), tc.base + "/vm/web1/", nil, 403},
+		{"a wrong code", browser(t), tc.base + "/vm/web1/?code=" + strings.Repeat("A", 43), nil, 403},
+		{"another VM's code", browser(t), strings.Replace(good, "/vm/web1/", "/vm/web2/", 1), nil, 403},
+		{"an unknown VM", browser(t), tc.base + "/vm/ghost/?code=x", nil, 403},
+		{"the session cookie's value as a code", browser(t), tc.base + "/vm/web1/?code=" + tc.s.accessOf("web1").session, nil, 403},
 		{"web1's cookie on web2", c, tc.base + "/vm/web2/", nil, 403},
 		{"the state without a cookie", browser(t), tc.base + "/vm/web1/state", nil, 403},
 		{"a rebound Host", c, tc.base + "/vm/web1/", map[string]string{"Host": fmt.Sprintf("evil.example:%d", tc.port)}, 403},
 		{"a Host without the port", c, tc.base + "/vm/web1/", map[string]string{"Host": "127.0.0.1"}, 403},
 		{"a Host with another port", c, tc.base + "/vm/web1/", map[string]string{"Host": "127.0.0.1:1"}, 403},
-		{"a good token behind a rebound Host", browser(t), good, map[string]string{"Host": "attacker.test"}, 403},
+		{"a good code behind a rebound Host", browser(t), good, map[string]string{"Host": "attacker.test"}, 403},
 		{"a foreign Origin", c, tc.base + "/vm/web1/state", map[string]string{"Origin": "http://evil.example"}, 403},
 		{"an https Origin", c, tc.base + "/vm/web1/state", map[string]string{"Origin": "https://" + hostport}, 403},
 		{"the page itself", c, tc.base + "/vm/web1/", nil, 200},
@@ -185,19 +208,20 @@ func TestRefusals(t *testing.T) {
 	// localhost:PORT is a Host of the console too (its cookie is its own).
 	resp, _ := get(t, browser(t), strings.Replace(good, "127.0.0.1", "localhost", 1), nil)
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Errorf("token via localhost: %s", resp.Status)
+		t.Errorf("code via localhost: %s", resp.Status)
 	}
 
 	// A removed VM's links and cookies die with it.
+	unused, _ := tc.s.URL("web1", false)
 	tc.s.Forget("web1")
 	if resp, _ := get(t, c, tc.base+"/vm/web1/", nil); resp.StatusCode != 403 {
 		t.Errorf("cookie after Forget: %s", resp.Status)
 	}
-	if resp, _ := get(t, browser(t), good, nil); resp.StatusCode != 403 {
-		t.Errorf("token after Forget: %s", resp.Status)
+	if resp, _ := get(t, browser(t), unused, nil); resp.StatusCode != 403 {
+		t.Errorf("an unused code after Forget: %s", resp.Status)
 	}
-	if u, _ := tc.s.URL("web1", false); u == good {
-		t.Error("a new VM of the same name got the old token")
+	if u, _ := tc.s.URL("web1", false); u == good || u == unused {
+		t.Error("a new VM of the same name got an old code")
 	}
 }
 
@@ -367,5 +391,26 @@ func TestListenLoopbackOnly(t *testing.T) {
 			c.Close()
 			t.Errorf("the console answers on %s", ip)
 		}
+	}
+}
+
+// TestCodesAreBounded: unused codes of one VM stay bounded (each `fvm display`
+// mints one) and expire; the newest always works.
+func TestCodesAreBounded(t *testing.T) {
+	a := newAccess()
+	now := time.Now()
+	var last string
+	for range 3 * maxCodes {
+		last = a.newCode(now)
+	}
+	if len(a.codes) > maxCodes {
+		t.Fatalf("%d unused codes kept, want at most %d", len(a.codes), maxCodes)
+	}
+	a.newCode(now.Add(codeTTL + time.Second)) // the others expired meanwhile
+	if len(a.codes) != 1 {
+		t.Fatalf("%d codes after the others expired, want 1", len(a.codes))
+	}
+	if a.redeem(last, now) {
+		t.Fatal("an expired-and-dropped code was redeemed")
 	}
 }

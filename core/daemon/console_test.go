@@ -158,7 +158,7 @@ func TestDisplayConsoleScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Native || d.State != vm.Running || !strings.HasPrefix(d.URL, "http://127.0.0.1:") || !strings.Contains(d.URL, "/vm/web1/?token=") {
+	if d.Native || d.State != vm.Running || !strings.HasPrefix(d.URL, "http://127.0.0.1:") || !strings.Contains(d.URL, "/vm/web1/?code=") {
 		t.Fatalf("display: %+v", d)
 	}
 	jar, _ := cookiejar.New(nil)
@@ -171,8 +171,12 @@ func TestDisplayConsoleScreenshot(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("the page: %s", resp.Status)
 	}
-	if s, err := h.c.Display(ctx, "web1", api.DisplayRequest{Serial: true}); err != nil || s.URL != d.URL+"#serial" {
-		t.Errorf("serial tab: %+v, %v", s, err)
+	// The URL was good once: another client that read it gets nothing.
+	if resp, err := http.Get(d.URL); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a second use of the display URL: %v %v, want 403", resp.Status, err)
+	}
+	if s, err := h.c.Display(ctx, "web1", api.DisplayRequest{Serial: true}); err != nil || !strings.HasSuffix(s.URL, "#serial") || s.URL == d.URL+"#serial" {
+		t.Errorf("serial tab: %+v, %v, want a new one-time URL", s, err)
 	}
 
 	// Two consoles at once, each with its tail; input from both reaches the guest.
@@ -222,7 +226,7 @@ func TestDisplayConsoleScreenshot(t *testing.T) {
 	if _, err := io.ReadAll(b); err != nil {
 		t.Errorf("console after the stop: %v, want its end", err)
 	}
-	if d2, err := h.c.Display(ctx, "web1", api.DisplayRequest{}); err != nil || d2.State != vm.Stopped || d2.URL != d.URL {
+	if d2, err := h.c.Display(ctx, "web1", api.DisplayRequest{}); err != nil || d2.State != vm.Stopped || !strings.Contains(d2.URL, "/vm/web1/?code=") {
 		t.Errorf("display of a stopped VM: %+v, %v", d2, err)
 	}
 	if _, err := h.c.Console(ctx, "web1", 0); api.CodeOf(err) != api.CodeConflict || !strings.Contains(err.Error(), "fvm start web1") {

@@ -74,6 +74,7 @@ type entry struct {
 	sshErr error         // why there is none
 	ports  *portForwards // its automatic port forwards (ports.go)
 	serial *console.Mux  // the running machine's serial port, when it can be attached
+	start  *startReport  // the running machine's start, until its first SSH session (startreport.go)
 	op     string        // operation in progress: creating, starting, stopping, removing
 	err    string        // why the last operation failed
 }
@@ -112,6 +113,9 @@ func (d *Daemon) Adopt(ctx context.Context) {
 		return
 	}
 	for _, inst := range insts {
+		if ctx.Err() != nil {
+			return // the host is stopping (SIGTERM): the next one adopts the rest
+		}
 		v, err := d.bind(ctx, inst)
 		if err != nil || !v.Caps.OutlivesHost {
 			continue // nothing of it can still run
@@ -151,7 +155,7 @@ func (e *entry) ended(r *driver.Run) {
 	if e.run != r {
 		return
 	}
-	e.run = nil
+	e.run, e.start = nil, nil
 	if e.serial != nil {
 		e.serial.Close()
 		e.serial = nil
@@ -290,6 +294,7 @@ func (d *Daemon) watch(name string, r *driver.Run) {
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
 	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends(ctx)}
+	info.Hostname, _ = os.Hostname() // which machine a remote client talked to
 	for _, drv := range d.opts.Drivers {
 		for _, c := range driver.Checks(ctx, drv) {
 			info.Checks = append(info.Checks, api.Check{Name: c.Name, OK: c.OK, Detail: c.Detail, Fix: c.Fix})
@@ -352,7 +357,9 @@ func (d *Daemon) Get(ctx context.Context, name string) (api.VM, error) {
 	if err != nil {
 		return api.VM{}, err
 	}
-	return d.describe(ctx, inst), nil
+	v := d.describe(ctx, inst)
+	v.LastStart = loadStartReport(inst)
+	return v, nil
 }
 
 func (d *Daemon) get(name string) (*store.Instance, error) {
@@ -363,12 +370,8 @@ func (d *Daemon) get(name string) (*store.Instance, error) {
 	if errors.Is(err, store.ErrNotFound) && !d.store.Exists(name) {
 		return nil, api.Errorf(api.CodeNotFound, "vm %q does not exist: see `fvm ls` for your VMs", name)
 	}
-	if err != nil { // a directory whose spec is missing or unreadable
-		reason := "its " + store.SpecFile + " is missing"
-		if !errors.Is(err, store.ErrNotFound) {
-			reason = fmt.Sprintf("its %s cannot be read (%v)", store.SpecFile, err)
-		}
-		return nil, &brokenVM{name: name, dir: d.opts.Layout.InstanceDir(name), reason: reason + ": remove it with `fvm rm " + name + "`"}
+	if err != nil { // a directory whose spec is missing, unreadable or names another VM
+		return nil, &brokenVM{name: name, dir: d.opts.Layout.InstanceDir(name), reason: store.BrokenReason(name, err)}
 	}
 	return inst, nil
 }
@@ -439,7 +442,7 @@ func (d *Daemon) SSHInfo(ctx context.Context, name string) (api.SSHInfo, error) 
 	if err != nil {
 		return api.SSHInfo{}, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
 	}
-	hostKey, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	hostKey, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return api.SSHInfo{}, fmt.Errorf("vm %q: host key: %w", name, err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -45,6 +44,9 @@ func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial 
 	d.mu.Unlock()
 	if pf != nil {
 		go d.watchPorts(name, inst, m, h, pf)
+		if m.Caps.StaticForwardsBySSH {
+			go d.staticForwards(name, inst, h)
+		}
 	}
 	if err != nil {
 		d.log.Warn("cannot hold an ssh connection", "vm", name, "err", err)
@@ -60,7 +62,7 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	if err != nil {
 		return nil, fmt.Errorf("fvm ssh key: %w", err)
 	}
-	hostKey, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	hostKey, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: host key: %w", name, err)
 	}
@@ -68,8 +70,14 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	return sshx.Hold(t, sshx.HolderOptions{
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
+		// A cold boot is ready once a command ran (the login set up, the user's
+		// manager up); a restored guest had them up already.
+		Session: m.Info().Boot == driver.BootCold,
 		OnReady: func(reconnected bool) {
 			d.log.Info("ssh connection held", "vm", name, "reconnected", reconnected)
+			if !reconnected {
+				d.startReady(name, m)
+			}
 			if !reconnected && m.Info().ClockStale {
 				go d.setClock(name)
 			}

@@ -93,6 +93,10 @@ func (d *Daemon) PullImage(ctx context.Context, req api.PullRequest, progress fu
 }
 
 func (d *Daemon) ImportImage(ctx context.Context, req api.ImportRequest, progress func(api.Event)) (api.Image, error) {
+	if req.Upload != "" { // a client's file, uploaded (remote.go)
+		img, err := d.importUpload(ctx, req)
+		return img, hostError(err)
+	}
 	img, err := d.images.ImportImage(ctx, req, progress)
 	return img, hostError(err)
 }
@@ -113,6 +117,7 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 	if used, err := d.vmBases(); err == nil && len(gone) > 0 {
 		d.warm.Remove(ctx, used, gone, false)
 	}
+	d.pruneDriverBases(ctx) // copies of its base on other machines (pruneremote.go)
 	return removed, nil
 }
 
@@ -130,10 +135,13 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		}
 	}
 	removed, freed := d.warm.Remove(ctx, used, orphans, true)
+	uploads, ufreed := d.pruneUploads() // uploads no VM names any more (remote.go)
+	removed, freed = append(removed, uploads...), freed+ufreed
 	layers, lfreed, lerr := d.pruneLayers(ctx)
 	removed, freed = append(removed, layers...), freed+lfreed
 	res, err := d.images.PruneImages(ctx)
 	res.Removed, res.Freed = append(removed, res.Removed...), res.Freed+freed
+	res.Removed = append(res.Removed, d.pruneDriverBases(ctx)...)
 	res.Kept = d.layersKept()
 	err = errors.Join(err, lerr)
 	if res.Removed == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/driver"
@@ -24,24 +25,24 @@ func (d *Daemon) resolveISO(spec *vm.Spec) error {
 	case spec.ISO == "":
 		return invalid("--auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)")
 	case spec.Image != "":
-		return invalid("vm %q: both an image (%s) and --iso given: give one", spec.Name, spec.Image)
+		return invalid("vm %q: both an image (%q) and --iso given: give one", spec.Name, spec.Image)
 	case !filepath.IsAbs(spec.ISO):
-		return invalid("--iso %s is not an absolute path", spec.ISO)
+		return invalid("--iso %q is not an absolute path", spec.ISO)
 	}
-	f, err := os.Open(spec.ISO)
+	f, err := os.OpenFile(spec.ISO, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block the host
 	if err != nil {
-		return invalid("--iso %s: %v: give the path of an installer .iso file", spec.ISO, err)
+		return invalid("--iso %q: %v: give the path of an installer .iso file", spec.ISO, err)
 	}
 	defer f.Close()
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return invalid("--iso %s is not a regular file: give the path of an installer .iso file", spec.ISO)
+		return invalid("--iso %q is not a regular file: give the path of an installer .iso file", spec.ISO)
 	}
 	format, err := image.DetectFormat(f)
 	if err != nil {
-		return invalid("--iso %s: %v", spec.ISO, err)
+		return invalid("--iso %q: %v", spec.ISO, err)
 	}
 	if format != image.FormatISO {
-		return invalid("--iso %s is not an ISO 9660 image (its content is %s): give an installer .iso file", spec.ISO, format)
+		return invalid("--iso %q is not an ISO 9660 image (its content is %s): give an installer .iso file", spec.ISO, format)
 	}
 	if spec.Arch == "" {
 		spec.Arch = vm.HostArch()

@@ -20,6 +20,13 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 	ctx = context.WithoutCancel(ctx)
 	spec := req.Spec
 	spec.Warm = "" // the host's own choice, never a client's path
+	if req.ISOUpload != "" {
+		// An installer uploaded from a client's machine (remote.go).
+		var err error
+		if spec.ISO, err = d.uploadedISO(req.ISOUpload); err != nil {
+			return api.VM{}, err
+		}
+	}
 	vm.Defaults.Fill(&spec)
 	spec.Created = time.Now().UTC().Truncate(time.Second)
 	if err := d.checkBackend(spec.Backend); err != nil { // before any work
@@ -82,7 +89,9 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		return nil, "", errExists(spec.Name)
 	}
 	var in driver.CreateInput
-	if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
+	if spec.Blank && spec.ISO == "" { // no image, no installer yet (blank.go)
+		resolveBlank(&spec)
+	} else if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
 			return nil, "", err
 		}
@@ -102,7 +111,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	}
 	for _, m := range spec.Mounts {
 		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return nil, "", api.Errorf(api.CodeInvalid, "share %s: %s is not a directory on this host: create it or fix the path", m, m.HostPath)
+			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on the VM's host (%s): create it there or fix the path", m.String(), m.HostPath, hostname())
 		}
 	}
 	v, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
@@ -113,6 +122,9 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 	if clone {
 		dec := d.warm.Decide(ctx, v, &spec)
 		spec.Warm, in.Clone, notice = dec.Dir, dec.Dir, dec.Notice
+		if dec.Dir != "" { // a clone's spec: what it is (its NIC, for one) follows from its snapshot
+			v = driver.Bind(ctx, v.Driver, &spec)
+		}
 	}
 	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
 	if errors.Is(err, store.ErrExists) {
@@ -147,7 +159,7 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 // fill writes a new instance's identity, then lets its driver make the disks
 // and place the seed.
 func (d *Daemon) fill(ctx context.Context, v *driver.VM, inst *store.Instance, in driver.CreateInput) error {
-	seed, err := provision(d.opts.Layout, inst, v.Caps.MAC)
+	seed, err := provision(d.opts.Layout, inst, v.Caps.MAC, v.Caps.SSHPort)
 	if err != nil {
 		return fmt.Errorf("vm %q: provision: %w", inst.Spec.Name, err)
 	}
@@ -168,7 +180,7 @@ func setImage(spec *vm.Spec, img api.Image) error {
 		spec.Arch = vm.HostArch()
 	}
 	if img.Arch != "" && spec.Arch != img.Arch {
-		return api.Errorf(api.CodeInvalid, "image %s is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
+		return api.Errorf(api.CodeInvalid, "image %q is %s, not %s: drop the architecture or pick a %s image", spec.Image, img.Arch, spec.Arch, spec.Arch)
 	}
 	spec.BaseImage = img.Path
 	return nil
@@ -189,6 +201,12 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
+	if req.ISO != "" { // an installer for a VM made without an image (blank.go)
+		if v, err = d.attachISO(ctx, inst, v, req.ISO); err != nil {
+			done(nil)
+			return api.VM{}, err
+		}
+	}
 	if v.States != nil && req.Cold && v.States.HasSavedState(inst) {
 		if err := v.States.DiscardState(inst); err != nil {
 			done(err)
@@ -196,8 +214,9 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		}
 		d.log.Info("saved state discarded for a cold boot", "vm", name)
 	}
+	t0 := time.Now()
 	dec := d.warm.ForStart(ctx, v, inst)
-	m, notice, err := d.boot(ctx, inst, v, driver.StartOptions{Clone: dec.Dir}, dec.Notice)
+	m, notice, err := d.boot(ctx, inst, v, driver.StartOptions{Clone: dec.Dir}, dec.Notice, t0)
 	done(err)
 	if err != nil {
 		return api.VM{}, err
@@ -211,25 +230,20 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 // boot starts a VM whose slot is held, with the host's decisions opts (a
 // warm or snapshot clone's restore, or a restore of its own snapshot): a
 // clone is re-identified before it counts as started (else it boots cold);
-// the running machine is recorded, its SSH held and its end watched.
-func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, opts driver.StartOptions, notice string) (driver.Machine, string, error) {
+// the running machine is recorded, its SSH held and its end watched. t0 is
+// when the start began, for its report.
+func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, opts driver.StartOptions, notice string, t0 time.Time) (driver.Machine, string, error) {
 	name := inst.Spec.Name
-	t0 := time.Now()
 	m, err := v.Start(ctx, inst, opts)
+	rep := newStartReport(inst, t0)
 	var held *sshx.Client // a checked connection to hand to the holder
+	if err == nil {
+		rep.started(m)
+	}
 	if err == nil && m.Info().Boot == driver.BootClone {
-		tr := time.Now()
-		var rerr error
-		if held, rerr = d.reidentify(ctx, inst, v.Run(m)); rerr == nil {
-			d.log.Info("warm clone ready", "vm", name, "restore", tr.Sub(t0).Round(time.Millisecond), "reidentify", time.Since(tr).Round(time.Millisecond))
-		} else {
-			// Never worse than a cold boot: the clone's disk boots, and cloud-init
-			// provisions its own seed (a new instance id) as on a first boot.
-			d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", rerr)
-			m.Kill()
-			<-m.Done()
-			notice = fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", rerr)
-			m, err = v.Start(ctx, inst, driver.StartOptions{})
+		var why string
+		if m, held, why, err = d.startClone(ctx, inst, v, m, rep); why != "" {
+			notice = why
 		}
 	}
 	if err != nil { // drivers name the VM in their errors
@@ -237,6 +251,7 @@ func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, o
 		return nil, "", err
 	}
 	r := d.record(inst, v, m)
+	d.setStartReport(name, r, rep)
 	d.hold(name, inst, r, held)
 	go d.watch(name, r)
 	d.dropOrigin(inst, v)

@@ -41,6 +41,9 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	for _, p := range append(d.store.CleanStale(), d.images.CleanStale()...) {
 		d.log.Info("removed what an interrupted operation left", "path", p)
 	}
+	if fixed := l.FixModes(); len(fixed) > 0 { // an older fvm's world-readable bases, specs...
+		d.log.Info("made state private to this user (0700 directories, 0600 files, 0400 bases)", "paths", len(fixed))
+	}
 	d.mu.Lock()
 	d.serving = true
 	d.mu.Unlock()

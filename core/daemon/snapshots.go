@@ -268,7 +268,7 @@ func (d *Daemon) RestoreSnapshot(ctx context.Context, name, tag string, req api.
 			}
 		}
 	}
-	m, bootNotice, err := d.boot(ctx, inst, v, opts, notice)
+	m, bootNotice, err := d.boot(ctx, inst, v, opts, notice, time.Now())
 	done(err)
 	if err != nil {
 		return api.VM{}, err

@@ -5,7 +5,7 @@ package daemon
 
 import (
 	"context"
-	"os"
+	"fmt"
 	"strings"
 
 	"github.com/fvmhq/fvm/core/api"
@@ -30,7 +30,7 @@ func (d *Daemon) newWarmPool() *warm.Pool {
 			return driver.Bind(ctx, drv, spec), nil
 		},
 		Provision: func(inst *store.Instance, v *driver.VM) ([]byte, error) {
-			return provision(d.opts.Layout, inst, v.Caps.MAC)
+			return provision(d.opts.Layout, inst, v.Caps.MAC, v.Caps.SSHPort)
 		},
 		InUse:   d.vmBases,
 		Enabled: d.warmEnabled,
@@ -81,13 +81,32 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 	return d.warm.MakeNow(spec)
 }
 
-// reidentify makes a restored clone its own machine (warm.Pool.Reidentify).
-func (d *Daemon) reidentify(ctx context.Context, inst *store.Instance, r *driver.Run) (*sshx.Client, error) {
+// startClone makes a clone the driver restored (m) its own machine
+// (warm.Pool.Reidentify) and returns the checked connection to hold. When
+// that fails it kills the clone and boots the VM cold, with why.
+func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver.VM, m driver.Machine, rep *startReport) (driver.Machine, *sshx.Client, string, error) {
+	name := inst.Spec.Name
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
-	if err != nil {
-		return nil, err
+	var re warm.Reidentified
+	if err == nil {
+		re, err = d.warm.Reidentify(ctx, inst, v.Run(m), userKey)
 	}
-	return d.warm.Reidentify(ctx, inst, r.Machine, r.Exec, userKey)
+	if err == nil {
+		rep.reidentified(re)
+		return m, re.Client, "", nil
+	}
+	// Never worse than a cold boot: the clone's disk boots, and cloud-init
+	// provisions its own seed (a new instance id) as on a first boot.
+	d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", err)
+	m.Kill()
+	<-m.Done()
+	why := fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", err)
+	rep.fellBack(why)
+	m, err = v.Start(ctx, inst, driver.StartOptions{})
+	if err == nil {
+		rep.started(m)
+	}
+	return m, nil, why, err
 }
 
 // target is how the host reaches a VM's SSH with the given pinned host key
@@ -102,7 +121,7 @@ func (d *Daemon) target(inst *store.Instance, m driver.Machine, hostKey string) 
 		return sshx.Target{}
 	}
 	if hostKey == "" {
-		b, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+		b, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 		if err != nil {
 			return sshx.Target{}
 		}

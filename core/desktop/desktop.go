@@ -1,8 +1,9 @@
 // Package desktop runs the desktop's own programs for the menu-bar app and
 // the CLI: the browser (`fvm display`), the terminal, the clipboard, a text
-// viewer, dialogs (osascript on macOS, zenity or kdialog on Linux) and Start
-// at Login. It shells out rather than linking GUI toolkits, so it is plain Go
-// and its command lines are tested; it lives below both cli/ and app/.
+// viewer, dialogs (native alerts on macOS, through an Alerter, else
+// osascript; zenity or kdialog on Linux) and Start at Login. It shells out
+// rather than linking GUI toolkits, so it is plain Go and its command lines
+// are tested; it lives below both cli/ and app/.
 package desktop
 
 import (
@@ -27,6 +28,7 @@ type Desktop struct {
 	lookPath func(string) (string, error)
 	run      Runner
 	log      *slog.Logger
+	alerts   Alerter // native dialogs (macOS), when set
 }
 
 // Runner runs programs; tests fake it.

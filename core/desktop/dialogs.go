@@ -53,6 +53,9 @@ func (d *Desktop) Choose(title, message string, buttons []string) (int, error) {
 		return 0, fmt.Errorf("dialog: %d buttons, want 2 or 3", len(buttons))
 	}
 	last := len(buttons) - 1
+	if d.goos == "darwin" && d.alerts != nil {
+		return d.nativeChoose(title, message, buttons)
+	}
 	if d.goos == "darwin" {
 		out, stderr, code, err := d.run.Run("", "osascript", osa(`set b to items 3 thru -1 of argv
 set r to display dialog (item 2 of argv) with title (item 1 of argv) buttons b default button (count of b) cancel button 1 with icon caution
@@ -124,6 +127,9 @@ func (d *Desktop) Pick(title, message string, items []string) (string, bool, err
 	if len(items) == 0 {
 		return "", false, errors.New("dialog: nothing to pick from")
 	}
+	if d.goos == "darwin" && d.alerts != nil {
+		return d.nativePick(title, message, items)
+	}
 	var tool string
 	var args []string
 	if d.goos == "darwin" {
@@ -176,6 +182,9 @@ return item 1 of r`, append([]string{title, message}, items...)...)
 
 // Entry asks for a line of text.
 func (d *Desktop) Entry(title, message, initial string) (string, bool, error) {
+	if d.goos == "darwin" && d.alerts != nil {
+		return d.nativeEntry(title, message, initial)
+	}
 	var tool string
 	var args []string
 	if d.goos == "darwin" {
@@ -209,6 +218,10 @@ return text returned of r`, title, message, initial)
 // Error shows a failure without waiting for the user to dismiss it; with no
 // dialog program it is only logged (callers log failures themselves).
 func (d *Desktop) Error(title, message string) {
+	if d.goos == "darwin" && d.alerts != nil {
+		d.nativeError(title, message)
+		return
+	}
 	var err error
 	switch {
 	case d.goos == "darwin":

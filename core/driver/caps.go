@@ -25,6 +25,9 @@ type Caps struct {
 	Display DisplayKind `json:"display"`
 	// Screenshot: the running machine can capture its screen (Screenshotter).
 	Screenshot bool `json:"screenshot"`
+	// GuestAgent: the running machine has a channel to an agent in the guest
+	// (GuestAgent), which the guest may or may not answer on.
+	GuestAgent bool `json:"guestAgent"`
 	// SaveState: a running VM's state can be saved and resumed (Suspender,
 	// StateKeeper).
 	SaveState bool `json:"saveState"`
@@ -49,6 +52,15 @@ type Caps struct {
 	// MAC is the address of the VM's NIC, which the seed's network config
 	// matches; "" for cloudinit.DefaultMAC (QEMU's default).
 	MAC string `json:"mac,omitempty"`
+	// Hosts: the backend runs VMs on several hosts, one named per VM (--on).
+	Hosts bool `json:"hosts,omitempty"`
+	// SSHPort names a virtio-serial port on which the guest's sshd also
+	// serves the host (cloudinit.SSHPort, written into the seed), for a
+	// backend that reaches SSH that way (libvirt); "" for none.
+	SSHPort string `json:"sshPort,omitempty"`
+	// StaticForwardsBySSH: the host serves the VM's -p forwards itself, over
+	// its SSH connection, for a driver that has no forwarding of its own.
+	StaticForwardsBySSH bool `json:"staticForwardsBySSH,omitempty"`
 	// LogFiles are the driver's own logs, beside the serial output, for
 	// `Show Logs` and error reports (names for OpenLog; also files in the
 	// instance directory for the local backends).
@@ -139,8 +151,12 @@ var needs = []need{
 		"the %s backend cannot share folders (-v)"},
 	{CapInstallISO, func(s *vm.Spec) bool { return s.ISO != "" || s.AutoInstall }, func(c Caps) bool { return c.InstallISO },
 		"the %s backend cannot install from an ISO (--iso): use --backend qemu"},
+	{CapInstallISO, func(s *vm.Spec) bool { return s.Blank }, func(c Caps) bool { return c.InstallISO },
+		"the %s backend cannot make a blank VM (it boots no installer ISO onto it later): use --backend qemu"},
 	{CapRosetta, func(s *vm.Spec) bool { return s.Rosetta }, func(c Caps) bool { return c.Rosetta },
 		"--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta"},
+	{"hosts", func(s *vm.Spec) bool { return s.On != "" }, func(c Caps) bool { return c.Hosts },
+		"--on names a libvirt host: the %s backend runs VMs on this machine only (use --backend libvirt)"},
 }
 
 // CheckNeeds refuses a spec whose options need what the backend's Caps lack;
@@ -167,7 +183,7 @@ func (c Caps) List() []string {
 	}{
 		{c.OutlivesHost, "outlives-host"}, {true, "serial-console"}, {c.SerialAttach, "serial-attach"},
 		{c.Display != DisplayNone, "display"}, {c.SaveState, "save-state"}, {c.WarmClone, "warm-clone"}, {c.Snapshots, "snapshots"},
-		{c.Shares, "shares"}, {c.InstallISO, "install-iso"}, {c.Rosetta, "rosetta"},
+		{c.Shares, "shares"}, {c.InstallISO, "install-iso"}, {c.Rosetta, "rosetta"}, {c.GuestAgent, "guest-agent"},
 	} {
 		if f.on {
 			out = append(out, f.name)

@@ -197,14 +197,22 @@ type Check struct {
 }
 
 // OpenLocalLog is OpenLog for a backend whose logs are files in the instance
-// directory: store.SerialLog for LogSerial, and its own, named in files.
+// directory: store.SerialLog for LogSerial, and its own, named in files. A
+// log that is no regular file (a FIFO, a symlink) is refused, never waited on.
 func OpenLocalLog(inst *store.Instance, name string, files ...string) (LogFile, error) {
+	open := func(path string) (LogFile, error) {
+		f, _, err := store.OpenRegular(path)
+		if err != nil {
+			return nil, err
+		}
+		return f, nil
+	}
 	if name == LogSerial {
-		return os.Open(inst.Path(store.SerialLog))
+		return open(inst.Path(store.SerialLog))
 	}
 	for _, f := range files {
 		if f == name {
-			return os.Open(inst.Path(f))
+			return open(inst.Path(f))
 		}
 	}
 	return nil, fmt.Errorf("vm %q has no log %q: it has %s", inst.Spec.Name, name, strings.Join(append([]string{LogSerial}, files...), ", "))

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"image"
 	"net"
 	"net/netip"
@@ -81,14 +82,6 @@ type (
 		Suspend(ctx context.Context) error
 	}
 
-	// GuestExec is a machine that can run a program in its guest without
-	// the network (QEMU's guest agent), as root: the host re-identifies a
-	// restored clone through it, sparing an SSH connection with the old key.
-	// It fails when the guest runs no agent; callers fall back to SSH.
-	GuestExec interface {
-		GuestExec(ctx context.Context, argv []string) (out []byte, status int, err error)
-	}
-
 	// PortForwarder is a machine whose host port forwards into the guest's
 	// network can change while it runs (Caps.Forwards == ForwardHypervisor:
 	// QEMU's user network, hostfwd over QMP).
@@ -125,10 +118,39 @@ type (
 		Screenshot(ctx context.Context) (image.Image, error)
 	}
 
+	// NICReporter is a running machine that can say its NIC's address and the
+	// guest's addresses on it (`fvm inspect`): QEMU's from the guest agent,
+	// vz's from the lease its network gives the NIC.
+	NICReporter interface {
+		NIC(ctx context.Context) (NIC, error)
+	}
+
+	// BasePruner is a driver that keeps copies of bases elsewhere (libvirt's
+	// pools): it removes those no VM of its own was made from and whose
+	// digest keep does not hold (image rm, image prune), naming what it removed.
+	BasePruner interface {
+		PruneBases(ctx context.Context, keep func(digest string) bool) ([]string, error)
+	}
+
 	// InstallBoot is a machine that may be an unattended install boot: the host
 	// boots the VM again from its disk when InstallFinished says the install
 	// left an installed disk (the qemu driver's direct kernel boot of an ISO).
 	InstallBoot interface{ InstallFinished() bool }
+
+	// GuestAgent is a machine whose guest may run an agent the host reaches
+	// without the guest's network or SSH (Caps.GuestAgent: QEMU's guest agent
+	// on a virtio-serial port). Whether the guest runs one is the guest's
+	// business: GuestPing says so, and the host falls back to SSH without it.
+	GuestAgent interface {
+		// GuestPing returns once the agent answers, or an error wrapping
+		// ErrNoAgent when it does not within ctx.
+		GuestPing(ctx context.Context) error
+		// GuestExec runs argv (argv[0] a path or a name in the agent's PATH)
+		// as the agent's user (root) with stdin as its standard input, waits
+		// until it exits and returns its status and output. Only the agent's
+		// own failures are errors: a program's failure is its status.
+		GuestExec(ctx context.Context, argv []string, stdin []byte) (GuestExit, error)
+	}
 )
 
 // LayersOf is a driver's snapshot power for work across its VMs (pruning
@@ -138,12 +160,32 @@ func LayersOf(d Driver) Snapshotter {
 	return s
 }
 
+// GuestExit is how a program run by a guest agent ended.
+type GuestExit struct {
+	Status int    // exit status; 128+N when killed by signal N
+	Stdout []byte // captured output (the agent may cut it short)
+	Stderr []byte
+}
+
+// ErrNoAgent means the guest's agent did not answer: the guest runs none, or
+// it is stopped or broken.
+var ErrNoAgent = errors.New("the guest agent does not answer")
+
 // Checks is what a driver reports for `fvm check` (none if it is no Checker).
 func Checks(ctx context.Context, d Driver) []Check {
 	if c, ok := d.(Checker); ok {
 		return c.Checks(ctx)
 	}
 	return nil
+}
+
+// PruneBases asks d, if it keeps copies of bases elsewhere, to remove those
+// nothing needs (none otherwise).
+func PruneBases(ctx context.Context, d Driver, keep func(digest string) bool) ([]string, error) {
+	if p, ok := d.(BasePruner); ok {
+		return p.PruneBases(ctx, keep)
+	}
+	return nil, nil
 }
 
 // VM is a driver bound to one VM: what the VM can do (Caps) and the driver's
@@ -188,13 +230,14 @@ type Run struct {
 	Machine
 	Suspend Suspender       // Caps.SaveState
 	Snap    LiveSnapshotter // Caps.Snapshots
-	Exec    GuestExec       // when the machine has a guest agent channel
 	Forward PortForwarder   // Caps.Forwards == ForwardHypervisor
 	Serial  SerialPort      // Caps.SerialAttach
 	VNC     VNCDisplay      // Caps.Display == DisplayVNC
 	Window  NativeDisplay   // Caps.Display == DisplayNative
 	Screen  Screenshotter   // Caps.Screenshot
 	Install InstallBoot     // may be an unattended install boot
+	NIC     NICReporter     // can report its NIC and the guest's addresses
+	Agent   GuestAgent      // Caps.GuestAgent
 	Caps    Caps            // the VM's, for the reasons of what is nil
 	Backend string
 }
@@ -226,8 +269,11 @@ func (v *VM) Run(m Machine) *Run {
 	if i, ok := m.(InstallBoot); ok {
 		r.Install = i
 	}
-	if e, ok := m.(GuestExec); ok {
-		r.Exec = e
+	if n, ok := m.(NICReporter); ok {
+		r.NIC = n
+	}
+	if a, ok := m.(GuestAgent); ok && v.Caps.GuestAgent {
+		r.Agent = a
 	}
 	return r
 }

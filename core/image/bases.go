@@ -25,6 +25,19 @@ type BaseSource struct {
 	// Want, if set, is the checksum the bytes must have (--checksum): compared
 	// with the bytes copied, so it vouches for exactly what is cached.
 	Want Digest
+	// Name is the source as the user knows it (a path, a URL), for errors;
+	// default In.Path or Move.
+	Name string
+}
+
+func (s BaseSource) name() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.In != nil:
+		return s.In.Path
+	}
+	return s.Move
 }
 
 // cacheLock is the lock file that orders putting bases in place and
@@ -34,7 +47,7 @@ func (r Registry) cacheLock() string { return filepath.Join(r.Layout.CacheDir, "
 
 // LockCache takes the cache lock exclusively: nothing enters bases/ meanwhile.
 func (r Registry) LockCache() (*store.FileLock, error) {
-	if err := os.MkdirAll(r.Layout.CacheDir, 0o755); err != nil {
+	if err := store.MkdirPrivate(r.Layout.CacheDir); err != nil {
 		return nil, err
 	}
 	return store.Lock(r.cacheLock())
@@ -44,14 +57,19 @@ func (r Registry) LockCache() (*store.FileLock, error) {
 // SHA-256 (reusing a base with the same bytes) and, under the cache lock,
 // calls register with the result, so prune never sees a base before the entry
 // or spec that names it. A copy is written under a locked temporary name and
-// renamed, so bases/ never holds a partial file under a final name.
-func (r Registry) PutBase(ctx context.Context, src BaseSource, f Format, register func(path string, digest Digest) error) (string, Digest, error) {
+// renamed, so bases/ never holds a partial file under a final name. What is
+// kept is checked, through one descriptor, right before it is put in place
+// (checkKept: a disk of format f, no backing or data file, a sane size):
+// register gets that file's Info, never the source's earlier inspection. Bases
+// are read-only and private (0400 in a 0700 directory).
+func (r Registry) PutBase(ctx context.Context, src BaseSource, f Format, register func(path string, digest Digest, info Info) error) (string, Digest, error) {
 	dir := r.Layout.BasesDir()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := store.MkdirPrivate(dir); err != nil {
 		return "", Digest{}, err
 	}
 	tmp, digest := src.Move, src.Digest
 	if src.In != nil {
+		testHookBeforeCopy(src.In.Path)
 		var err error
 		if tmp, digest, err = r.copyToTemp(ctx, src.In, src.Want); err != nil {
 			return "", Digest{}, err
@@ -63,7 +81,11 @@ func (r Registry) PutBase(ctx context.Context, src BaseSource, f Format, registe
 			return "", Digest{}, fmt.Errorf("hash %s: %w", tmp, err)
 		}
 	}
-	if err := os.Chmod(tmp, 0o444); err != nil {
+	info, err := checkKept(tmp, src.name(), f)
+	if err != nil {
+		return "", Digest{}, err
+	}
+	if err := os.Chmod(tmp, store.ReadOnlyFile); err != nil {
 		return "", Digest{}, err
 	}
 	lock, err := store.LockShared(r.cacheLock())
@@ -82,7 +104,7 @@ func (r Registry) PutBase(ctx context.Context, src BaseSource, f Format, registe
 			return "", Digest{}, oerr
 		}
 		defer in.Close()
-		p, d, cerr := r.PutBase(ctx, BaseSource{In: in}, f, register)
+		p, d, cerr := r.PutBase(ctx, BaseSource{In: in, Name: src.name()}, f, register)
 		if cerr == nil {
 			os.Remove(tmp)
 		}
@@ -91,13 +113,18 @@ func (r Registry) PutBase(ctx context.Context, src BaseSource, f Format, registe
 		return "", Digest{}, err
 	}
 	store.SyncDir(dir)
+	info.Path = dst
 	if register != nil {
-		if err := register(dst, digest); err != nil {
+		if err := register(dst, digest, info); err != nil {
 			return "", Digest{}, err
 		}
 	}
 	return dst, digest, nil
 }
+
+// testHookBeforeCopy runs between a source's inspection and its copy: tests
+// rewrite the source there, as a hostile writer could.
+var testHookBeforeCopy = func(path string) {}
 
 // copyToTemp copies in to a locked temporary in bases/, hashing the bytes on
 // the way (SHA-256, and want's algorithm when set).
@@ -138,7 +165,7 @@ func (r Registry) copyToTemp(ctx context.Context, in *Input, want Digest) (_ str
 }
 
 func hashFile(ctx context.Context, p string) (Digest, error) {
-	f, err := os.Open(p)
+	f, _, err := store.OpenRegular(p)
 	if err != nil {
 		return Digest{}, err
 	}

@@ -1,10 +1,7 @@
 package image
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -17,8 +14,6 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/store"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
 )
 
 const (
@@ -104,7 +99,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 		return FetchResult{}, errors.New("fetch: URL and Dest are required")
 	}
 	if err := req.Digest.Validate(); err != nil {
-		return FetchResult{}, fmt.Errorf("fetch %s: expected checksum: %w", req.URL, err)
+		return FetchResult{}, fmt.Errorf("fetch %q: expected checksum: %w", req.URL, err)
 	}
 	if req.Lock == "" {
 		req.Lock = req.Dest + ".lock"
@@ -120,8 +115,8 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 	}
 	req.HTTPClient = safeClient(req.HTTPClient)
 	dir := filepath.Dir(req.Dest)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return FetchResult{}, fmt.Errorf("fetch %s: %w", req.URL, err)
+	if err := store.MkdirPrivate(dir); err != nil {
+		return FetchResult{}, fmt.Errorf("fetch %q: %w", req.URL, err)
 	}
 	CleanStaleParts(dir, StalePartAge)
 
@@ -137,11 +132,11 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 			break
 		}
 		if !errors.Is(err, store.ErrLocked) {
-			return FetchResult{}, fmt.Errorf("fetch %s: lock %s: %w", req.URL, req.Lock, err)
+			return FetchResult{}, fmt.Errorf("fetch %q: lock %s: %w", req.URL, req.Lock, err)
 		}
 		select {
 		case <-ctx.Done():
-			return FetchResult{}, fmt.Errorf("fetch %s: waiting for another download of it: %w", req.URL, ctx.Err())
+			return FetchResult{}, fmt.Errorf("fetch %q: waiting for another download of it: %w", req.URL, ctx.Err())
 		case <-time.After(lockPoll):
 		}
 	}
@@ -164,7 +159,7 @@ func Fetch(ctx context.Context, req FetchRequest) (FetchResult, error) {
 // attempt (VerifiedSuffix) still matches the digest; it becomes the part.
 func (f *fetcher) verifiedKept() bool {
 	kept := f.req.Dest + VerifiedSuffix
-	fh, err := os.Open(kept)
+	fh, _, err := store.OpenRegular(kept)
 	if err != nil {
 		return false
 	}
@@ -180,15 +175,11 @@ func (f *fetcher) verifiedKept() bool {
 // existing describes a finished Dest (it only ever appears by rename after
 // verification), hashing it so callers get the same result as the downloader.
 func existing(req FetchRequest) (FetchResult, bool) {
-	fh, err := os.Open(req.Dest)
+	fh, st, err := store.OpenRegular(req.Dest)
 	if err != nil {
 		return FetchResult{}, false
 	}
 	defer fh.Close()
-	st, err := fh.Stat()
-	if err != nil || !st.Mode().IsRegular() {
-		return FetchResult{}, false
-	}
 	h := SHA256.NewHash()
 	if _, err := io.Copy(h, fh); err != nil {
 		return FetchResult{}, false
@@ -239,15 +230,18 @@ func (f *fetcher) download(ctx context.Context) error {
 				restarted, f.resumed = true, false
 				continue
 			}
-			return fmt.Errorf("download %s: %w: expected %s, got %s (the file was deleted; try again or use another mirror)",
+			return fmt.Errorf("download %q: %w: expected %s, got %s (the file was deleted; try again or use another mirror)",
 				f.req.URL, ErrChecksumMismatch, f.req.Digest, got)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("download %s: %w (the partial file is kept and will be resumed)", f.req.URL, ctx.Err())
+			return fmt.Errorf("download %q: %w (the partial file is kept and will be resumed)", f.req.URL, ctx.Err())
 		}
 		var perm *permanentError
 		if errors.As(err, &perm) {
-			return fmt.Errorf("download %s: %w", f.req.URL, perm.err)
+			if errors.Is(perm.err, ErrNotDisk) {
+				os.Remove(f.part) // never a disk: nothing to resume
+			}
+			return fmt.Errorf("download %q: %w", f.req.URL, perm.err)
 		}
 		if size > best {
 			// Moving, however slowly: do not count it against the link. A server that
@@ -256,11 +250,11 @@ func (f *fetcher) download(ctx context.Context) error {
 		}
 		failures++
 		if failures >= maxAttempts {
-			return fmt.Errorf("download %s: %w (gave up after %d attempts; the partial file is kept and will be resumed)", f.req.URL, err, failures)
+			return fmt.Errorf("download %q: %w (gave up after %d attempts; the partial file is kept and will be resumed)", f.req.URL, err, failures)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("download %s: %w", f.req.URL, ctx.Err())
+			return fmt.Errorf("download %q: %w", f.req.URL, ctx.Err())
 		case <-time.After(time.Duration(failures) * retryBackoff):
 		}
 	}
@@ -273,10 +267,13 @@ func (e *permanentError) Error() string { return e.err.Error() }
 // attempt continues the part from its current size and returns the size it
 // reached.
 func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
-	file, err := os.OpenFile(f.part, os.O_RDWR|os.O_CREATE, 0o644)
+	file, err := os.OpenFile(f.part, os.O_RDWR|os.O_CREATE, store.PrivateFile)
 	if err != nil {
 		return 0, &permanentError{err}
 	}
+	// Whatever arrives must start as a disk image (or compressed one): junk is
+	// refused after its first bytes, not after the whole transfer.
+	head := &diskHead{what: f.req.URL, compressedOK: true}
 	defer func() {
 		if cerr := file.Close(); err == nil && cerr != nil {
 			err = cerr
@@ -285,8 +282,13 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 	// Re-hash what is already on disk: a resumed download is verified whole.
 	f.resetSums()
 	hw := f.hashWriter()
-	have, err := io.Copy(hw, file)
-	if err != nil {
+	have, err := io.Copy(io.MultiWriter(hw, head), file)
+	if errors.Is(err, ErrNotDisk) { // a part of something else (an older build, junk): start over
+		if err := f.truncate(file, ""); err != nil {
+			return 0, err
+		}
+		have, head = 0, &diskHead{what: f.req.URL, compressedOK: true}
+	} else if err != nil {
 		return 0, &permanentError{err}
 	}
 
@@ -333,6 +335,7 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 				return 0, err
 			}
 			have = 0
+			head = &diskHead{what: f.req.URL, compressedOK: true}
 		}
 		total = resp.ContentLength
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && have > 0:
@@ -358,6 +361,12 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 				return done, &permanentError{werr}
 			}
 			hw.Write(buf[:n])
+			if _, herr := head.Write(buf[:n]); herr != nil {
+				if have > 0 { // perhaps the kept part was another build's: once more from zero
+					return 0, f.truncate(file, "the partial download does not start as a disk image: starting over")
+				}
+				return done, &permanentError{herr}
+			}
 			done += int64(n)
 			if f.req.Progress != nil {
 				f.req.Progress(done, total)
@@ -372,6 +381,12 @@ func (f *fetcher) attempt(parent context.Context) (size int64, err error) {
 	}
 	if total >= 0 && done != total {
 		return done, fmt.Errorf("transfer ended at %d of %d bytes", done, total)
+	}
+	if err := head.End(); err != nil {
+		if have > 0 {
+			return 0, f.truncate(file, "the partial download does not start as a disk image: starting over")
+		}
+		return done, &permanentError{err}
 	}
 	return done, file.Sync()
 }
@@ -417,196 +432,4 @@ func parseContentRange(s string) (start, total int64, ok bool) {
 		}
 	}
 	return start, total, true
-}
-
-// finish checks the verified download (Check), decompresses it if needed,
-// checks the image is safe and renames it into place. A compressed download
-// that fails to unpack (disk full, a bomb over the cap, Ctrl-C) is kept,
-// verified, for the next attempt.
-func (f *fetcher) finish(ctx context.Context) (res FetchResult, err error) {
-	res = FetchResult{Path: f.req.Dest, Digest: f.req.Digest, FileDigest: hexOf(SHA256, f.sum256), Downloaded: true, Resumed: f.resumed}
-	final := f.part
-	keep := false
-	defer func() {
-		if err != nil {
-			if !keep {
-				os.Remove(f.part)
-			}
-			if final != f.part {
-				os.Remove(final)
-			}
-		}
-	}()
-	if f.req.Check != nil {
-		if err := f.req.Check(f.part); err != nil {
-			return res, fmt.Errorf("download %s: %w (the file was deleted)", f.req.URL, err)
-		}
-	}
-	format, err := detectFile(f.part)
-	if err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
-	}
-	if format.Compressed() {
-		verified := f.req.Dest + VerifiedSuffix
-		if err := os.Rename(f.part, verified); err != nil {
-			return res, fmt.Errorf("download %s: %w", f.req.URL, err)
-		}
-		f.part, keep = verified, true
-		final = f.req.Dest + ".unpack" + PartSuffix
-		d, err := decompress(ctx, f.part, final, format, f.req.MaxUnpacked)
-		if err != nil {
-			return res, fmt.Errorf("download %s: decompress %s: %w (the verified download is kept: trying again unpacks it without downloading)", f.req.URL, format, err)
-		}
-		res.FileDigest, res.Decompressed = d, format
-		keep = false
-	}
-	info, err := Inspect(final)
-	if err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
-	}
-	info.Path = f.req.URL // name the source in errors, not the temp file
-	if err := CheckSafe(info); err != nil {
-		return res, err
-	}
-	info.Path = f.req.Dest
-	res.Info = info
-	if err := os.Rename(final, f.req.Dest); err != nil {
-		return res, fmt.Errorf("download %s: %w", f.req.URL, err)
-	}
-	if final != f.part {
-		os.Remove(f.part)
-	}
-	store.SyncDir(filepath.Dir(f.req.Dest))
-	if st, err := os.Stat(f.req.Dest); err == nil {
-		res.Size = st.Size()
-	}
-	return res, nil
-}
-
-func detectFile(path string) (Format, error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fh.Close()
-	return DetectFormat(fh)
-}
-
-// ErrTooLarge means decompressed content went past its cap.
-var ErrTooLarge = errors.New("decompressed content is larger than allowed")
-
-// decompress writes the decompressed content of src to dst (sparse, fsynced)
-// and returns its SHA-256. It stops when ctx ends and at the cap: a qcow2
-// declares its virtual size, which bounds its file; other content is bounded
-// by max.
-func decompress(ctx context.Context, src, dst string, format Format, max int64) (Digest, error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return Digest{}, err
-	}
-	defer in.Close()
-	var r io.Reader
-	switch format {
-	case FormatGzip:
-		gz, err := gzip.NewReader(in)
-		if err != nil {
-			return Digest{}, err
-		}
-		defer gz.Close()
-		r = gz
-	case FormatXZ:
-		if r, err = xz.NewReader(in); err != nil {
-			return Digest{}, err
-		}
-	case FormatZstd:
-		zr, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
-		if err != nil {
-			return Digest{}, err
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		return Digest{}, fmt.Errorf("unsupported compression %q", format)
-	}
-	// The head says what the content is: a qcow2 is held to what it declares.
-	head := make([]byte, 512)
-	n, err := io.ReadFull(r, head)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return Digest{}, err
-	}
-	head = head[:n]
-	limit := max
-	if len(head) >= 32 && bytes.HasPrefix(head, qcow2Magic) {
-		declared := int64(binary.BigEndian.Uint64(head[24:32]))
-		if bound := declared + declared/64 + 64<<20; declared >= 0 && bound > 0 && bound < limit {
-			limit = bound // data plus its L2/refcount tables, with room to spare
-		}
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return Digest{}, err
-	}
-	h := SHA256.NewHash()
-	body := io.TeeReader(io.MultiReader(bytes.NewReader(head), &capReader{r: r, left: limit - int64(len(head)), limit: limit}), h)
-	_, err = CopyContext(ctx, out, body, nil)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst)
-		return Digest{}, err
-	}
-	return hexOf(SHA256, h), nil
-}
-
-// capReader fails once more than limit bytes come out of r.
-type capReader struct {
-	r           io.Reader
-	left, limit int64
-}
-
-func (c *capReader) Read(p []byte) (int, error) {
-	if c.left < 0 {
-		return 0, fmt.Errorf("%w: it passed %s (set by the content's own declared size, or images.maxUnpacked)", ErrTooLarge, formatBytes(c.limit))
-	}
-	if int64(len(p)) > c.left+1 {
-		p = p[:c.left+1]
-	}
-	n, err := c.r.Read(p)
-	c.left -= int64(n)
-	if c.left < 0 {
-		return n, fmt.Errorf("%w: it passed %s (set by the content's own declared size, or images.maxUnpacked)", ErrTooLarge, formatBytes(c.limit))
-	}
-	return n, err
-}
-
-func formatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
-
-// CleanStaleParts removes *.part files in dir untouched for longer than age:
-// leftovers of downloads nobody will resume. Errors are ignored (best effort).
-func CleanStaleParts(dir string, age time.Duration) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	cutoff := time.Now().Add(-age)
-	for _, e := range entries {
-		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), PartSuffix) {
-			continue
-		}
-		if info, err := e.Info(); err == nil && info.ModTime().Before(cutoff) {
-			os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }

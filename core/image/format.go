@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // Format is a disk image (or wrapper) format detected from content, never from the file name.
@@ -84,18 +86,16 @@ type Info struct {
 	BootSignature bool `json:"bootSignature,omitempty"`
 }
 
-// Inspect detects the format of the file at path and, for qcow2, reads the header fields
-// that matter for safety (see InspectFile).
+// Inspect detects the format of a file fvm keeps (a base, a VM's disk, a
+// download) and, for qcow2, reads the header fields that matter for safety (see
+// InspectFile). It is opened as every state file is (store.OpenRegular): a
+// symlink or FIFO in its place is refused, never followed or waited on.
 func Inspect(path string) (Info, error) {
-	f, err := os.Open(path)
+	f, st, err := store.OpenRegular(path)
 	if err != nil {
 		return Info{}, fmt.Errorf("inspect image: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return Info{}, fmt.Errorf("inspect image: %w", err)
-	}
 	return InspectFile(f, path, st.Size())
 }
 
@@ -107,7 +107,7 @@ func InspectFile(r io.ReaderAt, path string, size int64) (Info, error) {
 	info := Info{Path: path}
 	var err error
 	if info.Format, err = DetectFormat(r); err != nil {
-		return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
+		return Info{}, fmt.Errorf("inspect image %q: %w", path, err)
 	}
 	switch info.Format {
 	case FormatRaw:
@@ -119,8 +119,8 @@ func InspectFile(r io.ReaderAt, path string, size int64) (Info, error) {
 	case FormatISO:
 		info.VirtualSize = size
 	case FormatQCOW2:
-		if err := parseQCOW2(r, size, &info); err != nil {
-			return Info{}, fmt.Errorf("inspect image %s: %w", path, err)
+		if err := parseQCOW2(r, size, &info); err != nil { // a qcow2 magic on no qcow2 fvm can use
+			return Info{}, fmt.Errorf("inspect image %q: %w: %w", path, ErrNotDisk, err)
 		}
 	}
 	return info, nil
@@ -259,16 +259,20 @@ var ErrNotDisk = errors.New("not a disk image")
 // file is anything without a known magic, so the MBR/GPT boot signature is what tells a
 // disk from, say, a text file given by mistake.
 func CheckDisk(info Info) error {
+	if info.VirtualSize > vm.MaxDiskBytes || info.VirtualSize < 0 {
+		return fmt.Errorf("%w: %q declares a virtual size of %s, more than fvm's limit of %s (vm.MaxDiskBytes): no real disk is that large",
+			ErrNotDisk, info.Path, vm.FormatSize(info.VirtualSize), vm.FormatSize(vm.MaxDiskBytes))
+	}
 	switch info.Format {
 	case FormatQCOW2:
 		return CheckSafe(info)
 	case FormatRaw:
 		if !info.BootSignature {
-			return fmt.Errorf("%w: %s has no partition table (no MBR or GPT): pass a qcow2 or a raw disk image", ErrNotDisk, info.Path)
+			return fmt.Errorf("%w: %q has no partition table (no MBR or GPT): pass a qcow2 or a raw disk image", ErrNotDisk, info.Path)
 		}
 		return nil
 	default:
-		return fmt.Errorf("%w: %s is %s, not a qcow2 or raw disk image", ErrNotDisk, info.Path, info.Format)
+		return fmt.Errorf("%w: %q is %s, not a qcow2 or raw disk image", ErrNotDisk, info.Path, info.Format)
 	}
 }
 
@@ -285,21 +289,21 @@ func CheckSafe(info Info) error {
 	const fix = "flatten it first (qemu-img convert -O qcow2 IN OUT) if you trust it"
 	switch {
 	case info.BackingFile != "":
-		return fmt.Errorf("%w: %s is a qcow2 that references backing file %q (CVE-2023-32684): %s",
+		return fmt.Errorf("%w: %q is a qcow2 that references backing file %q (CVE-2023-32684): %s",
 			ErrUnsafeImage, info.Path, info.BackingFile, fix)
 	case info.HasDataFile || info.DataFile != "":
 		name := info.DataFile
 		if name == "" {
 			name = "(unnamed)"
 		}
-		return fmt.Errorf("%w: %s is a qcow2 that references external data file %q (CVE-2023-32684): %s",
+		return fmt.Errorf("%w: %q is a qcow2 that references external data file %q (CVE-2023-32684): %s",
 			ErrUnsafeImage, info.Path, name, fix)
 	case info.Encrypted:
-		return fmt.Errorf("%w: %s is an encrypted qcow2, which fvm cannot give a key: convert it to an unencrypted qcow2 (qemu-img convert -O qcow2 IN OUT)", ErrUnsafeImage, info.Path)
+		return fmt.Errorf("%w: %q is an encrypted qcow2, which fvm cannot give a key: convert it to an unencrypted qcow2 (qemu-img convert -O qcow2 IN OUT)", ErrUnsafeImage, info.Path)
 	case info.Damaged != "":
-		return fmt.Errorf("%w: %s is a damaged qcow2: %s: copy or download it again", ErrNotDisk, info.Path, info.Damaged)
+		return fmt.Errorf("%w: %q is a damaged qcow2: %s: copy or download it again", ErrNotDisk, info.Path, info.Damaged)
 	case info.VirtualSize == 0:
-		return fmt.Errorf("%w: %s is a qcow2 of virtual size 0: there is no disk in it", ErrNotDisk, info.Path)
+		return fmt.Errorf("%w: %q is a qcow2 of virtual size 0: there is no disk in it", ErrNotDisk, info.Path)
 	}
 	return nil
 }

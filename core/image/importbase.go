@@ -22,10 +22,11 @@ func (r Registry) ImportBase(ctx context.Context, src string, placed func(base s
 	if err := CheckDisk(in.Info); err != nil {
 		return api.Image{}, err
 	}
-	img := api.Image{Name: filepath.Base(src), Format: string(in.Info.Format), Virtual: in.Info.VirtualSize, Source: src}
-	_, _, err = r.PutBase(ctx, BaseSource{In: in}, in.Info.Format, func(path string, digest Digest) error {
+	img := api.Image{Name: filepath.Base(src), Source: src}
+	_, _, err = r.PutBase(ctx, BaseSource{In: in, Name: src}, in.Info.Format, func(path string, digest Digest, kept Info) error {
 		st, err := os.Stat(path)
 		img.Path, img.Digest = path, digest.String()
+		img.Format, img.Virtual = string(kept.Format), kept.VirtualSize // what was checked: the copy kept
 		if err == nil {
 			img.Size = st.Size()
 		}
@@ -35,7 +36,7 @@ func (r Registry) ImportBase(ctx context.Context, src string, placed func(base s
 		return err
 	})
 	if err != nil {
-		return api.Image{}, fmt.Errorf("cache %s: %w", src, err)
+		return api.Image{}, fmt.Errorf("cache %q: %w", src, err)
 	}
 	return img, nil
 }

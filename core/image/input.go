@@ -26,23 +26,23 @@ type Input struct {
 func OpenInput(p string) (*Input, error) {
 	resolved, err := filepath.EvalSymlinks(p)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, fmt.Errorf("open %q: %w", p, err)
 	}
 	f, err := os.OpenFile(resolved, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if errors.Is(err, unix.ELOOP) {
-		return nil, fmt.Errorf("open %s: it was replaced by a symlink while being opened: try again", p)
+		return nil, fmt.Errorf("open %q: it was replaced by a symlink while being opened: try again", p)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, fmt.Errorf("open %q: %w", p, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, fmt.Errorf("open %q: %w", p, err)
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("%s is not a regular file (%s): give the path of a disk image file", p, fileKind(st.Mode()))
+		return nil, fmt.Errorf("%q is not a regular file (%s): give the path of a disk image file", p, fileKind(st.Mode()))
 	}
 	info, err := InspectFile(f, resolved, st.Size())
 	if err != nil {

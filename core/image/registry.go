@@ -105,6 +105,10 @@ func (r Registry) Get(name string) (api.Image, error) {
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image %q: %w", name, err)
 	}
+	if img.Name != name || !filepath.IsAbs(img.Path) { // the entry's file name is the image's identity (as List says)
+		return api.Image{}, fmt.Errorf("image %q: its entry %s does not describe it (it names %q): remove it with `fvm image rm %s`",
+			name, name+".json", img.Name, name)
+	}
 	if _, err := os.Stat(img.Path); err != nil {
 		return api.Image{}, fmt.Errorf("image %q %w: its base disk %s is missing (%v): build or import it again",
 			name, ErrNotFound, img.Path, err)
@@ -120,7 +124,7 @@ func (r Registry) Add(img api.Image) error {
 	if img.Path == "" || !filepath.IsAbs(img.Path) {
 		return fmt.Errorf("image %q: base disk path %q must be absolute", img.Name, img.Path)
 	}
-	if err := os.MkdirAll(r.Layout.ImagesDir(), 0o755); err != nil {
+	if err := store.MkdirPrivate(r.Layout.ImagesDir()); err != nil {
 		return fmt.Errorf("image %q: %w", img.Name, err)
 	}
 	if err := store.WriteJSON(r.entryPath(img.Name), img); err != nil {
@@ -155,6 +159,9 @@ type ImportOptions struct {
 	Move bool
 	// Checksum, if set, must match the bytes imported (a copy is compared as it is made).
 	Checksum Digest
+	// Digest, with Move, is src's SHA-256 when it is known already (an upload
+	// hashed as it arrived), so it is not read again.
+	Digest Digest
 }
 
 // ImportFile puts the qcow2 or raw disk at src into the cache, named by its SHA-256,
@@ -169,10 +176,10 @@ func (r Registry) ImportFile(ctx context.Context, src, name string, opts ImportO
 	if err != nil {
 		return api.Image{}, err
 	}
-	bs := BaseSource{In: in, Want: opts.Checksum}
+	bs := BaseSource{In: in, Want: opts.Checksum, Name: src}
 	if opts.Move {
 		in.Close() // only inspected: fvm's own file is renamed in
-		bs = BaseSource{Move: in.Path}
+		bs = BaseSource{Move: in.Path, Digest: opts.Digest, Name: opts.Source}
 	} else {
 		defer in.Close()
 	}
@@ -184,22 +191,22 @@ func (r Registry) ImportFile(ctx context.Context, src, name string, opts ImportO
 		arch = vm.AMD64
 	}
 	img := api.Image{
-		Name: name, Version: opts.Version, Arch: arch, Format: string(in.Info.Format),
-		Virtual: in.Info.VirtualSize, CreatedAt: time.Now().UTC().Truncate(time.Second), Source: opts.Source,
+		Name: name, Version: opts.Version, Arch: arch, CreatedAt: time.Now().UTC().Truncate(time.Second), Source: opts.Source,
 	}
 	if !opts.Checksum.IsZero() {
 		img.UpstreamDigest = opts.Checksum.String()
 	}
-	_, _, err = r.PutBase(ctx, bs, in.Info.Format, func(path string, digest Digest) error {
+	_, _, err = r.PutBase(ctx, bs, in.Info.Format, func(path string, digest Digest, kept Info) error {
 		st, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
 		img.Path, img.Size, img.Digest = path, st.Size(), digest.String()
+		img.Format, img.Virtual = string(kept.Format), kept.VirtualSize // the copy kept, as checked
 		return r.Add(img)
 	})
 	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
+		return api.Image{}, fmt.Errorf("import %q: %w", src, err)
 	}
 	return img, nil
 }

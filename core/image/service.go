@@ -14,7 +14,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -199,7 +198,7 @@ func (s *Service) PullImage(ctx context.Context, req api.PullRequest, progress f
 	e, err := cat.Resolve(req.Ref, arch)
 	if err != nil {
 		if _, lerr := s.reg.Get(req.Ref); lerr == nil {
-			return api.Image{}, api.Errorf(api.CodeInvalid, "%s is a local image, not one from the catalog: there is nothing to pull", req.Ref)
+			return api.Image{}, api.Errorf(api.CodeInvalid, "%q is a local image, not one from the catalog: there is nothing to pull", req.Ref)
 		} else if s.hasEntry(req.Ref) {
 			return api.Image{}, api.Errorf(api.CodeNotFound, "%v", lerr) // e.g. its base disk is gone
 		}
@@ -302,18 +301,22 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 		os.Remove(res.Path)
 		return api.Image{}, fmt.Errorf("%w (deleted)", err)
 	}
-	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest}, res.Info.Format, func(base string, digest Digest) error {
+	_, _, err := s.reg.PutBase(ctx, BaseSource{Move: res.Path, Digest: res.FileDigest, Name: img.Source}, res.Info.Format, func(base string, digest Digest, kept Info) error {
 		st, err := os.Stat(base)
 		if err != nil {
 			return err
 		}
-		img.Format, img.Path, img.Size, img.Virtual = string(res.Info.Format), base, st.Size(), res.Info.VirtualSize
+		img.Format, img.Path, img.Size, img.Virtual = string(kept.Format), base, st.Size(), kept.VirtualSize
 		img.Digest = digest.String()
 		img.CreatedAt = time.Now().UTC().Truncate(time.Second)
 		return s.reg.Add(img)
 	})
+	if errors.Is(err, ErrNotDisk) || errors.Is(err, ErrUnsafeImage) {
+		os.Remove(res.Path) // never a disk fvm would boot: not kept for a retry either
+		return api.Image{}, fmt.Errorf("%w (deleted)", err)
+	}
 	if err != nil {
-		return api.Image{}, fmt.Errorf("cache %s: %w", img.Source, err)
+		return api.Image{}, fmt.Errorf("cache %q: %w", img.Source, err)
 	}
 	return img, nil
 }
@@ -324,15 +327,19 @@ func (s *Service) register(ctx context.Context, res FetchResult, img api.Image) 
 // held (prune skips it) until release is called, once the VM's spec names it.
 func (s *Service) Resolve(ctx context.Context, ref string, arch vm.Arch) (img api.Image, release func(), err error) {
 	switch {
+	case strings.TrimSpace(ref) == "": // an invalid request, not a missing image
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "no image given: name one (e.g. debian-local, see `fvm images`), or --iso PATH to install from an ISO")
+	case strings.ContainsRune(ref, '/') && !strings.HasPrefix(ref, "/") && !isHTTPURL(ref):
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q is neither a name nor an absolute path: give the file's absolute path", ref)
 	case strings.HasPrefix(ref, "/"):
 		// Held from the moment the base is in place (under the cache lock).
 		img, err = s.reg.ImportBase(ctx, ref, func(base string) { release = s.hold(base) })
 		if err != nil {
-			return api.Image{}, nil, inputError(fmt.Errorf("image %s: %w", ref, err))
+			return api.Image{}, nil, inputError(fmt.Errorf("image %q: %w", ref, err))
 		}
 		return img, release, nil
 	case isHTTPURL(ref):
-		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %s: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
+		return api.Image{}, nil, api.Errorf(api.CodeInvalid, "image %q: import a URL first: `fvm image import URL --name NAME --checksum sha256:HEX`", ref)
 	default:
 		if img, err = s.localOrPulled(ctx, ref, arch); err != nil {
 			return api.Image{}, nil, err
@@ -402,169 +409,6 @@ func (s *Service) hasEntry(name string) bool {
 	return err == nil
 }
 
-// ImportImage caches the disk at req.Source (an absolute path, or an http(s)
-// URL) and registers it. URLs need a checksum unless InsecureSkipVerify is set.
-// A local file is opened once and read without holding any lock of the cache.
-func (s *Service) ImportImage(ctx context.Context, req api.ImportRequest, progress func(api.Event)) (api.Image, error) {
-	src := strings.TrimSpace(req.Source)
-	arch, err := parseArch(req.Arch)
-	if err != nil {
-		return api.Image{}, err
-	}
-	var want Digest
-	if req.Checksum != "" {
-		if want, err = ParseDigest(req.Checksum); err != nil {
-			return api.Image{}, api.Errorf(api.CodeInvalid, "--checksum: %v", err)
-		}
-	}
-	isURL := isHTTPURL(src)
-	if !isURL && !filepath.IsAbs(src) {
-		return api.Image{}, api.Errorf(api.CodeInvalid, "import %q: give an absolute file path or an http(s) URL", src)
-	}
-	name := req.Name
-	if name == "" {
-		name = s.importName(src)
-	}
-	if err := ValidateName(name); err != nil {
-		return api.Image{}, api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	if !isURL {
-		img, err := s.reg.ImportFile(ctx, src, name, ImportOptions{Version: req.Version, Arch: arch, Source: src, Checksum: want})
-		if err != nil {
-			return api.Image{}, inputError(err)
-		}
-		return img, nil
-	}
-	if want.IsZero() && !req.InsecureSkipVerify {
-		return api.Image{}, api.Errorf(api.CodeInvalid,
-			"import %s: no checksum to verify it against: pass --checksum sha256:HEX (or sha512:HEX) as its publisher lists it, or --insecure-skip-verify to trust whatever arrives", src)
-	}
-	rep := s.reporter(name, arch, progress)
-	img := api.Image{Name: name, Version: req.Version, Arch: arch, Source: src}
-	if want.IsZero() {
-		s.opts.Log.Warn("importing without verification", "url", src, "name", name)
-		return s.importUnverified(ctx, src, img, rep)
-	}
-	img.UpstreamDigest = want.String()
-	if cur, err := s.reg.Get(name); err == nil && cur.Source == src && cur.UpstreamDigest == img.UpstreamDigest {
-		rep.phase(api.PhaseUpToDate)
-		return cur, nil
-	}
-	dest := s.downloadPath(want, path.Base(urlPath(src)))
-	unlock, err := s.pulls.lock(ctx, dest, func() { rep.phase(api.PhaseWaiting) })
-	if err != nil {
-		return api.Image{}, fmt.Errorf("import %s: %w", src, err)
-	}
-	defer unlock()
-	res, err := s.fetch(ctx, src, dest, want, rep, nil)
-	if err != nil {
-		return api.Image{}, fmt.Errorf("import: %w", err) // Fetch names the URL
-	}
-	return s.register(ctx, res, img)
-}
-
-// inputError codes an error about a user's file: what is wrong with the file is
-// invalid input; a failure of the cache itself (disk full) is the host's.
-func inputError(err error) error {
-	if errors.Is(err, ErrNotDisk) || errors.Is(err, ErrUnsafeImage) || errors.Is(err, ErrChecksumMismatch) ||
-		errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || strings.Contains(err.Error(), "not a regular file") ||
-		strings.Contains(err.Error(), "inspect image") {
-		return api.Errorf(api.CodeInvalid, "%v", err)
-	}
-	return err
-}
-
-func isHTTPURL(s string) bool {
-	ls := strings.ToLower(s)
-	return strings.HasPrefix(ls, "http://") || strings.HasPrefix(ls, "https://")
-}
-
-func urlPath(s string) string {
-	if u, err := url.Parse(s); err == nil {
-		return u.Path
-	}
-	return s
-}
-
-// importName derives a registry name from a file or URL name
-// ("debian-12-genericcloud-amd64.qcow2" → "debian-12-genericcloud-amd64"). A name
-// already taken by another source gets a suffix from a hash of this one.
-func (s *Service) importName(src string) string {
-	base := path.Base(urlPath(src))
-	for {
-		ext := path.Ext(base)
-		switch strings.ToLower(ext) {
-		case ".qcow2", ".img", ".raw", ".gz", ".xz", ".zst", ".zstd":
-			base = strings.TrimSuffix(base, ext)
-			continue
-		}
-		break
-	}
-	name := strings.Trim(importNameRE.ReplaceAllString(strings.ToLower(base), "-"), "-.")
-	if len(name) > MaxNameLen-9 {
-		name = strings.Trim(name[:MaxNameLen-9], "-.")
-	}
-	if name == "" {
-		name = "image"
-	}
-	if cur, err := s.reg.Get(name); err == nil && cur.Source != src || err != nil && s.hasEntry(name) {
-		h := SHA256.NewHash()
-		h.Write([]byte(src))
-		name += fmt.Sprintf("-%x", h.Sum(nil)[:4])
-	}
-	return name
-}
-
-var importNameRE = regexp.MustCompile(`[^a-z0-9.]+`)
-
-// RemoveImage removes a local name, or the cached builds of a catalog
-// reference, broken entries included. Base disks stay: VMs boot from overlays
-// on them; prune frees them (and the derived files of bases no image names).
-func (s *Service) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]api.Image, error) {
-	imgs, listErr := s.reg.List()
-	if arch != "" {
-		var err error
-		if arch, err = parseArch(arch); err != nil {
-			return nil, err
-		}
-	}
-	var targets []api.Image
-	for _, img := range imgs {
-		if img.Name == name {
-			targets = append(targets, img)
-		}
-	}
-	if len(targets) == 0 && !s.hasEntry(name) {
-		ref, err := s.canonicalRef(name)
-		if err != nil {
-			if listErr != nil {
-				return nil, listErr
-			}
-			return nil, err
-		}
-		for _, img := range imgs {
-			if img.Ref == ref && (arch == "" || img.Arch == arch) {
-				targets = append(targets, img)
-			}
-		}
-		if len(targets) == 0 {
-			return nil, api.Errorf(api.CodeNotFound, "image %s is not cached: see `fvm images`", name)
-		}
-	} else if len(targets) == 0 {
-		targets = []api.Image{{Name: name}} // an unreadable entry: remove it all the same
-	}
-	for _, img := range targets {
-		if err := s.reg.Remove(img.Name); err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, api.Errorf(api.CodeNotFound, "%v", err)
-			}
-			return nil, fmt.Errorf("%w (`fvm image rm %s` again once that is fixed)", err, img.Name)
-		}
-		s.publish(api.Event{Type: api.EventImageRemoved, Image: img.Name, Arch: img.Arch})
-	}
-	return targets, nil
-}
-
 // canonicalRef turns debian, debian:bookworm... into the catalog's debian:12.
 func (s *Service) canonicalRef(name string) (string, error) {
 	cat, err := s.catalog(Overrides{})
@@ -583,154 +427,4 @@ func (s *Service) canonicalRef(name string) (string, error) {
 		lastErr = err
 	}
 	return "", api.Errorf(api.CodeInvalid, "%v", lastErr)
-}
-
-// CheckUpdates compares every cached catalog image with what upstream offers now.
-// A failure to reach one upstream is reported in its row, not for the whole table.
-func (s *Service) CheckUpdates(ctx context.Context, req api.UpdatesRequest) ([]api.ImageUpdate, error) {
-	imgs, err := s.reg.List()
-	if err != nil {
-		return nil, err
-	}
-	cat, err := s.catalog(Overrides{req.Mirrors, req.Indexes})
-	if err != nil {
-		return nil, err
-	}
-	rows := []api.ImageUpdate{}
-	for _, img := range imgs {
-		if img.Ref == "" || img.Broken != "" {
-			continue // local builds and imports have no upstream to ask
-		}
-		row := api.ImageUpdate{Name: img.Name, Ref: img.Ref, Arch: img.Arch, CachedBuild: img.Build, CachedDigest: img.UpstreamDigest}
-		if r, err := s.checkOne(ctx, cat, img); err != nil {
-			row.Error = err.Error()
-		} else {
-			row.AvailableBuild, row.AvailableDigest, row.Newer = r.Latest.Build, r.Latest.Digest.String(), r.Newer
-		}
-		rows = append(rows, row)
-	}
-	return rows, nil
-}
-
-func (s *Service) checkOne(ctx context.Context, cat *Catalog, img api.Image) (Available, error) {
-	e, err := cat.Resolve(img.Ref, img.Arch)
-	if err != nil {
-		return Available{}, err
-	}
-	var cached Digest
-	if img.UpstreamDigest != "" {
-		if cached, err = ParseDigest(img.UpstreamDigest); err != nil {
-			return Available{}, fmt.Errorf("image %s: recorded digest: %w", img.Name, err)
-		}
-	}
-	return CheckUpdateWith(ctx, s.opts.HTTPClient, e, cached, img.Build, s.opts.Keys)
-}
-
-// Catalog lists the releases that can be pulled, which arches are cached and
-// what verifies each distro's downloads (its trust).
-func (s *Service) Catalog(ctx context.Context) ([]api.CatalogItem, error) {
-	cat, err := s.catalog(Overrides{})
-	if err != nil {
-		return nil, err
-	}
-	imgs, _ := s.reg.List()
-	cached := map[string][]vm.Arch{}
-	for _, img := range imgs {
-		if img.Ref != "" && img.Broken == "" {
-			cached[img.Ref] = append(cached[img.Ref], img.Arch)
-		}
-	}
-	out := cat.List()
-	for i := range out {
-		out[i].Cached = cached[out[i].Ref]
-	}
-	if out == nil {
-		out = []api.CatalogItem{}
-	}
-	return out, nil
-}
-
-// PruneImages deletes cached bases that no image and no VM uses (with their
-// derived files), and what downloads left behind (partial files, finished
-// files never filed, lock files) unless a pull is using them.
-func (s *Service) PruneImages(ctx context.Context) (api.PruneResult, error) {
-	lock, err := s.reg.LockCache()
-	if err != nil {
-		return api.PruneResult{}, fmt.Errorf("prune: cache lock: %w (nothing was removed)", err)
-	}
-	defer lock.Unlock()
-	used, err := s.basesInUse()
-	if err != nil {
-		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
-	}
-	res := api.PruneResult{Removed: []string{}}
-	remove := func(p string, size int64) {
-		if err := os.Remove(p); err == nil {
-			res.Removed = append(res.Removed, p)
-			res.Freed += size
-		} else {
-			s.opts.Log.Warn("prune", "file", p, "err", err)
-		}
-	}
-	bases := s.opts.Layout.BasesDir()
-	ents, _ := os.ReadDir(bases)
-	for _, e := range ents {
-		p := filepath.Join(bases, e.Name())
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || used[p] || s.isHeld(p) {
-			continue
-		}
-		if store.IsTemp(e.Name()) && !store.IsStale(p) {
-			continue // an import being written
-		}
-		if base, ok := DerivedBase(p); ok {
-			if _, err := os.Stat(base); err == nil {
-				continue // goes with its base, below, not on its own
-			}
-		}
-		remove(p, info.Size())
-		for _, d := range s.derivedFiles(api.Image{Path: p}) {
-			if st, err := os.Stat(d); err == nil && !used[d] { // a VM may read it still (a vz disk copied from it)
-				remove(d, st.Size())
-			}
-		}
-	}
-	dl := s.opts.Layout.DownloadsDir()
-	ents, _ = os.ReadDir(dl)
-	for _, e := range ents {
-		p := filepath.Join(dl, e.Name())
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() || s.pulls.busy(downloadKey(p)) {
-			continue
-		}
-		remove(p, info.Size())
-	}
-	return res, nil
-}
-
-// downloadKey maps a file in downloads/ to the destination its pull locks.
-func downloadKey(p string) string {
-	for _, suf := range []string{PartSuffix, ".unpack", VerifiedSuffix, ".lock"} {
-		p = strings.TrimSuffix(p, suf)
-	}
-	return p
-}
-
-// basesInUse collects the bases named by local images and by VMs (asked of
-// the host: specs and, as ground truth, what each VM's driver says it reads).
-func (s *Service) basesInUse() (map[string]bool, error) {
-	used, err := s.opts.BasesInUse()
-	if err != nil {
-		return nil, err
-	}
-	imgs, err := s.reg.List()
-	if err != nil {
-		return nil, err
-	}
-	for _, img := range imgs {
-		if img.Path != "" {
-			used[img.Path] = true
-		}
-	}
-	return used, nil
 }

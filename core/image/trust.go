@@ -17,12 +17,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // What a distribution signs (Trust.Signed).
@@ -157,7 +158,7 @@ func VerifyClearsigned(keys openpgp.EntityList, data []byte) ([]byte, error) {
 
 // verifyFile checks a detached signature of the file at path.
 func verifyFile(keys openpgp.EntityList, path string, sig []byte) error {
-	f, err := os.Open(path)
+	f, _, err := store.OpenRegular(path)
 	if err != nil {
 		return err
 	}

@@ -145,7 +145,9 @@ func TestRedirectRules(t *testing.T) {
 func TestDecompressionBomb(t *testing.T) {
 	var z bytes.Buffer
 	w, _ := zstd.NewWriter(&z)
-	w.Write(make([]byte, 64<<20))
+	disk := make([]byte, 64<<20) // a partition table, then zeros
+	disk[510], disk[511] = 0x55, 0xAA
+	w.Write(disk)
 	w.Close()
 	gets := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { gets++; rw.Write(z.Bytes()) }))
@@ -175,7 +177,7 @@ func TestDecompressionBomb(t *testing.T) {
 	// Cancellation stops a long decompression.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := decompress(ctx, dest+"x", dest+"y", FormatZstd, 1<<30); err == nil {
+	if _, err := decompress(ctx, dest+"x", dest+"y", FormatZstd, 1<<30, "x"); err == nil {
 		t.Error("decompress of a missing file succeeded")
 	}
 }

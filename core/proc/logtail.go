@@ -1,15 +1,16 @@
 package proc
 
 import (
-	"os"
 	"strings"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // LogTail returns the last n non-empty lines of a hypervisor's log on one
 // line (at most 800 bytes): its own words are the best explanation of a
 // failed start. "" when the log is empty or unreadable.
 func LogTail(path string, n int) string {
-	b, err := os.ReadFile(path)
+	b, err := store.ReadTail(path, 64<<10) // never blocks on a FIFO in its place
 	if err != nil {
 		return ""
 	}

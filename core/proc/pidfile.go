@@ -1,15 +1,17 @@
 package proc
 
 import (
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
-// ReadPIDFile reads the pid a process wrote into path; 0 when there is none.
+// ReadPIDFile reads the pid a process wrote into path; 0 when there is none
+// (or something else than a small regular file is there: store.ReadFile).
 func ReadPIDFile(path string) int {
-	b, err := os.ReadFile(path)
+	b, err := store.ReadFileLimited(path, 64)
 	if err != nil {
 		return 0
 	}

@@ -23,6 +23,13 @@ type SSHConfigInfo struct {
 	// MuxDir, when set, is where OpenSSH keeps its multiplexing sockets
 	// (ControlMaster): later ssh, scp and rsync runs reuse one connection.
 	MuxDir string
+	// Alias is the block's Host name (HostAlias(name) when empty).
+	Alias string
+	// ProxyCommand reaches HostName:Port from elsewhere (a VM on a remote
+	// host: through that server), as ssh_config takes it.
+	ProxyCommand string
+	// Comment goes above the block.
+	Comment string
 }
 
 // SSHConfig returns an OpenSSH config block for the VM, `Host NAME.fvm`, with strict
@@ -37,14 +44,28 @@ func SSHConfig(name string, info SSHConfigInfo) string {
 	if alias == "" {
 		alias = HostAlias(name)
 	}
+	hostLine := info.Alias
+	if hostLine == "" {
+		hostLine = HostAlias(name)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Host %s\n", HostAlias(name))
+	for _, c := range strings.Split(info.Comment, "\n") {
+		if c != "" {
+			fmt.Fprintf(&b, "# %s\n", c)
+		}
+	}
+	fmt.Fprintf(&b, "Host %s\n", hostLine)
 	line := func(k, v string) { fmt.Fprintf(&b, "  %s %s\n", k, v) }
 	line("HostName", host)
 	line("Port", fmt.Sprint(info.Port))
 	line("User", info.User)
-	line("IdentityFile", configPath(info.IdentityFile))
-	line("IdentitiesOnly", "yes")
+	if info.IdentityFile != "" {
+		line("IdentityFile", configPath(info.IdentityFile))
+		line("IdentitiesOnly", "yes")
+	}
+	if info.ProxyCommand != "" {
+		line("ProxyCommand", info.ProxyCommand)
+	}
 	line("UserKnownHostsFile", configPath(info.KnownHostsFile))
 	line("HostKeyAlias", alias)
 	line("StrictHostKeyChecking", "yes")

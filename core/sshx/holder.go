@@ -32,6 +32,12 @@ type HolderOptions struct {
 	// its own (an ISO install), whose other host key is waited out, never
 	// accepted, instead of being fatal.
 	InstallerFirst bool
+	// Session: a new connection counts as ready once a command ran on it
+	// (`true`). sshd finishes the login (PAM: the user's logind session and
+	// systemd manager) after the handshake, and the first session waits for
+	// it: so that the first command costs what any command costs, ready
+	// waits instead. Initial counts as checked already.
+	Session bool
 }
 
 // Holder keeps one pinned SSH connection to a VM open for as long as the VM
@@ -92,6 +98,9 @@ func (h *Holder) run() {
 				continue
 			}
 		}
+		if err == nil && c != h.o.Initial && h.o.Session && !h.settle(c) {
+			continue // lost before its first session: connect again
+		}
 		if err != nil {
 			if errors.Is(err, ErrHostKeyMismatch) {
 				h.mu.Lock()
@@ -121,6 +130,19 @@ func (h *Holder) run() {
 			return
 		}
 	}
+}
+
+// settle runs one command on a new connection and says whether the
+// connection stands (else it is closed). The command's own status, or a guest
+// that runs no commands, does not matter: only a lost connection does.
+func (h *Holder) settle(c *Client) bool {
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Minute)
+	defer cancel()
+	if _, err := c.Exec(ctx, "true", nil, nil, nil); err != nil && (h.ctx.Err() != nil || !probe(c.Conn(), h.o.KeepaliveTimeout)) {
+		c.Close()
+		return false
+	}
+	return true
 }
 
 // keep returns when c is lost (closed by the peer, or a probe failed) or the Holder closes.
@@ -211,6 +233,9 @@ func (h *Holder) fatalErr() error {
 	defer h.mu.Unlock()
 	return h.fatal
 }
+
+// Done is closed when holding has ended (Close, or a fatal host key).
+func (h *Holder) Done() <-chan struct{} { return h.done }
 
 // Connects is how many times the connection was established (1: never lost).
 func (h *Holder) Connects() int {

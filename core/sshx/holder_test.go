@@ -214,3 +214,32 @@ func TestProcessSignalResizeTTY(t *testing.T) {
 	}
 	p.Close()
 }
+
+// TestHolderSession: with Session, a connection counts as ready only once a
+// command ran on it, whatever its status (the test server knows no `true`);
+// a checked Initial connection is ready at once.
+func TestHolderSession(t *testing.T) {
+	s := newTestServer(t)
+	h := Hold(s.Target(), HolderOptions{Session: true})
+	defer h.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Execs.Load(); n != 1 {
+		t.Fatalf("%d commands before ready, want 1", n)
+	}
+	c, err := Dial(ctx, s.Target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2 := Hold(s.Target(), HolderOptions{Session: true, Initial: c})
+	defer h2.Close()
+	if err := h2.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Execs.Load(); n != 1 {
+		t.Fatalf("a command ran on the checked initial connection (%d)", n)
+	}
+}

@@ -75,7 +75,7 @@ func LoadOrCreateKey(path string) (ssh.Signer, string, error) {
 		return nil, "", err
 	}
 	// The .pub goes first: a private key on disk always has its public half beside it.
-	if err := store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), store.PrivateFile); err != nil {
 		return nil, "", fmt.Errorf("ssh key %s.pub: %w", path, err)
 	}
 	if err := store.WriteFileAtomic(path, priv, 0o600); err != nil {
@@ -96,7 +96,7 @@ func authorized(s ssh.Signer) string {
 }
 
 func loadKey(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := store.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -113,8 +113,8 @@ func loadKey(path string) (ssh.Signer, error) {
 	}
 	// Restore a missing or stale .pub; it is derived, so rewriting it is safe.
 	pub := AuthorizedKey(s.PublicKey())
-	if cur, err := os.ReadFile(path + ".pub"); err != nil || !samePublicKey(string(cur), s.PublicKey()) {
-		if err := store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), 0o644); err != nil {
+	if cur, err := store.ReadFile(path + ".pub"); err != nil || !samePublicKey(string(cur), s.PublicKey()) {
+		if err := store.WriteFileAtomic(path+".pub", []byte(pub+"\n"), store.PrivateFile); err != nil {
 			return nil, fmt.Errorf("ssh key %s.pub: %w", path, err)
 		}
 	}

@@ -34,7 +34,7 @@ func TestLoadOrCreateKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for p, want := range map[string]os.FileMode{path: 0o600, path + ".pub": 0o644, filepath.Dir(path): 0o700 | os.ModeDir} {
+	for p, want := range map[string]os.FileMode{path: 0o600, path + ".pub": 0o600, filepath.Dir(path): 0o700 | os.ModeDir} {
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)

@@ -51,6 +51,7 @@ type testServer struct {
 	Resizes  chan ptyInfo
 	Signals  chan string
 	Handshks atomic.Int32 // completed SSH handshakes
+	Execs    atomic.Int32 // exec requests
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -231,6 +232,7 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "exec":
 			var p struct{ Cmd string }
 			ssh.Unmarshal(r.Payload, &p)
+			s.Execs.Add(1)
 			r.Reply(true, nil)
 			start(func() (int, string) { return run(ch, p.Cmd, pty, signals, resized) })
 		case "shell":

@@ -52,23 +52,26 @@ func WriteAtomic(path string, perm os.FileMode, write func(f *os.File) error) (e
 	return nil
 }
 
-// WriteJSON saves v as indented JSON through WriteFileAtomic.
+// WriteJSON saves v as indented JSON through WriteFileAtomic, private to the
+// user (0600) like everything in fvm's state.
 func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(b, '\n'), 0o644)
+	return WriteFileAtomic(path, append(b, '\n'), PrivateFile)
 }
 
-// ReadJSON loads a JSON file into v, naming the file in errors.
+// ReadJSON loads a JSON file fvm wrote into v, through ReadFile (a regular
+// file, not followed through a symlink, never blocking, MaxStateFile at
+// most), naming the file in errors.
 func ReadJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
+		return fmt.Errorf("%q: %w", path, err)
 	}
 	return nil
 }

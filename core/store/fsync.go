@@ -6,12 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // SyncDir fsyncs a directory so that a rename or create in it survives a
 // crash. The one helper for it: best effort, as some filesystems refuse it.
 func SyncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
+	if d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK, 0); err == nil {
 		d.Sync()
 		d.Close()
 	}

@@ -54,24 +54,41 @@ type Store struct{ Layout Layout }
 // New returns a store over layout.
 func New(l Layout) *Store { return &Store{Layout: l} }
 
-// Get loads the named instance or returns ErrNotFound.
+// ErrNameMismatch means a VM directory's spec names another VM (a copied or
+// edited directory): the directory name is the VM's identity, so such a VM is
+// broken, listed under its directory's name and removable by it.
+var ErrNameMismatch = errors.New("a copied or edited directory")
+
+// errNotDir: a VM's directory is a symlink (or a file), never what fvm makes.
+var errNotDir = errors.New("not a directory")
+
+// Get loads the named instance or returns ErrNotFound. The directory name is
+// the identity: a spec naming another VM (ErrNameMismatch), or a directory
+// that is a symlink, is an error, which makes the VM broken.
 func (s *Store) Get(name string) (*Instance, error) {
 	if err := vm.ValidateName(name); err != nil {
 		return nil, err
 	}
 	inst := &Instance{Dir: s.Layout.InstanceDir(name)}
+	if st, err := os.Lstat(inst.Dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("vm %q: its directory %q is %s, %w", name, inst.Dir, kindOf(st.Mode()), errNotDir)
+	}
 	if err := ReadJSON(inst.Path(SpecFile), &inst.Spec); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("vm %q: %w", name, ErrNotFound)
 		}
 		return nil, fmt.Errorf("vm %q: %w", name, err)
 	}
+	if inst.Spec.Name != name {
+		return nil, fmt.Errorf("vm %q: its %s names vm %q instead (%w)", name, SpecFile, inst.Spec.Name, ErrNameMismatch)
+	}
 	return inst, nil
 }
 
-// Exists reports whether the named instance directory exists.
+// Exists reports whether the named instance directory exists (or anything
+// else, a symlink too, is in its place).
 func (s *Store) Exists(name string) bool {
-	_, err := os.Stat(s.Layout.InstanceDir(name))
+	_, err := os.Lstat(s.Layout.InstanceDir(name))
 	return err == nil
 }
 
@@ -100,7 +117,8 @@ func (s *Store) List() ([]*Instance, []Broken, error) {
 	var out []*Instance
 	var broken []Broken
 	for _, e := range entries {
-		if !e.IsDir() || IsTemp(e.Name()) {
+		// A symlink in place of a VM directory is listed broken (Get says why).
+		if !e.IsDir() && e.Type()&fs.ModeSymlink == 0 || IsTemp(e.Name()) {
 			continue
 		}
 		inst, err := s.Get(e.Name())
@@ -110,18 +128,25 @@ func (s *Store) List() ([]*Instance, []Broken, error) {
 		case vm.ValidateName(e.Name()) != nil:
 			// Not a name fvm makes: nothing of fvm's, left alone.
 		default:
-			broken = append(broken, Broken{Name: e.Name(), Dir: s.Layout.InstanceDir(e.Name()), Reason: brokenReason(e.Name(), err)})
+			broken = append(broken, Broken{Name: e.Name(), Dir: s.Layout.InstanceDir(e.Name()), Reason: BrokenReason(e.Name(), err)})
 		}
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Spec.Name < out[b].Spec.Name })
 	return out, broken, nil
 }
 
-func brokenReason(name string, err error) string {
-	if errors.Is(err, ErrNotFound) {
-		return fmt.Sprintf("its directory has no %s: remove it with `fvm rm %s`", SpecFile, name)
+// BrokenReason says why the VM directory name cannot be used (err is Get's)
+// and how to remove it, on one line.
+func BrokenReason(name string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("vm %q: ", name))
+	why := fmt.Sprintf("its %s cannot be read (%s)", SpecFile, msg)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		why = fmt.Sprintf("its directory has no %s", SpecFile)
+	case errors.Is(err, ErrNameMismatch), errors.Is(err, errNotDir):
+		why = msg
 	}
-	return fmt.Sprintf("its %s cannot be read (%v): remove it with `fvm rm %s`", SpecFile, err, name)
+	return why + ": remove it with `fvm rm " + name + "`"
 }
 
 // Create makes a new instance with the spec saved, in a temporary directory
@@ -129,7 +154,7 @@ func brokenReason(name string, err error) string {
 // it, or Discards it. A crash before Commit leaves only a temporary, which
 // CleanStale removes; a VM directory appears complete or not at all.
 func (s *Store) Create(spec vm.Spec) (*Instance, error) {
-	if err := os.MkdirAll(s.Layout.VMsDir(), 0o700); err != nil {
+	if err := MkdirPrivate(s.Layout.VMsDir()); err != nil {
 		return nil, err
 	}
 	if s.Exists(spec.Name) {

@@ -23,6 +23,7 @@ const (
 	HostKeyPubFile = "ssh_host_ed25519_key.pub"
 	KnownHostsFile = "known_hosts" // for plain ssh via `fvm ssh-config`
 	InstanceIDFile = "instance-id" // the seed's cloud-init instance id
+	StartFile      = "start.json"  // how the last start went (api.StartReport), written by the host
 	LockFile       = "lock"
 	// SnapshotsDir holds the VM's named snapshots, one directory per tag
 	// (core/snapshot): they go with the VM; the frozen disk layers they name
@@ -64,14 +65,7 @@ func DefaultLayout() Layout {
 	}
 	home, _ := os.UserHomeDir()
 	if runtime.GOOS == "darwin" {
-		lib := filepath.Join(home, "Library")
-		return Layout{
-			ConfigDir: filepath.Join(lib, "Application Support", "fvm"),
-			CacheDir:  filepath.Join(lib, "Caches", "fvm"),
-			DataDir:   filepath.Join(lib, "Application Support", "fvm"),
-			// Short on purpose: sun_path is limited to 104 bytes on macOS.
-			RunDir: filepath.Join(home, ".fvm", "run"),
-		}
+		return darwinLayout(home, func(p string) bool { _, err := os.Stat(p); return err == nil })
 	}
 	env := func(k, def string) string {
 		if v := os.Getenv(k); v != "" {
@@ -91,6 +85,33 @@ func DefaultLayout() Layout {
 	}
 }
 
+// darwinLayout is macOS's layout. Base disks and warm snapshots are no cache:
+// VMs' disks are overlays on them, and cache cleaners empty ~/Library/Caches.
+// So they live with the data, in Application Support/fvm/cache. An install
+// from before keeps its ~/Library/Caches/fvm (its VMs' overlays name paths
+// there); `fvm check` says so.
+func darwinLayout(home string, exists func(string) bool) Layout {
+	lib := filepath.Join(home, "Library")
+	support := filepath.Join(lib, "Application Support", "fvm")
+	cache := filepath.Join(support, "cache")
+	if old := filepath.Join(lib, "Caches", "fvm"); exists(old) && !exists(cache) {
+		cache = old
+	}
+	return Layout{
+		ConfigDir: support,
+		CacheDir:  cache,
+		DataDir:   support,
+		// Short on purpose: sun_path is limited to 104 bytes on macOS.
+		RunDir: filepath.Join(home, ".fvm", "run"),
+	}
+}
+
+// InLibraryCaches reports whether the base disks are in ~/Library/Caches
+// (an install from before they moved), where cache cleaners delete them.
+func (l Layout) InLibraryCaches(home string) bool {
+	return l.CacheDir == filepath.Join(home, "Library", "Caches", "fvm")
+}
+
 func (l Layout) ConfigFile() string   { return filepath.Join(l.ConfigDir, ConfigFileName) }
 func (l Layout) SocketPath() string   { return filepath.Join(l.RunDir, SocketName) }
 func (l Layout) DaemonLog() string    { return filepath.Join(l.RunDir, DaemonLogName) }
@@ -100,7 +121,8 @@ func (l Layout) ImagesDir() string    { return filepath.Join(l.DataDir, "images"
 func (l Layout) BasesDir() string     { return filepath.Join(l.CacheDir, "bases") } // base disks named by digest
 func (l Layout) BuildDir() string     { return filepath.Join(l.CacheDir, "build") } // image build work space
 func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downloads") }
-func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") } // warm snapshots, one dir each
+func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") }    // warm snapshots, one dir each
+func (l Layout) UploadsDir() string   { return filepath.Join(l.CacheDir, "uploads") } // files clients uploaded, one dir per digest
 func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
 func (l Layout) LayersDir() string    { return filepath.Join(l.DataDir, "layers") } // frozen disk layers of snapshots, shared by VMs (0700)
 func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }

@@ -139,3 +139,24 @@ func TestInstances(t *testing.T) {
 		t.Fatalf("Remove: %v", err)
 	}
 }
+
+// TestDarwinLayout: bases and warm snapshots live with the data on macOS,
+// out of ~/Library/Caches; an install that has its bases there keeps them.
+func TestDarwinLayout(t *testing.T) {
+	none := func(string) bool { return false }
+	l := darwinLayout("/Users/me", none)
+	if l.CacheDir != "/Users/me/Library/Application Support/fvm/cache" || l.BasesDir() != "/Users/me/Library/Application Support/fvm/cache/bases" || l.InLibraryCaches("/Users/me") {
+		t.Errorf("fresh install: %+v", l)
+	}
+	if l.DataDir != "/Users/me/Library/Application Support/fvm" || l.RunDir != "/Users/me/.fvm/run" {
+		t.Errorf("fresh install: %+v", l)
+	}
+	old := func(p string) bool { return p == "/Users/me/Library/Caches/fvm" }
+	if l := darwinLayout("/Users/me", old); l.CacheDir != "/Users/me/Library/Caches/fvm" || !l.InLibraryCaches("/Users/me") {
+		t.Errorf("an earlier install's cache: %+v", l)
+	}
+	both := func(p string) bool { return true }
+	if l := darwinLayout("/Users/me", both); l.CacheDir != "/Users/me/Library/Application Support/fvm/cache" {
+		t.Errorf("both exist: %+v, want the new one", l)
+	}
+}

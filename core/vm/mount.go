@@ -63,14 +63,14 @@ func ParseMount(s, cwd string) (Mount, error) {
 // Validate checks the paths of a mount.
 func (m Mount) Validate() error {
 	if !filepath.IsAbs(m.HostPath) {
-		return fmt.Errorf("share %s: the host path is not absolute", m)
+		return fmt.Errorf("share %q: the host path is not absolute", m)
 	}
 	if !path.IsAbs(m.GuestPath) || strings.ContainsAny(m.GuestPath, " \t\n'\"\\$`") {
-		return fmt.Errorf("share %s: the guest path must be absolute, without spaces, quotes or $", m)
+		return fmt.Errorf("share %q: the guest path must be absolute, without spaces, quotes or $", m)
 	}
 	switch path.Clean(m.GuestPath) {
 	case "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sbin", "/sys", "/usr", "/var":
-		return fmt.Errorf("share %s: mounting over %s would break the guest: pick another guest path", m, path.Clean(m.GuestPath))
+		return fmt.Errorf("share %q: mounting over %s would break the guest: pick another guest path", m, path.Clean(m.GuestPath))
 	}
 	return nil
 }

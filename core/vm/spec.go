@@ -19,6 +19,12 @@ import (
 // MaxNameLen keeps per-VM socket paths under macOS's 104-byte sun_path limit.
 const MaxNameLen = 32
 
+// MaxDiskBytes is the largest disk fvm makes or accepts (--disk, and the
+// virtual size an imported, pulled or built image declares): 64 TiB, far
+// beyond any cloud image and below what QEMU and filesystems handle. The one
+// place this limit is set.
+const MaxDiskBytes int64 = 64 << 40
+
 // Spec is the user's intent for a VM; it is saved in the instance directory.
 type Spec struct {
 	Name      string        `json:"name"`
@@ -39,6 +45,10 @@ type Spec struct {
 	ISO string `json:"iso,omitempty"`
 	// AutoInstall runs Ubuntu's server installer unattended from an autoinstall seed.
 	AutoInstall bool `json:"autoInstall,omitempty"`
+	// Blank: made with neither an image nor an ISO (`fvm create --name X`): an
+	// empty disk of DiskBytes, on which the firmware finds nothing to boot
+	// until an installer is attached (`fvm start X --iso FILE`, which sets ISO).
+	Blank bool `json:"blank,omitempty"`
 	// Mounts share host directories into the guest, mounted at every boot.
 	Mounts []Mount `json:"mounts,omitempty"`
 	// NoAutoPorts turns off automatic forwards of the ports the guest listens on.
@@ -50,6 +60,12 @@ type Spec struct {
 	// Rosetta shares Apple's Rosetta into an arm64 guest (vz on Apple silicon),
 	// so it runs x86-64 Linux programs; the seed mounts it and registers binfmt.
 	Rosetta bool `json:"rosetta,omitempty"`
+	// NoSound leaves out the sound card a VM with a display has (--sound=false).
+	NoSound bool `json:"noSound,omitempty"`
+	// On names the backend's host the VM runs on (a libvirt.hosts name, or ""
+	// for libvirt.uri's): asked with --on, else chosen by the driver at
+	// create (the most free memory), then kept.
+	On string `json:"on,omitempty"`
 }
 
 // Arch is a guest CPU architecture in Go's naming.
@@ -130,6 +146,9 @@ func (s *Spec) ValidateSettings() error {
 	if s.DiskBytes < 1<<30 {
 		return fmt.Errorf("--disk %d bytes is too small: use at least 1G (e.g. 20G)", s.DiskBytes)
 	}
+	if s.DiskBytes > MaxDiskBytes {
+		return fmt.Errorf("--disk %s is larger than fvm's limit of %s: use a smaller size", FormatSize(s.DiskBytes), FormatSize(MaxDiskBytes))
+	}
 	if err := ValidateUser(s.User); err != nil {
 		return err
 	}
@@ -166,12 +185,14 @@ func (s *Spec) ValidateSettings() error {
 func (s *Spec) validateSource() error {
 	switch {
 	case s.ISO != "" && s.Image != "":
-		return fmt.Errorf("vm %q: both an image (%s) and --iso given: give one", s.Name, s.Image)
+		return fmt.Errorf("vm %q: both an image (%q) and --iso given: give one", s.Name, s.Image)
 	case s.ISO != "" && !filepath.IsAbs(s.ISO):
-		return fmt.Errorf("vm %q: --iso %s is not an absolute path", s.Name, s.ISO)
+		return fmt.Errorf("vm %q: --iso %q is not an absolute path", s.Name, s.ISO)
 	case s.AutoInstall && s.ISO == "":
 		return fmt.Errorf("vm %q: --auto-install needs an installer: add --iso PATH (an Ubuntu server ISO)", s.Name)
-	case s.ISO == "" && s.Image == "":
+	case s.Blank && s.Image != "":
+		return fmt.Errorf("vm %q: a blank VM has no image (%s given): drop one of them", s.Name, s.Image)
+	case s.ISO == "" && s.Image == "" && !s.Blank:
 		return fmt.Errorf("vm %q: no image given: name an image (see `fvm images`), a path to a qcow2/raw file, or --iso PATH", s.Name)
 	}
 	return nil
@@ -242,9 +263,10 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// ParseSize parses sizes with a binary unit: 512M, 2G, 20GiB, 1.5G, 4096B.
-// A number without a unit is refused rather than guessed: "4" is 4 bytes to a
-// computer and 4 GiB to a person, so the error says which unit to add.
+// ParseSize parses sizes with a binary unit: 512M, 2G, 20GiB, 1.5G, 4096B. A
+// number without a unit is GiB, as the tools fvm replaces (and Lima) read
+// `--memory 4` and `--disk 20`. A bare number of 1024 or more is refused: it is
+// MiB written without its unit (memory: 4096), never thousands of GiB.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(strings.ToUpper(s))
 	t = strings.TrimSuffix(t, "IB")
@@ -271,10 +293,16 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is invalid: use a number with K, M, G or T (e.g. 2G)", s)
 	}
 	if !unit {
-		return 0, fmt.Errorf("size %q has no unit (%s bytes?): use %sG or %sM", s, t, t, t)
+		if f >= maxBareGiB {
+			return 0, fmt.Errorf("size %q has no unit, and a bare number is GiB (%s GiB?): write %sM for MiB, or add the unit you mean", s, t, t)
+		}
+		mult = 1 << 30
 	}
 	return int64(f * float64(mult)), nil
 }
+
+// maxBareGiB bounds a size without a unit (GiB): more is a MiB figure missing its M.
+const maxBareGiB = 1024
 
 // FormatSize renders bytes compactly in binary units (2G, 512M, 1.5G).
 func FormatSize(n int64) string {

@@ -90,9 +90,15 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q): want error", bad)
 		}
 	}
-	// A bare number is refused with the unit to add, not taken as bytes.
-	if _, err := ParseSize("4"); err == nil || !strings.Contains(err.Error(), "4 bytes?") || !strings.Contains(err.Error(), "4G") {
-		t.Errorf("ParseSize(\"4\"): %v, want a no-unit error suggesting 4G", err)
+	// A bare number is GiB, as `--memory 4` and `--disk 20` read in the tools fvm replaces.
+	for in, want := range map[string]int64{"4": 4 << 30, "20": 20 << 30, " 0.5 ": 1 << 29, "1023": 1023 << 30} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d (GiB)", in, got, err, want)
+		}
+	}
+	// ...but 4096 is a MiB figure without its unit, not 4 TiB of memory.
+	if _, err := ParseSize("4096"); err == nil || !strings.Contains(err.Error(), "4096M") || !strings.Contains(err.Error(), "GiB") {
+		t.Errorf("ParseSize(\"4096\"): %v, want an error suggesting 4096M", err)
 	}
 	if got := FormatSize(2 << 30); got != "2G" {
 		t.Errorf("FormatSize = %s", got)

@@ -159,6 +159,7 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 		DiskBytes: max(roundUpGiB(base.VirtualSize), spec.DiskBytes), Created: time.Now().UTC().Truncate(time.Second),
 	}
 	inst := &store.Instance{Dir: tmp, Spec: ts}
+	v = driver.Bind(ctx, v.Driver, &inst.Spec) // the template is a VM of its own (its NIC, for one)
 	var run *driver.Run
 	fail := func(err error) (Info, error) {
 		if run != nil {
@@ -217,11 +218,11 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	if fp != want {
 		return fail(fmt.Errorf("the template's state fingerprint %s differs from the clones' %s", fp[:12], want[:12]))
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return fail(err)
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return fail(err)
 	}

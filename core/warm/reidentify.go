@@ -6,89 +6,177 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 )
 
+// Reidentified is a clone made its own machine.
+type Reidentified struct {
+	// Client is connected with the clone's own host key, and saw the clone's
+	// hostname and machine id: the VM's first SSH connection.
+	Client *sshx.Client
+	Via    string // ViaAgent or ViaSSH
+	Note   string // why not through the agent, when it was not
+	Phases []api.StartPhase
+	last   time.Time
+}
+
+// How a clone was re-identified (Reidentified.Via).
+const (
+	ViaAgent = "agent" // the guest agent ran the script: no SSH until the clone's own key answers
+	ViaSSH   = "ssh"   // over SSH with the template's key
+)
+
+// agentWait bounds the wait for the guest agent of a restored clone. It ran
+// in the template when its memory was saved, so it answers at once; one that
+// does not is stopped or broken, and SSH takes over.
+const agentWait = 3 * time.Second
+
+func (r *Reidentified) mark(name string) {
+	now := time.Now()
+	r.Phases = append(r.Phases, api.StartPhase{Name: name, Seconds: now.Sub(r.last).Seconds()})
+	r.last = now
+}
+
 // Reidentify makes a freshly restored clone its own machine
 // (cloudinit.ReidentifyScript): its own host key, hostname, machine id,
 // authorized keys, instance id, entropy, clock and disk size. The script runs
-// through the guest agent when the machine has one (exec), else over SSH with
-// the template's key. Afterwards only the clone's own key is accepted; it
-// returns a connection made with that key, checked to see the new hostname
-// and machine id.
-func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, m driver.Machine, exec driver.GuestExec, userKey string) (*sshx.Client, error) {
+// through the guest agent where the VM has one that answers (no SSH
+// handshake, no wait for sshd), else over SSH with the template's key.
+// Afterwards only the clone's own key is accepted; the result holds a
+// connection made with that key, checked to see the new hostname and machine
+// id. Any clone of a snapshot (inst.Spec.Warm names it) is re-identified so.
+func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.Run, userKey string) (Reidentified, error) {
+	res := Reidentified{last: time.Now()}
 	snap, err := Load(inst.Spec.Warm)
 	if err != nil {
-		return nil, fmt.Errorf("warm snapshot: %w", err)
+		return res, fmt.Errorf("warm snapshot: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	t := p.opts.Target(inst, m, snap.HostKeyPublic)
-	if t.Addr == "" {
-		return nil, errors.New("no SSH endpoint")
-	}
-	priv, err := os.ReadFile(inst.Path(store.HostKeyFile))
+	id, err := p.identity(inst, snap, userKey, r.Info().ClockStale)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	script, err := cloudinit.ReidentifyScript(id)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	switch {
+	case r.Agent == nil:
+		res.Note = "the VM has no guest agent channel"
+	case r.Info().ClockStale: // the restore's clock setting found no agent already
+		res.Note = "the guest agent did not answer after the restore"
+	default:
+		actx, acancel := context.WithTimeout(ctx, agentWait)
+		err := r.Agent.GuestPing(actx)
+		acancel()
+		if err == nil {
+			res.Via = ViaAgent
+			res.mark(api.PhaseAgent)
+		} else if errors.Is(err, driver.ErrNoAgent) {
+			res.Note = "the guest agent did not answer"
+		} else {
+			return res, err
+		}
+	}
+	if res.Via == ViaAgent {
+		err = runByAgent(ctx, r.Agent, script)
+	} else {
+		res.Via = ViaSSH
+		err = p.runBySSH(ctx, inst, r, snap.HostKeyPublic, script, &res)
+	}
 	if err != nil {
-		return nil, err
+		return res, err
+	}
+	res.mark(api.PhaseReidentify)
+	// What counts is the outcome, checked over the clone's own key: its
+	// hostname and machine id are the new ones (the template's key is gone).
+	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID); err != nil {
+		return res, err
+	}
+	res.mark(api.PhaseKeyLive)
+	p.opts.Log.Info("re-identified", "vm", inst.Spec.Name, "via", res.Via, "note", res.Note, "phases", phaseText(res.Phases))
+	return res, nil
+}
+
+// identity is what the clone gets of its own: the keys and instance id the
+// host wrote at create, a new machine id and host randomness. The hostname it
+// replaces is the snapshot's (a named snapshot's VM), else the template's.
+func (p *Pool) identity(inst *store.Instance, snap Info, userKey string, setClock bool) (cloudinit.Identity, error) {
+	var files [3][]byte
+	for i, f := range []string{store.HostKeyFile, store.HostKeyPubFile, store.InstanceIDFile} {
+		b, err := store.ReadFile(inst.Path(f))
+		if err != nil {
+			return cloudinit.Identity{}, err
+		}
+		files[i] = b
 	}
 	random := make([]byte, 80)
 	rand.Read(random)
-	machineID := cloudinit.NewMachineID(random[64:])
-	script, err := cloudinit.ReidentifyScript(cloudinit.Identity{
+	return cloudinit.Identity{
 		Hostname: inst.Spec.Name, OldHostname: snap.Hostname, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
-		HostKeyPrivate: string(priv), HostKeyPublic: string(pub), MachineID: machineID,
-		InstanceID: strings.TrimSpace(string(iid)), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(), SetClock: m.Info().ClockStale,
-		GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,
-	})
+		HostKeyPrivate: string(files[0]), HostKeyPublic: string(files[1]), MachineID: cloudinit.NewMachineID(random[64:]),
+		InstanceID: strings.TrimSpace(string(files[2])), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
+		SetClock: setClock, GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,
+	}, nil
+}
+
+// runByAgent runs the script as root through the guest agent, on bash's
+// standard input: the private host key in it never lands in a file or on a
+// command line of the guest.
+func runByAgent(ctx context.Context, a driver.GuestAgent, script string) error {
+	x, err := a.GuestExec(ctx, []string{"/bin/bash", "-s"}, []byte(script))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("re-identify through the guest agent: %w", err)
 	}
-	t0 := time.Now()
-	var tConn time.Duration
-	via := "guest agent"
-	out, err := runViaAgent(ctx, exec, script)
+	if x.Status != 0 || !strings.Contains(string(x.Stdout), "reidentified") {
+		return fmt.Errorf("re-identify through the guest agent (status %d): %s %s", x.Status, oneLine(string(x.Stdout)), oneLine(tail(string(x.Stderr), 600)))
+	}
+	return nil
+}
+
+// runBySSH runs the script as root over SSH with the template's host key
+// pinned: for guests whose agent does not answer.
+func (p *Pool) runBySSH(ctx context.Context, inst *store.Instance, r *driver.Run, templateKey, script string, res *Reidentified) error {
+	t := p.opts.Target(inst, r, templateKey)
+	if t.Addr == "" {
+		return errors.New("no SSH endpoint")
+	}
+	cl, err := sshx.WaitReady(ctx, t, nil)
 	if err != nil {
-		if exec != nil {
-			p.opts.Log.Info("re-identify through the guest agent failed: over SSH", "vm", inst.Spec.Name, "err", err)
-		}
-		via = "ssh"
-		cl, cerr := sshx.WaitReady(ctx, t, nil)
-		if cerr != nil {
-			return nil, fmt.Errorf("reach the clone with the template's key: %w", cerr)
-		}
-		tConn = time.Since(t0)
-		out, err = runOverSSH(ctx, cl, script)
-		cl.Close()
+		return fmt.Errorf("reach the clone with the template's key: %w", err)
 	}
-	if err != nil {
-		return nil, err
+	defer cl.Close()
+	res.mark(api.PhaseTemplate)
+	var out, errOut bytes.Buffer
+	// The script travels in the exec request itself, not on stdin: nothing to lose on the way.
+	st, err := cl.Exec(ctx, "sudo -n bash -c "+sshx.ShellQuote(script), nil, &out, &errOut)
+	if err != nil || st != 0 {
+		return fmt.Errorf("re-identify (status %d, %v): %s %s", st, err, oneLine(out.String()), oneLine(tail(errOut.String(), 600)))
 	}
-	// What counts is the outcome, checked over the clone's own key: its
-	// hostname and machine id are the new ones (the template's key is gone).
-	tScript := time.Since(t0) - tConn
-	t2 := time.Now()
+	return nil
+}
+
+// ownKey connects with the clone's own host key pinned and checks that the
+// guest is the clone now. A listening sshd restarts without blocking (a
+// per-connection one needs no restart): until it has, the template's key may
+// still answer, and the next attempt waits for it.
+func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID string) (*sshx.Client, error) {
 	var own *sshx.Client
-	for { // sshd restarts without blocking: until it has, the old key may still answer
-		own, err = sshx.WaitReady(ctx, p.opts.Target(inst, m, ""), nil)
+	var err error
+	for {
+		own, err = sshx.WaitReady(ctx, p.opts.Target(inst, r, ""), nil)
 		if err == nil || !errors.Is(err, sshx.ErrHostKeyMismatch) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)
@@ -98,35 +186,18 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, m driver.Ma
 	got := strings.Fields(check.String())
 	if err != nil || st != 0 || len(got) != 2 || got[0] != inst.Spec.Name || got[1] != machineID {
 		own.Close()
-		return nil, fmt.Errorf("re-identification did not take (%q, status %d, %v; script said %q)", got, st, err, oneLine(out))
+		return nil, fmt.Errorf("re-identification did not take (%q, status %d, %v)", got, st, err)
 	}
-	p.opts.Log.Info("re-identified", "vm", inst.Spec.Name, "via", via, "connect", tConn.Round(time.Millisecond), "script", tScript.Round(time.Millisecond), "own-key", time.Since(t2).Round(time.Millisecond))
 	return own, nil
 }
 
-// runViaAgent runs the script as root through the guest agent.
-func runViaAgent(ctx context.Context, exec driver.GuestExec, script string) (string, error) {
-	if exec == nil {
-		return "", errors.New("no guest agent")
+// phaseText is phases for a log line: "agent-ready=12ms re-identify=310ms ...".
+func phaseText(ps []api.StartPhase) string {
+	var s []string
+	for _, ph := range ps {
+		s = append(s, fmt.Sprintf("%s=%s", ph.Name, time.Duration(ph.Seconds*float64(time.Second)).Round(time.Millisecond)))
 	}
-	actx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	out, st, err := exec.GuestExec(actx, []string{"/bin/bash", "-c", script})
-	if err != nil || st != 0 {
-		return "", fmt.Errorf("re-identify through the guest agent (status %d, %v): %s", st, err, oneLine(tail(string(out), 600)))
-	}
-	return string(out), nil
-}
-
-// runOverSSH runs the script as root over SSH (sudo), in the exec request
-// itself, not on stdin: nothing to lose on the way.
-func runOverSSH(ctx context.Context, cl *sshx.Client, script string) (string, error) {
-	var out, errOut bytes.Buffer
-	st, err := cl.Exec(ctx, "sudo -n bash -c "+sshx.ShellQuote(script), nil, &out, &errOut)
-	if err != nil || st != 0 {
-		return "", fmt.Errorf("re-identify (status %d, %v): %s %s", st, err, oneLine(out.String()), oneLine(tail(errOut.String(), 600)))
-	}
-	return out.String(), nil
+	return strings.Join(s, " ")
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -117,31 +117,9 @@ func stopHost(fvm string, env []string) {
 	cmd := exec.Command(fvm, "check")
 	cmd.Env = env
 	out, _ := cmd.Output()
-	var pid int
-	for _, l := range splitLines(string(out)) {
-		if _, err := fmt.Sscanf(l, "host     fvm %s (pid %d)", new(string), &pid); err == nil {
-			break
-		}
-	}
-	if pid > 0 {
+	if pid := checkPID(string(out)); pid > 0 {
 		if p, err := os.FindProcess(pid); err == nil {
 			p.Signal(os.Interrupt)
 		}
 	}
-}
-
-func splitLines(s string) []string {
-	var out []string
-	for len(s) > 0 {
-		i := 0
-		for i < len(s) && s[i] != '\n' {
-			i++
-		}
-		out = append(out, s[:i])
-		if i < len(s) {
-			i++
-		}
-		s = s[i:]
-	}
-	return out
 }

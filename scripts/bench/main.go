@@ -44,6 +44,9 @@ type bench struct {
 
 type rowFunc func(b *bench) error
 
+// classicImage is fvm's image as the classic recipe builds it, for comparison.
+const classicImage = "debian-classic"
+
 // rowsByName are the benchmarks, run in this order.
 var rowsByName = []struct {
 	name string
@@ -53,8 +56,10 @@ var rowsByName = []struct {
 	{"boot", benchBoot},
 	{"create", benchCreate},
 	{"ps", benchPs},
+	{"remote", benchRemote},
 	{"share", benchShare},
 	{"snapshot", benchSnapshot},
+	{"libvirt", benchLibvirt},
 }
 
 func main() {
@@ -87,6 +92,9 @@ func main() {
 	}
 	if _, err := b.run("image", "build", "debian"); err != nil {
 		fatal(fmt.Errorf("build the image: %w", err))
+	}
+	if _, err := b.run("image", "build", "debian", "--recipe", "classic", "--name", classicImage); err != nil {
+		fatal(fmt.Errorf("build the classic image: %w", err))
 	}
 	for _, r := range rowsByName {
 		if len(want) > 0 && !want[r.name] {
@@ -156,14 +164,9 @@ func (b *bench) cleanup() {
 	for _, n := range b.vms {
 		b.run("rm", "-f", n)
 	}
-	if out, err := b.run("check"); err == nil {
-		for _, l := range strings.Split(out, "\n") {
-			var pid int
-			if _, err := fmt.Sscanf(l, "host     fvm %s (pid %d)", new(string), &pid); err == nil && pid > 0 {
-				if p, err := os.FindProcess(pid); err == nil {
-					p.Signal(os.Interrupt)
-				}
-			}
+	if pid := b.hostPID(); pid > 0 {
+		if p, err := os.FindProcess(pid); err == nil {
+			p.Signal(os.Interrupt)
 		}
 	}
 }

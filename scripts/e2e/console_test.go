@@ -64,7 +64,7 @@ func TestConsole(t *testing.T) {
 
 	pageURL := strings.TrimSpace(mustFVM(t, "display", "--print-url", name))
 	u, err := url.Parse(pageURL)
-	if err != nil || u.Hostname() != "127.0.0.1" || u.Query().Get("token") == "" {
+	if err != nil || u.Hostname() != "127.0.0.1" || u.Query().Get("code") == "" {
 		t.Fatalf("display URL %q", pageURL)
 	}
 	origin := "http://" + u.Host
@@ -74,8 +74,8 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the screen connected", `window.fvm && window.fvm.status === "connected" && !!document.querySelector("#screen canvas")`)
-	if loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`)); strings.Contains(loc, "token=") {
-		t.Errorf("the token stayed in the address bar: %s", loc)
+	if loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href`)); strings.Contains(loc, "code=") {
+		t.Errorf("the one-time code stayed in the address bar: %s", loc)
 	}
 
 	t.Run("screen-matches-screendump", func(t *testing.T) {
@@ -172,16 +172,34 @@ func TestConsole(t *testing.T) {
 			return status(req)
 		}
 		if code := get(page, nil); code != 403 {
-			t.Errorf("the page without its token: %d, want 403", code)
+			t.Errorf("the page without its code: %d, want 403", code)
 		}
-		if code := get(page+"?token=not-the-token", nil); code != 403 {
-			t.Errorf("a wrong token: %d, want 403", code)
+		if code := get(page+"?code=not-the-code", nil); code != 403 {
+			t.Errorf("a wrong code: %d, want 403", code)
 		}
-		if code := get(pageURL, func(r *http.Request) { r.Host = "rebound.example:" + u.Port() }); code != 403 {
+		// The browser above spent its URL's code: anyone else who read the URL
+		// (a browser's command line is public in /proc) gets nothing with it.
+		if code := get(pageURL, nil); code != 403 {
+			t.Errorf("a second use of the code Chromium was given: %d, want 403", code)
+		}
+		fresh := strings.TrimSpace(mustFVM(t, "display", "--print-url", name))
+		if fresh == pageURL {
+			t.Fatalf("fvm display printed the same one-time URL twice: %s", fresh)
+		}
+		if code := get(fresh, func(r *http.Request) { r.Host = "rebound.example:" + u.Port() }); code != 403 {
 			t.Errorf("a foreign Host: %d, want 403", code)
 		}
-		if code := get(pageURL, nil); code != 200 { // follows the redirect with its cookie
-			t.Fatalf("the page with its token: %d, want 200", code)
+		if code := get(fresh, nil); code != 200 { // follows the redirect with its cookie
+			t.Fatalf("the page with a fresh code: %d, want 200", code)
+		}
+		jar2, _ := cookiejar.New(nil)
+		resp, err := (&http.Client{Jar: jar2, Timeout: 10 * time.Second}).Get(fresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 || len(jar2.Cookies(u)) != 0 {
+			t.Errorf("the fresh code used a second time: %s, cookies %v, want 403 and none", resp.Status, jar2.Cookies(u))
 		}
 		ws := "ws://" + u.Host + u.Path + "ws/vnc"
 		hdr := http.Header{"Origin": {"http://evil.example"}}

@@ -33,6 +33,7 @@ func TestWarmClones(t *testing.T) {
 	t.Logf("MEASURE warm snapshot ready after %s (made in the background since TestVMLifecycle's boot, or now)", time.Since(t0))
 	var snap struct {
 		HostKeyPublic string `json:"hostKeyPublic"`
+		InstanceID    string `json:"instanceID"`
 		BuildSeconds  float64
 	}
 	if err := store.ReadJSON(filepath.Join(snapDir, "snapshot.json"), &snap); err != nil {
@@ -71,12 +72,16 @@ func TestWarmClones(t *testing.T) {
 	ids := map[string]map[string]string{}
 	for _, n := range names {
 		before := float64(time.Now().UnixNano()) / 1e9
-		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1`)
+		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1; cat /var/lib/cloud/data/instance-id`)
 		f := strings.Fields(out)
-		if len(f) != 7 {
+		if len(f) != 8 {
 			t.Fatalf("%s: %q", n, out)
 		}
-		ids[n] = map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4]}
+		ids[n] = map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4], "instance-id": f[7]}
+		if iid, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.InstanceIDFile)); strings.TrimSpace(string(iid)) != f[7] || f[7] == snap.InstanceID {
+			t.Errorf("%s: cloud-init's instance id %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), snap.InstanceID)
+		}
+		clonePhases(t, n)
 		if f[0] != n {
 			t.Errorf("%s: hostname %q", n, f[0])
 		}
@@ -100,7 +105,7 @@ func TestWarmClones(t *testing.T) {
 			t.Errorf("%s: the guest's host key is not the one fvm pinned", n)
 		}
 	}
-	for _, k := range []string{"machine-id", "hostkey", "vmgenid"} {
+	for _, k := range []string{"hostname", "machine-id", "hostkey", "vmgenid", "instance-id"} {
 		if ids["clone1"][k] == ids["clone2"][k] || ids["clone1"][k] == "" {
 			t.Errorf("the two clones share their %s (%q)", k, ids["clone1"][k])
 		}
@@ -148,6 +153,48 @@ func TestWarmClones(t *testing.T) {
 			}
 		}
 	})
+}
+
+// clonePhases checks that a clone was re-identified through the guest agent,
+// with its phases in `fvm inspect`, and that its consoles show the clone:
+// the login prompts printed again under its own name.
+func clonePhases(t *testing.T, name string) {
+	t.Helper()
+	var v api.VM
+	if err := json.Unmarshal([]byte(mustFVM(t, "inspect", name)), &v); err != nil {
+		t.Fatal(err)
+	}
+	ls := v.LastStart
+	if ls == nil || ls.Boot != "clone" || ls.Via != "agent" {
+		t.Fatalf("%s: last start %+v, want a clone re-identified through the guest agent", name, ls)
+	}
+	var names []string
+	for _, p := range ls.Phases {
+		names = append(names, p.Name)
+		t.Logf("MEASURE %s start phase %s: %.3f s", name, p.Name, p.Seconds)
+	}
+	if got := strings.Join(names, ","); got != "restore,agent-ready,re-identify,key-live,first-ssh" {
+		t.Errorf("%s: phases %s", name, got)
+	}
+	// The screen (tty1's text, /dev/vcs1) and the serial console end with the
+	// clone's prompt. The gettys restart two seconds after re-identification,
+	// and the serial one prints its prompt only once its terminal queries
+	// (answered by nobody) time out.
+	want := name + " login:"
+	var screen, serial string
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+		screen = mustFVM(t, "exec", name, "--", "sudo cat /dev/vcs1 | tr -s ' '")
+		b, _ := os.ReadFile(filepath.Join(layout.InstanceDir(name), store.SerialLog))
+		if serial = string(b); strings.Contains(screen, want) && strings.Contains(serial, want) {
+			break
+		}
+	}
+	if !strings.Contains(screen, want) || strings.Contains(screen, "fvm-warm login:") {
+		t.Errorf("%s: the screen shows %q, want the clone's prompt", name, screen)
+	}
+	if i, j := strings.LastIndex(serial, want), strings.LastIndex(serial, "fvm-warm login:"); i < 0 || i < j {
+		t.Errorf("%s: the serial console's last prompt is not the clone's: %q", name, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
+	}
 }
 
 func warmCount(imgs []api.Image, name string) int {

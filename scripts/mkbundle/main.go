@@ -1,8 +1,10 @@
 // Command mkbundle assembles fvm.app from built binaries: Contents/Info.plist
-// rendered from resources/, the icon, and in Contents/MacOS the app binary,
-// the fvm CLI and the vz helper (one process per vz VM). scripts/build-app.sh
-// runs it and then signs the bundle; it runs on any OS, so the layout is
-// tested on Linux.
+// rendered from resources/, the icon, in Contents/MacOS the app binary and the
+// fvm CLI, and in Contents/Helpers/fvm-vz.app the vz helper (one process per
+// vz VM) as an app bundle of its own: an accessory with its own identifier,
+// so that its display windows do not register as fvm.app's. The helper is
+// nowhere else: build-app.sh signs it, inside out, with the virtualization
+// entitlement. It runs on any OS, so the layout is tested on Linux.
 //
 //	go run ./scripts/mkbundle -app bin/fvm-app -cli bin/fvm -helper bin/fvm-vz -version v1.2.3 -out bin/fvm.app
 package main
@@ -43,6 +45,11 @@ func bundle(out, app, cli, helper, version string) error {
 	if err != nil {
 		return err
 	}
+	helperPlist, err := resources.HelperInfoPlist(version)
+	if err != nil {
+		return err
+	}
+	helperContents := filepath.Join(contents, "Helpers", vz.HelperBundleName, "Contents")
 	icon, err := resources.File(resources.IconFile)
 	if err != nil {
 		return err
@@ -57,8 +64,11 @@ func bundle(out, app, cli, helper, version string) error {
 		{filepath.Join(contents, "Resources", resources.IconFile), constant(icon), 0o644},
 		{filepath.Join(contents, "MacOS", resources.AppExecutable), read(app), 0o755},
 		{filepath.Join(contents, "MacOS", "fvm"), read(cli), 0o755},
-		// Found beside the CLI and the app by the vz driver (vz.FindHelper).
-		{filepath.Join(contents, "MacOS", vz.HelperName), read(helper), 0o755},
+		// Found from the CLI and the app by the vz driver (vz.HelperInApp).
+		{filepath.Join(helperContents, "Info.plist"), constant(helperPlist), 0o644},
+		{filepath.Join(helperContents, "PkgInfo"), constant([]byte("APPL????")), 0o644},
+		{filepath.Join(helperContents, "Resources", resources.IconFile), constant(icon), 0o644},
+		{filepath.Join(helperContents, "MacOS", resources.HelperExecutable), read(helper), 0o755},
 	}
 	for _, f := range files {
 		data, err := f.data()

@@ -27,7 +27,7 @@ import (
 // no half-made snapshot or clone stays, and no layer stays that nothing
 // reads. Finally the VM boots again from its chain and removing everything
 // frees every layer.
-func snapshotKills(t *testing.T, e *env, n int) {
+func snapshotKills(t *testing.T, e *env, tl *tally, n int) {
 	e.startHost()
 	defer e.killHost()
 	const src = "snapvm"
@@ -87,6 +87,7 @@ func snapshotKills(t *testing.T, e *env, n int) {
 		}
 	}
 	t.Logf("STRESS kill -9 of the host during snapshot create and clone: %d kills over %d operations, every state usable", kills, ops)
+	tl.cases, tl.kills = tl.cases+ops, tl.kills+kills
 	if len(pauses) > 0 {
 		t.Logf("a completed snapshot said: %s", pauses[len(pauses)-1])
 	}

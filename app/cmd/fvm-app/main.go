@@ -50,6 +50,7 @@ func run() int {
 	// The same host as `fvm daemon` (cli/daemoncmd), in this process.
 	d := corehost.New(layout, Version, logw)
 	desk := desktop.New(log)
+	desk.SetAlerter(window.Alerts()) // macOS: NSAlerts in front, not osascript's dialogs behind other windows
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,6 +77,7 @@ func run() int {
 	}()
 
 	systray.Run(func() {
+		window.InstallMainMenu() // macOS: Cmd-C, Cmd-V, Cmd-W in console windows
 		systray.SetTemplateIcon(resources.TrayIcon(), resources.TrayIconLight())
 		systray.SetTooltip("fvm")
 		var login menu.LoginItem
@@ -86,6 +88,7 @@ func run() int {
 		}
 		m := menu.New(sysTray{}, menu.Options{
 			Client:     client.New(layout.SocketPath()),
+			Hosts:      host.Contexts{Layout: layout, Version: Version}, // this machine and `fvm context`'s hosts
 			Dialogs:    desk,
 			Desktop:    desk,
 			Login:      login,
@@ -94,10 +97,12 @@ func run() int {
 			Env:        hostEnv(),
 			// macOS: web consoles in windows of the app's own, the serial
 			// console in Terminal; Linux: both in the browser.
-			OpenWindow:        window.Opener(),
+			OpenWindow:        window.Opener(log),
 			ConsoleInTerminal: runtime.GOOS == "darwin",
-			Quit:              systray.Quit,
-			Log:               log,
+			// macOS 14: the vz helper may take the keyboard for its window.
+			BeforeDisplay: func() { window.YieldActivation(resources.HelperBundleID) },
+			Quit:          systray.Quit,
+			Log:           log,
 		})
 		go m.Run(ctx)
 	}, func() {

@@ -2,8 +2,9 @@
 // the fvm host (fvm daemon or fvm.app) with `fvm-vz run --dir VMDIR`. It owns
 // the VZVirtualMachine, its user-mode network and its display window, and
 // answers the host on the VM's control socket; the VM outlives the host.
-// It ships in fvm.app/Contents/MacOS, signed with the app's entitlements
-// (com.apple.security.virtualization). See core/driver/vz/helper.
+// It ships as a nested app, fvm.app/Contents/Helpers/fvm-vz.app (its own
+// bundle identifier, an accessory), signed with the virtualization
+// entitlement (com.apple.security.virtualization). See core/driver/vz/helper.
 package main
 
 import (

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,29 +21,56 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 )
 
-// Client talks to one host socket.
+// Client talks to one host: its Unix socket on this machine, or any
+// connection a Dialer makes (a remote host through SSH: core/remote).
 type Client struct {
-	socket string
+	socket string // what messages name: the socket's path, or the remote host's address
+	remote bool
+	dial   Dialer
 	http   *http.Client
 	// Version is this client's fvm version, named when the host speaks another
 	// API revision.
 	Version string
 }
 
+// Dialer opens one connection to the host's API.
+type Dialer func(ctx context.Context) (net.Conn, error)
+
 // New returns a client for the socket at path.
 func New(socket string) *Client {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		MaxIdleConns: 4,
-	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+	return newClient(socket, false, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	})
 }
 
-// Socket is the socket path the client uses.
+// NewRemote returns a client of a host on another machine, named addr in
+// messages, reached through dial (each call one connection: streams and
+// upgrades take one each; idle ones are kept for the next request).
+func NewRemote(addr string, dial Dialer) *Client {
+	return newClient(addr, true, dial)
+}
+
+func newClient(addr string, remote bool, dial Dialer) *Client {
+	tr := &http.Transport{
+		DialContext:  func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		MaxIdleConns: 4,
+		// Every connection of a remote host is an ssh process: keep a few.
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &Client{socket: addr, remote: remote, dial: dial, http: &http.Client{Transport: tr}}
+}
+
+// Socket is the socket path the client uses, or a remote host's address.
 func (c *Client) Socket() string { return c.socket }
+
+// Remote reports whether the host is on another machine (NewRemote).
+func (c *Client) Remote() bool { return c.remote }
+
+// CloseIdle closes the connections kept for later requests (for a remote
+// host, their ssh processes).
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
 // Ping checks that a host answers within timeout.
 func (c *Client) Ping(ctx context.Context, timeout time.Duration) (api.HostInfo, error) {
@@ -61,6 +89,11 @@ func (c *Client) List(ctx context.Context) (vms []api.VM, err error) {
 
 func (c *Client) Get(ctx context.Context, name string) (v api.VM, err error) {
 	return v, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name), nil, &v)
+}
+
+// NIC is a running VM's network interface: its MAC and the guest's addresses.
+func (c *Client) NIC(ctx context.Context, name string) (n api.NIC, err error) {
+	return n, c.do(ctx, "GET", "/v1/vms/"+url.PathEscape(name)+"/nic", nil, &n)
 }
 
 func (c *Client) Create(ctx context.Context, req api.CreateRequest) (v api.VM, err error) {
@@ -182,9 +215,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if connected.Load() && ctx.Err() == nil {
-			return nil, &HostFailedError{Socket: c.socket, What: method + " " + path, Err: err}
+			return nil, &HostFailedError{Socket: c.socket, What: method + " " + path, Err: err, Remote: c.remote}
 		}
-		return nil, &HostError{Socket: c.socket, Err: err}
+		return nil, c.hostError(err)
 	}
 	if rev := resp.Header.Get(api.RevisionHeader); rev != strconv.Itoa(api.Revision) {
 		resp.Body.Close()
@@ -218,9 +251,14 @@ type VersionError struct {
 	HostRevision  int    // 0: from before the handshake
 	HostPID       int
 	ClientVersion string
+	// Remote names the host's machine when it is not this one.
+	Remote string
 }
 
 func (e *VersionError) Error() string {
+	if e.Remote != "" {
+		return e.remoteError()
+	}
 	host := "an older fvm"
 	if e.HostRevision > api.Revision {
 		host = "a newer fvm"
@@ -244,6 +282,9 @@ func (e *VersionError) Error() string {
 // (GET /v1/host has answered alike in every revision).
 func (c *Client) revisionError(ctx context.Context, rev string) error {
 	e := &VersionError{ClientVersion: c.Version}
+	if c.remote {
+		e.Remote = c.socket
+	}
 	e.HostRevision, _ = strconv.Atoi(rev)
 	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host", nil)
 	if err == nil {
@@ -264,9 +305,13 @@ type HostFailedError struct {
 	Socket string
 	What   string
 	Err    error
+	Remote bool
 }
 
 func (e *HostFailedError) Error() string {
+	if e.Remote {
+		return fmt.Sprintf("the host on %s failed while answering %s: %v (the connection was lost, or the host there crashed: see daemon.log in its run directory there)", e.Socket, e.What, e.Err)
+	}
 	return fmt.Sprintf("the host failed while answering %s: %v (it may have crashed: see daemon.log beside %s; the next command starts it again)", e.What, e.Err, e.Socket)
 }
 func (e *HostFailedError) Unwrap() error { return e.Err }
@@ -275,9 +320,49 @@ func (e *HostFailedError) Unwrap() error { return e.Err }
 type HostError struct {
 	Socket string
 	Err    error
+	Remote bool
+}
+
+// diagnosed is an error that says all there is to say (core/remote's, which
+// name the server and the fix): it is shown as it is.
+type diagnosed interface {
+	error
+	Diagnosed() bool
 }
 
 func (e *HostError) Error() string {
+	var d diagnosed
+	if errors.As(e.Err, &d) && d.Diagnosed() {
+		return d.Error()
+	}
+	if e.Remote {
+		return fmt.Sprintf("cannot reach the fvm host on %s: %v", e.Socket, e.Err)
+	}
 	return fmt.Sprintf("cannot reach the fvm host on %s: %v (start it with `fvm daemon`; its log is daemon.log beside the socket)", e.Socket, e.Err)
 }
 func (e *HostError) Unwrap() error { return e.Err }
+
+func (c *Client) hostError(err error) error {
+	return &HostError{Socket: c.socket, Err: err, Remote: c.remote}
+}
+
+// remoteError says which side to upgrade when the host is on another machine.
+func (e *VersionError) remoteError() string {
+	them, me := "fvm", "this fvm"
+	if e.HostVersion != "" {
+		them += " " + e.HostVersion
+	}
+	if e.ClientVersion != "" {
+		me += " (" + e.ClientVersion + ")"
+	}
+	if e.HostRevision > api.Revision {
+		return fmt.Sprintf("the fvm host on %s runs %s, API revision %d; %s speaks revision %d: upgrade fvm on this machine",
+			e.Remote, them, e.HostRevision, me, api.Revision)
+	}
+	stop := "stop its old host there"
+	if e.HostPID > 0 {
+		stop = fmt.Sprintf("stop its old host there (`kill %d` on that machine; VMs keep running)", e.HostPID)
+	}
+	return fmt.Sprintf("the fvm host on %s runs %s, API revision %d; %s speaks revision %d: upgrade fvm on %s, %s, and run your command again",
+		e.Remote, them, e.HostRevision, me, api.Revision, e.Remote, stop)
+}

@@ -45,7 +45,7 @@ func (c *Client) Console(ctx context.Context, name string, tail int) (io.ReadWri
 	req.Header.Set("Upgrade", api.ConsoleProtocol)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &HostError{Socket: c.socket, Err: err}
+		return nil, c.hostError(err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		if resp.StatusCode/100 == 2 {

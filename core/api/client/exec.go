@@ -35,7 +35,7 @@ func (c *Client) Exec(ctx context.Context, name string, req api.ExecRequest) (*s
 	hr.Header.Set("Upgrade", stream.Upgrade)
 	resp, err := c.http.Do(hr)
 	if err != nil {
-		return nil, &HostError{Socket: c.socket, Err: err}
+		return nil, c.hostError(err)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		rwc, ok := resp.Body.(io.ReadWriteCloser)

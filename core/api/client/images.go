@@ -81,7 +81,7 @@ func (c *Client) stream(ctx context.Context, path string, body any, progress fun
 		return api.Image{}, err
 	}
 	if err := sc.Err(); err != nil {
-		return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: err}
+		return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: err, Remote: c.remote}
 	}
-	return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: errors.New("the stream ended without a result")}
+	return api.Image{}, &HostFailedError{Socket: c.socket, What: "POST " + path, Err: errors.New("the stream ended without a result"), Remote: c.remote}
 }

@@ -91,6 +91,8 @@ func Handler(s Service, opts ...Options) http.Handler {
 	mux.HandleFunc("GET /v1/events", h.events)
 	registerImages(mux, s)    // pull, import, updates, rm, prune, catalog (images.go)
 	registerExec(mux, s)      // exec streams and readiness waits (exec.go)
+	registerNIC(mux, s)       // a running VM's network interface (nic.go)
+	registerRemote(mux, s)    // uploads and tunnels, for clients on other machines (remote.go)
 	registerSnapshots(mux, s) // snapshots and clones (snapshots.go)
 	return guard(recoverPanics(mux, o.Log), o.Version)
 }

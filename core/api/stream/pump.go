@@ -115,7 +115,7 @@ func (c *Conn) Run(stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 			if errors.Is(err, io.EOF) {
 				return -1, ErrHostGone
 			}
-			return -1, fmt.Errorf("%w: %v", ErrHostGone, err)
+			return -1, fmt.Errorf("%w: %w", ErrHostGone, err)
 		}
 		switch k {
 		case Stdout:

@@ -22,6 +22,7 @@ type Config struct {
 	Disk      string   // qcow2 overlay
 	Seed      string   // cloud-init ISO; "" when there is none
 	SSHPort   int      // host port on 127.0.0.1 forwarded to guest port 22
+	MAC       string   // the NIC's address (mac.go); "" for QEMU's default
 	Ports     []vm.PortForward
 	// The serial port is a socket the host attaches to (SerialSocket); QEMU
 	// also logs everything the guest writes to SerialLog, attached or not.
@@ -38,11 +39,19 @@ type Config struct {
 	// VNCSocket. Every VM has one; false is for measuring what it costs.
 	Display   bool
 	VNCSocket string
+	// Sound: an HD Audio card (sound.go), with AudioDev as its host side
+	// (an -audiodev backend without its id: "coreaudio", "pa", "none").
+	Sound    bool
+	AudioDev string
 
 	// PauthImpdef: an arm64 guest under TCG authenticates pointers with QEMU's cheap
 	// implementation-defined algorithm instead of emulating QARMA, which costs a large
 	// share of an emulated arm64 boot. Only where this QEMU has the property.
 	PauthImpdef bool
+
+	// KernelBoot: QEMU boots Kernel and Initrd with Append itself, under its
+	// own BIOS, with no UEFI firmware (fvm's own images: kernelboot.go).
+	KernelBoot bool
 
 	// ISO installs (vm.Spec.ISO).
 	CDROM    string // installer ISO, a CD-ROM that boots after the disk; "" for none
@@ -68,9 +77,12 @@ func BuildArgs(cfg Config) []string {
 	if sharedMemory(cfg) { // virtiofsd maps the guest's memory
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB))
 	}
+	if !cfg.KernelBoot {
+		a = append(a,
+			"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(cfg.Firmware.Code),
+			"-drive", "if=pflash,format=raw,unit=1,file="+escape(cfg.VarsFile))
+	}
 	a = append(a,
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+escape(cfg.Firmware.Code),
-		"-drive", "if=pflash,format=raw,unit=1,file="+escape(cfg.VarsFile),
 		"-drive", "if=none,id=disk0,format=qcow2,discard=unmap,file="+escape(cfg.Disk),
 		"-device", "virtio-blk-pci,drive=disk0,bootindex="+strconv.Itoa(diskBootIndex(cfg)),
 	)
@@ -84,7 +96,7 @@ func BuildArgs(cfg Config) []string {
 	}
 	a = append(a,
 		"-netdev", netdev(cfg.SSHPort, cfg.Ports),
-		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-net-pci,netdev=net0"+macOption(cfg.MAC)+nicROM(cfg),
 		"-device", "virtio-rng-pci",
 	)
 	if cfg.QGASocket != "" {
@@ -109,6 +121,9 @@ func BuildArgs(cfg Config) []string {
 	if cfg.Display {
 		a = append(a, displayArgs(cfg.Arch, cfg.VNCSocket)...)
 	}
+	if cfg.Sound { // last of the devices: the ones before keep their PCI addresses
+		a = append(a, soundArgs(cfg.AudioDev)...)
+	}
 	if cfg.Kernel != "" {
 		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
 	}
@@ -119,6 +134,15 @@ func BuildArgs(cfg Config) []string {
 		a = append(a, "-incoming", cfg.Incoming)
 	}
 	return a
+}
+
+// nicROM: a direct kernel boot never boots from the network, so the NIC's
+// iPXE option ROM, which the BIOS would initialise at every boot, is left out.
+func nicROM(cfg Config) string {
+	if cfg.KernelBoot {
+		return ",romfile="
+	}
+	return ""
 }
 
 // diskBootIndex is the disk's place in the firmware's boot order: first, except that
@@ -215,6 +239,13 @@ func hostAddr(ip netip.Addr) string {
 		return "[" + ip.String() + "]"
 	}
 	return ip.Unmap().String()
+}
+
+func macOption(mac string) string {
+	if mac == "" {
+		return ""
+	}
+	return ",mac=" + mac
 }
 
 // escape doubles commas, QEMU's way to put a comma inside an option value.

@@ -157,6 +157,7 @@ func TestBuildArgsARM64AllDevices(t *testing.T) {
 	cfg.QGASocket, cfg.VMGenID = "/d/qga.sock", "8f2c7a3e-1b4d-4e5f-9a6b-0c1d2e3f4a5b"
 	cfg.CDROM = "/isos/debian-13-arm64.iso"
 	cfg.Shares = []Share{{Tag: "fvm0", HostPath: "/src", Socket: "/d/vfs0.sock"}, {Tag: "fvm1", HostPath: "/data", ReadOnly: true}}
+	cfg.MAC, cfg.Sound, cfg.AudioDev = "52:54:00:ab:cd:ef", true, "coreaudio"
 	want := []string{
 		"-nodefaults", "-no-user-config",
 		"-name", "web1",
@@ -176,7 +177,7 @@ func TestBuildArgsARM64AllDevices(t *testing.T) {
 		"-device", "virtio-scsi-pci,id=scsi0",
 		"-device", "scsi-cd,bus=scsi0.0,drive=cd0,bootindex=1",
 		"-netdev", sshOnly,
-		"-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-net-pci,netdev=net0,mac=52:54:00:ab:cd:ef",
 		"-device", "virtio-rng-pci",
 		"-chardev", "socket,id=qga0,server=on,wait=off,path=/d/qga.sock",
 		"-device", "virtio-serial-pci,id=vser0",
@@ -196,8 +197,43 @@ func TestBuildArgsARM64AllDevices(t *testing.T) {
 		"-device", "usb-kbd,bus=usb.0",
 		"-device", "usb-tablet,bus=usb.0",
 		"-vnc", "unix:/d/vnc.sock",
+		"-audiodev", "coreaudio,id=snd0",
+		"-device", "ich9-intel-hda,id=hda",
+		"-device", "hda-output,bus=hda.0,audiodev=snd0",
 	}
 	if got := BuildArgs(cfg); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("BuildArgs:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestBuildArgsSoundAndMAC: the sound card comes after every other device
+// (their PCI addresses, and so the guest's interface names, stay what they
+// were), with the host's backend; the NIC has the VM's address.
+func TestBuildArgsSoundAndMAC(t *testing.T) {
+	cfg := baseConfig()
+	cfg.Sound, cfg.MAC = true, "52:54:00:12:ab:cd"
+	want := withDisplay(golden("q35", "tcg,thread=multi", "max", sshOnly, true), "virtio-vga")
+	for i, a := range want {
+		if a == "virtio-net-pci,netdev=net0" {
+			want[i] = "virtio-net-pci,netdev=net0,mac=52:54:00:12:ab:cd"
+		}
+	}
+	want = append(want, "-audiodev", "none,id=snd0", "-device", "ich9-intel-hda,id=hda", "-device", "hda-output,bus=hda.0,audiodev=snd0")
+	if got := BuildArgs(cfg); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("BuildArgs:\n got %q\nwant %q", got, want)
+	}
+	cfg.AudioDev = "wav,path=/d/sound.wav"
+	if got := strings.Join(BuildArgs(cfg), " "); !strings.Contains(got, "-audiodev wav,path=/d/sound.wav,id=snd0 -device ich9-intel-hda") {
+		t.Errorf("wav backend: %s", got)
+	}
+	// Neither the backend nor the MAC is part of the saved state's device set; the card is.
+	a, b := cfg, cfg
+	b.AudioDev, b.MAC = "coreaudio", "52:54:00:00:00:01"
+	if deviceSet(a) != deviceSet(b) {
+		t.Error("the sound backend or the MAC changed the device set")
+	}
+	b.Sound = false
+	if deviceSet(a) == deviceSet(b) {
+		t.Error("a VM without its sound card has the same device set")
 	}
 }

@@ -99,7 +99,7 @@ func TestConfigPerArch(t *testing.T) {
 	p := pathsOf(&store.Instance{Dir: "/vm"})
 	ctx := context.Background()
 	arm := &vm.Spec{Name: "a", Arch: vm.ARM64, Accel: "auto", CPUs: 2, MemoryMiB: 2048}
-	cfg, _, notice, err := d.config(ctx, arm, p, true)
+	cfg, _, notice, err := d.config(ctx, arm, p, true, "")
 	if err != nil || cfg.Accel != AccelTCG || !cfg.PauthImpdef || !strings.Contains(notice, "arm64 guest on an amd64 host") {
 		t.Fatalf("arm64 on amd64: %+v, %q, %v", cfg, notice, err)
 	}
@@ -110,13 +110,13 @@ func TestConfigPerArch(t *testing.T) {
 		t.Errorf("arm64 argv: %s", args)
 	}
 	x86 := &vm.Spec{Name: "x", Arch: vm.AMD64, Accel: "auto", CPUs: 2, MemoryMiB: 2048}
-	if cfg, _, _, err := d.config(ctx, x86, p, true); err != nil || cfg.PauthImpdef || cfg.Accel != AccelKVM {
+	if cfg, _, _, err := d.config(ctx, x86, p, true, ""); err != nil || cfg.PauthImpdef || cfg.Accel != AccelKVM {
 		t.Errorf("x86 on a KVM host: %+v, %v", cfg, err)
 	}
 	probeOK = false
 	d2 := *d
 	d2.opts.QEMUPath = func(vm.Arch) (string, error) { return fakeBin(t, "older qemu"), nil }
-	if cfg, _, _, err := d2.config(ctx, arm, p, true); err != nil || cfg.PauthImpdef {
+	if cfg, _, _, err := d2.config(ctx, arm, p, true, ""); err != nil || cfg.PauthImpdef {
 		t.Errorf("arm64 with a QEMU without the property: %+v, %v", cfg, err)
 	}
 

@@ -31,7 +31,7 @@ func (d *Driver) createDisk(ctx context.Context, inst *store.Instance, in driver
 		return d.createClone(ctx, inst, in.Clone)
 	}
 	base := in.Base
-	if base == nil && spec.ISO != "" {
+	if base == nil && (spec.ISO != "" || spec.Blank) {
 		return d.createEmptyDisk(ctx, disk, spec.DiskBytes)
 	}
 	if base == nil || base.Path == "" {

@@ -104,6 +104,8 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Shares:       true,
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
+		MAC:          GuestMAC(spec), // the host writes it into the seed's network config (mac.go)
+		GuestAgent:   true,           // every VM has the agent's port (BuildArgs); its guest may run none
 		LogFiles:     []string{LogFile},
 	}
 	c.Off(driver.CapRosetta, fmt.Sprintf("--rosetta needs the vz backend on an Apple silicon Mac; %s cannot run x86-64 programs through Rosetta", d.Name()))
@@ -112,8 +114,10 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		c.Off(driver.CapWarmClone, "VMs with shared folders boot cold: their share devices are not part of a warm snapshot")
 	}
 	switch {
-	case spec.ISO != "" || spec.AutoInstall:
+	case spec.ISO != "" || spec.AutoInstall || spec.Blank:
 		c.Off(driver.CapWarmClone, "a VM installed from an ISO is never cloned")
+	case spec.NoSound: // templates have the sound card: no snapshot's device set fits
+		c.Off(driver.CapWarmClone, "a VM without a sound card (--sound=false) is not cloned: warm snapshots have one")
 	case spec.Arch != "" && !hasVMGenID(spec.Arch):
 		c.Off(driver.CapWarmClone, fmt.Sprintf("no warm snapshots of %s VMs: QEMU gives them no VM generation ID device, so clones of one snapshot would share their kernel's random number state for a while after each restore (they boot cold; suspend and resume work)", spec.Arch))
 	}
@@ -181,9 +185,6 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 	return nil
 }
 
-// maxSocketPath keeps QEMU's sockets within sun_path (104 bytes on macOS, 108 on Linux).
-const maxSocketPath = 103
-
 // Start launches QEMU detached in its own session and returns once QMP answers.
 // It restores opts.Clone, the warm snapshot the host chose; otherwise a VM with
 // a saved state (Suspend) resumes from it when it still fits this QEMU and
@@ -227,8 +228,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	old, _ = loadFacts(inst)
 	p.disk = filepath.Join(p.dir, old.topName())
 	for _, sock := range p.sockets() {
-		if len(sock) > maxSocketPath {
-			return fail(fmt.Errorf("socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", sock, len(sock), maxSocketPath))
+		if err := store.CheckSocketPath(sock); err != nil {
+			return fail(err)
 		}
 	}
 	if !isFile(p.disk) {
@@ -241,7 +242,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	if err != nil {
 		return fail(fmt.Errorf("pick an SSH port: %w", err))
 	}
-	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed))
+	cfg, qemuPath, notice, err := d.config(ctx, spec, p, isFile(p.seed), p.disk)
 	if err != nil {
 		return fail(err)
 	}
@@ -255,13 +256,14 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	if facts.VMGenID == "" {
 		facts.VMGenID = newUUID()
 	}
-	cfg.SSHPort, cfg.VMGenID = sshPort, facts.VMGenID
+	facts.MAC = runMAC(spec, old) // stable for the VM's life (mac.go)
+	cfg.SSHPort, cfg.VMGenID, cfg.MAC = sshPort, facts.VMGenID, facts.MAC
 	if spec.ISO != "" {
 		if err := addInstallMedia(&cfg, spec, p); err != nil {
 			return fail(err)
 		}
 	}
-	facts.Install = cfg.Kernel != ""
+	facts.Install = cfg.Kernel != "" && !cfg.KernelBoot
 	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
 		return fail(err)
 	}
@@ -271,7 +273,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	var state *os.File // the saved state to restore, passed as fd 3
 	switch {
 	case restore && clone != "": // the host decided that it fits (core/warm)
-		if state, err = os.Open(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
+		if state, _, err = store.OpenRegular(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
 			return fail(fmt.Errorf("warm snapshot: %w", err))
 		}
 		cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
@@ -291,6 +293,11 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	if state != nil {
 		defer state.Close()
 	}
+	if cfg.KernelBoot {
+		if err := kernelFiles(&cfg, p, clone, state != nil); err != nil {
+			return fail(err)
+		}
+	}
 	args := BuildArgs(cfg)
 	if facts.Virtiofsd, err = startShares(cfg.Shares, p); err != nil {
 		return fail(err)
@@ -305,7 +312,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", spec.Name, notice)
 	}
 
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		killPIDs(facts.Virtiofsd)
 		return fail(err)
@@ -373,7 +380,7 @@ func (d *Driver) savedState(p paths, fp Fingerprint) (f *os.File, why string, er
 		}
 		return nil, fmt.Sprintf("the saved state was discarded because %s: booting cold", reason), nil
 	}
-	if f, err = os.Open(p.state); err != nil {
+	if f, _, err = store.OpenRegular(p.state); err != nil {
 		return nil, "", fmt.Errorf("saved state: %w", err)
 	}
 	return f, "", nil

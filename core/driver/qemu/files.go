@@ -25,6 +25,10 @@ const (
 	InstallerInitrd = "installer-initrd"  // its initrd
 )
 
+// maxVarsFile bounds a VM's UEFI variable store when fvm reads it back (a
+// clone copies its snapshot's): AAVMF's arm64 store is 64 MiB, OVMF's 528 KiB.
+const maxVarsFile = 256 << 20
+
 // runFacts are what the driver records of a run beside store.Runtime, saved
 // before QEMU is launched so that a host that crashes right after can still
 // recognise the process.
@@ -35,6 +39,7 @@ type runFacts struct {
 	Fingerprint Fingerprint `json:"fingerprint"`         // what a state saved from this run fits
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
+	MAC         string      `json:"mac,omitempty"`       // the NIC's address, kept for the VM's life (runMAC)
 	// Top is the disk QEMU writes, a name in the instance directory ("":
 	// DiskFile); a snapshot moves it to a new file (layers.go). Kept for the
 	// VM's life, across runs.

@@ -11,8 +11,10 @@ import (
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
 	"github.com/lima-vm/go-qcow2reader"
 	"github.com/lima-vm/go-qcow2reader/image/qcow2"
+	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/cloudinit"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -45,7 +47,7 @@ func (d *Driver) createEmptyDisk(ctx context.Context, disk string, size int64) e
 // diskInstalled reports whether the qcow2 disk holds a partition table (the boot
 // signature of an MBR or of GPT's protective MBR), which every installer writes.
 func diskInstalled(disk string) (bool, error) {
-	f, err := os.Open(disk)
+	f, _, err := store.OpenRegular(disk)
 	if err != nil {
 		return false, err
 	}
@@ -77,7 +79,9 @@ func CheckAutoInstallISO(iso string) error {
 }
 
 func withISO(iso string, fn func(*iso9660.FileSystem) error) error {
-	f, err := os.Open(iso)
+	// The user's ISO, referenced in place: a symlink to it is fine, a FIFO
+	// swapped in must not block the host.
+	f, err := os.OpenFile(iso, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("installer ISO: %w", err)
 	}
@@ -85,6 +89,9 @@ func withISO(iso string, fn func(*iso9660.FileSystem) error) error {
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("installer ISO: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("installer ISO %q is not a regular file", iso)
 	}
 	fs, err := iso9660.Read(file.New(f, true), st.Size(), 0, 2048)
 	if err != nil {
@@ -100,7 +107,7 @@ func extractFromISO(fs *iso9660.FileSystem, src, dst string) error {
 		return fmt.Errorf("%s: %w", src, err)
 	}
 	tmp := dst + ".tmp"
-	w, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	w, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

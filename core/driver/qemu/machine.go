@@ -35,9 +35,10 @@ func pathsOf(inst *store.Instance) paths {
 		dir = inst.Dir
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
+	sock := func(n string) string { return store.SocketPath(dir, n) } // short enough to bind (store/sockets.go)
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
-		pid: j(PIDFile), qmp: j(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
-		qga: j(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: j(VNCSocket), serialSock: j(SerialSocket),
+		pid: j(PIDFile), qmp: sock(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
+		qga: sock(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: sock(VNCSocket), serialSock: sock(SerialSocket),
 		kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 

@@ -8,53 +8,82 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"time"
+
+	"github.com/fvmhq/fvm/core/driver"
 )
 
 // The QEMU guest agent (qemu-guest-agent in the guest) answers on a
 // virtio-serial port that QEMU exposes as a Unix socket in the VM directory.
 // fvm uses it to set the guest's clock right after a resume, before anything
-// else runs in the guest: a restored guest's clock is as old as its state.
+// else runs in the guest (a restored guest's clock is as old as its state),
+// and to re-identify a warm clone without waiting for SSH (agent.go).
+//
+// The socket takes one client at a time, and the channel carries whatever an
+// earlier client left unread: every session starts with a
+// guest-sync-delimited handshake, which flushes it.
 
-// qgaCall runs one guest-agent command after a guest-sync-delimited handshake,
-// which flushes whatever an earlier client left in the channel.
-func qgaCall(ctx context.Context, socket, command string, args, out any) error {
+// qgaConn is one session with the guest agent.
+type qgaConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	stop func() bool
+}
+
+// dialQGA connects to the agent's socket and synchronises with it. An agent
+// that does not answer (none runs in the guest, or it is stopped) is
+// driver.ErrNoAgent.
+func dialQGA(ctx context.Context, socket string) (*qgaConn, error) {
+	if socket == "" {
+		return nil, fmt.Errorf("%w: no guest agent socket", driver.ErrNoAgent)
+	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return fmt.Errorf("guest agent: %w", err)
+		return nil, fmt.Errorf("%w: %w", driver.ErrNoAgent, err)
 	}
-	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	r := bufio.NewReader(conn)
+	c := &qgaConn{conn: conn, r: bufio.NewReader(conn)}
+	c.stop = context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	id := rand.Int64N(1 << 40)
-	if err := qgaSend(conn, "guest-sync-delimited", map[string]int64{"id": id}); err != nil {
-		return err
+	if err := c.send("guest-sync-delimited", map[string]int64{"id": id}); err != nil {
+		c.Close()
+		return nil, err
 	}
 	// The answer follows a 0xFF byte; anything before it is stale.
-	if _, err := r.ReadBytes(0xFF); err != nil {
-		return fmt.Errorf("guest agent: no answer (is qemu-guest-agent running in the guest?): %w", err)
+	if _, err := c.r.ReadBytes(0xFF); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("%w (is qemu-guest-agent running in the guest?): %w", driver.ErrNoAgent, err)
 	}
 	for {
 		var resp struct {
 			Return *int64 `json:"return"`
 		}
-		line, err := r.ReadBytes('\n')
+		line, err := c.r.ReadBytes('\n')
 		if err != nil {
-			return fmt.Errorf("guest agent sync: %w", err)
+			c.Close()
+			return nil, fmt.Errorf("%w: sync: %w", driver.ErrNoAgent, err)
 		}
 		if json.Unmarshal(line, &resp) == nil && resp.Return != nil && *resp.Return == id {
-			break
+			return c, nil
 		}
 	}
-	if err := qgaSend(conn, command, args); err != nil {
+}
+
+func (c *qgaConn) Close() error {
+	c.stop()
+	return c.conn.Close()
+}
+
+// call runs one command and decodes its return value into out (if not nil).
+func (c *qgaConn) call(command string, args, out any) error {
+	if err := c.send(command, args); err != nil {
 		return err
 	}
-	line, err := r.ReadBytes('\n')
+	line, err := c.r.ReadBytes('\n')
 	if err != nil {
 		return fmt.Errorf("guest agent %s: %w", command, err)
 	}
@@ -74,7 +103,7 @@ func qgaCall(ctx context.Context, socket, command string, args, out any) error {
 	return nil
 }
 
-func qgaSend(conn net.Conn, command string, args any) error {
+func (c *qgaConn) send(command string, args any) error {
 	req := map[string]any{"execute": command}
 	if args != nil {
 		req["arguments"] = args
@@ -83,56 +112,35 @@ func qgaSend(conn net.Conn, command string, args any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := conn.Write(append(b, '\n')); err != nil {
+	if _, err := c.conn.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("guest agent %s: %w", command, err)
 	}
 	return nil
 }
 
+// qgaCall runs one guest-agent command in a session of its own.
+func qgaCall(ctx context.Context, socket, command string, args, out any) error {
+	c, err := dialQGA(ctx, socket)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.call(command, args, out)
+}
+
 // setGuestTime sets the guest's system clock to now (and, through the guest
-// agent, the RTC from it).
+// agent, the RTC from it). The agent sets the system clock first, then runs
+// hwclock for the RTC: a guest without hwclock (Debian 13 keeps it in
+// util-linux-extra, which a minimal system lacks) fails only that second
+// step, and its clock is set.
 func setGuestTime(ctx context.Context, socket string, now time.Time) error {
 	if socket == "" {
 		return errors.New("guest agent: no socket")
 	}
-	return qgaCall(ctx, socket, "guest-set-time", map[string]int64{"time": now.UnixNano()}, nil)
-}
-
-// GuestExec runs argv in the guest as root through the guest agent
-// (guest-exec, then guest-exec-status until it exited) and returns its
-// standard output and error, joined, and its exit status (driver.GuestExec).
-func (m *Machine) GuestExec(ctx context.Context, argv []string) ([]byte, int, error) {
-	if len(argv) == 0 {
-		return nil, -1, errors.New("guest exec: no program")
+	err := qgaCall(ctx, socket, "guest-set-time", map[string]int64{"time": now.UnixNano()}, nil)
+	var qe *QMPError
+	if errors.As(err, &qe) && strings.Contains(qe.Desc, "hardware clock") {
+		return nil
 	}
-	var started struct {
-		PID int `json:"pid"`
-	}
-	if err := qgaCall(ctx, m.p.qga, "guest-exec", map[string]any{"path": argv[0], "arg": argv[1:], "capture-output": true}, &started); err != nil {
-		return nil, -1, err
-	}
-	for {
-		var st struct {
-			Exited   bool   `json:"exited"`
-			ExitCode int    `json:"exitcode"`
-			Signal   int    `json:"signal"`
-			OutData  []byte `json:"out-data"` // base64 in JSON
-			ErrData  []byte `json:"err-data"`
-		}
-		if err := qgaCall(ctx, m.p.qga, "guest-exec-status", map[string]any{"pid": started.PID}, &st); err != nil {
-			return nil, -1, err
-		}
-		if st.Exited {
-			code := st.ExitCode
-			if st.Signal != 0 {
-				code = 128 + st.Signal
-			}
-			return append(st.OutData, st.ErrData...), code, nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil, -1, fmt.Errorf("guest exec %s: %w", argv[0], ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return err
 }

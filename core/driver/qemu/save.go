@@ -59,7 +59,7 @@ func (f Fingerprint) Key() string {
 func (f Fingerprint) differs(g Fingerprint) string {
 	switch {
 	case f.QEMU != g.QEMU:
-		return fmt.Sprintf("QEMU changed (%s, now %s)", f.QEMU, g.QEMU)
+		return fmt.Sprintf("QEMU changed (%q, now %q)", f.QEMU, g.QEMU) // read back from state.json: quoted
 	case f.Firmware != g.Firmware:
 		return "the UEFI firmware changed"
 	case f.Devices != g.Devices:
@@ -71,7 +71,10 @@ func (f Fingerprint) differs(g Fingerprint) string {
 // deviceSet normalises cfg to what the saved state depends on.
 func deviceSet(cfg Config) string {
 	n := cfg
-	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming = "", 0, nil, "", ""
+	// The MAC is the VM's identity, not its device set: a clone runs with its
+	// snapshot's (GuestMAC), so it never differs between a save and its restore.
+	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming, n.MAC = "", 0, nil, "", "", ""
+	n.AudioDev = "" // where the sound goes is the host's, not the saved state's
 	base := func(p string) string {
 		if p == "" {
 			return ""
@@ -96,12 +99,19 @@ func (d *Driver) fingerprint(ctx context.Context, qemuPath string, cfg Config) (
 	if err != nil {
 		return Fingerprint{}, err
 	}
-	fw, err := fileDigest(cfg.Firmware.Code)
-	if err != nil {
-		return Fingerprint{}, fmt.Errorf("firmware: %w", err)
+	fw := kernelBootFirmware // QEMU's own BIOS, part of QEMU's version
+	if !cfg.KernelBoot {
+		if fw, err = fileDigest(cfg.Firmware.Code); err != nil {
+			return Fingerprint{}, fmt.Errorf("firmware: %w", err)
+		}
 	}
 	return Fingerprint{QEMU: v, Firmware: fw, Devices: deviceSet(cfg)}, nil
 }
+
+// kernelBootFirmware stands for the firmware in the fingerprint of a direct
+// kernel boot. The kernel files are not in it: a restored guest runs the
+// kernel in its memory; the files only matter to its next cold boot.
+const kernelBootFirmware = "qemu-bios+kernel"
 
 var versions sync.Map // qemu path + size + mtime → version string
 

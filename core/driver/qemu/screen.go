@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"image"
 	"os"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // Screenshot captures the VM's screen with QMP's screendump, which writes a PPM
@@ -25,7 +27,7 @@ func (m *Machine) Screenshot(ctx context.Context) (image.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: screenshot: %w", m.name, err)
 	}
-	f, err = os.Open(path)
+	f, _, err = store.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: screenshot: %w", m.name, err)
 	}

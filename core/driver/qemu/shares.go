@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fvmhq/fvm/core/proc"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -92,7 +93,7 @@ func planShares(mounts []vm.Mount, p paths) ([]Share, error) {
 		}
 		s := Share{Tag: vm.ShareTag(i), HostPath: m.HostPath, ReadOnly: m.ReadOnly}
 		if vfsd != "" && !m.ReadOnly {
-			s.Socket = filepath.Join(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
+			s.Socket = store.SocketPath(p.dir, fmt.Sprintf("virtiofs-%d.sock", i))
 		}
 		shares = append(shares, s)
 	}
@@ -122,7 +123,7 @@ func startShares(shares []Share, p paths) ([]int, error) {
 // with QEMU and exits when QEMU disconnects) and waits for its socket.
 func startVirtiofsd(bin string, s Share, logPath string) (int, error) {
 	os.Remove(s.Socket)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return 0, err
 	}
@@ -141,7 +142,7 @@ func startVirtiofsd(bin string, s Share, logPath string) (int, error) {
 		}
 		select {
 		case <-exited:
-			b, _ := os.ReadFile(logPath)
+			b, _ := store.ReadTail(logPath, 4<<10)
 			return 0, fmt.Errorf("virtiofsd exited: %s", strings.TrimSpace(string(b)))
 		default:
 		}

@@ -20,8 +20,10 @@ import (
 
 // config resolves what QEMU needs for spec (binary, accel, firmware) into a
 // Config over the instance paths p; ports, the SSH port and the generation id
-// are the caller's.
-func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) (Config, string, string, error) {
+// are the caller's. bootDisk is the disk whose content says whether the VM's
+// kernel is booted directly (kernelboot.go): the VM's own, or for what a
+// snapshot of spec would be, its base.
+func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool, bootDisk string) (Config, string, string, error) {
 	qemuPath, err := d.opts.QEMUPath(spec.Arch)
 	if err != nil {
 		return Config{}, "", "", err
@@ -41,9 +43,22 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 		Display: true, VNCSocket: p.vnc,
 		TBSizeMiB: max(d.opts.TCGCacheMiB, 0),
 	}
+	if cfg.Sound = cfg.Display && !spec.NoSound; cfg.Sound { // sound.go
+		cfg.AudioDev = d.audioDev(ctx, qemuPath, p.dir)
+	}
 	cfg.PauthImpdef = spec.Arch == vm.ARM64 && accel == AccelTCG && d.hasPauthImpdef(ctx, qemuPath)
 	if seed {
 		cfg.Seed = p.seed
+	}
+	if kernelBootArch(spec.Arch) && spec.ISO == "" && !spec.AutoInstall && bootDisk != "" {
+		gb, err := readGuestBoot(bootDisk)
+		if err != nil {
+			return Config{}, "", "", fmt.Errorf("disk %s: %w", bootDisk, err)
+		}
+		if gb.Cmdline != "" {
+			cfg.KernelBoot, cfg.Append = true, gb.Cmdline
+			cfg.Kernel, cfg.Initrd = kernelBootFiles(p.dir)
+		}
 	}
 	return cfg, qemuPath, notice, nil
 }
@@ -52,7 +67,7 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool) 
 // spec to be cloned from it (driver.Warmer): the same QEMU, firmware and device
 // set. Which VMs can be cloned at all is Caps' answer.
 func (d *Driver) WarmFingerprint(ctx context.Context, spec *vm.Spec) (string, error) {
-	cfg, qemuPath, _, err := d.config(ctx, spec, pathsOf(&store.Instance{Dir: "/warm"}), true)
+	cfg, qemuPath, _, err := d.config(ctx, spec, pathsOf(&store.Instance{Dir: "/warm"}), true, spec.BaseImage)
 	if err != nil {
 		return "", err
 	}
@@ -73,7 +88,7 @@ func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
 		return "", fmt.Errorf("template %s has no saved state", inst.Dir)
 	}
 	for _, f := range []string{p.disk, p.vars, p.state, p.stateMeta} {
-		if err := os.Chmod(f, 0o444); err != nil {
+		if err := os.Chmod(f, store.ReadOnlyFile); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", f, err)
 		}
 	}
@@ -107,7 +122,7 @@ func (d *Driver) createClone(ctx context.Context, inst *store.Instance, snapshot
 	if exists(p.vars) {
 		return nil
 	}
-	b, err := os.ReadFile(sp.vars)
+	b, err := store.ReadFileLimited(sp.vars, maxVarsFile)
 	if err != nil {
 		return fmt.Errorf("snapshot variables: %w", err)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -14,8 +12,8 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// HelperName is the helper executable, in fvm.app/Contents/MacOS beside the
-// app and the CLI, signed with the same entitlements as the app.
+// HelperName is the helper executable, in its own bundle inside fvm.app
+// (HelperInApp), signed with the virtualization entitlement.
 const HelperName = "fvm-vz"
 
 // HelperEnv overrides where the helper is found.
@@ -30,44 +28,16 @@ type HostCaps struct {
 	Supported bool                `json:"supported"` // VZVirtualMachine.isSupported
 	Limits    Limits              `json:"limits"`
 	Rosetta   RosettaAvailability `json:"rosetta"`
-	// SaveRestore: VZVirtualMachine can save and restore state (macOS 14+, arm64).
+	// SaveRestore: this helper can save and restore a VM's state: built with
+	// the macOS 14 SDK, on a framework that has the calls (arm64 only).
 	SaveRestore bool `json:"saveRestore"`
 }
 
-// FindHelper finds the helper: $FVM_VZ_HELPER, beside this executable (in
-// fvm.app, or bin/ of a build), in an installed fvm.app, then in PATH.
-func FindHelper() (string, error) {
-	if p := os.Getenv(HelperEnv); p != "" {
-		if !isExecutable(p) {
-			return "", fmt.Errorf("%s=%s is not an executable file", HelperEnv, p)
-		}
-		return p, nil
-	}
-	var tried []string
-	if exe, err := os.Executable(); err == nil {
-		if real, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = real
-		}
-		tried = append(tried, filepath.Join(filepath.Dir(exe), HelperName))
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		tried = append(tried, filepath.Join(home, "Applications", "fvm.app", "Contents", "MacOS", HelperName))
-	}
-	tried = append(tried, filepath.Join("/Applications", "fvm.app", "Contents", "MacOS", HelperName))
-	for _, p := range tried {
-		if isExecutable(p) {
-			return p, nil
-		}
-	}
-	if p, err := exec.LookPath(HelperName); err == nil {
-		return filepath.Abs(p)
-	}
-	return "", fmt.Errorf("the vz helper %s was not found (beside fvm, in fvm.app, or in PATH): install fvm.app (`make install`), set %s, or use --backend qemu", HelperName, HelperEnv)
-}
-
-func isExecutable(p string) bool {
-	st, err := os.Stat(p)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+// probedSave is what the helper reports it can do: save and restore are
+// compiled into it only with the macOS 14 SDK, whatever macOS runs it.
+func (d *Driver) probedSave() bool {
+	c, err := d.hostCaps(context.Background())
+	return err == nil && c.SaveRestore
 }
 
 // probe runs `fvm-vz probe` and reads its answer.

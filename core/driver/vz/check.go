@@ -3,9 +3,6 @@ package vz
 import (
 	"context"
 	"fmt"
-	"os/exec"
-	"strings"
-	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/vm"
@@ -27,7 +24,7 @@ func (d *Driver) Checks(ctx context.Context) []driver.Check {
 		return append(checks, hc)
 	}
 	hc.OK, hc.Detail = true, helper
-	if err := checkEntitlement(ctx, helper); err != nil {
+	if err := helperEntitled(helper); err != nil {
 		hc.OK, hc.Detail, hc.Fix = false, fmt.Sprintf("%s: %v", helper, err), "rebuild and sign the bundle: make app"
 	}
 	checks = append(checks, hc)
@@ -57,19 +54,4 @@ func (d *Driver) Checks(ctx context.Context) []driver.Check {
 		checks = append(checks, rc)
 	}
 	return checks
-}
-
-// checkEntitlement verifies that the helper is signed with the
-// virtualization entitlement, without which VZVirtualMachine refuses to start.
-func checkEntitlement(ctx context.Context, helper string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "codesign", "-d", "--entitlements", "-", "--xml", helper).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("codesign: %s", strings.TrimSpace(string(out)))
-	}
-	if !strings.Contains(string(out), "com.apple.security.virtualization") {
-		return fmt.Errorf("not signed with the com.apple.security.virtualization entitlement")
-	}
-	return nil
 }

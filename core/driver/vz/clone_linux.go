@@ -5,13 +5,15 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // cloneFile makes dst a reflink of src (FICLONE: btrfs, XFS, bcachefs), the
 // Linux counterpart of APFS's clonefile; elsewhere (ext4, tmpfs) errNoClone.
 // The vz driver runs on macOS only; this lets its disk code run in tests here.
 func cloneFile(src, dst string) (bool, error) {
-	in, err := os.Open(src)
+	in, _, err := store.OpenRegular(src)
 	if err != nil {
 		return false, err
 	}

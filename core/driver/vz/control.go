@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -116,8 +117,8 @@ const maxRequest = 4 << 10
 
 // ListenControl listens on the control socket path, private to the user (0600).
 func ListenControl(path string) (net.Listener, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("control socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", path, len(path), maxSocketPath)
+	if err := store.CheckSocketPath(path); err != nil {
+		return nil, err
 	}
 	os.Remove(path) // a dead helper's
 	ln, err := net.Listen("unix", path)
@@ -130,9 +131,6 @@ func ListenControl(path string) (net.Listener, error) {
 	}
 	return ln, nil
 }
-
-// maxSocketPath keeps socket paths within sun_path (104 bytes on macOS, 108 on Linux).
-const maxSocketPath = 103
 
 // ServeControl answers requests on ln until ctx ends (then it closes ln).
 // Requests run concurrently: a long Suspend does not block a State.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -209,7 +210,7 @@ func TestControlConcurrentAndGarbage(t *testing.T) {
 
 func TestControlSocketPathLimit(t *testing.T) {
 	long := "/tmp/" + strings.Repeat("d", 100) + "/vz.sock"
-	if _, err := ListenControl(long); err == nil || !strings.Contains(err.Error(), "shorter FVM_HOME") {
+	if _, err := ListenControl(long); err == nil || !strings.Contains(err.Error(), "shorter directory") {
 		t.Fatalf("long path: %v", err)
 	}
 }
@@ -276,5 +277,44 @@ func TestControlSnapshot(t *testing.T) {
 	}
 	if len(f.snapshots) != 1 || f.snapshots[0] != "/vms/web1/snapshots/t1 memory=true" {
 		t.Fatalf("snapshots %v", f.snapshots)
+	}
+}
+
+// TestControlSocketOfADeepDirectory: a VM directory too deep for a socket
+// address gets its control socket through the run dir's short alias, and the
+// helper's listener there is reached by the host.
+func TestControlSocketOfADeepDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("u", 40), "Application Support", "fvm", "vms", strings.Repeat("n", 32))
+	os.MkdirAll(dir, 0o700)
+	store.SetSocketAliasDir(filepath.Join(t.TempDir(), "run", store.SocketAliasDirName))
+	defer store.SetSocketAliasDir("")
+	p := pathsOf(dir)
+	if len(p.sock) > store.MaxSocketPath || filepath.Dir(p.sock) == dir {
+		t.Fatalf("control socket %s (%d bytes) is not a short alias", p.sock, len(p.sock))
+	}
+	ln, err := ListenControl(p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if st, err := os.Stat(filepath.Join(dir, ControlSocket)); err != nil || st.Mode()&os.ModeSocket == 0 || st.Mode().Perm() != 0o600 {
+		t.Fatalf("socket in the VM directory: %v %v", st, err)
+	}
+}
+
+// TestPlanControlSocketOfADeepDirectory: the plan names the control socket
+// the helper binds, so it is the short alias too.
+func TestPlanControlSocketOfADeepDirectory(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("u", 40), "Application Support", "fvm", "vms", strings.Repeat("n", 32))
+	os.MkdirAll(dir, 0o700)
+	store.SetSocketAliasDir(filepath.Join(t.TempDir(), "run", store.SocketAliasDirName))
+	defer store.SetSocketAliasDir("")
+	s := baseSpec()
+	p, err := BuildPlan(PlanInput{Spec: s, Dir: dir, HostArch: vm.ARM64, Limits: appleSilicon, SSHPort: 2222, Seed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Control.Socket != pathsOf(dir).sock || len(p.Control.Socket) > store.MaxSocketPath {
+		t.Errorf("plan's control socket %s, driver's %s", p.Control.Socket, pathsOf(dir).sock)
 	}
 }

@@ -35,12 +35,19 @@ func RawOf(ctx context.Context, b *driver.Base) (raw string, converted time.Dura
 		return "", 0, fmt.Errorf("base image %s is %q: vz boots qcow2 or raw disk images", base, b.Format)
 	}
 	// The host checked the base; the header is read again because the
-	// converter would follow a backing file named in it (CVE-2023-32684).
-	info, err := image.Inspect(base)
+	// converter would follow a backing file named in it (CVE-2023-32684),
+	// from the one descriptor the conversion then reads: the bytes checked
+	// are the bytes converted.
+	src, st, err := store.OpenRegular(base)
+	if err != nil {
+		return "", 0, fmt.Errorf("base image: %w", err)
+	}
+	defer src.Close()
+	info, err := image.InspectFile(src, base, st.Size())
 	if err != nil {
 		return "", 0, err
 	}
-	if err := image.CheckSafe(info); err != nil {
+	if err := image.CheckDisk(info); err != nil {
 		return "", 0, err
 	}
 	raw = image.DerivedPath(base, RawSuffix)
@@ -56,7 +63,7 @@ func RawOf(ctx context.Context, b *driver.Base) (raw string, converted time.Dura
 		return raw, 0, nil
 	}
 	t0 := time.Now()
-	if err := convertToRaw(ctx, base, raw, info.VirtualSize); err != nil {
+	if err := convertToRaw(ctx, src, raw, info.VirtualSize); err != nil {
 		return "", 0, fmt.Errorf("convert %s to raw for vz: %w", base, err)
 	}
 	return raw, time.Since(t0), nil
@@ -69,15 +76,11 @@ func rawComplete(raw string, size int64) bool {
 	return err == nil && st.Mode().IsRegular() && st.Size() == size
 }
 
-// convertToRaw writes base's guest-visible bytes to dst through a temporary:
-// unallocated and all-zero clusters stay holes (go-qcow2reader's converter,
-// which reads zlib- and zstd-compressed clusters and runs several workers).
-func convertToRaw(ctx context.Context, base, dst string, size int64) error {
-	src, err := os.Open(base)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
+// convertToRaw writes the guest-visible bytes of the qcow2 open as src (and
+// checked by the caller) to dst through a temporary: unallocated and all-zero
+// clusters stay holes (go-qcow2reader's converter, which reads zlib- and
+// zstd-compressed clusters and runs several workers).
+func convertToRaw(ctx context.Context, src io.ReaderAt, dst string, size int64) error {
 	img, err := qcow2reader.OpenWithType(src, qimage.Type(image.FormatQCOW2))
 	if err != nil {
 		return err
@@ -89,7 +92,7 @@ func convertToRaw(ctx context.Context, base, dst string, size int64) error {
 	if img.Size() != size {
 		return fmt.Errorf("qcow2 header says %d bytes, the reader %d", size, img.Size())
 	}
-	return store.WriteAtomic(dst, 0o444, func(f *os.File) error {
+	return store.WriteAtomic(dst, store.ReadOnlyFile, func(f *os.File) error {
 		if err := f.Truncate(size); err != nil {
 			return err
 		}
@@ -139,7 +142,7 @@ func CloneDisk(ctx context.Context, raw, dst string, size int64) (cloned bool, e
 			return false, fmt.Errorf("copy %s: %w", raw, err)
 		}
 	}
-	if err = os.Chmod(tmp, 0o600); err != nil { // a clone keeps the base's 0444
+	if err = os.Chmod(tmp, store.PrivateFile); err != nil { // a clone keeps the base's 0400
 		return false, err
 	}
 	if err = os.Truncate(tmp, size); err != nil { // the guest's growpart fills it
@@ -158,15 +161,11 @@ var errNoClone = errors.New("filesystem cannot clone files")
 // (SEEK_DATA/SEEK_HOLE, where the filesystem reports them) and, within them,
 // only blocks that are not all zero, so the copy stays as sparse as the source.
 func sparseCopy(ctx context.Context, src, dst string) error {
-	in, err := os.Open(src)
+	in, st, err := store.OpenRegular(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
 	size := st.Size()
 	return writeNew(dst, func(out *os.File) error {
 		buf := make([]byte, 1<<20)

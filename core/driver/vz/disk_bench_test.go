@@ -77,11 +77,16 @@ func BenchmarkRawConversion(b *testing.B) {
 	}
 	defer os.RemoveAll(dir)
 	ours, theirs := filepath.Join(dir, "ours.raw"), filepath.Join(dir, "qemu-img.raw")
+	src, err := os.Open(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
 	b.Run("go-qcow2reader", func(b *testing.B) {
 		b.SetBytes(info.VirtualSize)
 		for range b.N {
 			os.Remove(ours)
-			if err := convertToRaw(context.Background(), base, ours, info.VirtualSize); err != nil {
+			if err := convertToRaw(context.Background(), src, ours, info.VirtualSize); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/image"
@@ -108,8 +109,8 @@ func TestRawOfMatchesQemuImg(t *testing.T) {
 			if a := allocated(t, raw); a > 2<<20 {
 				t.Errorf("conversion allocates %d bytes for ~80 KiB of data: it is not sparse", a)
 			}
-			if st, _ := os.Stat(raw); st.Mode().Perm() != 0o444 {
-				t.Errorf("conversion mode %v, want read-only like the base", st.Mode().Perm())
+			if st, _ := os.Stat(raw); st.Mode().Perm() != 0o400 {
+				t.Errorf("conversion mode %v, want read-only and private like the base (0400)", st.Mode().Perm())
 			}
 			// Once per base: the next call reuses it.
 			if again, took, err := RawOf(context.Background(), baseOf(t, base)); err != nil || again != raw || took != 0 {
@@ -253,4 +254,41 @@ func newTestInstance(t *testing.T, root, base string) *store.Instance {
 		t.Fatal(err)
 	}
 	return &store.Instance{Dir: dir, Spec: *s}
+}
+
+// TestRawOfConvertsOnlyWhatItChecked: a base that names a backing file (as a
+// base rewritten after it was registered would) is refused before anything is
+// converted, and so is a symlink or FIFO in a base's place: the header is
+// checked on the descriptor the conversion reads, never on a path opened twice.
+func TestRawOfConvertsOnlyWhatItChecked(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("qemu-img not installed")
+	}
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.raw")
+	writeSparse(t, secret, 1<<20, map[int64][]byte{0: []byte("host secret")})
+	evil := filepath.Join(dir, "sha256-"+strings.Repeat("ef", 32)+".qcow2")
+	qemuImg(t, "create", "-q", "-f", "qcow2", "-F", "raw", "-b", secret, evil)
+	link := filepath.Join(dir, "sha256-"+strings.Repeat("ab", 32)+".qcow2")
+	os.Symlink(evil, link)
+	fifo := filepath.Join(dir, "sha256-"+strings.Repeat("cd", 32)+".qcow2")
+	syscall.Mkfifo(fifo, 0o600)
+	for _, c := range []struct{ base, says string }{
+		{evil, "backing file"}, {link, "symlink"}, {fifo, "FIFO"},
+	} {
+		done := make(chan error, 1)
+		b := &driver.Base{Path: c.base, Format: "qcow2", VirtualSize: 1 << 20} // as registered
+		go func() { _, _, err := RawOf(context.Background(), b); done <- err }()
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("RawOf(%s) = %v, want a refusal naming the %s", filepath.Base(c.base), err, c.says)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("RawOf(%s) blocked", filepath.Base(c.base))
+		}
+		if _, err := os.Stat(image.DerivedPath(c.base, RawSuffix)); err == nil {
+			t.Errorf("a conversion of %s was made", filepath.Base(c.base))
+		}
+	}
 }

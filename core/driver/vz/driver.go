@@ -112,8 +112,11 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 	return c
 }
 
-// canSave: VZVirtualMachine's saveMachineStateTo is macOS 14+, arm64 only.
-func (d *Driver) canSave() bool { return d.opts.Arch == vm.ARM64 && macOSAtLeast(d.opts.MacOS, 14) }
+// canSave: VZVirtualMachine's saveMachineStateTo is macOS 14+, arm64 only,
+// and what the helper binary can do decides (probedSave).
+func (d *Driver) canSave() bool {
+	return d.opts.Arch == vm.ARM64 && macOSAtLeast(d.opts.MacOS, 14) && d.probedSave()
+}
 
 func (d *Driver) helper() (string, error) {
 	if d.opts.HelperPath != "" {
@@ -155,8 +158,8 @@ func (d *Driver) Validate(ctx context.Context, spec *vm.Spec) error {
 	if !macOSAtLeast(d.opts.MacOS, MinMacOS) {
 		return unsupported(errors.New(Unavailable("darwin", d.opts.MacOS)))
 	}
-	if spec.ISO != "" || spec.AutoInstall {
-		return unsupported(errors.New("vz does not boot installer ISOs: use --backend qemu"))
+	if spec.ISO != "" || spec.AutoInstall || spec.Blank {
+		return unsupported(errors.New("vz does not boot installer ISOs (nor blank VMs, which wait for one): use --backend qemu"))
 	}
 	if spec.Arch != d.opts.Arch {
 		return unsupported(fmt.Errorf("vz runs %s guests on this Mac, not %s: use --backend qemu", d.opts.Arch, spec.Arch))
@@ -259,8 +262,8 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance, _ driver.Start
 	if err := removeStale(p, old.Helper, 0); err != nil {
 		return fail(err)
 	}
-	if len(p.sock) > maxSocketPath {
-		return fail(fmt.Errorf("control socket path %s is %d bytes, over the %d-byte limit of Unix sockets: use a shorter FVM_HOME", p.sock, len(p.sock), maxSocketPath))
+	if err := store.CheckSocketPath(p.sock); err != nil {
+		return fail(err)
 	}
 	helper, err := d.helper()
 	if err != nil {
@@ -294,7 +297,7 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance, _ driver.Start
 	if err := errors.Join(store.WriteJSON(p.plan, plan), saveFacts(p.dir, old), inst.SaveRuntime(rt)); err != nil {
 		return fail(fmt.Errorf("save plan: %w", err))
 	}
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fail(err)
 	}

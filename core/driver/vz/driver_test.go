@@ -31,7 +31,8 @@ func TestValidate(t *testing.T) {
 		{"arm64 guest on Apple silicon", testDriver("14.5", vm.ARM64, m2Caps), func(*vm.Spec) {}, ""},
 		{"rosetta", testDriver("14.5", vm.ARM64, m2Caps), func(s *vm.Spec) { s.Rosetta = true }, ""},
 		{"macOS 12", testDriver("12.7", vm.ARM64, m2Caps), func(*vm.Spec) {}, "vz needs macOS 13+ (this Mac runs macOS 12.7): use --backend qemu"},
-		{"ISO install", testDriver("14.5", vm.ARM64, m2Caps), func(s *vm.Spec) { s.ISO = "/x.iso" }, "vz does not boot installer ISOs: use --backend qemu"},
+		{"ISO install", testDriver("14.5", vm.ARM64, m2Caps), func(s *vm.Spec) { s.ISO = "/x.iso" }, "vz does not boot installer ISOs"},
+		{"blank VM", testDriver("14.5", vm.ARM64, m2Caps), func(s *vm.Spec) { s.Image, s.Blank = "", true }, "nor blank VMs, which wait for one): use --backend qemu"},
 		{"foreign arch", testDriver("14.5", vm.ARM64, m2Caps), func(s *vm.Spec) { s.Arch = vm.AMD64 }, "vz runs arm64 guests on this Mac, not amd64: use --backend qemu"},
 		{"intel mac, arm64 guest", testDriver("13.6", vm.AMD64, HostCaps{Supported: true}), func(*vm.Spec) {}, "vz runs amd64 guests on this Mac, not arm64"},
 		{"no virtualization", testDriver("14.5", vm.ARM64, HostCaps{}), func(*vm.Spec) {}, "this Mac cannot run VMs"},
@@ -66,7 +67,9 @@ func TestCaps(t *testing.T) {
 	if f.LogFiles[0] != LogFile || f.MAC != GuestMAC(spec).String() {
 		t.Errorf("log files %v, MAC %s", f.LogFiles, f.MAC)
 	}
-	for _, d := range []*Driver{testDriver("13.6", vm.ARM64, m2Caps), testDriver("14.5", vm.AMD64, HostCaps{})} {
+	oldSDK := m2Caps
+	oldSDK.SaveRestore = false // a helper built with an SDK before macOS 14's, on macOS 14
+	for _, d := range []*Driver{testDriver("13.6", vm.ARM64, m2Caps), testDriver("14.5", vm.AMD64, HostCaps{}), testDriver("14.5", vm.ARM64, oldSDK)} {
 		if c := d.Caps(ctx, spec); c.SaveState || c.Why[driver.CapSaveState] == "" {
 			t.Errorf("save state declared on macOS %s %s, or no reason: %+v", d.opts.MacOS, d.opts.Arch, c)
 		}

@@ -60,7 +60,7 @@ func pathsOf(dir string) paths {
 	}
 	j := func(n string) string { return filepath.Join(dir, n) }
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), plan: j(PlanFile),
-		pid: j(PIDFile), sock: j(ControlSocket), log: j(LogFile), state: j(StateFile)}
+		pid: j(PIDFile), sock: store.SocketPath(dir, ControlSocket), log: j(LogFile), state: j(StateFile)}
 }
 
 // BasesInUse returns the raw conversion the VM's disk was cloned from and the

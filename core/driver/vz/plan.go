@@ -52,15 +52,16 @@ type Plan struct {
 	Disks       []Disk   `json:"disks"`   // virtio block devices, in guest order
 	Console     Console  `json:"console"` // virtio console (hvc0) to a file
 	Network     Network  `json:"network"`
-	Entropy     bool     `json:"entropy"`     // virtio-rng
-	Balloon     bool     `json:"balloon"`     // virtio traditional memory balloon
-	Display     Display  `json:"display"`     // virtio-gpu with USB keyboard and pointer
-	Socket      bool     `json:"vsock"`       // virtio socket device
-	Rosetta     *Rosetta `json:"rosetta"`     // Rosetta directory share (arm64 guests on Apple silicon)
-	Shares      []Share  `json:"shares"`      // virtiofs directory shares (-v)
-	Control     Control  `json:"control"`     // the helper's own files
-	RestoreFrom string   `json:"restoreFrom"` // saved state to resume from instead of booting ("" = boot)
-	SaveTo      string   `json:"saveTo"`      // where Suspend saves the state ("" = no save state here)
+	Entropy     bool     `json:"entropy"`         // virtio-rng
+	Balloon     bool     `json:"balloon"`         // virtio traditional memory balloon
+	Display     Display  `json:"display"`         // virtio-gpu with USB keyboard and pointer
+	Socket      bool     `json:"vsock"`           // virtio socket device
+	Sound       bool     `json:"sound,omitempty"` // virtio sound with a host output stream (--sound=false: none)
+	Rosetta     *Rosetta `json:"rosetta"`         // Rosetta directory share (arm64 guests on Apple silicon)
+	Shares      []Share  `json:"shares"`          // virtiofs directory shares (-v)
+	Control     Control  `json:"control"`         // the helper's own files
+	RestoreFrom string   `json:"restoreFrom"`     // saved state to resume from instead of booting ("" = boot)
+	SaveTo      string   `json:"saveTo"`          // where Suspend saves the state ("" = no save state here)
 }
 
 // Boot is the EFI boot loader; its variable store is created on first boot.
@@ -206,7 +207,9 @@ func BuildPlan(in PlanInput) (Plan, error) {
 		Display: Display{Width: DisplayWidth, Height: DisplayHeight, Keyboard: "usb", Pointer: "usb-screen-coordinate"},
 		Socket:  true,
 		Shares:  []Share{},
-		Control: Control{Socket: j(ControlSocket), PIDFile: j(PIDFile)},
+		Sound:   !s.NoSound,
+		// Through the run dir's short alias when the VM's directory is too deep (store.SocketPath).
+		Control: Control{Socket: store.SocketPath(in.Dir, ControlSocket), PIDFile: j(PIDFile)},
 	}
 	if in.Seed {
 		p.Disks = append(p.Disks, Disk{ID: "cidata", Path: j(store.SeedFile), ReadOnly: true})

@@ -62,6 +62,11 @@ func TestPlanGolden(t *testing.T) {
 			in.Restore = true
 			return in
 		},
+		"no-sound": func() PlanInput {
+			s := baseSpec()
+			s.NoSound = true
+			return input(s)
+		},
 		"intel-mac": func() PlanInput {
 			s := baseSpec()
 			s.Arch = vm.AMD64

@@ -24,7 +24,7 @@ insmod ext2
 insmod all_video
 search --no-floppy --fs-uuid --set=root @ROOT_UUID@
 menuentry 'Debian GNU/Linux %s' {
-	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=%s,115200
+	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=hvc0 console=%s,115200
 	initrd /initrd.img
 }
 `, r.Version, a.Console)

@@ -51,6 +51,10 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	if err := image.ValidateName(name); err != nil {
 		return api.Image{}, err
 	}
+	recipeName, err := checkRecipe(opts.Recipe)
+	if err != nil {
+		return api.Image{}, err
+	}
 	rootSize := opts.RootSize
 	if rootSize == 0 {
 		rootSize = defaultRootSize
@@ -67,10 +71,10 @@ func Build(ctx context.Context, opts Options) (api.Image, error) {
 	if err != nil {
 		return api.Image{}, fmt.Errorf("image build: apt sources: %w", err)
 	}
-	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize})
+	rec := newRecipe(recipeInput{Release: rel, Arch: arch, Extra: extra, Sources: srcData, RootSize: rootSize, Recipe: recipeName})
 	key := rec.key()
 
-	if err := os.MkdirAll(opts.Layout.BuildDir(), 0o755); err != nil {
+	if err := store.MkdirPrivate(opts.Layout.BuildDir()); err != nil { // private: its root trees are world-readable inside
 		return api.Image{}, fmt.Errorf("image build: %w", err)
 	}
 	lock, err := store.TryLock(filepath.Join(opts.Layout.BuildDir(), name+".lock"))
@@ -313,6 +317,9 @@ func (b *builder) phase(name, what string, fn func() error) error {
 	return nil
 }
 
+// toolGrace is how long an interrupted tool may take to clean up after SIGTERM.
+const toolGrace = 10 * time.Second
+
 // run runs a tool (by name, or by path) in the work directory with stdin, its output
 // going to the build log; a failure names the tool and its last line of output.
 func (b *builder) run(stdin, name string, args ...string) error {
@@ -324,15 +331,19 @@ func (b *builder) run(stdin, name string, args ...string) error {
 		exe = name
 	}
 	cmd := exec.CommandContext(b.ctx, exe, args...)
-	// SIGTERM first: mmdebstrap then unmounts /proc and /sys from its chroot and
-	// removes its temp directory before exiting.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
+	// The tool runs in a process group of its own, so that an interrupted
+	// build (Ctrl-C, SIGTERM) stops it and everything it started (apt, dpkg,
+	// maintainer scripts), not mmdebstrap alone. SIGTERM first: mmdebstrap then
+	// unmounts /proc and /sys from its chroot and removes its temp directory
+	// before exiting; whatever of the group is left after toolGrace is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = toolGrace
 	if name == "mmdebstrap" && os.Geteuid() == 0 {
 		// Root mode mounts /proc, /sys and /dev in the chroot: keep those mounts in a
 		// private mount namespace, so no other process sees them and they vanish with
 		// mmdebstrap even if it is killed. (Other modes use a namespace of their own.)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
 	}
 	cmd.Dir = b.work
 	cmd.Env = append(os.Environ(), "TMPDIR="+b.work, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
@@ -344,6 +355,9 @@ func (b *builder) run(stdin, name string, args ...string) error {
 	cmd.Stderr = cmd.Stdout
 	fmt.Fprintf(b.log, "$ %s %s\n", name, shellQuote(args))
 	if err := cmd.Run(); err != nil {
+		if cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // what is left of an interrupted or failed tool's group
+		}
 		if b.ctx.Err() != nil {
 			return b.ctx.Err()
 		}

@@ -61,6 +61,9 @@ type Options struct {
 	// RootSize is the size of the root filesystem in bytes (default 2 GiB); cloud-init
 	// grows it to fill the VM's disk on first boot.
 	RootSize int64
+	// Recipe is RecipeLean (the default: made for VMs that fvm runs) or
+	// RecipeClassic (the image as fvm built it before, for comparison).
+	Recipe string
 }
 
 // release is a Debian release the recipe knows.

@@ -155,6 +155,7 @@ type recipe struct {
 	EssentialHook string   `json:"essentialHook"`
 	GrubHook      string   `json:"grubHook"` // grubBuildHook as run, with the config template and modules
 	GrubPurge     string   `json:"grubPurge"`
+	LeanHook      string   `json:"leanHook,omitempty"` // the lean recipe's changes (lean.go); "" for the classic one
 	EFIFile       string   `json:"efiFile"`
 	Sources       string   `json:"sources"` // content of the apt sources file, "" for mmdebstrap's default
 	RootSize      int64    `json:"rootSize"`
@@ -168,6 +169,7 @@ type recipeInput struct {
 	Extra    []string // packages on top of the recipe's
 	Sources  []byte
 	RootSize int64
+	Recipe   string // RecipeLean or RecipeClassic
 }
 
 func newRecipe(in recipeInput) recipe {
@@ -183,12 +185,16 @@ func newRecipe(in recipeInput) recipe {
 		"@GRUB_CFG@", grubTemplate(in.Release, in.Arch),
 		"@GRUB_ARGS@", shellQuote(grubMkstandaloneArgs(in.Arch.GrubTarget, bootEFI, "/tmp/fvm-grub.cfg")),
 	).Replace(grubBuildHook)
-	return recipe{
+	r := recipe{
 		Version: recipeVersion, Release: in.Release.Version, Suite: in.Release.Suite, Arch: in.Arch.Arch, Packages: pkgs,
 		AptOpts: aptOpts, DpkgOpts: dpkgOpts, Hook: customizeHook, EssentialHook: essentialHook,
 		GrubHook: grub, GrubPurge: grubPurgeHook, EFIFile: in.Arch.EFIFile,
 		Sources: string(in.Sources), RootSize: in.RootSize, ESPSize: espSize,
 	}
+	if in.Recipe != RecipeClassic {
+		r.Version, r.LeanHook = leanRecipeVersion, strings.ReplaceAll(leanHook, "@CONSOLE@", in.Arch.Console)
+	}
+	return r
 }
 
 // key is the hex SHA-256 of the recipe: same key, same image.
@@ -239,7 +245,11 @@ func (r recipe) mmdebstrapArgs(p bootstrapPaths, rootUUID string) []string {
 	if p.DebsOut != "" {
 		args = append(args, "--customize-hook=sync-out /var/cache/apt/archives "+p.DebsOut)
 	}
-	args = append(args, "--customize-hook="+uuid(r.Hook), r.Suite, p.Target)
+	args = append(args, "--customize-hook="+uuid(r.Hook))
+	if r.LeanHook != "" {
+		args = append(args, "--customize-hook="+uuid(r.LeanHook))
+	}
+	args = append(args, r.Suite, p.Target)
 	if p.Sources != "" {
 		args = append(args, p.Sources)
 	}

@@ -1,6 +1,7 @@
 package debianbuild
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,7 +248,10 @@ func TestMmdebstrapArgs(t *testing.T) {
 			include = s
 		}
 	}
-	if len(hooks) != 4 || !strings.Contains(hooks[0], "grub-mkstandalone") || !strings.HasPrefix(hooks[1], "download ") ||
+	if len(hooks) != 5 || !strings.Contains(hooks[4], "systemctl enable sshd.socket") || !strings.Contains(hooks[4], "root=UUID="+uuid+" ro console=tty0 console=ttyAMA0,115200") {
+		t.Fatalf("the lean recipe's hook is not last: %q", hooks)
+	}
+	if !strings.Contains(hooks[0], "grub-mkstandalone") || !strings.HasPrefix(hooks[1], "download ") ||
 		!strings.Contains(hooks[2], "apt-get purge") || !strings.Contains(hooks[3], `rm -f "$root/etc/resolv.conf"`) {
 		t.Fatalf("customize hooks out of order: %q", hooks)
 	}
@@ -353,7 +357,7 @@ func TestGrubConfig(t *testing.T) {
 	cfg := grubTemplate(releases[1], arches[vm.AMD64])
 	for _, want := range []string{
 		"search --no-floppy --fs-uuid --set=root " + uuidPlaceholder,
-		"linux /vmlinuz root=UUID=" + uuidPlaceholder + " ro console=tty0 console=ttyS0,115200",
+		"linux /vmlinuz root=UUID=" + uuidPlaceholder + " ro console=tty0 console=hvc0 console=ttyS0,115200",
 		"initrd /initrd.img",
 		"set timeout=0",
 		"menuentry 'Debian GNU/Linux 13'",
@@ -495,7 +499,7 @@ esac
 				t.Errorf("no EFI binary at %s after the GRUB hook", bootEFI)
 			}
 			cfg, _ := os.ReadFile(filepath.Join(root, "tmp/fvm-grub.cfg"))
-			if !strings.Contains(string(cfg), "root=UUID=u-u-i-d ro console=tty0 console=ttyAMA0,115200") {
+			if !strings.Contains(string(cfg), "root=UUID=u-u-i-d ro console=tty0 console=hvc0 console=ttyAMA0,115200") {
 				t.Errorf("grub.cfg in the tree:\n%s", cfg)
 			}
 		}
@@ -516,5 +520,37 @@ esac
 	left, _ := filepath.Glob(filepath.Join(root, "tmp", "*"))
 	if len(left) != 0 {
 		t.Errorf("the hooks left %q in the tree's /tmp", left)
+	}
+}
+
+// The classic recipe is the image as fvm built it before the lean one: the
+// same recipe, so images already built count as up to date; the lean one is
+// another image, whose extra hook runs last.
+func TestRecipes(t *testing.T) {
+	in := testInput(t, "13", vm.AMD64)
+	lean := newRecipe(in)
+	in.Recipe = RecipeClassic
+	classic := newRecipe(in)
+	if classic.Version != recipeVersion || classic.LeanHook != "" || lean.Version != leanRecipeVersion || lean.LeanHook == "" {
+		t.Fatalf("classic %s, lean %s", classic.Version, lean.Version)
+	}
+	if lean.key() == classic.key() {
+		t.Fatal("the lean and classic images share a cache key")
+	}
+	if b, _ := json.Marshal(classic); strings.Contains(string(b), "leanHook") {
+		t.Fatalf("the classic recipe's key input changed: %s", b)
+	}
+	for _, name := range []string{"", "lean", "classic"} {
+		if _, err := checkRecipe(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	if _, err := checkRecipe("fast"); err == nil || !strings.Contains(err.Error(), "lean or classic") {
+		t.Errorf("an unknown recipe: %v", err)
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		if out, err := exec.Command(bash, "-n", "-c", leanHook).CombinedOutput(); err != nil {
+			t.Fatalf("the lean hook is no valid shell: %v %s", err, out)
+		}
 	}
 }

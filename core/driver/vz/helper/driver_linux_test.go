@@ -142,6 +142,9 @@ func TestDriverLifecycle(t *testing.T) {
 	if st := state(t, m); st != vm.Running || m.Info().Boot != driver.BootCold {
 		t.Fatalf("state after start: %s, %+v", st, m.Info())
 	}
+	if n, err := m.(driver.NICReporter).NIC(ctx); err != nil || n.MAC != vzd.GuestMAC(&inst.Spec).String() || len(n.IPs) != 1 || n.IPs[0] != "192.168.127.2" || n.Source != "dhcp-lease" {
+		t.Errorf("NIC = %+v, %v; want the VM's MAC and its leased 192.168.127.2", n, err)
+	}
 	if got := sshAnswer(t, m); got != "22:SSH-2.0-test" {
 		t.Fatalf("through the SSH forward the guest answered %q", got)
 	}

@@ -40,8 +40,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// fakeNoSessionEnv makes the fake helper answer as one outside a login session.
+const fakeNoSessionEnv = "FVM_VZ_FAKE_NO_SESSION"
+
 var fakePlatform = platform{
 	newVM: func(*mainLoop) NewVM { return newFakeVM },
+	session: func() error {
+		if os.Getenv(fakeNoSessionEnv) == "1" {
+			return ErrNoLoginSession
+		}
+		return nil
+	},
 	probe: func() (vzd.HostCaps, error) {
 		return vzd.HostCaps{MacOS: "14.5", Arch: "arm64", Supported: true, Rosetta: vzd.RosettaInstalled, SaveRestore: true,
 			Limits: vzd.Limits{MinCPUs: 1, MaxCPUs: 8, MinMemory: 128 << 20, MaxMemory: 16 << 30}}, nil

@@ -83,7 +83,7 @@ func Run(ctx context.Context, dir string, newVM NewVM, log *slog.Logger) (err er
 		return err
 	}
 	pid := os.Getpid()
-	if err := store.WriteFileAtomic(plan.Control.PIDFile, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+	if err := store.WriteFileAtomic(plan.Control.PIDFile, []byte(strconv.Itoa(pid)+"\n"), store.PrivateFile); err != nil {
 		return fmt.Errorf("pid file: %w", err)
 	}
 	defer removeIfOurs(plan.Control.PIDFile, pid)
@@ -175,7 +175,7 @@ func Run(ctx context.Context, dir string, newVM NewVM, log *slog.Logger) (err er
 
 // removeIfOurs removes the pid file if it still names pid.
 func removeIfOurs(path string, pid int) {
-	if b, err := os.ReadFile(path); err == nil && string(b) == strconv.Itoa(pid)+"\n" {
+	if b, err := store.ReadFileLimited(path, 64); err == nil && string(b) == strconv.Itoa(pid)+"\n" {
 		os.Remove(path)
 	}
 }
@@ -199,7 +199,24 @@ func (s *shell) State() vzd.MachineState { return s.vm.State() }
 
 func (s *shell) RequestStop() error { return s.vm.RequestStop() }
 
-func (s *shell) ShowWindow(ctx context.Context) (int, error) { return s.vm.ShowWindow(ctx) }
+// ShowWindow shows the VM's display window, once windowSession says this
+// process can reach a window server: AppKit aborts the process (and the VM
+// with it) when there is none.
+func (s *shell) ShowWindow(ctx context.Context) (int, error) {
+	if err := windowSession(); err != nil {
+		return 0, err
+	}
+	return s.vm.ShowWindow(ctx)
+}
+
+// windowSession reports why this process cannot open windows, nil when it
+// can; the platform sets it (mainWith).
+var windowSession = func() error { return nil }
+
+// ErrNoLoginSession is windowSession's answer for a helper outside a login
+// session: started by a host that runs over SSH or under launchd.
+var ErrNoLoginSession = errors.New("no display without a login session: this VM's helper runs outside a graphical login (its host was started over SSH or by launchd); " +
+	"stop the VM and start it from your login session (fvm.app, or a Terminal there) to open its window; `fvm console` and `fvm ssh` work as they are")
 
 // Suspend saves the VM's state to the plan's SaveTo (through a temporary, so
 // a crash never leaves half a state to resume from), then stops the VM; the

@@ -19,6 +19,9 @@ import (
 type platform struct {
 	newVM func(loop *mainLoop) NewVM
 	probe func() (vzd.HostCaps, error)
+	// session says why this process cannot show windows (nil: it can);
+	// nil for a platform without windows to check.
+	session func() error
 }
 
 const usage = `usage: fvm-vz run --dir VMDIR   own the vz VM planned in VMDIR until it stops
@@ -40,6 +43,9 @@ func mainWith(args []string, p platform, stdout, stderr io.Writer) int {
 		json.NewEncoder(stdout).Encode(caps)
 		return 0
 	case len(args) == 3 && args[0] == "run" && args[1] == "--dir":
+		if p.session != nil {
+			windowSession = p.session
+		}
 		log := slog.New(slog.NewTextHandler(stderr, nil))
 		// gvisor-tap-vsock's logs: warnings only, and not the link closing at exit.
 		logrus.SetOutput(dropLines{stderr, "use of closed network connection"})

@@ -19,7 +19,7 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-var native = platform{newVM: newVZ, probe: probeVZ}
+var native = platform{newVM: newVZ, probe: probeVZ, session: loginSession}
 
 // vzVM is a VM of Virtualization.framework, through Code-Hex/vz. Its
 // blocking calls (Start, Stop, Pause, save) wait for completion handlers on
@@ -37,6 +37,7 @@ type vzVM struct {
 // newVZ returns the NewVM that builds plans with Virtualization.framework.
 func newVZ(loop *mainLoop) NewVM {
 	return func(plan vzd.Plan, netFile *os.File, log *slog.Logger) (VM, error) {
+		noAppNap()
 		config, err := configure(plan, netFile, log)
 		if err != nil {
 			return nil, err
@@ -228,6 +229,13 @@ func configure(plan vzd.Plan, netFile *os.File, log *slog.Logger) (*vz.VirtualMa
 	if err := addDisplay(config, plan.Display); err != nil {
 		return nil, fmt.Errorf("display: %w", err)
 	}
+	if plan.Sound {
+		snd, err := soundDevice()
+		if err != nil {
+			return nil, fmt.Errorf("sound: %w", err)
+		}
+		config.SetAudioDevicesVirtualMachineConfiguration([]vz.AudioDeviceConfiguration{snd})
+	}
 	if plan.Socket {
 		sock, err := vz.NewVirtioSocketDeviceConfiguration()
 		if err != nil {
@@ -335,6 +343,21 @@ func addDisplay(config *vz.VirtualMachineConfiguration, d vzd.Display) error {
 	}
 	config.SetPointingDevicesVirtualMachineConfiguration([]vz.PointingDeviceConfiguration{pointer})
 	return nil
+}
+
+// soundDevice is virtio sound with one output stream to the Mac's default
+// output; no input stream: the guest never hears the Mac's microphone.
+func soundDevice() (*vz.VirtioSoundDeviceConfiguration, error) {
+	dev, err := vz.NewVirtioSoundDeviceConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	out, err := vz.NewVirtioSoundDeviceHostOutputStreamConfiguration()
+	if err != nil {
+		return nil, err
+	}
+	dev.SetStreams(out)
+	return dev, nil
 }
 
 // directoryShares are the plan's virtiofs shares and the Rosetta share.

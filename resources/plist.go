@@ -12,11 +12,11 @@ import (
 	"time"
 )
 
-// decodePlist is a strict decoder for XML property lists, for tests: it
-// returns map[string]any, []any, string, int64, float64, bool, time.Time or
+// DecodePlist is a strict decoder for XML property lists, for the tests of
+// the bundle's plists (here and in scripts/mkbundle): it returns map[string]any, []any, string, int64, float64, bool, time.Time or
 // []byte, and fails on anything a plist may not contain (stray text, unknown
 // elements, duplicate keys, a key without a value, trailing content).
-func decodePlist(data []byte) (any, error) {
+func DecodePlist(data []byte) (any, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	root, end, err := nextStart(d)
 	if err != nil {

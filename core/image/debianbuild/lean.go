@@ -1,0 +1,136 @@
+package debianbuild
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Recipes. The lean one (the default) is the classic image made for VMs run
+// by fvm: same packages, same cloud-init, same boot, less waiting. The
+// classic one stays buildable, unchanged (same cache key as before the lean
+// one existed), to compare the two (`make bench`).
+const (
+	RecipeLean    = "lean"
+	RecipeClassic = "classic"
+)
+
+// Recipes lists the recipe names, the default first.
+func Recipes() []string { return []string{RecipeLean, RecipeClassic} }
+
+func checkRecipe(name string) (string, error) {
+	switch name {
+	case "", RecipeLean:
+		return RecipeLean, nil
+	case RecipeClassic:
+		return RecipeClassic, nil
+	}
+	return "", fmt.Errorf("--recipe %s: use %s", name, strings.Join(Recipes(), " or "))
+}
+
+// leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
+const leanRecipeVersion = "4-lean"
+
+// leanHook (customize, "$1" = the root directory, after customizeHook) is
+// what the lean recipe changes, each measured under TCG (BENCHMARKS.md):
+//
+//   - sshd runs once per connection (sshd.socket, Accept=yes, Debian's own
+//     sshd@.service running `sshd -i`). Each connection reads the host key
+//     files as they are, so a warm clone's new key answers from the next
+//     connection on, without restarting a listener; and SSH answers as soon
+//     as the socket listens, right after cloud-init's network stage wrote the
+//     keys and the user (that stage comes before sysinit.target, sockets
+//     after it), not after multi-user.target's services. ssh.service stays
+//     installed but starts only when sshd.socket is disabled: a user's
+//     `systemctl restart ssh` does no harm.
+//   - sshd-keygen.service is masked: on a first boot it ran `ssh-keygen -A`
+//     before sshd, seconds of RSA under emulation, for keys fvm never uses (it
+//     injects an ed25519 key; cloud-init makes keys when nothing injects one).
+//   - Timers that have no business in a short-lived VM's first minutes stay,
+//     but e2scrub_reap (a boot-time scan for LVM snapshots, of which there are
+//     none) is disabled.
+//   - Work every new VM did on its first boot before sysinit.target (which
+//     now gates SSH) is done once, here: the units with
+//     ConditionNeedsUpdate= (ldconfig, the journal's message catalog) find
+//     /etc and /var stamped up to date with /usr, as systemd-update-done
+//     leaves them after that first boot.
+//   - Growing the root partition and filesystem (cloud-init's growpart and
+//     resizefs: seconds under emulation) moves from cloud-init's network
+//     stage, which sysinit.target and so SSH wait for, to its final stage,
+//     first thing: the disk is grown by the time cloud-init is done (what
+//     `fvm wait` and `run --wait` wait for), before packages are installed.
+//   - The root filesystem is not checked at boot (fstab pass 0): a journaled
+//     ext4 of a VM recovers at mount; the check's units stood between the
+//     kernel and cloud-init's start.
+//   - Chipset drivers a VM run by fvm has no use for (q35's SMBus, LPC and
+//     TCO watchdog, the PC speaker) are not loaded: each module costs its
+//     decompression and load under emulation.
+//   - /etc/fvm/kernel-cmdline asks fvm's QEMU driver to boot the kernel
+//     directly (what /vmlinuz and /initrd.img point to, read from the VM's
+//     disk at each cold boot, with this command line): no UEFI firmware, no
+//     GRUB, seconds less per boot under emulation. The EFI system partition
+//     and GRUB stay, so the image boots anywhere UEFI does.
+const leanHook = `set -eu
+root="$1"
+mkdir -p "$root/etc/fvm"
+echo 'root=UUID=@ROOT_UUID@ ro console=tty0 console=@CONSOLE@,115200' > "$root/etc/fvm/kernel-cmdline"
+cat > "$root/etc/systemd/system/sshd.socket" <<'EOF'
+[Unit]
+Description=OpenBSD Secure Shell server socket, one sshd per connection (fvm)
+Documentation=man:sshd(8) man:systemd.socket(5)
+ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
+
+[Socket]
+ListenStream=22
+Accept=yes
+
+[Install]
+WantedBy=sockets.target
+EOF
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+cat > "$root/etc/systemd/system/ssh.service.d/fvm.conf" <<'EOF'
+# fvm's image runs one sshd per connection (sshd.socket): a listening sshd
+# would only fight it for port 22.
+[Unit]
+ConditionPathExists=!/etc/systemd/system/sockets.target.wants/sshd.socket
+EOF
+unit() { [ -e "$root/usr/lib/systemd/system/$1" ] || [ -e "$root/lib/systemd/system/$1" ]; }
+# Debian 13 has sshd@.service; Debian 12 calls it ssh@.service.
+if ! unit sshd@.service; then
+cat > "$root/etc/systemd/system/sshd@.service" <<'EOF'
+[Unit]
+Description=OpenBSD Secure Shell server per-connection daemon (fvm)
+Documentation=man:sshd(8) man:sshd_config(5)
+After=auditd.service
+
+[Service]
+EnvironmentFile=-/etc/default/ssh
+ExecStart=-/usr/sbin/sshd -i $SSHD_OPTS
+StandardInput=socket
+RuntimeDirectory=sshd
+RuntimeDirectoryPreserve=yes
+RuntimeDirectoryMode=0755
+EOF
+fi
+chroot "$root" systemctl disable ssh.service
+chroot "$root" systemctl enable sshd.socket
+if unit sshd-keygen.service; then chroot "$root" systemctl mask sshd-keygen.service; fi
+if unit e2scrub_reap.service; then chroot "$root" systemctl disable e2scrub_reap.service; fi
+cat > "$root/etc/modprobe.d/fvm-lean.conf" <<'EOF'
+# fvm's lean image: chipset drivers a VM run by fvm has no use for.
+blacklist pcspkr
+blacklist i2c_i801
+blacklist lpc_ich
+blacklist iTCO_wdt
+blacklist iTCO_vendor_support
+EOF
+cat > "$root/etc/cloud/cloud.cfg.d/91_fvm_lean.cfg" <<'EOF'
+# fvm's lean image: growpart and resizefs run first in the final stage, not in
+# the network stage that SSH waits for (Debian's lists otherwise).
+cloud_init_modules: [seed_random, bootcmd, write-files, disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca-certs, rsyslog, users-groups, ssh]
+cloud_final_modules: [growpart, resizefs, package-update-upgrade-install, fan, landscape, lxd, write-files-deferred, puppet, chef, mcollective, salt-minion, reset_rmc, scripts-vendor, scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, ssh-authkey-fingerprints, keys-to-console, install-hotplug, phone-home, final-message, power-state-change]
+EOF
+sed -i 's/\t0\t1$/\t0\t0/' "$root/etc/fstab"
+chroot "$root" ldconfig
+chroot "$root" journalctl --update-catalog
+if [ -x "$root/usr/lib/systemd/systemd-update-done" ]; then chroot "$root" /usr/lib/systemd/systemd-update-done; fi
+`
