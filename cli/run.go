@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
 )
 
 func newRunCmd(a *app) *cobra.Command {
@@ -71,21 +72,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if v.Notice != "" {
 				a.phase("Note: %s", v.Notice)
 			}
-			cleanup := func(err error) error {
-				if !rm {
-					if errors.Is(err, context.Canceled) {
-						a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
-					}
-					return err
-				}
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				if rerr := c.Remove(rctx, name, true); rerr != nil {
-					return errors.Join(err, rerr)
-				}
-				a.phase("VM %s removed", name)
-				return err
-			}
+			cleanup := a.endRun(ctx, c, name, rm)
 			tb := time.Now()
 			if v, err = c.Start(ctx, name); err != nil {
 				return cleanup(err)
@@ -123,6 +110,27 @@ after "--" it runs it, prints its output and exits with its status.`,
 	cmd.Flags().StringVar(&from, "from", "", "start a clone of a VM instead of an image: SRC (a snapshot of it taken now) or SRC:TAG (see fvm clone)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "before the shell, command or -d returns, wait until cloud-init finished (user-data, packages)")
 	return cmd
+}
+
+// endRun is what a run does with its VM when the shell or command ended
+// with err: --rm removes it; otherwise an interrupted run says it is left
+// running. It returns err, joined with a failed removal's.
+func (a *app) endRun(ctx context.Context, c *client.Client, name string, rm bool) func(error) error {
+	return func(err error) error {
+		if !rm {
+			if errors.Is(err, context.Canceled) {
+				a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
+			}
+			return err
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if rerr := c.Remove(rctx, name, true); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		a.phase("VM %s removed", name)
+		return err
+	}
 }
 
 // splitDash separates positional args from a command given after "--".

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -45,21 +43,7 @@ func (a *app) runFrom(cmd *cobra.Command, args []string, from, command string, d
 		return err
 	}
 	name = v.Spec.Name
-	cleanup := func(err error) error {
-		if !rm {
-			if errors.Is(err, context.Canceled) {
-				a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
-			}
-			return err
-		}
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if rerr := c.Remove(rctx, name, true); rerr != nil {
-			return errors.Join(err, rerr)
-		}
-		a.phase("VM %s removed", name)
-		return err
-	}
+	cleanup := a.endRun(ctx, c, name, rm)
 	if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 		return cleanup(err)
 	}
