@@ -174,18 +174,6 @@ type fakeClient struct {
 	consoles []int // DialConsole's local ports
 }
 
-func (c *fakeClient) CreateSnapshot(_ context.Context, name, tag string) (api.Snapshot, error) {
-	c.record("snapshot %s %s", name, tag)
-	return api.Snapshot{VM: name, Tag: tag, Memory: true, PauseSeconds: 0.12}, nil
-}
-
-func (c *fakeClient) Clone(_ context.Context, src string, req api.CloneRequest) (api.VM, error) {
-	c.record("clone %s %s", src, req.Name)
-	v := mkVM(req.Name, vm.Running)
-	c.set(v)
-	return v, nil
-}
-
 func newFakeClient(vms ...api.VM) *fakeClient {
 	c := &fakeClient{vms: map[string]api.VM{}, pid: 4242, events: make(chan api.Event, 16), drop: make(chan struct{})}
 	for _, v := range vms {

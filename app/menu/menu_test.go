@@ -480,27 +480,3 @@ func TestShellQuote(t *testing.T) {
 		t.Errorf("commandLine = %s", got)
 	}
 }
-
-// TestSnapshotAndClone: Snapshot… asks for a tag and reports the pause;
-// Clone… asks for a name and makes the clone.
-func TestSnapshotAndClone(t *testing.T) {
-	h := start(t, Options{}, mkVM("web", vm.Running))
-	h.waitTitle(t, "● web")
-	h.dialogs.entry = "before-upgrade"
-	h.tray.click(t, "● web", "Snapshot…")
-	h.menu.Wait()
-	h.dialogs.entry = "web2"
-	h.tray.click(t, "● web", "Clone…")
-	h.menu.Wait()
-	calls := h.client.Calls()
-	if !slices.Contains(calls, "snapshot web before-upgrade") || !slices.Contains(calls, "clone web web2") {
-		t.Fatalf("calls %q", calls)
-	}
-	asked := strings.Join(h.dialogs.Asked(), "\n")
-	if !strings.Contains(asked, "notify: Snapshot before-upgrade of web: its disk and memory (paused 120 ms)") || !strings.Contains(asked, "notify: web2 is a clone of web") {
-		t.Fatalf("dialogs %q", asked)
-	}
-	if e := h.dialogs.Errors(); len(e) != 0 {
-		t.Fatalf("errors %q", e)
-	}
-}
