@@ -74,7 +74,7 @@ func (d *Daemon) Clone(ctx context.Context, src string, req api.CloneRequest) (a
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
-	inst, info, err := d.makeClone(ctx, sinst, sv, cv, spec, sdir)
+	inst, cv, info, err := d.makeClone(ctx, sinst, sv, cv, spec, sdir)
 	sdone(nil)
 	done(nil)
 	if err != nil {
@@ -113,17 +113,18 @@ func cloneSpec(s vm.Spec, name, dir string) vm.Spec {
 
 // makeClone makes the clone's directory, both slots held: its origin (a
 // copy of src's snapshot sdir as links, or a snapshot of src taken into it
-// now), its identity and seed, and its disk on the origin's frozen disk.
-func (d *Daemon) makeClone(ctx context.Context, sinst *store.Instance, sv, cv *driver.VM, spec vm.Spec, sdir string) (*store.Instance, snapshot.Info, error) {
+// now), its identity and seed, and its disk on the origin's frozen disk. It
+// returns the clone's driver binding as asked with the origin in place.
+func (d *Daemon) makeClone(ctx context.Context, sinst *store.Instance, sv, cv *driver.VM, spec vm.Spec, sdir string) (*store.Instance, *driver.VM, snapshot.Info, error) {
 	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
 	if errors.Is(err, store.ErrExists) {
-		return nil, snapshot.Info{}, api.Errorf(api.CodeConflict, "%v", err)
+		return nil, nil, snapshot.Info{}, api.Errorf(api.CodeConflict, "%v", err)
 	}
 	if err != nil {
-		return nil, snapshot.Info{}, hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
+		return nil, nil, snapshot.Info{}, hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
 	}
-	fail := func(err error) (*store.Instance, snapshot.Info, error) {
-		return nil, snapshot.Info{}, errors.Join(err, cv.Delete(ctx, inst), d.store.Discard(inst))
+	fail := func(err error) (*store.Instance, *driver.VM, snapshot.Info, error) {
+		return nil, nil, snapshot.Info{}, errors.Join(err, cv.Delete(ctx, inst), d.store.Discard(inst))
 	}
 	origin := inst.Path(store.OriginDir)
 	var info snapshot.Info
@@ -146,6 +147,13 @@ func (d *Daemon) makeClone(ctx context.Context, sinst *store.Instance, sv, cv *d
 	if err != nil {
 		return fail(fmt.Errorf("vm %q: its snapshot of %s: %w", spec.Name, sinst.Spec.Name, err))
 	}
+	// What the clone can do is asked again with its origin in place (here
+	// until Commit renames the directory): the driver takes the clone's NIC
+	// from the origin's saved memory (the address the guest's network config
+	// names), and the seed must name it too.
+	here := spec
+	here.Warm = origin
+	cv = driver.Bind(ctx, cv.Driver, &here)
 	if err := d.fill(ctx, cv, inst, driver.CreateInput{Clone: origin}); err != nil {
 		return fail(hostError(err))
 	}
@@ -155,7 +163,7 @@ func (d *Daemon) makeClone(ctx context.Context, sinst *store.Instance, sv, cv *d
 		}
 		return fail(err)
 	}
-	return inst, info, nil
+	return inst, cv, info, nil
 }
 
 // dropOrigin frees, once a clone has started, the memory of the snapshot it

@@ -35,11 +35,16 @@ const fakeState = "fake-state"
 
 var fakeFP = strings.Repeat("f", 64)
 
+const fakeSavedMAC = "52:54:00:00:00:99"
+
 func newSnapDriver() *snapDriver { return &snapDriver{fakeDriver: newFake("fake")} }
 
 func (s *snapDriver) Caps(ctx context.Context, spec *vm.Spec) driver.Caps {
 	c := s.fakeDriver.Caps(ctx, spec)
 	c.Snapshots, c.SaveState, c.WarmClone, c.Shares = true, true, true, true
+	if _, err := os.Stat(filepath.Join(spec.Warm, fakeState)); spec.Warm != "" && err == nil {
+		c.MAC = fakeSavedMAC // as qemu does: a clone's NIC is the one in its origin's memory
+	}
 	if len(spec.Mounts) > 0 {
 		c.Off(driver.CapSaveState, "its shared folders are attached")
 		c.Off(driver.CapWarmClone, "VMs with shared folders boot cold")
@@ -350,6 +355,10 @@ func TestCloneOverSocket(t *testing.T) {
 	}
 	if _, err := h.c.Clone(ctx, "web1", api.CloneRequest{Tag: "base", Name: "c2", NoStart: true}); err != nil {
 		t.Fatal(err)
+	}
+	// Its seed names the NIC the driver gives it with its origin in place.
+	if seed, err := os.ReadFile(filepath.Join(h.layout.InstanceDir("c2"), store.SeedFile)); err != nil || !strings.Contains(string(seed), fakeSavedMAC) {
+		t.Errorf("the seed of a clone of a snapshot with memory does not name its NIC %s (%v)", fakeSavedMAC, err)
 	}
 	if _, err := h.c.Clone(ctx, "web1", api.CloneRequest{Tag: "base", Name: "c2"}); api.CodeOf(err) != api.CodeConflict {
 		t.Fatalf("a second c2: %v", err)

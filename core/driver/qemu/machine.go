@@ -90,6 +90,7 @@ type Machine struct {
 	clockStale bool
 	virtiofsd  []int
 	fp         Fingerprint
+	mac        string // the NIC's address (runFacts.MAC), recorded with a saved state
 	p          paths
 	child      *proc.Child // nil when adopted
 	install    bool        // an unattended install boot (runFacts.Install)
@@ -102,7 +103,7 @@ type Machine struct {
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
+		install: f.Install, boot: f.Boot, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m

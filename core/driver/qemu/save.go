@@ -37,6 +37,10 @@ type stateMeta struct {
 	SavedAt     time.Time   `json:"savedAt"`
 	Bytes       int64       `json:"bytes"`
 	Seconds     float64     `json:"seconds"` // how long saving took
+	// MAC is the NIC's address in the saved devices, which a restore brings
+	// back and the guest's network config names ("": cloudinit.DefaultMAC,
+	// a run from before addresses were per VM). Clones run with it (GuestMAC).
+	MAC string `json:"mac,omitempty"`
 }
 
 // Fingerprint is what a saved state depends on: the QEMU that wrote it (its
@@ -251,7 +255,7 @@ func (m *Machine) Suspend(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds()}
+	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds(), MAC: m.mac}
 	if err := os.Rename(part, m.p.state); err != nil {
 		return fail(err)
 	}

@@ -289,7 +289,7 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 	if err := os.Rename(part, sp.state); err != nil {
 		return driver.SnapshotResult{}, err
 	}
-	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds()}
+	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds(), MAC: m.mac}
 	if err := store.WriteJSON(sp.stateMeta, meta); err != nil {
 		return driver.SnapshotResult{}, err
 	}

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
+	"github.com/fvmhq/fvm/core/vm"
 )
 
 // layeredVM is a created VM (a qcow2 overlay on a qcow2 base, real
@@ -230,6 +232,11 @@ func TestSnapshotLive(t *testing.T) {
 	if backingOf(top) != layer {
 		t.Fatalf("top %s reads %s, want the layer %s", top, backingOf(top), layer)
 	}
+	// A clone of it runs with the VM's NIC, which its memory and its guest's
+	// network config have (mac.go).
+	if f, _ := loadFacts(inst); f.MAC == "" || f.MAC == cloudinit.DefaultMAC || GuestMAC(&vm.Spec{Name: "fork1", Warm: dir}) != f.MAC {
+		t.Fatalf("a clone's NIC %s, the VM's %s", GuestMAC(&vm.Spec{Name: "fork1", Warm: dir}), f.MAC)
+	}
 
 	t.Run("disk-only", func(t *testing.T) {
 		dir := snapDir(t)
@@ -239,6 +246,9 @@ func TestSnapshotLive(t *testing.T) {
 		}
 		if res.Memory || !strings.Contains(res.Notice, "could not be frozen") || d.HasSavedState(&store.Instance{Dir: dir}) {
 			t.Errorf("a disk-only snapshot without a guest agent: %+v", res)
+		}
+		if got := GuestMAC(&vm.Spec{Name: "fork2", Warm: dir}); got != cloudinit.DefaultMAC {
+			t.Errorf("a cold clone's NIC %s, want %s (a new instance: its seed names it)", got, cloudinit.DefaultMAC)
 		}
 	})
 	// The VM's own snapshot restores as itself: a new generation ID.
@@ -351,5 +361,24 @@ func TestFlattenRunning(t *testing.T) {
 	})
 	if n != 1 {
 		t.Fatalf("%d block jobs after starting a VM with 2 layers and a limit of 1, want the flattening", n)
+	}
+}
+
+// TestSavedMACChecked: a saved state's NIC address goes on QEMU's command
+// line and into a seed, so anything but a plain address counts as none.
+func TestSavedMACChecked(t *testing.T) {
+	dir := t.TempDir()
+	for mac, want := range map[string]string{
+		"52:54:00:ab:cd:ef":           "52:54:00:ab:cd:ef",
+		"":                            cloudinit.DefaultMAC,
+		"52:54:00:ab:cd:ef,romfile=x": cloudinit.DefaultMAC,
+		"52:54:00:AB:CD:EF\n":         cloudinit.DefaultMAC,
+	} {
+		if err := store.WriteJSON(filepath.Join(dir, StateMetaFile), stateMeta{MAC: mac}); err != nil {
+			t.Fatal(err)
+		}
+		if got := GuestMAC(&vm.Spec{Name: "fork1", Warm: dir}); got != want {
+			t.Errorf("saved %q: %s, want %s", mac, got, want)
+		}
 	}
 }
