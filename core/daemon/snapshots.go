@@ -110,11 +110,11 @@ func (d *Daemon) snap(ctx context.Context, inst *store.Instance, v *driver.VM, r
 	if err != nil {
 		return snapshot.Info{}, err
 	}
-	pub, err := os.ReadFile(inst.Path(store.HostKeyPubFile))
+	pub, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
 		return snapshot.Info{}, fmt.Errorf("vm %q: its host key: %w", inst.Spec.Name, err)
 	}
-	iid, err := os.ReadFile(inst.Path(store.InstanceIDFile))
+	iid, err := store.ReadFile(inst.Path(store.InstanceIDFile))
 	if err != nil {
 		return snapshot.Info{}, fmt.Errorf("vm %q: its instance id: %w", inst.Spec.Name, err)
 	}

@@ -453,9 +453,10 @@ func (m *Machine) setTop(p string) {
 	m.topMu.Unlock()
 }
 
-// copyFile copies src to dst (new, 0600), synced.
+// copyFile copies a VM's firmware variables src to dst (new, 0600), synced;
+// src is read as a state file (a regular file, maxVarsFile at most).
 func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
+	b, err := store.ReadFileLimited(src, maxVarsFile)
 	if err != nil {
 		return err
 	}

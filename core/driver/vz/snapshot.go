@@ -41,6 +41,10 @@ func CopySnapshotFiles(ctx context.Context, plan Plan, dir string) error {
 	return nil
 }
 
+// maxSnapshotFile bounds the small files a snapshot copies (vz's firmware
+// variable store is well under a MiB).
+const maxSnapshotFile = 64 << 20
+
 // cloneAs clones src to dst at src's size.
 func cloneAs(ctx context.Context, src, dst string) error {
 	st, err := os.Stat(src)
@@ -51,10 +55,12 @@ func cloneAs(ctx context.Context, src, dst string) error {
 	return err
 }
 
-// copyIfThere copies src (a small file) to dst; a missing src (made on the
-// VM's first boot, which has not happened) is not an error.
+// copyIfThere copies src (a small file: firmware variables, the machine
+// identifier) to dst; a missing src (made on the VM's first boot, which has
+// not happened) is not an error. src is read as a state file: a regular
+// file, maxSnapshotFile at most.
 func copyIfThere(src, dst string) error {
-	b, err := os.ReadFile(src)
+	b, err := store.ReadFileLimited(src, maxSnapshotFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
