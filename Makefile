@@ -79,11 +79,12 @@ bench: build
 	$(GO) run ./scripts/bench -fvm $(BIN)
 
 # Fault injection against bin/fvm (kill -9 of the host during create, import,
-# pull and rm; corrupt state; a full disk; 20 racing starts, which boot one VM
-# under the heavy lock; FIFOs, oversized files and symlinks in place of every
-# state file; in-place rewrites during import; SIGTERM to the host in every
-# long operation; fvm run as an unprivileged user, probed by another). STRESS_N
-# sets how many kills (default 60). The closing note gives the counts.
+# pull, rm, snapshot create and clone; corrupt state; a full disk; 20 racing
+# starts, which boot one VM under the heavy lock; FIFOs, oversized files and
+# symlinks in place of every state file; in-place rewrites during import;
+# SIGTERM to the host in every long operation; fvm run as an unprivileged user,
+# probed by another). STRESS_N sets how many kills (default 60). The closing
+# note gives the counts.
 stress: build
 	FVM_BIN=$(CURDIR)/bin/fvm flock /tmp/fvm-heavy.lock $(GO) test -tags stress -count=1 -v -timeout 30m ./scripts/stress/
 

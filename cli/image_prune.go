@@ -11,7 +11,7 @@ import (
 func newImagePruneCmd(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "prune",
-		Short: "Delete cached base disks no image and no VM uses, and download leftovers",
+		Short: "Delete cached base disks no image and no VM uses, disk layers no VM or snapshot reads, and download leftovers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client(cmd.Context())
@@ -26,6 +26,7 @@ func newImagePruneCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.out, p)
 			}
 			a.phase("Pruned %d file(s), freed %s", len(res.Removed), vm.FormatSize(res.Freed))
+			a.kept(res.Kept)
 			return nil
 		},
 	}

@@ -21,11 +21,13 @@ func newRmCmd(a *app) *cobra.Command {
 			}
 			var errs []error
 			for _, name := range args {
-				if err := c.Remove(cmd.Context(), name, force); err != nil {
+				r, err := c.RemoveVM(cmd.Context(), name, force)
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
 				fmt.Fprintln(a.out, name)
+				a.kept(r.Kept)
 			}
 			return errors.Join(errs...)
 		},

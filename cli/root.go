@@ -58,6 +58,7 @@ func NewRoot(extra ...*cobra.Command) *cobra.Command {
   fvm ssh web1 -- uname -a        run a command in it
   fvm console web1 / display web1 its serial console here, its screen in a browser
   fvm ps / ls / stop / start / rm manage VMs
+  fvm snapshot create web1 / fvm clone web1 web2   save a VM under a tag / fork it
 
 State lives under FVM_HOME when set (see "fvm check" for the paths).
 
@@ -81,7 +82,7 @@ commands, through your own OpenSSH; see "fvm context --help".`,
 	pf.StringVarP(&a.flagHost, "host", "H", "", "the fvm host to use: ssh://[user@]server[:port] (default: FVM_HOST, the current context, else this machine's)")
 	pf.StringVar(&a.flagContext, "context", "", "the context to use (see `fvm context ls`; default: FVM_CONTEXT, else the one `fvm context use` picked)")
 	root.AddCommand(
-		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newSuspendCmd(a), newRestartCmd(a), newRmCmd(a),
+		newRunCmd(a), newCreateCmd(a), newStartCmd(a), newStopCmd(a), newSuspendCmd(a), newRestartCmd(a), newRmCmd(a), newSnapshotCmd(a), newCloneCmd(a),
 		newPsCmd(a), newLsCmd(a), newStatusCmd(a), newInspectCmd(a), newSSHCmd(a), newExecCmd(a), newSSHConfigCmd(a),
 		newLogsCmd(a), newConsoleCmd(a), newDisplayCmd(a), newScreenshotCmd(a), newWaitCmd(a), newCpCmd(a), newPortsCmd(a), newImagesCmd(a), newImageCmd(a), newCheckCmd(a), newVersionCmd(a),
 	)

@@ -10,14 +10,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/api/client"
 )
 
 func newRunCmd(a *app) *cobra.Command {
 	var f vmFlags
 	var u urlFlags
 	var detach, rm, wait bool
+	var from string
 	cmd := &cobra.Command{
-		Use:   "run IMAGE [ARCH] [NAME] [-- CMD ARGS...]",
+		Use:   "run IMAGE [ARCH] [NAME] [-- CMD ARGS...] | --from SRC[:TAG] [NAME]",
 		Short: "Create and boot a VM, then open a shell or run a command in it",
 		Long: `Create a VM from IMAGE, boot it and connect over SSH with a pinned host key.
 IMAGE is a local image name (see "fvm images"), a catalog image pulled when not
@@ -32,6 +34,7 @@ after "--" it runs it, prints its output and exits with its status.`,
   fvm run debian-local amd64 web1 -p 8080:80 -d
   fvm run --rm debian-local -- uname -a
   fvm run ./disk.qcow2 --cpus 4 --memory 4G
+  fvm run --from web1 test1 -- make test
   fvm run https://example.org/disk.qcow2 --checksum sha256:4f1c...`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			args, command := splitDash(cmd, args)
@@ -40,6 +43,9 @@ after "--" it runs it, prints its output and exits with its status.`,
 			}
 			if detach && command != "" {
 				return errors.New("-d and a command do not go together: drop -d to run the command, or run it later with `fvm exec`")
+			}
+			if from != "" { // a clone of a VM (runfrom.go)
+				return a.runFrom(cmd, args, from, command, detach, rm, wait)
 			}
 			spec, err := f.spec(a, cmd, args)
 			if err != nil {
@@ -66,21 +72,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if v.Notice != "" {
 				a.phase("Note: %s", v.Notice)
 			}
-			cleanup := func(err error) error {
-				if !rm {
-					if errors.Is(err, context.Canceled) {
-						a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
-					}
-					return err
-				}
-				rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				defer cancel()
-				if rerr := c.Remove(rctx, name, true); rerr != nil {
-					return errors.Join(err, rerr)
-				}
-				a.phase("VM %s removed", name)
-				return err
-			}
+			cleanup := a.endRun(ctx, c, name, rm)
 			tb := time.Now()
 			if v, err = c.Start(ctx, name); err != nil {
 				return cleanup(err)
@@ -115,8 +107,30 @@ after "--" it runs it, prints its output and exits with its status.`,
 	u.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "run in the background and print the VM name")
 	cmd.Flags().BoolVar(&rm, "rm", false, "remove the VM when the shell or command exits")
+	cmd.Flags().StringVar(&from, "from", "", "start a clone of a VM instead of an image: SRC (a snapshot of it taken now) or SRC:TAG (see fvm clone)")
 	cmd.Flags().BoolVar(&wait, "wait", false, "before the shell, command or -d returns, wait until cloud-init finished (user-data, packages)")
 	return cmd
+}
+
+// endRun is what a run does with its VM when the shell or command ended
+// with err: --rm removes it; otherwise an interrupted run says it is left
+// running. It returns err, joined with a failed removal's.
+func (a *app) endRun(ctx context.Context, c *client.Client, name string, rm bool) func(error) error {
+	return func(err error) error {
+		if !rm {
+			if errors.Is(err, context.Canceled) {
+				a.phase("VM %s left running: `fvm ssh %s` to connect, `fvm rm -f %s` to remove it", name, name, name)
+			}
+			return err
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if rerr := c.Remove(rctx, name, true); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		a.phase("VM %s removed", name)
+		return err
+	}
 }
 
 // splitDash separates positional args from a command given after "--".

@@ -15,6 +15,8 @@ func bootVerb(boot string) string {
 		return "Resumed"
 	case "clone":
 		return "Cloned"
+	case "restored":
+		return "Restored"
 	}
 	return "Booting"
 }

@@ -23,6 +23,8 @@ var verbs = [numActions]string{
 	ActTerminal: "open a terminal on",
 	ActCopySSH:  "copy the SSH command of",
 	ActLogs:     "show the logs of",
+	ActSnapshot: "snapshot",
+	ActClone:    "clone",
 	ActDelete:   "delete",
 }
 
@@ -75,6 +77,10 @@ func (m *Menu) do(ctx context.Context, name string, a Action) error {
 			return m.opts.Desktop.OpenTerminal(m.fvmCommand("logs", "-f", name))
 		}
 		return m.showLogs(name)
+	case ActSnapshot:
+		return m.snapshot(ctx, name)
+	case ActClone:
+		return m.clone(ctx, name)
 	case ActDelete:
 		return m.delete(ctx, name)
 	}

@@ -21,6 +21,10 @@ type Client interface {
 	Remove(ctx context.Context, name string, force bool) error
 	// Display shows a VM's screen natively or answers its web console URL.
 	Display(ctx context.Context, name string, req api.DisplayRequest) (api.Display, error)
+	// CreateSnapshot snapshots a VM (its memory too when it runs); tag "" for the time.
+	CreateSnapshot(ctx context.Context, name, tag string) (api.Snapshot, error)
+	// Clone makes and starts a new VM from a snapshot of a VM taken now.
+	Clone(ctx context.Context, src string, req api.CloneRequest) (api.VM, error)
 	// Events streams host events to fn until ctx ends or the stream drops.
 	Events(ctx context.Context, fn func(api.Event)) error
 	// DialConsole connects to the host's web console for a listener of this

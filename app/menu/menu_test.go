@@ -48,8 +48,8 @@ func TestStateToItems(t *testing.T) {
 		return out
 	}
 	cases := map[string][]string{ // VM → its enabled actions
-		"● web":  {"Stop", "Restart", "Open Display", "Open Console", "Open Terminal", "Copy SSH Command", "Show Logs", "Delete…"},
-		"○ db":   {"Start", "Copy SSH Command", "Show Logs", "Delete…"},
+		"● web":  {"Stop", "Restart", "Open Display", "Open Console", "Open Terminal", "Copy SSH Command", "Show Logs", "Snapshot…", "Clone…", "Delete…"},
+		"○ db":   {"Start", "Copy SSH Command", "Show Logs", "Snapshot…", "Clone…", "Delete…"},
 		"◐ boot": {"Stop", "Open Display", "Open Console", "Copy SSH Command", "Show Logs"},
 		"⚠ bad":  {"Start", "Copy SSH Command", "Show Logs", "Delete…"},
 	}

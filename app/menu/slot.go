@@ -21,6 +21,8 @@ const (
 	ActTerminal
 	ActCopySSH
 	ActLogs
+	ActSnapshot
+	ActClone
 	ActDelete
 	numActions
 )
@@ -35,6 +37,8 @@ var ActionTitles = [numActions]string{
 	ActTerminal: "Open Terminal",
 	ActCopySSH:  "Copy SSH Command",
 	ActLogs:     "Show Logs",
+	ActSnapshot: "Snapshot…",
+	ActClone:    "Clone…",
 	ActDelete:   "Delete…",
 }
 
@@ -61,8 +65,10 @@ func Enabled(s vm.State) [numActions]bool {
 	switch s {
 	case vm.Stopped, vm.Error, vm.Suspended: // Start resumes a suspended VM
 		on[ActStart], on[ActDelete] = true, true
+		on[ActSnapshot], on[ActClone] = s != vm.Error, s != vm.Error
 	case vm.Running:
 		on[ActStop], on[ActRestart], on[ActDisplay], on[ActConsole], on[ActTerminal], on[ActDelete] = true, true, true, true, true, true
+		on[ActSnapshot], on[ActClone] = true, true
 	case vm.Starting: // the screen and the console show the boot
 		on[ActStop], on[ActDisplay], on[ActConsole] = true, true, true
 	}

@@ -21,7 +21,8 @@ const Version = "v1"
 // 3: display, screenshot and console routes. 4: remote hosts (uploads,
 // tunnels to guest ports and to the web console, HostInfo.Hostname),
 // CreateRequest.CheckOnly, logs through the driver, the NIC route.
-var Revision = revision(revisionOverride, 4)
+// 5: snapshots and clones, rm's report.
+var Revision = revision(revisionOverride, 5)
 
 // revisionOverride is empty in every release. The remote-host e2e test builds
 // a binary of another revision with
@@ -308,6 +309,7 @@ const (
 	EventVMReady      = "vm.ready" // the guest's SSH answers (again): the host holds its connection
 	EventVMPorts      = "vm.ports" // the VM's port forwards changed (Ports lists them now)
 	EventVMRemoved    = "vm.removed"
+	EventVMSnapshots  = "vm.snapshots" // the VM's snapshots changed (taken, removed)
 	EventProgress     = "image.progress"
 	EventImagePulled  = "image.pulled"
 	EventImageRemoved = "image.removed"
@@ -406,6 +408,8 @@ type CatalogItem struct {
 type PruneResult struct {
 	Removed []string `json:"removed"` // files deleted
 	Freed   int64    `json:"freed"`   // bytes
+	// Kept says what prune kept that nothing named (snapshot layers VMs read), and why.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // ErrorBody is the JSON body of every non-2xx response.

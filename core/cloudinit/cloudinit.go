@@ -38,7 +38,17 @@ type Config struct {
 	// Rosetta mounts the Rosetta share (virtiofs tag RosettaTag, vz on Apple
 	// silicon) and registers it for x86-64 ELF programs, at every boot.
 	Rosetta bool
+	// NewMachineID: the disk is a copy of another VM's (a clone booted cold,
+	// fvm clone): its first boot gives it a machine id of its own, which
+	// cloud-init leaves alone (host keys, hostname and users it redoes for
+	// the new instance id).
+	NewMachineID bool
 }
+
+// newMachineIDCommand replaces the machine id once per instance, early
+// (bootcmd), before most services read it; journald follows it.
+var newMachineIDCommand = []string{"cloud-init-per", "instance", "fvm-machine-id", "sh", "-c",
+	"rm -f /etc/machine-id; [ -L /var/lib/dbus/machine-id ] || rm -f /var/lib/dbus/machine-id; systemd-machine-id-setup > /dev/null && systemctl restart systemd-journald || true"}
 
 // Mount is a shared directory as the guest mounts it: by tag, with virtiofs
 // when the host gave it that way, 9p otherwise.
@@ -223,6 +233,9 @@ func UserData(c Config) ([]byte, error) {
 			// network stage that writes it comes before logind starts.
 			{Path: LingerDir + c.User, Content: "", Permissions: "0644"},
 		},
+	}
+	if c.NewMachineID {
+		ud.Bootcmd = append(ud.Bootcmd, newMachineIDCommand)
 	}
 	for _, m := range c.Mounts {
 		ud.Bootcmd = append(ud.Bootcmd, mountCommand(m))

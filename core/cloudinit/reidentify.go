@@ -22,6 +22,7 @@ const TemplateHostname = "fvm-warm"
 // Identity is what a clone gets of its own.
 type Identity struct {
 	Hostname       string   // the VM name
+	OldHostname    string   // the template's ("" for TemplateHostname): a named snapshot's VM
 	User           string   // the login user (the template's: snapshots are made per user)
 	AuthorizedKeys []string // the clone's authorized_keys for User
 	HostKeyPrivate string   // the clone's ed25519 host key (OpenSSH PEM), pinned by fvm
@@ -50,6 +51,7 @@ func (id Identity) validate() error {
 		}
 	}
 	check(name.MatchString(id.Hostname), "bad hostname")
+	check(id.OldHostname == "" || name.MatchString(id.OldHostname), "bad template hostname")
 	check(login.MatchString(id.User), "bad user")
 	check(hexID.MatchString(id.MachineID), "bad machine id")
 	check(instID.MatchString(id.InstanceID) && instID.MatchString(id.OldInstanceID), "bad instance id")
@@ -102,7 +104,11 @@ func ReidentifyScript(id Identity) (string, error) {
 	w("# Hostname.")
 	put("/etc/hostname", id.Hostname+"\n")
 	put("/proc/sys/kernel/hostname", id.Hostname)
-	w("sed -i -e 's/\\b%s\\b/%s/g' /etc/hosts", TemplateHostname, id.Hostname)
+	old := id.OldHostname
+	if old == "" {
+		old = TemplateHostname
+	}
+	w("sed -i -e 's/\\b%s\\b/%s/g' /etc/hosts", old, id.Hostname)
 	w("# Machine id (journald and D-Bus follow it).")
 	put("/etc/machine-id", id.MachineID+"\n")
 	w("if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cat /etc/machine-id > /var/lib/dbus/machine-id; fi")

@@ -66,6 +66,7 @@ func TestReidentifyRefusesBadValues(t *testing.T) {
 		"key on two lines":           func(id *Identity) { id.AuthorizedKeys = []string{"ssh-ed25519 AAAA\nrm -rf /"} },
 		"entropy":                    func(id *Identity) { id.Entropy = nil },
 		"rsa host key":               func(id *Identity) { id.HostKeyPublic = "ssh-rsa AAAA" },
+		"template hostname":          func(id *Identity) { id.OldHostname = "web1/../x" },
 	} {
 		id := testIdentity(t)
 		edit(&id)
@@ -91,6 +92,37 @@ func TestUserDataMounts(t *testing.T) {
 	c.Mounts = nil
 	if b, _ := UserData(c); strings.Contains(string(b), "bootcmd") {
 		t.Error("bootcmd without mounts")
+	}
+}
+
+// TestReidentifyFromNamedSnapshot: a clone of a VM's snapshot replaces that
+// VM's hostname in /etc/hosts, not the warm template's.
+func TestReidentifyFromNamedSnapshot(t *testing.T) {
+	id := testIdentity(t)
+	id.OldHostname = "web1"
+	s, err := ReidentifyScript(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(s, `s/\bweb1\b/clone1/g`) || strings.Contains(s, TemplateHostname) {
+		t.Errorf("the hosts edit of a named snapshot's clone:\n%s", s)
+	}
+}
+
+// TestUserDataNewMachineID: a clone booted cold gets its own machine id once.
+func TestUserDataNewMachineID(t *testing.T) {
+	c := testConfig(t)
+	c.NewMachineID = true
+	b, err := UserData(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "cloud-init-per") || !strings.Contains(string(b), "systemd-machine-id-setup") {
+		t.Errorf("user-data of a clone:\n%s", b)
+	}
+	c.NewMachineID = false
+	if b, _ := UserData(c); strings.Contains(string(b), "machine-id") {
+		t.Error("a plain VM's seed replaces its machine id")
 	}
 }
 

@@ -106,6 +106,7 @@ func New(opts Options) *Daemon {
 // an earlier host left half-made of warm snapshots.
 func (d *Daemon) Adopt(ctx context.Context) {
 	d.warm.CleanBuilds(ctx)
+	defer d.settleSnapshots(ctx)
 	insts, _, err := d.store.List()
 	if err != nil {
 		d.log.Error("list vms", "err", err)
@@ -255,6 +256,8 @@ func opState(op string) vm.State {
 	switch op {
 	case "stopping", "removing", "suspending":
 		return vm.Stopping
+	case opSnapshot, opClone: // the VM runs on meanwhile
+		return vm.Running
 	}
 	return vm.Starting
 }

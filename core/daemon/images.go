@@ -137,9 +137,13 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 	removed, freed := d.warm.Remove(ctx, used, orphans, true)
 	uploads, ufreed := d.pruneUploads() // uploads no VM names any more (remote.go)
 	removed, freed = append(removed, uploads...), freed+ufreed
+	layers, lfreed, lerr := d.pruneLayers(ctx)
+	removed, freed = append(removed, layers...), freed+lfreed
 	res, err := d.images.PruneImages(ctx)
 	res.Removed, res.Freed = append(removed, res.Removed...), res.Freed+freed
 	res.Removed = append(res.Removed, d.pruneDriverBases(ctx)...)
+	res.Kept = d.layersKept()
+	err = errors.Join(err, lerr)
 	if res.Removed == nil {
 		res.Removed = []string{}
 	}
@@ -166,4 +170,17 @@ func (d *Daemon) CheckUpdates(ctx context.Context, req api.UpdatesRequest) ([]ap
 
 func (d *Daemon) Catalog(ctx context.Context) ([]api.CatalogItem, error) {
 	return d.images.Catalog(ctx)
+}
+
+// layersKept says which snapshot layers prune kept, and who reads them.
+func (d *Daemon) layersKept() []string {
+	readers, err := d.layerReaders()
+	if err != nil || len(readers) == 0 {
+		return nil
+	}
+	var all []string
+	for l := range readers {
+		all = append(all, l)
+	}
+	return d.keptNotes(all)
 }

@@ -216,8 +216,25 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	}
 	t0 := time.Now()
 	dec := d.warm.ForStart(ctx, v, inst)
-	notice := dec.Notice
-	m, err := v.Start(ctx, inst, driver.StartOptions{Clone: dec.Dir})
+	m, notice, err := d.boot(ctx, inst, v, driver.StartOptions{Clone: dec.Dir}, dec.Notice, t0)
+	done(err)
+	if err != nil {
+		return api.VM{}, err
+	}
+	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
+	out := d.describe(ctx, inst)
+	out.Notice = driver.JoinNotices(notice, m.Info().Notice)
+	return out, nil
+}
+
+// boot starts a VM whose slot is held, with the host's decisions opts (a
+// warm or snapshot clone's restore, or a restore of its own snapshot): a
+// clone is re-identified before it counts as started (else it boots cold);
+// the running machine is recorded, its SSH held and its end watched. t0 is
+// when the start began, for its report.
+func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, opts driver.StartOptions, notice string, t0 time.Time) (driver.Machine, string, error) {
+	name := inst.Spec.Name
+	m, err := v.Start(ctx, inst, opts)
 	rep := newStartReport(inst, t0)
 	var held *sshx.Client // a checked connection to hand to the holder
 	if err == nil {
@@ -230,19 +247,15 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 		}
 	}
 	if err != nil { // drivers name the VM in their errors
-		done(err)
 		d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
-		return api.VM{}, err
+		return nil, "", err
 	}
-	r = d.record(inst, v, m)
+	r := d.record(inst, v, m)
 	d.setStartReport(name, r, rep)
 	d.hold(name, inst, r, held)
 	go d.watch(name, r)
-	done(nil)
-	d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
-	out := d.describe(ctx, inst)
-	out.Notice = driver.JoinNotices(notice, m.Info().Notice)
-	return out, nil
+	d.dropOrigin(inst, v)
+	return m, notice, nil
 }
 
 // Suspend saves a running VM's memory and device state and ends its
@@ -367,7 +380,7 @@ func (d *Daemon) Restart(ctx context.Context, name string, req api.StopRequest) 
 // Remove deletes a VM and everything it owns; a running VM needs force. A
 // broken VM (its spec unreadable) is removed too: every driver makes sure
 // nothing of it still runs.
-func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
+func (d *Daemon) Remove(ctx context.Context, name string, force bool) (api.Removed, error) {
 	ctx = context.WithoutCancel(ctx)
 	inst, err := d.get(name)
 	var broken *brokenVM
@@ -375,11 +388,11 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 		inst, err = &store.Instance{Dir: broken.dir, Spec: vm.Spec{Name: name}}, nil
 	}
 	if err != nil {
-		return err
+		return api.Removed{}, err
 	}
 	done, err := d.begin(name, "removing")
 	if err != nil {
-		return err
+		return api.Removed{}, err
 	}
 	defer releaseOnPanic(done)
 	d.mu.Lock()
@@ -387,14 +400,15 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	d.mu.Unlock()
 	if running && !force {
 		done(nil)
-		return api.Errorf(api.CodeConflict, "vm %q is running: stop it first (`fvm stop %s`) or use `fvm rm -f %s`", name, name, name)
+		return api.Removed{}, api.Errorf(api.CodeConflict, "vm %q is running: stop it first (`fvm stop %s`) or use `fvm rm -f %s`", name, name, name)
 	}
 	if running {
 		if err := d.stop(ctx, name, api.StopRequest{Force: true}); err != nil {
 			done(err)
-			return err
+			return api.Removed{}, err
 		}
 	}
+	layers := d.vmLayers(inst.Dir) // to say which stay, and why
 	var derr error
 	if broken != nil {
 		for _, drv := range d.opts.Drivers { // whichever made it: each kills only its own
@@ -406,7 +420,7 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	if err = errors.Join(derr, d.store.Remove(name)); err != nil {
 		err = fmt.Errorf("vm %q: remove: %w (`fvm rm -f %s` again once that is fixed)", name, err, name)
 		done(err)
-		return hostError(err)
+		return api.Removed{}, hostError(err)
 	}
 	done(nil)
 	d.mu.Lock()
@@ -414,7 +428,12 @@ func (d *Daemon) Remove(ctx context.Context, name string, force bool) error {
 	d.mu.Unlock()
 	d.console.Forget(name) // its console links die with it
 	d.events.publish(api.Event{Type: api.EventVMRemoved, VM: name})
-	return nil
+	_, freed, perr := d.pruneLayers(ctx)
+	out := api.Removed{Kept: d.keptNotes(layers), Freed: freed}
+	if perr != nil {
+		out.Kept = append(out.Kept, fmt.Sprintf("unused disk layers were not all removed (%v): `fvm image prune` tries again", perr))
+	}
+	return out, nil
 }
 
 // stopEphemeral stops, on the host's way out, the VMs of drivers whose VMs do

@@ -54,6 +54,7 @@ func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byt
 		MACAddress:     mac,
 		SSHPort:        sshPort,
 		Rosetta:        inst.Spec.Rosetta,
+		NewMachineID:   inst.Spec.Warm != "", // a copy of another VM's disk (a clone)
 	})
 }
 

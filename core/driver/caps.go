@@ -34,6 +34,11 @@ type Caps struct {
 	// WarmClone: the VM can start as a clone of a warm snapshot of its image
 	// (Warmer), and a template of its image and shape can be made.
 	WarmClone bool `json:"warmClone"`
+	// Snapshots: the VM's disk can be frozen into a named snapshot, restored
+	// and forked (Snapshotter, LiveSnapshotter): with its memory where
+	// SaveState, and clones of it restored running where WarmClone (they are
+	// re-identified as warm clones are); otherwise disk only, booted cold.
+	Snapshots bool `json:"snapshots"`
 	// Shares: host directories can be shared into the guest (vm.Spec.Mounts).
 	Shares bool `json:"shares"`
 	// InstallISO: the VM can boot an installer ISO onto a blank disk (vm.Spec.ISO).
@@ -85,6 +90,7 @@ const (
 const (
 	CapSaveState  = "saveState"
 	CapWarmClone  = "warmClone"
+	CapSnapshots  = "snapshots"
 	CapShares     = "shares"
 	CapInstallISO = "installISO"
 	CapRosetta    = "rosetta"
@@ -100,6 +106,8 @@ func (c *Caps) Off(key, why string) {
 		c.SaveState = false
 	case CapWarmClone:
 		c.WarmClone = false
+	case CapSnapshots:
+		c.Snapshots = false
 	case CapShares:
 		c.Shares = false
 	case CapInstallISO:
@@ -174,7 +182,7 @@ func (c Caps) List() []string {
 		name string
 	}{
 		{c.OutlivesHost, "outlives-host"}, {true, "serial-console"}, {c.SerialAttach, "serial-attach"},
-		{c.Display != DisplayNone, "display"}, {c.SaveState, "save-state"}, {c.WarmClone, "warm-clone"},
+		{c.Display != DisplayNone, "display"}, {c.SaveState, "save-state"}, {c.WarmClone, "warm-clone"}, {c.Snapshots, "snapshots"},
 		{c.Shares, "shares"}, {c.InstallISO, "install-iso"}, {c.Rosetta, "rosetta"}, {c.GuestAgent, "guest-agent"},
 	} {
 		if f.on {

@@ -115,6 +115,25 @@ type StartOptions struct {
 	// first start, decided by the host (core/warm), which checked that it
 	// fits; the driver trusts it. "" for a plain start.
 	Clone string
+	// Restore: Clone is one of the VM's own snapshots (`fvm snapshot
+	// restore`): the same restore, but the machine stays itself (no
+	// re-identification; a new VM generation ID, since its memory repeats):
+	// the run is BootRestored.
+	Restore bool
+}
+
+// SnapshotResult is what a driver made of a snapshot.
+type SnapshotResult struct {
+	// Memory: the VM's memory and devices were saved with its disk.
+	Memory bool
+	// Fingerprint is what the saved state fits (Warmer.WarmFingerprint of a
+	// VM of the same spec); "" without memory.
+	Fingerprint string
+	// Pause is how long the guest was paused (0 for a VM that did not run).
+	Pause time.Duration
+	// Notice says what the user should know, in one line (e.g. a disk
+	// snapshot of a running VM whose filesystems could not be frozen).
+	Notice string
 }
 
 // DiskFormat is how a driver makes a VM's disk from a cached base.
@@ -154,9 +173,10 @@ type MachineInfo struct {
 
 // How a run began (MachineInfo.Boot).
 const (
-	BootCold    = "cold"    // the firmware booted the disk
-	BootResumed = "resumed" // restored from the VM's own saved state
-	BootClone   = "clone"   // restored from a warm snapshot of its image, then re-identified
+	BootCold     = "cold"     // the firmware booted the disk
+	BootResumed  = "resumed"  // restored from the VM's own saved state
+	BootClone    = "clone"    // restored from a warm snapshot of its image, then re-identified
+	BootRestored = "restored" // restored from one of its own snapshots (fvm snapshot restore)
 )
 
 // ErrNotRunning means no hypervisor process is running for the instance.

@@ -42,6 +42,39 @@ type (
 		FreezeSnapshot(inst *store.Instance) (string, error)
 	}
 
+	// Snapshotter is a driver whose VMs can be snapshotted (Caps.Snapshots).
+	// A snapshot is a directory the host names and describes (its own
+	// snapshot.json, as for a warm snapshot); in it the driver records the
+	// VM's frozen disk (a read-only layer shared by the snapshot, the VM's
+	// new top and every clone, kept where it outlives the VM that made it)
+	// and, with memory, the saved state and firmware variables, in the form
+	// a warm snapshot has: a clone is made from it with Create
+	// (CreateInput.Clone) and restored with Start (StartOptions.Clone). A
+	// running VM snapshots itself (LiveSnapshotter); see snapshot.go.
+	Snapshotter interface {
+		// Snapshot records a VM that does not run into dir (new, empty): its
+		// disk is frozen now and the VM goes on on a new top; a suspended VM's
+		// saved state goes with it (memory without a pause).
+		Snapshot(ctx context.Context, inst *store.Instance, dir string) (SnapshotResult, error)
+		// Revert makes a VM that does not run start again from the snapshot in
+		// dir: a new top on its frozen disk, its firmware variables; what the
+		// VM wrote since and a saved state of its own are discarded.
+		Revert(ctx context.Context, inst *store.Instance, dir string) error
+		// PruneLayers removes the frozen layers that are not in use: used
+		// (every VM's BasesInUse, which lists the chains of the VM, its
+		// journal and its snapshots) is asked while no snapshot is being
+		// made. It says what it removed and freed.
+		PruneLayers(used func() (map[string]bool, error)) (removed []string, freed int64, err error)
+	}
+
+	// LiveSnapshotter is a running machine that snapshots itself
+	// (Caps.Snapshots) into dir: its disk frozen and, with memory, its
+	// memory and devices saved, the guest paused as briefly as the driver
+	// can (SnapshotResult.Pause); the VM runs on afterwards.
+	LiveSnapshotter interface {
+		Snapshot(ctx context.Context, dir string, memory bool) (SnapshotResult, error)
+	}
+
 	// Suspender is a machine whose run can be saved (Caps.SaveState): Suspend
 	// saves the VM's memory and device state and ends the hypervisor. The
 	// driver's next Start resumes from that state.
@@ -120,6 +153,13 @@ type (
 	}
 )
 
+// LayersOf is a driver's snapshot power for work across its VMs (pruning
+// frozen layers), nil when it makes no snapshots.
+func LayersOf(d Driver) Snapshotter {
+	s, _ := d.(Snapshotter)
+	return s
+}
+
 // GuestExit is how a program run by a guest agent ended.
 type GuestExit struct {
 	Status int    // exit status; 128+N when killed by signal N
@@ -156,6 +196,7 @@ type VM struct {
 	Caps   Caps
 	States StateKeeper // saved state (nil: Caps.SaveState is off)
 	Warm   Warmer      // warm clones (nil: Caps.WarmClone is off)
+	Snaps  Snapshotter // named snapshots (nil: Caps.Snapshots is off)
 }
 
 // Bind asks the driver what a VM of spec can do and resolves its powers.
@@ -171,6 +212,14 @@ func Bind(ctx context.Context, d Driver, spec *vm.Spec) *VM {
 	} else if v.Caps.WarmClone {
 		v.Caps.Off(CapWarmClone, "the "+d.Name()+" backend makes no warm snapshots")
 	}
+	if s, ok := d.(Snapshotter); ok && v.Caps.Snapshots {
+		v.Snaps = s
+	} else {
+		v.Caps.Snapshots = false
+		if v.Caps.Why[CapSnapshots] == "" {
+			v.Caps.Off(CapSnapshots, "the "+d.Name()+" backend makes no snapshots")
+		}
+	}
 	return v
 }
 
@@ -179,16 +228,17 @@ func Bind(ctx context.Context, d Driver, spec *vm.Spec) *VM {
 // lacks it.
 type Run struct {
 	Machine
-	Suspend Suspender     // Caps.SaveState
-	Forward PortForwarder // Caps.Forwards == ForwardHypervisor
-	Serial  SerialPort    // Caps.SerialAttach
-	VNC     VNCDisplay    // Caps.Display == DisplayVNC
-	Window  NativeDisplay // Caps.Display == DisplayNative
-	Screen  Screenshotter // Caps.Screenshot
-	Install InstallBoot   // may be an unattended install boot
-	NIC     NICReporter   // can report its NIC and the guest's addresses
-	Agent   GuestAgent    // Caps.GuestAgent
-	Caps    Caps          // the VM's, for the reasons of what is nil
+	Suspend Suspender       // Caps.SaveState
+	Snap    LiveSnapshotter // Caps.Snapshots
+	Forward PortForwarder   // Caps.Forwards == ForwardHypervisor
+	Serial  SerialPort      // Caps.SerialAttach
+	VNC     VNCDisplay      // Caps.Display == DisplayVNC
+	Window  NativeDisplay   // Caps.Display == DisplayNative
+	Screen  Screenshotter   // Caps.Screenshot
+	Install InstallBoot     // may be an unattended install boot
+	NIC     NICReporter     // can report its NIC and the guest's addresses
+	Agent   GuestAgent      // Caps.GuestAgent
+	Caps    Caps            // the VM's, for the reasons of what is nil
 	Backend string
 }
 
@@ -197,6 +247,9 @@ func (v *VM) Run(m Machine) *Run {
 	r := &Run{Machine: m, Caps: v.Caps, Backend: v.Name()}
 	if s, ok := m.(Suspender); ok && v.Caps.SaveState {
 		r.Suspend = s
+	}
+	if s, ok := m.(LiveSnapshotter); ok && v.Caps.Snapshots {
+		r.Snap = s
 	}
 	if f, ok := m.(PortForwarder); ok && v.Caps.Forwards == ForwardHypervisor {
 		r.Forward = f

@@ -16,7 +16,8 @@ import (
 
 // VM disks, base disks and warm snapshots are tens of GiB that change all the
 // time and are rebuilt from images: Time Machine should not copy them every
-// hour. On macOS each directory is excluded once (`tmutil addexclusion`, a
+// hour. Snapshots' disk layers go with the VM disks they are read by (a layer
+// without the VM directory that names it restores nothing). On macOS each directory is excluded once (`tmutil addexclusion`, a
 // sticky exclusion kept in the directory's extended attributes, which moves
 // with it); directories that carry the exclusion already are left alone.
 
@@ -25,7 +26,7 @@ const backupExcludeXattr = "com.apple.metadata:com_apple_backup_excludeItem"
 
 // backupDirs are the directories to keep out of backups.
 func backupDirs(l store.Layout) []string {
-	return []string{l.VMsDir(), l.BasesDir(), l.WarmDir()}
+	return []string{l.VMsDir(), l.BasesDir(), l.WarmDir(), l.LayersDir()}
 }
 
 // excludeOnce makes each dir and excludes it unless excluded says it is; it

@@ -10,17 +10,17 @@ import (
 	"github.com/fvmhq/fvm/core/store"
 )
 
-// TestExcludeOnce: VM disks, bases and warm snapshots are excluded from
+// TestExcludeOnce: VM disks, bases, warm snapshots and layers are excluded from
 // Time Machine once per directory; one excluded before is left alone, and a
 // failure is reported without stopping the others.
 func TestExcludeOnce(t *testing.T) {
 	root := t.TempDir()
 	l := store.Layout{DataDir: filepath.Join(root, "data"), CacheDir: filepath.Join(root, "cache")}
 	dirs := backupDirs(l)
-	if !slices.Equal(dirs, []string{l.VMsDir(), l.BasesDir(), l.WarmDir()}) {
+	if !slices.Equal(dirs, []string{l.VMsDir(), l.BasesDir(), l.WarmDir(), l.LayersDir()}) {
 		t.Fatalf("dirs %v", dirs)
 	}
-	marked := map[string]bool{l.BasesDir(): true}
+	marked := map[string]bool{l.BasesDir(): true, l.LayersDir(): true}
 	var ran []string
 	exclude := func(d string) error {
 		ran = append(ran, d)

@@ -23,7 +23,7 @@ func New(layout store.Layout, version string, w io.Writer) *daemon.Daemon {
 	syscall.Umask(0o077)
 	// VM sockets too long for a socket address go through aliases in the run dir.
 	store.SetSocketAliasDir(filepath.Join(layout.RunDir, store.SocketAliasDirName))
-	drivers, unavailable := platformDrivers(w)
+	drivers, unavailable := platformDrivers(layout, w)
 	log := slog.New(slog.NewTextHandler(w, nil))
 	excludeFromBackups(layout, log) // macOS: VM disks and bases stay out of Time Machine
 	return daemon.New(daemon.Options{

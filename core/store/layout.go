@@ -25,6 +25,13 @@ const (
 	InstanceIDFile = "instance-id" // the seed's cloud-init instance id
 	StartFile      = "start.json"  // how the last start went (api.StartReport), written by the host
 	LockFile       = "lock"
+	// SnapshotsDir holds the VM's named snapshots, one directory per tag
+	// (core/snapshot): they go with the VM; the frozen disk layers they name
+	// live in Layout.LayersDir, as long as anything reads them.
+	SnapshotsDir = "snapshots"
+	// OriginDir is the snapshot a clone was made from (fvm clone), its own
+	// copy: what its first start restores and re-identifies.
+	OriginDir = "origin"
 )
 
 // File names in the top-level directories.
@@ -117,6 +124,7 @@ func (l Layout) DownloadsDir() string { return filepath.Join(l.CacheDir, "downlo
 func (l Layout) WarmDir() string      { return filepath.Join(l.CacheDir, "warm") }    // warm snapshots, one dir each
 func (l Layout) UploadsDir() string   { return filepath.Join(l.CacheDir, "uploads") } // files clients uploaded, one dir per digest
 func (l Layout) SSHDir() string       { return filepath.Join(l.DataDir, "ssh") }
+func (l Layout) LayersDir() string    { return filepath.Join(l.DataDir, "layers") } // frozen disk layers of snapshots, shared by VMs (0700)
 func (l Layout) UserKey() string      { return filepath.Join(l.SSHDir(), UserKeyName) }
 
 // InstanceDir is the directory of the named VM.

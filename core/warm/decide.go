@@ -89,6 +89,9 @@ func (p *Pool) ForStart(ctx context.Context, v *driver.VM, inst *store.Instance)
 	if spec.Warm == "" || startedBefore(inst) || (v.States != nil && v.States.HasSavedState(inst)) {
 		return Decision{}
 	}
+	if filepath.Dir(spec.Warm) != filepath.Clean(p.opts.Layout.WarmDir()) {
+		return p.forOrigin(ctx, v, spec)
+	}
 	d := p.Decide(ctx, v, spec)
 	if d.Dir != spec.Warm {
 		if d.Notice == "" {
@@ -109,4 +112,26 @@ func startedBefore(inst *store.Instance) bool {
 // unsupported codes a refusal of a snapshot for the API.
 func unsupported(image string, err error) error {
 	return api.Errorf(api.CodeUnsupported, "image %s: %v", image, err)
+}
+
+// forOrigin decides a clone's first start from the named snapshot it was
+// made from (fvm clone: its own copy, spec.Warm): restored when its memory
+// was saved by what the clone runs on now (the same fingerprint), cold
+// otherwise, with why; a disk-only snapshot boots cold by design.
+func (p *Pool) forOrigin(ctx context.Context, v *driver.VM, spec *vm.Spec) Decision {
+	info, err := Load(spec.Warm)
+	if err != nil {
+		return Decision{Notice: "the snapshot it was cloned from cannot be read: booting cold"}
+	}
+	if info.DiskOnly {
+		return Decision{}
+	}
+	fp, err := fingerprintOf(ctx, v, spec)
+	if err != nil {
+		return Decision{Notice: v.Caps.WhyNot(driver.CapWarmClone, v.Name()) + ": booting cold"}
+	}
+	if fp != info.Fingerprint {
+		return Decision{Notice: "the snapshot's memory was saved by another QEMU, firmware or fvm: booting its disk cold"}
+	}
+	return Decision{Dir: spec.Warm}
 }

@@ -107,7 +107,8 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 }
 
 // identity is what the clone gets of its own: the keys and instance id the
-// host wrote at create, a new machine id and host randomness.
+// host wrote at create, a new machine id and host randomness. The hostname it
+// replaces is the snapshot's (a named snapshot's VM), else the template's.
 func (p *Pool) identity(inst *store.Instance, snap Info, userKey string, setClock bool) (cloudinit.Identity, error) {
 	var files [3][]byte
 	for i, f := range []string{store.HostKeyFile, store.HostKeyPubFile, store.InstanceIDFile} {
@@ -120,7 +121,7 @@ func (p *Pool) identity(inst *store.Instance, snap Info, userKey string, setCloc
 	random := make([]byte, 80)
 	rand.Read(random)
 	return cloudinit.Identity{
-		Hostname: inst.Spec.Name, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
+		Hostname: inst.Spec.Name, OldHostname: snap.Hostname, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
 		HostKeyPrivate: string(files[0]), HostKeyPublic: string(files[1]), MachineID: cloudinit.NewMachineID(random[64:]),
 		InstanceID: strings.TrimSpace(string(files[2])), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
 		SetClock: setClock, GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,

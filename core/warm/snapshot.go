@@ -24,20 +24,26 @@ const InfoFile = "snapshot.json"
 
 // Info is snapshot.json: what the host needs to clone from a snapshot.
 type Info struct {
-	Shape         string    `json:"shape"`       // ShapeKey of the VMs it serves
-	Fingerprint   string    `json:"fingerprint"` // the driver's (driver.Warmer)
-	Backend       string    `json:"backend"`
-	Image         string    `json:"image"`
-	Base          string    `json:"base"` // the cached base under its disk
-	Arch          vm.Arch   `json:"arch"`
-	CPUs          int       `json:"cpus"`
-	MemoryMiB     int       `json:"memoryMiB"`
-	User          string    `json:"user"`
-	DiskBytes     int64     `json:"diskBytes"`
-	HostKeyPublic string    `json:"hostKeyPublic"` // the template's, refused by every clone
-	InstanceID    string    `json:"instanceID"`    // the template's cloud-init instance id
-	CreatedAt     time.Time `json:"createdAt"`
-	BuildSeconds  float64   `json:"buildSeconds"`
+	Shape         string  `json:"shape"`       // ShapeKey of the VMs it serves
+	Fingerprint   string  `json:"fingerprint"` // the driver's (driver.Warmer)
+	Backend       string  `json:"backend"`
+	Image         string  `json:"image"`
+	Base          string  `json:"base"` // the cached base under its disk
+	Arch          vm.Arch `json:"arch"`
+	CPUs          int     `json:"cpus"`
+	MemoryMiB     int     `json:"memoryMiB"`
+	User          string  `json:"user"`
+	DiskBytes     int64   `json:"diskBytes"`
+	HostKeyPublic string  `json:"hostKeyPublic"` // the template's, refused by every clone
+	InstanceID    string  `json:"instanceID"`    // the template's cloud-init instance id
+	// Hostname is the template's hostname in the saved guest: a named
+	// snapshot's VM (core/snapshot); "" for cloudinit.TemplateHostname.
+	Hostname string `json:"hostname,omitempty"`
+	// DiskOnly: no memory was saved (a named snapshot of a stopped VM or of
+	// one with shares): its clones boot cold. Warm snapshots always have it.
+	DiskOnly     bool      `json:"diskOnly,omitempty"`
+	CreatedAt    time.Time `json:"createdAt"`
+	BuildSeconds float64   `json:"buildSeconds"`
 }
 
 // ShapeKey names the VMs a snapshot can serve: the same backend, base, arch,

@@ -58,6 +58,7 @@ var rowsByName = []struct {
 	{"ps", benchPs},
 	{"remote", benchRemote},
 	{"share", benchShare},
+	{"snapshot", benchSnapshot},
 	{"libvirt", benchLibvirt},
 }
 

@@ -68,6 +68,29 @@ func TestShares(t *testing.T) {
 		}
 		check(t)
 	})
+	t.Run("snapshot-disk-only", func(t *testing.T) {
+		// Running, but its memory cannot be saved: a disk-only snapshot, with why.
+		r := fvm(t, "snapshot", "create", name, "s1")
+		if r.code != 0 || !strings.Contains(r.stderr, "(disk,") || !strings.Contains(r.stderr, "disk only") || !strings.Contains(r.stderr, "shared folders") {
+			t.Fatalf("snapshot of a VM with shares: %+v", r)
+		}
+		if ls := mustFVM(t, "snapshot", "ls", name); !strings.Contains(ls, "no (disk only)") {
+			t.Errorf("snapshot ls:\n%s", ls)
+		}
+		check(t)
+		if os.Getenv("FVM_E2E_FULL") == "" {
+			return
+		}
+		// Its clone boots cold from that disk, with the shares, under its own name.
+		defer fvm(t, "rm", "-f", "shares2")
+		r = fvm(t, "clone", name+":s1", "shares2")
+		if r.code != 0 || !strings.Contains(r.stderr, "boots cold") {
+			t.Fatalf("clone of a VM with shares: %+v", r)
+		}
+		if got := strings.TrimSpace(mustFVM(t, "exec", "shares2", "--", "hostname; cat /mnt/ro/readme")); got != "shares2\nread only" {
+			t.Fatalf("the clone: %q", got)
+		}
+	})
 	t.Run("survive-stop-start", func(t *testing.T) {
 		mustFVM(t, "stop", name)
 		mustFVM(t, "start", name)

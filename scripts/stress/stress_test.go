@@ -5,6 +5,7 @@
 // import, pull (from a loopback mirror) and rm, then checks that ls and images
 // work and that every name is usable or removable and nothing completed was
 // lost; it races 20 starts of one VM (one QEMU boot, under the heavy lock),
+// kills the host during snapshots and clones of a running VM (snapshot.go),
 // fills a small tmpfs FVM_HOME during pull, import and create, and corrupts
 // every kind of state file. Then (hostile_test.go, sigterm_test.go,
 // perms_test.go) it puts FIFOs, oversized files, symlinks and directories in
@@ -310,6 +311,11 @@ func TestStress(t *testing.T) {
 	t.Run("disk-full", func(t *testing.T) { diskFull(t, full) })
 	t.Run("racing-starts", func(t *testing.T) { racingStarts(t, e) })
 	tl := &tally{cases: ops2 + 3, kills: kills, states: states}
+	snapN, _ := strconv.Atoi(os.Getenv("STRESS_SNAP_N"))
+	if snapN == 0 {
+		snapN = 16
+	}
+	t.Run("snapshot-kills", func(t *testing.T) { e.t = t; snapshotKills(t, e, tl, snapN) })
 	t.Run("hostile-state", func(t *testing.T) { e.t = t; hostileState(t, e, tl) })
 	t.Run("rewrite-during-import", func(t *testing.T) { e.t = t; rewriteDuringImport(t, e, tl, 40) })
 	t.Run("sigterm", func(t *testing.T) { e.t = t; sigterms(t, e, tl, 3) })

@@ -33,7 +33,9 @@ type Service interface {
 	Start(ctx context.Context, name string, req api.StartRequest) (api.VM, error)
 	Stop(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
 	Restart(ctx context.Context, name string, req api.StopRequest) (api.VM, error)
-	Remove(ctx context.Context, name string, force bool) error
+	// Remove deletes a VM and says what it kept of what the VM read (disk
+	// layers other VMs read), and why.
+	Remove(ctx context.Context, name string, force bool) (api.Removed, error)
 	// Suspend saves a running VM's state into its directory and ends it.
 	Suspend(ctx context.Context, name string) (api.VM, error)
 	SSHInfo(ctx context.Context, name string) (api.SSHInfo, error)
@@ -87,10 +89,11 @@ func Handler(s Service, opts ...Options) http.Handler {
 	mux.HandleFunc("GET /v1/vms/{name}/console", h.console) // console.go
 	mux.HandleFunc("GET /v1/images", h.images)
 	mux.HandleFunc("GET /v1/events", h.events)
-	registerImages(mux, s) // pull, import, updates, rm, prune, catalog (images.go)
-	registerExec(mux, s)   // exec streams and readiness waits (exec.go)
-	registerNIC(mux, s)    // a running VM's network interface (nic.go)
-	registerRemote(mux, s) // uploads and tunnels, for clients on other machines (remote.go)
+	registerImages(mux, s)    // pull, import, updates, rm, prune, catalog (images.go)
+	registerExec(mux, s)      // exec streams and readiness waits (exec.go)
+	registerNIC(mux, s)       // a running VM's network interface (nic.go)
+	registerRemote(mux, s)    // uploads and tunnels, for clients on other machines (remote.go)
+	registerSnapshots(mux, s) // snapshots and clones (snapshots.go)
 	return guard(recoverPanics(mux, o.Log), o.Version)
 }
 
@@ -251,11 +254,7 @@ func (h *handler) restart(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) remove(w http.ResponseWriter, r *http.Request) {
 	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-	if err := h.s.Remove(r.Context(), r.PathValue("name"), force); err != nil {
-		writeError(w, err, 0)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	reply(w)(h.s.Remove(r.Context(), r.PathValue("name"), force))
 }
 
 // logs streams the serial log; with follow=true it keeps sending appended bytes

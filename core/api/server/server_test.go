@@ -17,14 +17,13 @@ import (
 	"github.com/fvmhq/fvm/core/vm"
 )
 
-// refusing is a Service (and ImageService) whose every call fails with err.
+// refusing is a Service (and ImageService, SnapshotService) whose every call fails with err.
 type refusing struct{ err error }
 
 func (s refusing) Host(context.Context) (api.HostInfo, error)      { return api.HostInfo{}, s.err }
 func (s refusing) List(context.Context) ([]api.VM, error)          { return nil, s.err }
 func (s refusing) Get(context.Context, string) (api.VM, error)     { return api.VM{}, s.err }
 func (s refusing) Images(context.Context) ([]api.Image, error)     { return nil, s.err }
-func (s refusing) Remove(context.Context, string, bool) error      { return s.err }
 func (s refusing) Suspend(context.Context, string) (api.VM, error) { return api.VM{}, s.err }
 func (s refusing) Create(context.Context, api.CreateRequest) (api.VM, error) {
 	return api.VM{}, s.err
@@ -64,6 +63,22 @@ func (s refusing) CheckUpdates(context.Context, api.UpdatesRequest) ([]api.Image
 	return nil, s.err
 }
 func (s refusing) Catalog(context.Context) ([]api.CatalogItem, error) { return nil, s.err }
+func (s refusing) Remove(context.Context, string, bool) (api.Removed, error) {
+	return api.Removed{}, s.err
+}
+func (s refusing) CreateSnapshot(context.Context, string, api.SnapshotRequest) (api.Snapshot, error) {
+	return api.Snapshot{}, s.err
+}
+func (s refusing) Snapshots(context.Context, string) ([]api.Snapshot, error) { return nil, s.err }
+func (s refusing) RemoveSnapshot(context.Context, string, string) (api.Removed, error) {
+	return api.Removed{}, s.err
+}
+func (s refusing) RestoreSnapshot(context.Context, string, string, api.RestoreRequest) (api.VM, error) {
+	return api.VM{}, s.err
+}
+func (s refusing) Clone(context.Context, string, api.CloneRequest) (api.VM, error) {
+	return api.VM{}, s.err
+}
 
 // coded is a host's own error type that carries its code (api.Coded).
 type coded struct{}
@@ -82,7 +97,8 @@ func TestErrorMapping(t *testing.T) {
 		{"GET", "/v1/vms/x/logs", ""}, {"POST", "/v1/vms/x/display", ""}, {"GET", "/v1/vms/x/screenshot", ""},
 		{"GET", "/v1/images", ""}, {"GET", "/v1/images/catalog", ""}, {"POST", "/v1/images/pull", "{}"},
 		{"POST", "/v1/images/import", "{}"}, {"POST", "/v1/images/updates", "{}"}, {"POST", "/v1/images/prune", ""},
-		{"DELETE", "/v1/images/x", ""},
+		{"DELETE", "/v1/images/x", ""}, {"GET", "/v1/vms/x/snapshots", ""}, {"POST", "/v1/vms/x/snapshots", "{}"},
+		{"DELETE", "/v1/vms/x/snapshots/t", ""}, {"POST", "/v1/vms/x/snapshots/t/restore", "{}"}, {"POST", "/v1/vms/x/clone", "{}"},
 	}
 	for _, c := range []struct {
 		err    error

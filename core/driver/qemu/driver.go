@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -40,6 +41,12 @@ type Options struct {
 	// CPUProbe reports whether qemuPath starts an arm64 virt machine with -cpu cpu
 	// (default: runs it paused once and quits it; the answer is cached per binary).
 	CPUProbe func(ctx context.Context, qemuPath, cpu string) error
+	// LayersDir is where snapshots' frozen disk layers live, shared by every
+	// VM (store.Layout.LayersDir; default: "layers" beside the VMs' directory).
+	LayersDir string
+	// MaxLayers is how many frozen layers a VM's chain may have under its
+	// top before it is flattened (default DefaultMaxLayers).
+	MaxLayers int
 }
 
 // DefaultTCGCacheMiB is the translation cache fvm gives TCG guests: QEMU's
@@ -79,7 +86,7 @@ func (d *Driver) Name() string { return "qemu" }
 
 // Caps: qcow2 overlays, VMs in QEMU processes of their own that outlive the
 // host, a serial port on a socket (and logged), a display served as VNC on a
-// socket, screenshots, saved state and warm clones, shares, ISO installs, and
+// socket, screenshots, saved state, warm clones and snapshots, shares, ISO installs, and
 // forwards added to the user network while the VM runs. What a VM's spec
 // rules out is said here, once: QEMU cannot migrate a VM with shares (so
 // neither save it nor clone it), and gives arm64 guests no VM generation ID
@@ -93,6 +100,7 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 		Screenshot:   true,
 		SaveState:    true,
 		WarmClone:    true,
+		Snapshots:    true,
 		Shares:       true,
 		InstallISO:   true,
 		Forwards:     driver.ForwardHypervisor,
@@ -184,11 +192,11 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 // A failed start leaves no process, pid file or socket, and its error carries
 // QEMU's own message (also in LogFile).
 func (d *Driver) Start(ctx context.Context, inst *store.Instance, opts driver.StartOptions) (driver.Machine, error) {
-	m, err := d.start(ctx, inst, opts.Clone, true)
+	m, err := d.start(ctx, inst, opts, true)
 	if errors.Is(err, errRestore) { // the state is gone now; never worse than a cold boot
 		notice := fmt.Sprintf("%v: booted cold instead", err)
 		fmt.Fprintf(d.opts.Log, "vm %q: %s\n", inst.Spec.Name, notice)
-		if m, err = d.start(ctx, inst, "", false); err == nil {
+		if m, err = d.start(ctx, inst, driver.StartOptions{}, false); err == nil {
 			m.notice = driver.JoinNotices(m.notice, notice)
 		}
 	}
@@ -198,9 +206,10 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance, opts driver.St
 	return m, nil
 }
 
-func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, restore bool) (*Machine, error) {
+func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.StartOptions, restore bool) (*Machine, error) {
 	spec := &inst.Spec
 	p := pathsOf(inst)
+	clone := opts.Clone
 	fail := func(err error) (*Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
 
 	old, _ := loadFacts(inst)
@@ -210,6 +219,14 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	if err := removeStale(p, old.QEMU, 0); err != nil {
 		return fail(err)
 	}
+	layerMu.Lock()
+	err := settle(inst, "") // a snapshot a crash interrupted
+	layerMu.Unlock()
+	if err != nil {
+		return fail(err)
+	}
+	old, _ = loadFacts(inst)
+	p.disk = filepath.Join(p.dir, old.topName())
 	for _, sock := range p.sockets() {
 		if err := store.CheckSocketPath(sock); err != nil {
 			return fail(err)
@@ -232,7 +249,10 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	if err := ensureVars(inst, cfg.Firmware); err != nil {
 		return fail(err)
 	}
-	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold}
+	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold, Top: old.Top}
+	if facts.VMGenID == "" || (restore && clone != "" && opts.Restore) { // a restored snapshot: its memory repeats, the guest must reseed
+		facts.VMGenID = newUUID()
+	}
 	if facts.VMGenID == "" {
 		facts.VMGenID = newUUID()
 	}
@@ -257,6 +277,9 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 			return fail(fmt.Errorf("warm snapshot: %w", err))
 		}
 		cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
+		if opts.Restore {
+			facts.Boot = driver.BootRestored
+		}
 	case restore:
 		var why string
 		if state, why, err = d.savedState(p, facts.Fingerprint); err != nil {
@@ -326,7 +349,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	}
 	var clockStale bool
 	if state != nil {
-		if clockStale, err = d.finishRestore(ctx, c, p, facts.Boot == driver.BootClone, spec.DiskBytes); err != nil {
+		if clockStale, err = d.finishRestore(ctx, c, p, clone != "", spec.DiskBytes); err != nil {
 			if errors.Is(err, errRestore) && clone == "" {
 				removeState(p) // it cannot be loaded: keeping it would only fail again
 			}
@@ -335,7 +358,8 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, clone string, 
 	}
 	privateSockets(p)
 	m := newMachine(spec.Name, c.Cmd.Process.Pid, rt, facts, p, c)
-	m.notice, m.clockStale = notice, clockStale
+	m.notice, m.clockStale, m.d = notice, clockStale, d
+	m.flattenIfDeep(ctx)
 	return m, nil
 }
 
@@ -436,14 +460,22 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 	}
 	pid := proc.ReadPIDFile(p.pid)
 	if !isOurQEMU(pid, facts.QEMU, p.pid) {
-		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, facts.QEMU, 0))
+		layerMu.Lock()
+		serr := settle(inst, "") // a snapshot the crash that ended it interrupted
+		layerMu.Unlock()
+		return nil, errors.Join(fmt.Errorf("vm %q: %w", inst.Spec.Name, driver.ErrNotRunning), removeStale(p, facts.QEMU, 0), serr)
 	}
 	rt, err := inst.LoadRuntime()
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
+	p.disk = filepath.Join(p.dir, facts.topName())
 	m := newMachine(inst.Spec.Name, pid, rt, facts, p, nil)
+	m.d = d
 	if _, err := m.State(ctx); err != nil {
+		fmt.Fprintf(d.opts.Log, "%v\n", err)
+	}
+	if err := m.settle(ctx); err != nil {
 		fmt.Fprintf(d.opts.Log, "%v\n", err)
 	}
 	return m, nil

@@ -148,6 +148,12 @@ func fakeQEMU(mode string, args []string) int {
 	}
 	fds := map[string]*os.File{}
 	var pendingFD *os.File
+	// The block layer and migration as a snapshot drives them (snapshot.go).
+	top := diskFile(args)
+	var pauseBefore bool
+	migration := "none" // none, pre-switchover, completed, cancelled
+	var migrateTo *os.File
+	var jobs []string
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -161,6 +167,74 @@ func fakeQEMU(mode string, args []string) int {
 			case "query-name":
 				return map[string]any{"name": opt["-name"]}, nil
 			case "system_powerdown", "quit", "migrate-set-parameters":
+				return nil, nil
+			case "migrate-set-capabilities":
+				var a struct {
+					Capabilities []struct {
+						Capability string
+						State      bool
+					}
+				}
+				json.Unmarshal(raw, &a)
+				for _, c := range a.Capabilities {
+					if c.Capability == "pause-before-switchover" {
+						pauseBefore = c.State
+					}
+				}
+				return nil, nil
+			case "query-block-jobs":
+				out := []any{}
+				for _, j := range jobs {
+					out = append(out, map[string]any{"device": j})
+				}
+				return out, nil
+			case "block-job-cancel":
+				jobs = nil
+				return nil, nil
+			case "query-block":
+				return []any{map[string]any{"device": "disk0", "inserted": map[string]any{"image": map[string]any{"filename": top}}}}, nil
+			case "query-named-block-nodes":
+				out := []any{}
+				p := top
+				for i := 0; p != "" && i < 64; i++ {
+					out = append(out, map[string]any{"node-name": fmt.Sprintf("#block%d", i), "drv": "qcow2", "file": p})
+					p = fakeBacking(p)
+				}
+				return out, nil
+			case "blockdev-snapshot-sync":
+				var a struct {
+					Device       string `json:"device"`
+					SnapshotFile string `json:"snapshot-file"`
+					Mode         string `json:"mode"`
+				}
+				json.Unmarshal(raw, &a)
+				if a.Device != "disk0" || a.Mode != "existing" {
+					return nil, &QMPError{"GenericError", "unexpected snapshot " + string(raw)}
+				}
+				if _, err := os.Stat(a.SnapshotFile); err != nil {
+					return nil, &QMPError{"GenericError", err.Error()}
+				}
+				if os.Getenv("FVM_FAKE_QEMU_SNAPSHOT") == "fail" {
+					return nil, &QMPError{"GenericError", "Could not open '" + a.SnapshotFile + "': Permission denied"}
+				}
+				top = a.SnapshotFile
+				return nil, nil
+			case "block-stream":
+				jobs = append(jobs, "fvm-flatten")
+				return nil, nil
+			case "migrate-continue":
+				if migration != "pre-switchover" {
+					return nil, &QMPError{"GenericError", "Migration not in expected state: " + migration}
+				}
+				fmt.Fprintf(migrateTo, "%s memory of %s, status %s, disk %s\n", fakeStateMagic, opt["-name"], status, top)
+				migrateTo.Close()
+				migration = "completed"
+				status = "postmigrate"
+				return nil, nil
+			case "migrate_cancel":
+				if migration == "pre-switchover" {
+					migration, status = "cancelled", "running"
+				}
 				return nil, nil
 			case "stop":
 				status = "paused"
@@ -183,11 +257,19 @@ func fakeQEMU(mode string, args []string) int {
 				if f == nil {
 					return nil, &QMPError{"GenericError", "File descriptor named '" + a.URI + "' has not been found"}
 				}
+				if pauseBefore { // live: the guest runs until the last pass stops it
+					migrateTo, migration, status = f, "pre-switchover", "finish-migrate"
+					return nil, nil
+				}
 				fmt.Fprintf(f, "%s memory of %s, status %s\n", fakeStateMagic, opt["-name"], status)
 				f.Close()
+				migration = "completed"
 				return nil, nil
 			case "query-migrate":
-				return map[string]any{"status": "completed"}, nil
+				if migration == "none" {
+					return map[string]any{}, nil
+				}
+				return map[string]any{"status": migration, "downtime": 7}, nil
 			case "screendump":
 				var a struct{ Filename string }
 				json.Unmarshal(raw, &a)
@@ -208,6 +290,23 @@ func fakeQEMU(mode string, args []string) int {
 }
 
 const fakeStateMagic = "FVM-FAKE-QEMU-STATE"
+
+// diskFile is the file= of the VM disk's -drive (id=disk0).
+func diskFile(args []string) string {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == "-drive" && strings.Contains(args[i+1], "id=disk0,") {
+			for _, kv := range strings.Split(args[i+1], ",") {
+				if p, ok := strings.CutPrefix(kv, "file="); ok {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// fakeBacking is the backing file a qcow2's header names ("" for none).
+func fakeBacking(p string) string { return backingOf(p) }
 
 // fdConn reads with ReadMsgUnix so that descriptors passed with getfd arrive.
 type fdConn struct {

@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"github.com/fvmhq/fvm/core/image"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -41,6 +40,12 @@ type runFacts struct {
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
 	MAC         string      `json:"mac,omitempty"`       // the NIC's address, kept for the VM's life (runMAC)
+	// Top is the disk QEMU writes, a name in the instance directory ("":
+	// DiskFile); a snapshot moves it to a new file (layers.go). Kept for the
+	// VM's life, across runs.
+	Top string `json:"top,omitempty"`
+	// Next journals a switch of Top in progress (a snapshot or a revert).
+	Next *topSwitch `json:"next,omitempty"`
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had
@@ -62,25 +67,47 @@ func saveFacts(inst *store.Instance, f runFacts) error {
 	return store.WriteJSON(inst.Path(FactsFile), f)
 }
 
-// BasesInUse returns the backing file of the VM's overlay: the base it reads.
+// BasesInUse returns every file the VM's disk reads, in order from its top
+// down (frozen layers, a warm snapshot's disk, the base), and what its
+// snapshots, its origin (a clone's) and a snapshot in progress read: the
+// ground truth for pruning bases, warm snapshots and layers.
 func (d *Driver) BasesInUse(dir string) ([]string, error) {
-	info, err := image.Inspect(filepath.Join(dir, DiskFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+	inst := &store.Instance{Dir: dir}
+	f, err := loadFacts(inst)
 	if err != nil {
 		return nil, err
 	}
-	if info.BackingFile == "" {
-		return nil, nil
+	seen := map[string]bool{}
+	var out []string
+	add := func(top string, self bool) error {
+		if self && !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+		}
+		ch, err := chain(top)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		for _, p := range ch {
+			if !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+		return err
 	}
-	b := info.BackingFile
-	if !filepath.IsAbs(b) {
-		b = filepath.Join(dir, b)
+	if err := add(filepath.Join(dir, f.topName()), false); err != nil {
+		return out, err
 	}
-	b = filepath.Clean(b)
-	if filepath.Base(b) == DiskFile { // a clone's: the snapshot's frozen disk, and the base under it
-		return snapshotBases(b), nil
+	if n := f.Next; n != nil {
+		add(n.Layer, true)
+		add(filepath.Join(dir, n.Top), false)
 	}
-	return []string{b}, nil
+	snaps, _ := filepath.Glob(filepath.Join(dir, store.SnapshotsDir, "*", DiskFile))
+	for _, s := range append(snaps, filepath.Join(dir, store.OriginDir, DiskFile)) {
+		if frozen, err := filepath.EvalSymlinks(s); err == nil {
+			add(frozen, true)
+		}
+	}
+	return out, nil
 }

@@ -158,6 +158,6 @@ func (m *Machine) InstallFinished() bool {
 	if !m.install {
 		return false
 	}
-	ok, err := diskInstalled(m.p.disk)
+	ok, err := diskInstalled(m.topPath())
 	return err == nil && ok
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -89,16 +90,20 @@ type Machine struct {
 	clockStale bool
 	virtiofsd  []int
 	fp         Fingerprint
+	mac        string // the NIC's address (runFacts.MAC), recorded with a saved state
 	p          paths
 	child      *proc.Child // nil when adopted
 	install    bool        // an unattended install boot (runFacts.Install)
+	d          *Driver     // its driver (layers, qemu-img)
+	topMu      sync.Mutex
+	top        string // the disk's top when a snapshot moved it from p.disk
 
 	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, boot: f.Boot, fp: f.Fingerprint, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
+		install: f.Install, boot: f.Boot, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m

@@ -220,6 +220,7 @@ func (q *QMP) SendFD(ctx context.Context, name string, f *os.File) error {
 type MigrationStatus struct {
 	Status   string `json:"status"` // setup, active, completed, failed, cancelled...
 	ErrorMsg string `json:"error-desc"`
+	Downtime int64  `json:"downtime"` // ms the guest was stopped, once completed
 	RAM      *struct {
 		Transferred int64 `json:"transferred"`
 		Total       int64 `json:"total"`

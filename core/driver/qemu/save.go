@@ -37,6 +37,10 @@ type stateMeta struct {
 	SavedAt     time.Time   `json:"savedAt"`
 	Bytes       int64       `json:"bytes"`
 	Seconds     float64     `json:"seconds"` // how long saving took
+	// MAC is the NIC's address in the saved devices, which a restore brings
+	// back and the guest's network config names ("": cloudinit.DefaultMAC,
+	// a run from before addresses were per VM). Clones run with it (GuestMAC).
+	MAC string `json:"mac,omitempty"`
 }
 
 // Fingerprint is what a saved state depends on: the QEMU that wrote it (its
@@ -82,7 +86,10 @@ func deviceSet(cfg Config) string {
 		return filepath.Base(p)
 	}
 	n.Firmware.Code, n.Firmware.Vars = base(n.Firmware.Code), ""
-	n.VarsFile, n.Disk, n.Seed, n.SerialLog = base(n.VarsFile), base(n.Disk), base(n.Seed), base(n.SerialLog)
+	n.VarsFile, n.Seed, n.SerialLog = base(n.VarsFile), base(n.Seed), base(n.SerialLog)
+	if n.Disk != "" { // the top's name changes with each snapshot (layers.go); the state does not care
+		n.Disk = DiskFile
+	}
 	n.QMPSocket, n.PIDFile, n.QGASocket, n.VNCSocket = base(n.QMPSocket), base(n.PIDFile), base(n.QGASocket), base(n.VNCSocket)
 	n.SerialSocket = base(n.SerialSocket)
 	n.CDROM, n.Kernel, n.Initrd = base(n.CDROM), base(n.Kernel), base(n.Initrd)
@@ -215,7 +222,15 @@ func (m *Machine) Suspend(ctx context.Context) error {
 		return fmt.Errorf("vm %q: save state: %w", m.name, err)
 	}
 	err = qmpDo(ctx, m.p.qmp, func(q *QMP) error {
+		if err := cancelJobs(ctx, q); err != nil { // a flattening: its copies so far stay valid
+			return err
+		}
 		if err := q.Execute(ctx, "stop", nil, nil); err != nil {
+			return err
+		}
+		// A snapshot's migration pauses before switching over; this one must not.
+		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{
+			{"capability": "pause-before-switchover", "state": false}}}, nil); err != nil {
 			return err
 		}
 		// QEMU caps migration at 128 MiB/s by default; a local file takes what the disk gives.
@@ -240,7 +255,7 @@ func (m *Machine) Suspend(ctx context.Context) error {
 	if err != nil {
 		return fail(err)
 	}
-	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds()}
+	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds(), MAC: m.mac}
 	if err := os.Rename(part, m.p.state); err != nil {
 		return fail(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/image"
@@ -97,13 +96,26 @@ func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
 }
 
 // createClone makes a clone's disk, an overlay on the snapshot's frozen disk
-// (at the snapshot's size: it grows at the first start), and its copy of the
-// snapshot's firmware variables. The host decided that the snapshot fits.
+// (a warm snapshot's, or the layer a named snapshot links to), and its copy
+// of the snapshot's firmware variables. With the snapshot's memory it is made
+// at the snapshot's size (it grows at the first start, while the restored
+// guest can see it); without, at the VM's size at once (it boots cold). The
+// host decided that the snapshot fits.
 func (d *Driver) createClone(ctx context.Context, inst *store.Instance, snapshot string) error {
 	sp := pathsOf(&store.Instance{Dir: snapshot})
 	p := pathsOf(inst)
 	if !exists(p.disk) {
-		if err := d.qemuImgCreate(ctx, p.disk, 0, "-F", "qcow2", "-b", sp.disk); err != nil {
+		frozen, err := frozenDisk(snapshot)
+		if err != nil {
+			return err
+		}
+		var size int64
+		if _, memory := loadState(sp); !memory {
+			if info, err := image.Inspect(frozen); err == nil && inst.Spec.DiskBytes > info.VirtualSize {
+				size = inst.Spec.DiskBytes
+			}
+		}
+		if err := d.qemuImgCreate(ctx, p.disk, size, "-F", "qcow2", "-b", frozen); err != nil {
 			return err
 		}
 	}
@@ -112,7 +124,7 @@ func (d *Driver) createClone(ctx context.Context, inst *store.Instance, snapshot
 	}
 	b, err := store.ReadFileLimited(sp.vars, maxVarsFile)
 	if err != nil {
-		return fmt.Errorf("warm snapshot variables: %w", err)
+		return fmt.Errorf("snapshot variables: %w", err)
 	}
 	return store.WriteFileAtomic(p.vars, b, 0o600)
 }
@@ -134,20 +146,6 @@ func growDisk(ctx context.Context, p paths, diskBytes int64) error {
 		return fmt.Errorf("grow the clone's disk to %s: %w", vm.FormatSize(size), err)
 	}
 	return nil
-}
-
-// snapshotBases lists what a snapshot directory's disk reads: the frozen disk and
-// its base (for BasesInUse of a clone, whose overlay names the frozen disk).
-func snapshotBases(frozen string) []string {
-	out := []string{frozen}
-	if info, err := image.Inspect(frozen); err == nil && info.BackingFile != "" {
-		b := info.BackingFile
-		if !filepath.IsAbs(b) {
-			b = filepath.Join(filepath.Dir(frozen), b)
-		}
-		out = append(out, filepath.Clean(b))
-	}
-	return out
 }
 
 var _ driver.Warmer = (*Driver)(nil)

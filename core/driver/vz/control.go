@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -30,11 +31,16 @@ const (
 	OpStop       = "stop"        // ask the guest to power off (requestStop: the power button)
 	OpSuspend    = "suspend"     // save the VM's state to Plan.SaveTo, then end the VM
 	OpShowWindow = "show-window" // show the VM's display window and bring it to the front
+	OpSnapshot   = "snapshot"    // pause the VM, clone its disk (and save its state) into Dir, resume it
 )
 
 // ControlRequest is one request.
 type ControlRequest struct {
 	Op string `json:"op"`
+	// Dir and Memory are a snapshot's (OpSnapshot): where it goes (a new
+	// directory), and whether the VM's state goes with its disk.
+	Dir    string `json:"dir,omitempty"`
+	Memory bool   `json:"memory,omitempty"`
 }
 
 // ControlResponse answers a request.
@@ -46,6 +52,8 @@ type ControlResponse struct {
 	// Window is the display window's number after show-window: its
 	// NSWindow.windowNumber, a CGWindowID (`screencapture -l WINDOW`).
 	Window int `json:"window,omitempty"`
+	// PauseMS is how long a snapshot paused the VM.
+	PauseMS int64 `json:"pauseMS,omitempty"`
 }
 
 // Hello identifies a helper: the host re-adopts it only when it names the
@@ -98,6 +106,10 @@ type Controlled interface {
 	Suspend(ctx context.Context) error
 	// ShowWindow shows the display window and returns its window number.
 	ShowWindow(ctx context.Context) (window int, err error)
+	// Snapshot pauses the VM, clones its disk, firmware variables and
+	// machine identifier into dir and, with memory, saves its state there;
+	// then resumes it. It returns how long the VM was paused.
+	Snapshot(ctx context.Context, dir string, memory bool) (time.Duration, error)
 }
 
 // maxRequest bounds a request line.
@@ -191,6 +203,14 @@ func handle(ctx context.Context, req ControlRequest, c Controlled) ControlRespon
 		r := result(err)
 		r.Window = n
 		return r
+	case OpSnapshot:
+		if !filepath.IsAbs(req.Dir) {
+			return ControlResponse{Error: fmt.Sprintf("snapshot directory %q is not absolute", req.Dir), State: c.State()}
+		}
+		d, err := c.Snapshot(ctx, req.Dir, req.Memory)
+		r := result(err)
+		r.PauseMS = d.Milliseconds()
+		return r
 	}
 	return ControlResponse{Error: fmt.Sprintf("unknown operation %q", req.Op)}
 }
@@ -201,6 +221,11 @@ var errHelperSays = errors.New("vz helper")
 // callControl sends one request to the helper at sock and returns its answer;
 // a refused request comes back as an error wrapping errHelperSays.
 func callControl(ctx context.Context, sock, op string) (ControlResponse, error) {
+	return callControlReq(ctx, sock, ControlRequest{Op: op})
+}
+
+// callControlReq is callControl with a whole request.
+func callControlReq(ctx context.Context, sock string, req ControlRequest) (ControlResponse, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", sock)
 	if err != nil {
@@ -210,7 +235,7 @@ func callControl(ctx context.Context, sock, op string) (ControlResponse, error) 
 	// Unblocks the read once ctx has ended (so the error is ctx's).
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
-	b, _ := json.Marshal(ControlRequest{Op: op})
+	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(b, '\n')); err != nil {
 		return ControlResponse{}, err
 	}

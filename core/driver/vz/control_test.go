@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -18,13 +19,14 @@ import (
 
 // fakeControlled is a VM as the control server sees it.
 type fakeControlled struct {
-	mu       sync.Mutex
-	state    MachineState
-	stops    int
-	windows  int
-	suspends int
-	failShow error
-	gate     chan struct{} // Suspend waits on it
+	mu        sync.Mutex
+	state     MachineState
+	stops     int
+	windows   int
+	suspends  int
+	failShow  error
+	gate      chan struct{} // Suspend waits on it
+	snapshots []string
 }
 
 func (f *fakeControlled) Hello() Hello {
@@ -60,6 +62,13 @@ func (f *fakeControlled) Suspend(ctx context.Context) error {
 	f.suspends++
 	f.state = StatePaused
 	return nil
+}
+
+func (f *fakeControlled) Snapshot(_ context.Context, dir string, memory bool) (time.Duration, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.snapshots = append(f.snapshots, fmt.Sprintf("%s memory=%v", dir, memory))
+	return 42 * time.Millisecond, nil
 }
 
 func (f *fakeControlled) ShowWindow(context.Context) (int, error) {
@@ -245,6 +254,30 @@ func FuzzControlRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestControlSnapshot: the snapshot request carries its directory (absolute
+// only) and whether the memory goes too; the answer, the pause.
+func TestControlSnapshot(t *testing.T) {
+	f := &fakeControlled{state: StateRunning}
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	ln, err := ListenControl(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ServeControl(ctx, ln, f)
+	r, err := callControlReq(ctx, sock, ControlRequest{Op: OpSnapshot, Dir: "/vms/web1/snapshots/t1", Memory: true})
+	if err != nil || r.PauseMS != 42 {
+		t.Fatalf("snapshot: %+v %v", r, err)
+	}
+	if _, err := callControlReq(ctx, sock, ControlRequest{Op: OpSnapshot, Dir: "relative"}); err == nil || !strings.Contains(err.Error(), "not absolute") {
+		t.Fatalf("a relative directory: %v", err)
+	}
+	if len(f.snapshots) != 1 || f.snapshots[0] != "/vms/web1/snapshots/t1 memory=true" {
+		t.Fatalf("snapshots %v", f.snapshots)
+	}
 }
 
 // TestControlSocketOfADeepDirectory: a VM directory too deep for a socket

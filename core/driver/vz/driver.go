@@ -84,13 +84,15 @@ func (d *Driver) Name() string { return "vz" }
 // virtio console in serial.log (read-only: no attach), a display in a native
 // window, saved state on macOS 14+ on Apple silicon, virtiofs shares (-v),
 // Rosetta on Apple silicon, forwards over SSH, and the NIC's MAC derived from
-// the VM's identity. No ISO installs, no warm clones.
+// the VM's identity, snapshots (disk clones; memory where it saves state).
+// No ISO installs, no warm clones (so clones of snapshots boot cold).
 func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 	c := driver.Caps{
 		Disk:         driver.DiskRawClone,
 		OutlivesHost: true,
 		Display:      driver.DisplayNative,
 		SaveState:    true,
+		Snapshots:    true,
 		Shares:       true,
 		Rosetta:      true,
 		Forwards:     driver.ForwardSSH,
@@ -208,6 +210,9 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 	}
 	if isFile(p.disk) {
 		return nil
+	}
+	if in.Clone != "" { // a clone of a snapshot (snapshot.go)
+		return d.createClone(ctx, inst, in.Clone)
 	}
 	base := in.Base
 	if base == nil || base.Path == "" {

@@ -146,6 +146,21 @@ func (f *fakeVM) Save(path string) error {
 	return err
 }
 
+func (f *fakeVM) Freeze(saveTo string, during func() error) (time.Duration, error) {
+	if f.State() != vzd.StateRunning {
+		return 0, fmt.Errorf("fake: the VM is %s", f.State())
+	}
+	t0 := time.Now()
+	f.set(vzd.StatePaused)
+	defer f.set(vzd.StateRunning)
+	if saveTo != "" {
+		if err := os.WriteFile(saveTo, []byte(savedMarker(f.plan.Name)), 0o600); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(t0), during()
+}
+
 func (f *fakeVM) ShowWindow(context.Context) (int, error) {
 	return 1, os.WriteFile(filepath.Join(f.plan.Dir, windowMarker), []byte("shown\n"), 0o644)
 }

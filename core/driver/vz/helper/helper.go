@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	vzd "github.com/fvmhq/fvm/core/driver/vz"
 	"github.com/fvmhq/fvm/core/store"
@@ -44,6 +45,10 @@ type VM interface {
 	Save(path string) error
 	// ShowWindow shows the display window and returns its window number.
 	ShowWindow(ctx context.Context) (int, error)
+	// Freeze pauses the VM, saves its state to saveTo ("" for none), runs
+	// during (a snapshot's copies) and resumes the VM, whatever failed; it
+	// returns how long the VM was paused.
+	Freeze(saveTo string, during func() error) (time.Duration, error)
 }
 
 // NewVM builds the VM of a plan, with netFile as its network link.
@@ -244,6 +249,44 @@ func (s *shell) Suspend(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// Snapshot copies the VM into dir, a snapshot's directory (new and empty):
+// its disk as a clone (APFS clonefile: instant, and shared until either side
+// writes), its firmware variables and machine identifier, and with memory
+// its saved state; the VM is paused meanwhile and resumed after.
+func (s *shell) Snapshot(ctx context.Context, dir string, memory bool) (time.Duration, error) {
+	if memory && s.plan.SaveTo == "" {
+		return 0, errors.New("saving a VM's state needs macOS 14+ on Apple silicon")
+	}
+	if !s.suspend.TryLock() {
+		return 0, errors.New("a suspend or snapshot is already in progress")
+	}
+	defer s.suspend.Unlock()
+	if st := s.vm.State(); st != vzd.StateRunning {
+		return 0, fmt.Errorf("the VM is %s, not running", st)
+	}
+	if len(s.plan.Disks) == 0 {
+		return 0, errors.New("the VM has no disk")
+	}
+	var state string
+	if memory {
+		state = filepath.Join(dir, "."+vzd.StateFile+".tmp")
+	}
+	pause, err := s.vm.Freeze(state, func() error {
+		return vzd.CopySnapshotFiles(ctx, s.plan, dir)
+	})
+	if err == nil && memory {
+		err = os.Rename(state, filepath.Join(dir, vzd.StateFile))
+	}
+	if err != nil {
+		if state != "" {
+			os.Remove(state)
+		}
+		return pause, fmt.Errorf("snapshot: %w", err)
+	}
+	syncDir(dir)
+	return pause, nil
 }
 
 func syncDir(dir string) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/Code-Hex/vz/v3"
 	"github.com/progrium/darwinkit/objc"
@@ -132,6 +133,31 @@ func (v *vzVM) Save(path string) error {
 }
 
 func (v *vzVM) ShowWindow(ctx context.Context) (int, error) { return v.win.show(ctx) }
+
+// Freeze pauses the VM, saves its state (when saveTo is set), runs during,
+// and resumes it whatever failed.
+func (v *vzVM) Freeze(saveTo string, during func() error) (time.Duration, error) {
+	if !v.vm.CanPause() {
+		return 0, fmt.Errorf("the VM is %s: it cannot be paused now", v.State())
+	}
+	t0 := time.Now()
+	if err := v.vm.Pause(); err != nil {
+		return 0, fmt.Errorf("pause: %w", err)
+	}
+	var err error
+	if saveTo != "" {
+		err = saveState(v.vm, saveTo)
+	}
+	if err == nil {
+		err = during()
+	}
+	if v.vm.CanResume() {
+		if rerr := v.vm.Resume(); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("resume: %w", rerr))
+		}
+	}
+	return time.Since(t0), err
+}
 
 // configure builds the VZVirtualMachineConfiguration of a plan.
 func configure(plan vzd.Plan, netFile *os.File, log *slog.Logger) (*vz.VirtualMachineConfiguration, error) {
