@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -84,13 +85,20 @@ func (d *sshDialer) run(remote string, extra ...string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	stdout, err := cmd.StdoutPipe()
+	// A pipe of our own, not StdoutPipe: cmd.Wait closes StdoutPipe's read
+	// end while Read may still be in it ("file already closed").
+	stdout, pw, err := os.Pipe()
 	if err != nil {
+		stdin.Close()
 		return nil, err
 	}
+	cmd.Stdout = pw
 	c := &cmdConn{cmd: cmd, w: stdin, r: stdout, done: make(chan struct{})}
 	cmd.Stderr = &c.stderr
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	pw.Close() // the child holds its copy: EOF once it ends
+	if err != nil {
+		stdout.Close()
 		return nil, fmt.Errorf("run %s: %w", d.command, err)
 	}
 	go func() { c.waitErr = cmd.Wait(); close(c.done) }()
@@ -141,6 +149,7 @@ func (c *cmdConn) Close() error {
 			c.cmd.Process.Kill()
 			<-c.done
 		}
+		c.r.Close()
 	})
 	return nil
 }
