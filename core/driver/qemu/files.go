@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -60,7 +61,30 @@ func loadFacts(inst *store.Instance) (runFacts, error) {
 			err = nil
 		}
 	}
+	if err == nil {
+		err = f.checkPaths()
+	}
 	return f, err
+}
+
+// checkPaths refuses facts whose disk names lead out of the VM's directory
+// (Top, Next.Top, Next.Old are names in it) or whose layer is no clean
+// absolute path: the files act on them (open, chmod, remove), so an edited
+// qemu.json must not point them elsewhere.
+func (f runFacts) checkPaths() error {
+	names := []string{f.Top}
+	if n := f.Next; n != nil {
+		names = append(names, n.Top, n.Old)
+		if n.Layer != "" && (!filepath.IsAbs(n.Layer) || filepath.Clean(n.Layer) != n.Layer) {
+			return fmt.Errorf("%s: layer %q is not a clean absolute path (the file was edited: remove the VM)", FactsFile, n.Layer)
+		}
+	}
+	for _, name := range names {
+		if name != "" && (name != filepath.Base(name) || name == "." || name == "..") {
+			return fmt.Errorf("%s: disk %q is not a file name in the VM's directory (the file was edited: remove the VM)", FactsFile, name)
+		}
+	}
+	return nil
 }
 
 func saveFacts(inst *store.Instance, f runFacts) error {
