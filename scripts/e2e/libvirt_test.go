@@ -186,6 +186,8 @@ func TestLibvirt(t *testing.T) {
 		}
 	})
 	t.Run("screenshot", func(t *testing.T) {
+		// Text on the screen first: a login prompt alone lights too few pixels to tell from blank.
+		mustFVM(t, "exec", name, "--", "sudo dmesg -n 1; printf 'libvirt-screen\n%.0s' $(seq 20) | sudo tee /dev/tty1 >/dev/null")
 		png1 := filepath.Join(t.TempDir(), "s.png")
 		mustFVM(t, "screenshot", name, png1)
 		f, err := os.Open(png1)
