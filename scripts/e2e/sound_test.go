@@ -51,32 +51,23 @@ func TestSound(t *testing.T) {
 		t.Fatalf("the guest lists no HD Audio card:\n%s", cards)
 	}
 	wav := filepath.Join(layout.InstanceDir(name), qemu.SoundFile)
-	// tone plays the tone until one reaches the host, for up to the given
-	// time (0: once).
-	tone := func(when string, within time.Duration) {
+	tone := func(when string) {
 		t.Helper()
+		t0 := time.Now()
+		mustFVM(t, "exec", name, "--", playTone)
 		var peak, loud int
-		start := time.Now()
-		for try := 1; ; try++ {
-			t0 := time.Now()
-			mustFVM(t, "exec", name, "--", playTone)
-			for i := 0; i < 20; i++ { // QEMU writes what the card played as it goes
-				if peak, loud = wavLevel(t, wav); loud > 8000 {
-					break
-				}
-				time.Sleep(500 * time.Millisecond)
-			}
-			t.Logf("MEASURE %s, tone %d: played in %s; %s: peak %d, %d loud samples", when, try, time.Since(t0).Round(time.Millisecond), wav, peak, loud)
-			if peak >= 2000 && loud >= 8000 {
-				return
-			}
-			if time.Since(start) > within {
+		for i := 0; i < 20; i++ { // QEMU writes what the card played as it goes
+			if peak, loud = wavLevel(t, wav); loud > 8000 {
 				break
 			}
+			time.Sleep(500 * time.Millisecond)
 		}
-		t.Fatalf("%s: the tone did not reach the host (peak %d, %d samples over 1000)", when, peak, loud)
+		t.Logf("MEASURE %s: tone played in %s; %s: peak %d, %d loud samples", when, time.Since(t0).Round(time.Millisecond), wav, peak, loud)
+		if peak < 2000 || loud < 8000 {
+			t.Fatalf("%s: the tone did not reach the host (peak %d, %d samples over 1000)", when, peak, loud)
+		}
 	}
-	tone("clone", 0)
+	tone("clone")
 
 	t0 = time.Now()
 	mustFVM(t, "suspend", name)
@@ -86,11 +77,7 @@ func TestSound(t *testing.T) {
 		t.Fatalf("start after suspend did not resume: %+v", r)
 	}
 	t.Logf("MEASURE resume with the sound card → SSH: %s", time.Since(t0))
-	// After a resume the card plays silence for a while (QEMU 7.2 under TCG
-	// here: the tones of the first 10-30 s arrive as zeros, with use-timer on
-	// or off; later ones play): tones are tried for a minute; the card must
-	// play after a resume.
-	tone("after resume", time.Minute)
+	tone("after resume") // with the codec's mixer, QEMU 7.2 restored the guest's muted Master: silence
 
 	t.Run("sound-false", func(t *testing.T) {
 		const quiet = "snd0"
@@ -103,7 +90,7 @@ func TestSound(t *testing.T) {
 		if args := qemuArgs(t, quiet); strings.Contains(args, "intel-hda") || strings.Contains(args, "-audiodev") {
 			t.Errorf("--sound=false VM has a sound card: %s", args)
 		}
-		if args := qemuArgs(t, name); !strings.Contains(args, "-device ich9-intel-hda,id=hda -device hda-output,bus=hda.0,audiodev=snd0") {
+		if args := qemuArgs(t, name); !strings.Contains(args, "-device ich9-intel-hda,id=hda -device hda-output,bus=hda.0,audiodev=snd0,mixer=off") {
 			t.Errorf("the other VM's sound card: %s", args)
 		}
 	})

@@ -199,7 +199,7 @@ func TestBuildArgsARM64AllDevices(t *testing.T) {
 		"-vnc", "unix:/d/vnc.sock",
 		"-audiodev", "coreaudio,id=snd0",
 		"-device", "ich9-intel-hda,id=hda",
-		"-device", "hda-output,bus=hda.0,audiodev=snd0",
+		"-device", "hda-output,bus=hda.0,audiodev=snd0,mixer=off",
 	}
 	if got := BuildArgs(cfg); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("BuildArgs:\n got %q\nwant %q", got, want)
@@ -218,7 +218,7 @@ func TestBuildArgsSoundAndMAC(t *testing.T) {
 			want[i] = "virtio-net-pci,netdev=net0,mac=52:54:00:12:ab:cd"
 		}
 	}
-	want = append(want, "-audiodev", "none,id=snd0", "-device", "ich9-intel-hda,id=hda", "-device", "hda-output,bus=hda.0,audiodev=snd0")
+	want = append(want, "-audiodev", "none,id=snd0", "-device", "ich9-intel-hda,id=hda", "-device", "hda-output,bus=hda.0,audiodev=snd0,mixer=off")
 	if got := BuildArgs(cfg); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("BuildArgs:\n got %q\nwant %q", got, want)
 	}

@@ -31,7 +31,12 @@ const AudioDevEnv = "FVM_QEMU_AUDIODEV"
 // SoundFile is where FVM_QEMU_AUDIODEV=wav records a VM's sound.
 const SoundFile = "sound.wav"
 
-// soundArgs are the sound card and its host backend.
+// soundArgs are the sound card and its host backend. The codec has no mixer
+// (mixer=off): fvm's guests leave ALSA's Master muted (no mixer tool runs at
+// boot), and QEMU 7.2 applies that mute only to a stream restored by a
+// migration, so every sound after a resume was silent while the same guest
+// played before it. Without a mixer the guest's samples pass as they are
+// (desktops scale them in software).
 func soundArgs(audiodev string) []string {
 	if audiodev == "" {
 		audiodev = "none"
@@ -39,7 +44,7 @@ func soundArgs(audiodev string) []string {
 	return []string{
 		"-audiodev", audiodev + ",id=snd0",
 		"-device", "ich9-intel-hda,id=hda",
-		"-device", "hda-output,bus=hda.0,audiodev=snd0",
+		"-device", "hda-output,bus=hda.0,audiodev=snd0,mixer=off",
 	}
 }
 
