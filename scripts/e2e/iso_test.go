@@ -522,6 +522,7 @@ func TestISO(t *testing.T) {
 	})
 
 	t.Run("auto-install", func(t *testing.T) {
+		fullOnly(t, "an unattended install and a boot of the installed system, about 2.5 minutes")
 		const name = "isoauto"
 		t0 := time.Now()
 		mustFVM(t, "create", name, "--iso", iso, "--auto-install", "--disk", "4G", "--memory", "1G")

@@ -223,6 +223,7 @@ func TestLibvirt(t *testing.T) {
 		}
 	})
 	t.Run("stop-start-keeps-a-file", func(t *testing.T) {
+		fullOnly(t, "a second cold boot of the libvirt VM, about 70 s")
 		mustFVM(t, "exec", name, "--", "sh", "-c", "echo kept > /home/fvm/kept && sync")
 		mustFVM(t, "stop", name)
 		if st := strings.TrimSpace(mustVirsh(t, "domstate", "fvm-"+name)); st != "shut off" {

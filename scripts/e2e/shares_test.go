@@ -92,6 +92,7 @@ func TestShares(t *testing.T) {
 		}
 	})
 	t.Run("survive-stop-start", func(t *testing.T) {
+		fullOnly(t, "a second cold boot with shares, about 2 minutes beside other tests")
 		mustFVM(t, "stop", name)
 		mustFVM(t, "start", name)
 		check(t)
