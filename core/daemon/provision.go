@@ -8,7 +8,6 @@ import (
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
-	"github.com/fvmhq/fvm/core/warm"
 )
 
 // provision writes what makes a fresh VM reachable: its SSH host key (pinned from
@@ -55,21 +54,8 @@ func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byt
 		MACAddress:     mac,
 		SSHPort:        sshPort,
 		Rosetta:        inst.Spec.Rosetta,
-		NewMachineID:   bootsColdFromCopy(inst),
+		NewMachineID:   inst.Spec.Warm != "", // a copy of another VM's disk (a clone)
 	})
-}
-
-// bootsColdFromCopy reports whether the VM's disk is a copy of another VM's
-// that boots cold (a clone of a disk-only snapshot): its first boot must give
-// it a machine id of its own. A clone restored from memory is re-identified
-// instead (core/warm), and a seed that replaced the machine id at its next
-// cold boot would undo that.
-func bootsColdFromCopy(inst *store.Instance) bool {
-	if inst.Spec.Warm == "" {
-		return false
-	}
-	info, err := warm.Load(inst.Spec.Warm)
-	return err == nil && info.DiskOnly
 }
 
 func seedMounts(ms []vm.Mount) []cloudinit.Mount {
