@@ -45,9 +45,19 @@ type Config struct {
 	NewMachineID bool
 }
 
+// machineIDOnce names newMachineIDCommand's run for cloud-init-per, and
+// machineIDSemaphore is the file that says it ran for an instance (in
+// /var/lib/cloud/instances/ID/sem: cloud-init-per's own naming, '-' as '_').
+const (
+	machineIDOnce      = "fvm-machine-id"
+	machineIDSemaphore = "bootper.fvm_machine_id.instance"
+)
+
 // newMachineIDCommand replaces the machine id once per instance, early
-// (bootcmd), before most services read it; journald follows it.
-var newMachineIDCommand = []string{"cloud-init-per", "instance", "fvm-machine-id", "sh", "-c",
+// (bootcmd), before most services read it; journald follows it. A clone
+// restored from memory was given its machine id by ReidentifyScript, which
+// marks this done for its instance.
+var newMachineIDCommand = []string{"cloud-init-per", "instance", machineIDOnce, "sh", "-c",
 	"rm -f /etc/machine-id; [ -L /var/lib/dbus/machine-id ] || rm -f /var/lib/dbus/machine-id; systemd-machine-id-setup > /dev/null && systemctl restart systemd-journald || true"}
 
 // Mount is a shared directory as the guest mounts it: by tag, with virtiofs

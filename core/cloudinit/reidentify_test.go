@@ -142,3 +142,20 @@ func TestEscapeBytesRoundTrip(t *testing.T) {
 		t.Fatalf("bash wrote %q (%v), want %q", out, err, in)
 	}
 }
+
+// A re-identified clone's machine id survives its next cold boot: the script
+// marks the seed's once-per-instance replacement done for the clone's
+// instance, under the name cloud-init-per gives it ('-' as '_').
+func TestReidentifyMarksMachineIDDone(t *testing.T) {
+	id := testIdentity(t)
+	s, err := ReidentifyScript(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "instances/" + id.InstanceID + "/sem/" + machineIDSemaphore; !strings.Contains(s, want) {
+		t.Errorf("the script does not mark %s:\n%s", want, s)
+	}
+	if got := "bootper." + strings.ReplaceAll(machineIDOnce, "-", "_") + ".instance"; got != machineIDSemaphore {
+		t.Errorf("cloud-init-per names %q's semaphore %s, not %s", machineIDOnce, got, machineIDSemaphore)
+	}
+}
