@@ -27,6 +27,7 @@ import (
 // another key, over a connection of its own, checking the pinned host key.
 func TestNICAndOriginalForms(t *testing.T) {
 	ensureImage(t)
+	t.Parallel() // a cold boot of its own, beside the other tests that have one
 	const name = "nic1"
 	t0 := time.Now()
 	r := fvm(t, "run", "-d", "--cold", "debian-local", name, "--memory", "1", "--disk", "20")

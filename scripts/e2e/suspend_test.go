@@ -18,7 +18,10 @@ import (
 // corrupt state boots cold.
 func suspendChecks(t *testing.T, name string) {
 	suspendResume(t, name)
-	t.Run("corrupt-state-boots-cold", func(t *testing.T) { corruptStateBootsCold(t, name) })
+	t.Run("corrupt-state-boots-cold", func(t *testing.T) {
+		fullOnly(t, "a cold boot after a corrupted saved state, about 45 s (make stress corrupts state without a boot)")
+		corruptStateBootsCold(t, name)
+	})
 }
 
 // suspendResume is the suspend and resume half of suspendChecks.
