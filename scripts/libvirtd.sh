@@ -57,6 +57,17 @@ start)
 		echo "libvirtd.sh: $autostart has networks that libvirtd would start (libvirt's NAT network is off limits here): remove them first" >&2
 		exit 1
 	fi
+	if [[ -z $user ]]; then
+		# The system daemon hands each guest's serial log to virtlogd: without
+		# one (a socket file left by a virtlogd killed earlier, or stopped by
+		# another test's stop) every domain start fails, so it is checked even
+		# when libvirtd already runs.
+		mkdir -p /var/log/libvirt /var/lib/libvirt /var/cache/libvirt /run/libvirt
+		if ! pgrep -u root -x virtlogd >/dev/null; then
+			rm -f /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
+			virtlogd -d -p "$state/virtlogd-$tag.pid"
+		fi
+	fi
 	if virsh -q -c "$uri" version >/dev/null 2>&1; then
 		echo "$uri"
 		exit 0
@@ -68,13 +79,6 @@ start)
 		for _ in $(seq 1 100); do [[ -s $rt/libvirtd.pid ]] && break; sleep 0.1; done
 		cp "$rt/libvirtd.pid" "$state/libvirtd-$tag.pid"
 	else
-		mkdir -p /var/log/libvirt /var/lib/libvirt /var/cache/libvirt /run/libvirt
-		# A socket file without a virtlogd behind it (one killed earlier) would
-		# make every domain start fail: only a running virtlogd counts.
-		if ! pgrep -x virtlogd >/dev/null; then
-			rm -f /run/libvirt/virtlogd-sock /run/libvirt/virtlogd-admin-sock
-			virtlogd -d -p "$state/virtlogd-$tag.pid"
-		fi
 		libvirtd -d -p "$state/libvirtd-$tag.pid"
 	fi
 	for _ in $(seq 1 150); do

@@ -47,6 +47,7 @@ func loopbackSSHD(t *testing.T) (int, string) {
 HostKey %s
 PidFile %s/sshd.pid
 AuthorizedKeysFile %s/authorized_keys
+StrictModes no
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
