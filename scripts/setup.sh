@@ -43,6 +43,7 @@ pkgs=(
 	mmdebstrap e2fsprogs dosfstools mtools fdisk  # fvm image build debian
 	qemu-user-static arch-test               # image builds of the other arch (binfmt_misc, registered below)
 	fakeroot                                 # image build without root
+	uidmap                                   # image build without root: mmdebstrap's unshare mode (newuidmap)
 	gcc pkg-config libayatana-appindicator3-dev  # the tray app (cgo)
 	openssh-client xorriso busybox-static   # tests: plain ssh via `fvm ssh-config`, seed ISO listing, test installer ISO
 	openssh-server                           # tests: remote hosts and qemu+ssh:// through a real sshd (the tests start their own on 127.0.0.1)
