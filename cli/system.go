@@ -42,7 +42,7 @@ then the API's bytes flow both ways.`,
 			if err != nil {
 				return err
 			}
-			return remote.ServeStdio(conn, os.Stdin, os.Stdout, remote.Greeting(api.Revision, Version))
+			return remote.ServeStdio(conn, os.Stdin, os.Stdout, remote.Greeting(api.Revision, Version, a.layout.SocketPath()))
 		},
 	})
 	return cmd

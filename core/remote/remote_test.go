@@ -248,7 +248,7 @@ func TestServeStdio(t *testing.T) {
 	inR, inW := io.Pipe()
 	var out strings.Builder
 	go inW.Write([]byte("hello\n"))
-	if err := ServeStdio(conn, inR, &out, Greeting(4, "v")); err != nil {
+	if err := ServeStdio(conn, inR, &out, Greeting(4, "v", "")); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "fvm-dial-stdio/1 4 v\npong:hello\n" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,14 +19,21 @@ import (
 )
 
 // GreetingPrefix starts the first line `fvm system dial-stdio` writes on its
-// stdout once the host answers: "fvm-dial-stdio/1 REVISION VERSION". The
-// client reads it before anything else, so a failure on the way (SSH, a
+// stdout once the host answers: "fvm-dial-stdio/1 REVISION VERSION [SOCKET]".
+// The client reads it before anything else, so a failure on the way (SSH, a
 // missing fvm, a host that cannot start) is told apart from the API's own.
+// SOCKET (path-escaped) is the host's socket on the server, which the shared
+// connection then forwards (apiforward.go); clients that do not know it
+// ignore it.
 const GreetingPrefix = "fvm-dial-stdio/1 "
 
 // Greeting is the line the server's side writes.
-func Greeting(revision int, version string) string {
-	return GreetingPrefix + strconv.Itoa(revision) + " " + version + "\n"
+func Greeting(revision int, version, socket string) string {
+	g := GreetingPrefix + strconv.Itoa(revision) + " " + version
+	if socket != "" {
+		g += " " + url.PathEscape(socket)
+	}
+	return g + "\n"
 }
 
 // maxBannerLines bounds the lines a server's login scripts may print before
@@ -62,6 +70,8 @@ func (s *SSH) Options() []string {
 		"-o", "StrictHostKeyChecking=yes", // an unknown or changed server key is refused
 		"-o", "ConnectTimeout=15",
 		"-o", "ServerAliveInterval=10", "-o", "ServerAliveCountMax=3",
+		// The API forward's socket replaces one a dead master left behind.
+		"-o", "StreamLocalBindUnlink=yes",
 	}
 	if s.ControlDir != "" {
 		persist := s.Persist
@@ -115,13 +125,24 @@ func (s *SSH) Stop() error {
 // `fvm system dial-stdio`, whose greeting it reads before returning. When the
 // server refuses one more session on the shared connection (sshd's
 // MaxSessions, 10 by default), the session gets a connection of its own.
+//
+// With a shared connection, a connection goes through the master's forward
+// to the host's socket when there is one (apiforward.go): no session at all.
 func (s *SSH) Dial(ctx context.Context) (net.Conn, error) {
+	if s.ControlDir != "" {
+		if c, err := s.dialForward(ctx); err == nil {
+			return c, nil
+		}
+	}
 	c, err := s.dial(ctx, s.Options())
 	var re *refusedSession
 	if errors.As(err, &re) && s.ControlDir != "" {
 		own := *s
 		own.ControlDir = ""
 		return s.dial(ctx, own.Options())
+	}
+	if err == nil && s.ControlDir != "" {
+		s.ensureForward(c.(*cmdConn).RemoteSocket)
 	}
 	return c, err
 }
@@ -231,26 +252,28 @@ func (s *SSH) dial(ctx context.Context, opts []string) (net.Conn, error) {
 		}
 		return nil, err
 	}
-	rev, version := parseGreeting(l.s)
+	rev, version, socket := parseGreeting(l.s)
 	if s.Revision != 0 && rev != s.Revision {
 		c.Close()
 		return nil, revisionError(s.Host, rev, version, s.Revision, s.Version)
 	}
-	c.RemoteVersion, c.RemoteRevision = version, rev
+	c.RemoteVersion, c.RemoteRevision, c.RemoteSocket = version, rev, socket
 	return c, nil
 }
 
-func parseGreeting(l string) (int, string) {
+func parseGreeting(l string) (rev int, version, socket string) {
 	f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), GreetingPrefix))
 	if len(f) == 0 {
-		return 0, ""
+		return 0, "", ""
 	}
-	rev, _ := strconv.Atoi(f[0])
-	version := ""
+	rev, _ = strconv.Atoi(f[0])
 	if len(f) > 1 {
 		version = f[1]
 	}
-	return rev, version
+	if len(f) > 2 {
+		socket, _ = url.PathUnescape(f[2])
+	}
+	return rev, version, socket
 }
 
 // exitStatus is ssh's exit status, -1 when it was killed or did not say.
@@ -282,6 +305,7 @@ type cmdConn struct {
 
 	RemoteVersion  string
 	RemoteRevision int
+	RemoteSocket   string // the host's socket on the server, "" when not said
 }
 
 func (c *cmdConn) Read(b []byte) (int, error) {

@@ -103,7 +103,7 @@ func benchRemote(b *bench) error {
 		}
 	}
 	added := func(far, near []time.Duration) string {
-		return fmt.Sprintf("+%.3f s per command", secs(median(far))-secs(median(near)))
+		return fmt.Sprintf("%+.3f s per command", secs(median(far))-secs(median(near)))
 	}
 	b.add(Row{Name: "fvm exec NAME -- true through a loopback SSH context (median of 20)", Value: secs(median(rExec)), Unit: "s",
 		Versus: "on this machine's socket, same VM", Against: secs(median(lExec)), Target: "≤ 0.15 s added", Note: added(rExec, lExec)})

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -293,6 +294,20 @@ func childSSH(pid int) int {
 		}
 	}
 	return 0
+}
+
+// sharedConnection is the pid of the client's ssh master for e.host, as
+// the master itself tells it (its command line is rewritten to "ssh: PATH
+// [mux]"), 0 when there is none.
+func (e *remoteEnv) sharedConnection() int {
+	out, _ := e.cmd(context.Background(), nil, "ssh", "-o", "ControlPath="+filepath.Join(e.clientHome, "run", "fvm-%C"),
+		"-p", strconv.Itoa(e.sshd.Port), "-l", remoteUser, "-O", "check", "127.0.0.1").CombinedOutput()
+	m := regexp.MustCompile(`pid=(\d+)`).FindSubmatch(out)
+	if m == nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(string(m[1]))
+	return pid
 }
 
 // endSharedConnections ends the client's ssh processes that outlive commands:

@@ -669,10 +669,16 @@ func (e *remoteEnv) sshKilled(t *testing.T, name string) {
 	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "started\n" {
 		t.Fatalf("exec said %q", line)
 	}
-	ssh := childSSH(cmd.Process.Pid)
+	// The command's connection is a channel of the shared connection (the
+	// API forward): the CLI runs no ssh of its own, the master is its ssh.
+	if child := childSSH(cmd.Process.Pid); child != 0 {
+		cmd.Process.Kill()
+		t.Fatalf("the CLI runs an ssh of its own (pid %d): the shared connection's API forward was not used", child)
+	}
+	ssh := e.sharedConnection()
 	if ssh == 0 {
 		cmd.Process.Kill()
-		t.Fatal("no ssh child of the CLI")
+		t.Fatal("no shared ssh connection of the client")
 	}
 	syscall.Kill(ssh, syscall.SIGKILL)
 	done := make(chan struct{})
