@@ -346,7 +346,7 @@ func (b *builder) run(stdin, name string, args ...string) error {
 		cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
 	}
 	cmd.Dir = b.work
-	cmd.Env = append(os.Environ(), "TMPDIR="+b.work, "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
+	cmd.Env = append(os.Environ(), "TMPDIR="+toolTempDir(name, os.Geteuid(), b.work), "MTOOLS_SKIP_CHECK=1", "LC_ALL=C.UTF-8")
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
@@ -420,6 +420,17 @@ func removeWork(dir string) error {
 
 // removeTree is os.RemoveAll that first makes read-only directories (a root tree
 // extracted without root) writable again.
+// toolTempDir is the TMPDIR a build tool gets: the build's work dir, except
+// for mmdebstrap run by a user who is not root (unshare mode), whose
+// namespace's root (a subordinate uid) cannot reach into the private cache
+// dir: /tmp is mmdebstrap's own choice then, and it removes its dir there.
+func toolTempDir(tool string, euid int, work string) string {
+	if tool == "mmdebstrap" && euid != 0 {
+		return "/tmp"
+	}
+	return work
+}
+
 func removeTree(dir string) error {
 	if os.RemoveAll(dir) == nil {
 		return nil

@@ -122,3 +122,18 @@ func TestBuildSkipsWhenUpToDate(t *testing.T) {
 		t.Errorf("refused builds left files: %v", ents)
 	}
 }
+
+// A build by a user who is not root hands mmdebstrap a temp dir its user
+// namespace can reach (the work dir is inside the private cache dir).
+func TestToolTempDir(t *testing.T) {
+	work := "/home/me/.cache/fvm/build/x.work-1"
+	for _, c := range []struct {
+		tool string
+		euid int
+		want string
+	}{{"mmdebstrap", 1000, "/tmp"}, {"mmdebstrap", 0, work}, {"mkfs.ext4", 1000, work}} {
+		if got := toolTempDir(c.tool, c.euid, work); got != c.want {
+			t.Errorf("%s as %d: %s, want %s", c.tool, c.euid, got, c.want)
+		}
+	}
+}
