@@ -152,6 +152,11 @@ func TestSnapshots(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stderr, "still read") || !strings.Contains(r.stderr, "fork1") || !strings.Contains(r.stderr, "fork2") {
 			t.Fatalf("rm of the parent with clones: %+v", r)
 		}
+		// A running clone of the removed parent goes on reading its layers.
+		if got := strings.TrimSpace(mustFVM(t, "exec", "fork2", "--", "cat ~/file")); got != "disk-1" {
+			t.Fatalf("fork2 after its parent's rm: %q", got)
+		}
+		fullOnly(t, "two cold boots side by side, about 2 minutes")
 		// A clone of a stopped VM boots cold, under its own identity; a clone
 		// of the removed parent boots again from its layers. Both at once.
 		var wg sync.WaitGroup

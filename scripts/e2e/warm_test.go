@@ -118,6 +118,7 @@ func TestWarmClones(t *testing.T) {
 	}
 
 	t.Run("reboot-keeps-identity", func(t *testing.T) {
+		fullOnly(t, "a cold reboot of a clone, about 50 s")
 		t0 := time.Now()
 		mustFVM(t, "restart", "clone1")
 		mustFVM(t, "wait", "--for", "ssh", "clone1")
