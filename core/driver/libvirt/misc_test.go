@@ -162,3 +162,13 @@ func TestUUID(t *testing.T) {
 		t.Fatalf("%s → %v → %s", u, err, uuidText(p))
 	}
 }
+
+// A socket path that ssh's -L cannot say is refused before ssh runs.
+func TestForwardRefusesUnsayablePaths(t *testing.T) {
+	d := &sshDialer{command: "/nonexistent/ssh"}
+	for _, p := range []string{"/run/a:b/vnc.sock", "/run/a b/vnc.sock"} {
+		if _, err := d.forward(p); err == nil || !strings.Contains(err.Error(), "cannot name a path") {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}

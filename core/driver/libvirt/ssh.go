@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -105,12 +106,70 @@ func (d *sshDialer) run(remote string, extra ...string) (net.Conn, error) {
 	return c, nil
 }
 
-// forward opens a stream to a Unix socket on the far host through ssh's own
-// stdio forwarding (-W PATH: OpenSSH's direct-streamlocal channel), with no
-// program needed there.
+// forward opens a stream to a Unix socket on the far host through OpenSSH's
+// streamlocal forwarding: `ssh -N -L LOCAL:REMOTE` to a private socket here,
+// connected once and then unlinked; the ssh lives as long as the connection.
+// (`ssh -W PATH` would need no local socket, but OpenSSH 9.2, Debian 12's,
+// opens no channel for a path: the stream ended at once.) No program is
+// needed on the far side.
 func (d *sshDialer) forward(path string) (net.Conn, error) {
-	// -W replaces the remote command; the destination stays last.
-	return d.run("", "-W", path)
+	if strings.ContainsAny(path, ": \t\n") {
+		return nil, fmt.Errorf("socket %q on the libvirt host: ssh -L cannot name a path with a colon or a space", path)
+	}
+	dir, err := os.MkdirTemp("", "fvm-lvfw-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir) // once connected, the socket's name is not needed
+	local := filepath.Join(dir, "s")
+	args := append([]string{"-N", "-o", "ExitOnForwardFailure=yes", "-L", local + ":" + path}, d.args...)
+	cmd := exec.Command(d.command, args...)
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", d.command, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	fail := func(err error) (net.Conn, error) {
+		cmd.Process.Kill()
+		<-done
+		if msg := lastLine(stderr.String()); msg != "" {
+			err = fmt.Errorf("%w (ssh: %s)", err, msg)
+		}
+		return nil, err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if c, err := net.Dial("unix", local); err == nil {
+			return &forwardConn{Conn: c, cmd: cmd, done: done}, nil
+		}
+		select {
+		case <-done:
+			return fail(fmt.Errorf("ssh ended before it forwarded %s", path))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("ssh did not forward %s within 30 s", path))
+		}
+	}
+}
+
+// forwardConn is a connection through an `ssh -L` of its own, which ends with it.
+type forwardConn struct {
+	net.Conn
+	cmd  *exec.Cmd
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *forwardConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.cmd.Process.Kill()
+		<-c.done
+	})
+	return err
 }
 
 // cmdConn is a child's stdin/stdout as a net.Conn; closing it ends the child.
