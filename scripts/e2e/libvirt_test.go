@@ -322,6 +322,13 @@ func TestLibvirtBadInput(t *testing.T) {
 		setConfig(t, "images:\n  warm: false\nlibvirt:\n  uri: qemu+unix:///system?socket="+lvState+"/nobody-listens\n")
 		check(t, "lvbad1", "no libvirt daemon listens on "+lvState+"/nobody-listens")
 	})
+	t.Run("no-warm-snapshot", func(t *testing.T) {
+		setConfig(t, "images:\n  warm: false\n")
+		r := fvm(t, "image", "warm", "--backend", "libvirt", "debian-local")
+		if r.code == 0 || !strings.Contains(r.stderr, "libvirt VMs boot cold: libvirt restores a saved state only under the domain UUID") {
+			t.Fatalf("fvm image warm --backend libvirt: %+v", r)
+		}
+	})
 	t.Run("full-pool", func(t *testing.T) {
 		dir := filepath.Join(lvState, "small")
 		os.MkdirAll(dir, 0o755)

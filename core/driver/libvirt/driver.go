@@ -70,7 +70,7 @@ func (d *Driver) Name() string { return "libvirt" }
 // Caps: qcow2 volumes on a base volume; domains outlive fvm's host; serial
 // console and VNC through libvirt; screenshots; suspend and resume by
 // libvirt's managed save. No shares (the libvirt host may be another
-// machine), no ISO installs, no warm clones yet.
+// machine), no ISO installs, no warm clones (noWarmClones).
 func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 	c := driver.Caps{
 		Disk:                driver.DiskQCOW2Overlay,
@@ -87,9 +87,17 @@ func (d *Driver) Caps(_ context.Context, spec *vm.Spec) driver.Caps {
 	c.Off(driver.CapShares, "the libvirt backend shares no folders (-v): its VMs may run on another machine")
 	c.Off(driver.CapInstallISO, "the libvirt backend installs no ISO (--iso): use --backend qemu")
 	c.Off(driver.CapRosetta, "--rosetta needs the vz backend on an Apple silicon Mac")
-	c.Off(driver.CapWarmClone, "the libvirt backend boots every VM cold (no warm snapshots yet)")
+	c.Off(driver.CapWarmClone, noWarmClones)
 	return c
 }
+
+// noWarmClones is why libvirt VMs boot cold. A warm clone restores one saved
+// state under many domains; libvirt restores a saved image only under the
+// UUID it was saved with (its ABI check: "Target domain uuid ... does not
+// match source", checked with libvirt 9.0 here, restore --xml with a new
+// name and UUID), and two domains cannot share one. Rewriting libvirt's own
+// save-image header on the server was judged too brittle.
+const noWarmClones = "libvirt VMs boot cold: libvirt restores a saved state only under the domain UUID it was saved with, so one saved template cannot become many domains"
 
 // hosts returns the configured daemons.
 func (d *Driver) hosts() (config.Libvirt, error) {
