@@ -4,8 +4,11 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"image/png"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -329,6 +332,64 @@ func TestLibvirtBadInput(t *testing.T) {
 			t.Fatalf("fvm image warm --backend libvirt: %+v", r)
 		}
 	})
+	t.Run("cut-upload", func(t *testing.T) {
+		// The host killed while it uploads the base to a new pool: the create
+		// fails in one line, and the next one uploads again and works.
+		dir := filepath.Join(lvState, "cut")
+		os.RemoveAll(dir)
+		os.MkdirAll(dir, 0o755)
+		t.Cleanup(func() {
+			fvm(t, "rm", "-f", "lvcut")
+			virsh(t, "pool-destroy", "fvmcut")
+			virsh(t, "pool-undefine", "fvmcut")
+			os.RemoveAll(dir)
+		})
+		setConfig(t, "images:\n  warm: false\nlibvirt:\n  pool: fvmcut\n  pool_path: "+dir+"\n")
+		cmd := exec.Command(fvmBin, "create", "--backend", "libvirt", "debian-local", "lvcut")
+		var se bytes.Buffer
+		cmd.Stderr = &se
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var grown int64
+		for deadline := time.Now().Add(2 * time.Minute); grown == 0; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatal("no upload into the new pool")
+			}
+			vols, _ := filepath.Glob(filepath.Join(dir, "sha256-*"))
+			for _, v := range vols {
+				// Written blocks, not the size (the volume is made at its full size).
+				if st, err := os.Stat(v); err == nil && st.Sys().(*syscall.Stat_t).Blocks*512 > 1<<20 {
+					grown = st.Sys().(*syscall.Stat_t).Blocks * 512
+				}
+			}
+		}
+		syscall.Kill(hostPID(), syscall.SIGKILL)
+		err := cmd.Wait()
+		msg := strings.TrimSpace(se.String())
+		lines := strings.Split(msg, "\n")
+		t.Logf("create under a killed upload (%d bytes in): %v: %s", grown, err, msg)
+		if err == nil || !strings.HasPrefix(lines[len(lines)-1], "fvm: ") {
+			t.Fatalf("create with its upload cut: %v, %q", err, msg)
+		}
+		// What the killed create left is usable or removable, and the base
+		// is uploaded again, whole.
+		if r := fvm(t, "ps", "-a"); r.code != 0 {
+			t.Fatalf("ps after the cut: %+v", r)
+		}
+		fvm(t, "rm", "-f", "lvcut")
+		r := fvm(t, "create", "--backend", "libvirt", "debian-local", "lvcut")
+		if r.code != 0 {
+			t.Fatalf("create after the cut upload: %+v", r)
+		}
+		want := imageNamed(t, "debian-local").Digest
+		vol := filepath.Join(dir, strings.Replace(want, ":", "-", 1)+".qcow2")
+		if got, err := fileDigest(vol); err != nil || got != want {
+			t.Fatalf("the base in the pool after the cut: %s %v, want %s", got, err, want)
+		}
+		mustFVM(t, "rm", "-f", "lvcut")
+	})
 	t.Run("full-pool", func(t *testing.T) {
 		dir := filepath.Join(lvState, "small")
 		os.MkdirAll(dir, 0o755)
@@ -363,4 +424,18 @@ func lineOf(out, name string) string {
 		}
 	}
 	return ""
+}
+
+// fileDigest is "sha256:HEX" of a file's bytes.
+func fileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
 }
