@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -317,6 +318,37 @@ func TestVMLifecycle(t *testing.T) {
 		}
 		if got := strings.TrimSpace(mustFVM(t, "exec", name, "cat", "marker")); got != "kept" {
 			t.Fatalf("marker after restart: %q", got)
+		}
+	})
+
+	t.Run("kernel-panic-reboots", func(t *testing.T) {
+		// A directly booted guest reboots 5 s after a kernel panic (panic=5 on
+		// its command line) rather than hang: under TCG a cold boot now and then
+		// dies of "Oops: int3".
+		if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "cat", "/proc/sys/kernel/panic")); got != "5" {
+			t.Fatalf("kernel.panic in the guest: %q, want 5", got)
+		}
+		fullOnly(t, "a kernel panic and the cold boot after it, about 70 s")
+		mustFVM(t, "exec", name, "sh", "-c", "echo before-panic > ~/panic-marker && sync")
+		t0 := time.Now()
+		fvm(t, "exec", name, "--", "sudo", "sh", "-c", "echo c > /proc/sysrq-trigger") // its session dies with the kernel
+		for {
+			if time.Since(t0) > 6*time.Minute {
+				t.Fatal("the guest did not come back within 6 minutes of its kernel panic")
+			}
+			time.Sleep(5 * time.Second)
+			r := fvm(t, "exec", name, "--", "sh", "-c", "cut -d. -f1 /proc/uptime; cat ~/panic-marker")
+			if f := strings.Fields(r.stdout); r.code == 0 && len(f) == 2 {
+				up, _ := strconv.Atoi(f[0])
+				if time.Duration(up)*time.Second > time.Since(t0) || f[1] != "before-panic" {
+					t.Fatalf("after the panic: uptime %ss (the panic was %s ago), marker %q", f[0], time.Since(t0).Round(time.Second), f[1])
+				}
+				t.Logf("MEASURE kernel panic → rebooted and answering: %s", time.Since(t0).Round(time.Second))
+				break
+			}
+		}
+		if out, _ := exec.Command(fvmBin, "logs", name).Output(); !strings.Contains(string(out), "sysrq triggered crash") && !strings.Contains(string(out), "Kernel panic") {
+			t.Errorf("the panic is not in the serial log")
 		}
 	})
 

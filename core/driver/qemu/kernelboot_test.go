@@ -96,7 +96,7 @@ func TestKernelBootFromDisk(t *testing.T) {
 		t.Fatalf("clone: %+v %v", c, err)
 	}
 	c = cfg
-	if err := kernelFiles(&c, paths{disk: disk}, "", false); err != nil || c.Append != gb.Cmdline || !isFile(c.Kernel) {
+	if err := kernelFiles(&c, paths{disk: disk}, "", false); err != nil || c.Append != rebootOnPanic(gb.Cmdline) || !isFile(c.Kernel) {
 		t.Fatalf("cold boot: %+v %v", c, err)
 	}
 }
@@ -153,6 +153,18 @@ func TestWithGuestRootRefusesNonRegular(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s: withGuestRoot blocked", p)
+		}
+	}
+}
+
+func TestRebootOnPanic(t *testing.T) {
+	for in, want := range map[string]string{
+		"root=UUID=x ro console=ttyS0,115200": "root=UUID=x ro console=ttyS0,115200 panic=5",
+		"root=UUID=x panic=0":                 "root=UUID=x panic=0",
+		"":                                    "panic=5",
+	} {
+		if got := rebootOnPanic(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
 		}
 	}
 }
