@@ -96,9 +96,9 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 		return res, err
 	}
 	res.mark(api.PhaseReidentify)
-	// What counts is the outcome, checked over the clone's own key: its
-	// hostname and machine id are the new ones (the template's key is gone).
-	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID); err != nil {
+	// What counts is the outcome: the clone's own key answers (the template's
+	// is gone), its hostname and machine id are the new ones.
+	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID, res.Via == ViaAgent); err != nil {
 		return res, err
 	}
 	res.mark(api.PhaseKeyLive)
@@ -167,8 +167,25 @@ func (p *Pool) runBySSH(ctx context.Context, inst *store.Instance, r *driver.Run
 // ownKey connects with the clone's own host key pinned and checks that the
 // guest is the clone now. A listening sshd restarts without blocking (a
 // per-connection one needs no restart): until it has, the template's key may
-// still answer, and the next attempt waits for it.
-func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID string) (*sshx.Client, error) {
+// still answer, and the next attempt waits for it. With byAgent the identity
+// is read through the guest agent while SSH connects (an SSH session of its
+// own would cost a login under the guest's PAM after the handshake: a
+// noticeable part of a fork's wait under emulation); else over the
+// connection.
+func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID string, byAgent bool) (*sshx.Client, error) {
+	var agentCheck chan error
+	if byAgent && r.Agent != nil {
+		agentCheck = make(chan error, 1)
+		go func() {
+			x, err := r.Agent.GuestExec(ctx, []string{"/bin/sh", "-c", identityCheck}, nil)
+			if err != nil {
+				err = fmt.Errorf("read the clone's identity through the guest agent: %w", err)
+			} else {
+				err = checkIdentity(string(x.Stdout), x.Status, inst.Spec.Name, machineID)
+			}
+			agentCheck <- err
+		}()
+	}
 	var own *sshx.Client
 	var err error
 	for {
@@ -181,14 +198,34 @@ func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, 
 	if err != nil {
 		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)
 	}
-	var check bytes.Buffer
-	st, err := own.Exec(ctx, "hostname; cat /etc/machine-id", nil, &check, nil)
-	got := strings.Fields(check.String())
-	if err != nil || st != 0 || len(got) != 2 || got[0] != inst.Spec.Name || got[1] != machineID {
+	if agentCheck != nil {
+		err = <-agentCheck
+	} else {
+		var check bytes.Buffer
+		var st int
+		if st, err = own.Exec(ctx, identityCheck, nil, &check, nil); err != nil {
+			err = fmt.Errorf("read the clone's identity over SSH: %w", err)
+		} else {
+			err = checkIdentity(check.String(), st, inst.Spec.Name, machineID)
+		}
+	}
+	if err != nil {
 		own.Close()
-		return nil, fmt.Errorf("re-identification did not take (%q, status %d, %v)", got, st, err)
+		return nil, err
 	}
 	return own, nil
+}
+
+// identityCheck prints what re-identification changed and the host checks.
+const identityCheck = "hostname; cat /etc/machine-id"
+
+// checkIdentity checks identityCheck's output: the clone's name and machine id.
+func checkIdentity(out string, status int, name, machineID string) error {
+	got := strings.Fields(out)
+	if status != 0 || len(got) != 2 || got[0] != name || got[1] != machineID {
+		return fmt.Errorf("re-identification did not take (%q, status %d)", got, status)
+	}
+	return nil
 }
 
 // phaseText is phases for a log line: "agent-ready=12ms re-identify=310ms ...".

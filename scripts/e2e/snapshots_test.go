@@ -32,7 +32,8 @@ func TestSnapshots(t *testing.T) {
 	const parent = "snap1"
 	t.Cleanup(func() { fvm(t, "rm", "-f", parent, "fork1", "fork2", "cold3") })
 	t0 := time.Now()
-	mustFVM(t, "run", "-d", "--wait", "debian-local", parent, "--memory", "1G")
+	echoPort := freePort(t)
+	mustFVM(t, "run", "-d", "--wait", "debian-local", parent, "--memory", "1G", "-p", strconv.Itoa(echoPort)+":7777")
 	t.Logf("MEASURE parent run -d → cloud-init done: %s", time.Since(t0))
 	parentKey, err := os.ReadFile(filepath.Join(layout.InstanceDir(parent), store.HostKeyPubFile))
 	if err != nil {
@@ -49,7 +50,20 @@ func TestSnapshots(t *testing.T) {
 	}
 
 	t.Run("restore", func(t *testing.T) {
+		// A connection into the guest through a -p forward lives through the
+		// snapshot, echoing all along.
+		mustFVM(t, "exec", parent, "--", echoServer(7777))
+		probe := dialEcho(t, echoPort)
+		probe.start()
+		time.Sleep(200 * time.Millisecond)
 		r := fvm(t, "snapshot", "create", parent, "s1")
+		time.Sleep(200 * time.Millisecond)
+		worst, err := probe.finish()
+		if err != nil {
+			t.Errorf("a connection through a -p forward to a guest process, during snapshot create: %v", err)
+		} else {
+			t.Logf("MEASURE longest echo round trip through a -p forward during snapshot create: %s", worst.Round(time.Millisecond))
+		}
 		if r.code != 0 || !strings.Contains(r.stderr, "disk and memory") {
 			t.Fatalf("snapshot create: %+v", r)
 		}

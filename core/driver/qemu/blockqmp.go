@@ -2,7 +2,9 @@ package qemu
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,10 +30,40 @@ func queryTop(ctx context.Context, q *QMP) (string, error) {
 	}
 	for _, b := range blocks {
 		if b.Device == diskDevice && b.Inserted != nil {
-			return b.Inserted.Image.Filename, nil
+			return fileOf(b.Inserted.Image.Filename), nil
 		}
 	}
 	return "", fmt.Errorf("qemu has no disk %s", diskDevice)
+}
+
+// fileOf is the file a block node's filename names. After a live snapshot
+// QEMU names the top "json:{...}": its backing is open under the old top's
+// name, while its header names the layer (the same file under another name,
+// beginSwitch). The file is its protocol child's filename then; a name that
+// is no such pseudo-filename is returned as it is.
+func fileOf(filename string) string {
+	rest, ok := strings.CutPrefix(filename, "json:")
+	if !ok {
+		return filename
+	}
+	var node struct {
+		File json.RawMessage `json:"file"`
+	}
+	if json.Unmarshal([]byte(rest), &node) != nil {
+		return filename
+	}
+	var child struct {
+		Driver   string `json:"driver"`
+		Filename string `json:"filename"`
+	}
+	if json.Unmarshal(node.File, &child) == nil && child.Driver == "file" && child.Filename != "" {
+		return child.Filename
+	}
+	var name string
+	if json.Unmarshal(node.File, &name) == nil && name != "" {
+		return name
+	}
+	return filename
 }
 
 // nodeOf is the name of the format node (qcow2, raw) QEMU opened file as.

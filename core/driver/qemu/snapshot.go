@@ -71,6 +71,9 @@ func (d *Driver) Snapshot(ctx context.Context, inst *store.Instance, dir string)
 	if err := os.Symlink(n.Layer, filepath.Join(dir, DiskFile)); err != nil {
 		return fail(err)
 	}
+	if res.Memory { // a suspended VM's: the kernel its memory runs
+		linkKernelFiles(inst.Dir, dir)
+	}
 	if flat, err := d.flattenStopped(ctx, inst.Path(n.Top)); err != nil {
 		res.Notice = fmt.Sprintf("its disk's layers could not be flattened (%v): the next start tries again", err)
 	} else if flat {
@@ -178,8 +181,24 @@ func (m *Machine) Snapshot(ctx context.Context, dir string, memory bool) (driver
 	if err := os.Symlink(n.Layer, filepath.Join(dir, DiskFile)); err != nil {
 		return fail(err)
 	}
+	if res.Memory {
+		linkKernelFiles(m.p.dir, dir)
+	}
 	m.flattenIfDeep(ctx)
 	return res, nil
+}
+
+// linkKernelFiles gives a snapshot the kernel and initrd of the VM's direct
+// kernel boot (hard links: a later cold boot replaces the VM's own by
+// rename). A clone restoring the snapshot's memory starts QEMU with the
+// kernel that memory runs, without reading it out of the disk first
+// (kernelFiles); without them it does that. A VM booted by its firmware has none.
+func linkKernelFiles(vmDir, dir string) {
+	k, i := kernelBootFiles(vmDir)
+	sk, si := kernelBootFiles(dir)
+	if isFile(k) && isFile(i) && os.Link(k, sk) == nil && os.Link(i, si) != nil {
+		os.Remove(sk) // both or neither
+	}
 }
 
 // nodeName is the QEMU node name of a top file (its name without .qcow2).

@@ -209,12 +209,24 @@ func TestSnapshotLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Kill()
+	// The kernel of its direct boot, as its last cold boot left it.
+	kernel, initrd := kernelBootFiles(inst.Dir)
+	os.WriteFile(kernel, []byte("vmlinuz"), 0o600)
+	os.WriteFile(initrd, []byte("initrd"), 0o600)
 	dir := snapDir(t)
 	res, err := m.(driver.LiveSnapshotter).Snapshot(ctx, dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	top := topOf(t, inst)
+	// A clone restores with the kernel the memory runs, linked, not read out of the disk.
+	sk, si := kernelBootFiles(dir)
+	for _, f := range [][2]string{{kernel, sk}, {initrd, si}} {
+		a, _ := os.Stat(f[0])
+		if b, err := os.Stat(f[1]); err != nil || !os.SameFile(a, b) {
+			t.Errorf("the snapshot's %s is no link to the VM's %s: %v", f[1], f[0], err)
+		}
+	}
 	if !res.Memory || res.Fingerprint == "" || res.Pause <= 0 || res.Pause > 5*time.Second {
 		t.Errorf("result %+v", res)
 	}
@@ -246,6 +258,9 @@ func TestSnapshotLive(t *testing.T) {
 		}
 		if res.Memory || !strings.Contains(res.Notice, "could not be frozen") || d.HasSavedState(&store.Instance{Dir: dir}) {
 			t.Errorf("a disk-only snapshot without a guest agent: %+v", res)
+		}
+		if k, _ := kernelBootFiles(dir); isFile(k) {
+			t.Errorf("a disk-only snapshot has the running kernel %s: its clones boot their disk's", k)
 		}
 		if got := GuestMAC(&vm.Spec{Name: "fork2", Warm: dir}); got != cloudinit.DefaultMAC {
 			t.Errorf("a cold clone's NIC %s, want %s (a new instance: its seed names it)", got, cloudinit.DefaultMAC)
