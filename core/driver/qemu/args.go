@@ -54,11 +54,15 @@ type Config struct {
 	KernelBoot bool
 
 	// ISO installs (vm.Spec.ISO).
-	CDROM    string // installer ISO, a CD-ROM that boots after the disk; "" for none
-	Kernel   string // direct kernel boot (the unattended install boot); "" boots the firmware's way
-	Initrd   string
-	Append   string // kernel command line
-	NoReboot bool   // a guest reboot ends QEMU instead
+	CDROM  string // installer ISO, a CD-ROM that boots after the disk; "" for none
+	Kernel string // direct kernel boot (the unattended install boot); "" boots the firmware's way
+	Initrd string
+	Append string // kernel command line
+	// PanicReboot adds panic=5 to Append (rebootOnPanic): the guest reboots
+	// after a kernel panic. Not part of the saved state's fingerprint: the
+	// command line is read once, at a cold boot.
+	PanicReboot bool
+	NoReboot    bool // a guest reboot ends QEMU instead
 }
 
 // BuildArgs returns QEMU's arguments (without the binary) for cfg.
@@ -125,7 +129,7 @@ func BuildArgs(cfg Config) []string {
 		a = append(a, soundArgs(cfg.AudioDev)...)
 	}
 	if cfg.Kernel != "" {
-		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", cfg.Append)
+		a = append(a, "-kernel", cfg.Kernel, "-initrd", cfg.Initrd, "-append", appendLine(cfg))
 	}
 	if cfg.NoReboot {
 		a = append(a, "-no-reboot")
@@ -257,4 +261,12 @@ func memoryBackend(cfg Config) string {
 		return ",memory-backend=mem"
 	}
 	return ""
+}
+
+// appendLine is the kernel command line QEMU gets.
+func appendLine(cfg Config) string {
+	if cfg.PanicReboot {
+		return rebootOnPanic(cfg.Append)
+	}
+	return cfg.Append
 }

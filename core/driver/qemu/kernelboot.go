@@ -269,7 +269,7 @@ func kernelFiles(cfg *Config, p paths, clone string, restore bool) error {
 	if err != nil {
 		return err
 	}
-	cfg.Append = rebootOnPanic(cmdline)
+	cfg.Append, cfg.PanicReboot = cmdline, true
 	return nil
 }
 
