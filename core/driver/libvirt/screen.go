@@ -23,7 +23,7 @@ import (
 // screen only as a file descriptor passed over its local socket
 // (virDomainOpenGraphicsFD, which go-libvirt cannot receive and which no
 // remote transport carries), so fvm connects to the socket itself: directly
-// for a local daemon, through the user's OpenSSH (`ssh -N -L`, OpenSSH's
+// for a local daemon, through the user's OpenSSH (`ssh -L`, OpenSSH's
 // stream-local forwarding) for qemu+ssh://. Other remote transports (tcp, tls)
 // have no way to it: the display is refused with that reason.
 func (m *machine) DialVNC(ctx context.Context) (net.Conn, error) {

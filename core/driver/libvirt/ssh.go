@@ -107,11 +107,12 @@ func (d *sshDialer) run(remote string, extra ...string) (net.Conn, error) {
 }
 
 // forward opens a stream to a Unix socket on the far host through OpenSSH's
-// streamlocal forwarding: `ssh -N -L LOCAL:REMOTE` to a private socket here,
+// streamlocal forwarding: `ssh -L LOCAL:REMOTE` to a private socket here,
 // connected once and then unlinked; the ssh lives as long as the connection.
 // (`ssh -W PATH` would need no local socket, but OpenSSH 9.2, Debian 12's,
-// opens no channel for a path: the stream ended at once.) No program is
-// needed on the far side.
+// opens no channel for a path: the stream ended at once.) Its remote command
+// reads its stdin, a pipe this process holds: if the host dies without
+// closing the connection, the pipe's end ends the ssh (as `-N` would not).
 func (d *sshDialer) forward(path string) (net.Conn, error) {
 	if strings.ContainsAny(path, ": \t\n") {
 		return nil, fmt.Errorf("socket %q on the libvirt host: ssh -L cannot name a path with a colon or a space", path)
@@ -122,16 +123,21 @@ func (d *sshDialer) forward(path string) (net.Conn, error) {
 	}
 	defer os.RemoveAll(dir) // once connected, the socket's name is not needed
 	local := filepath.Join(dir, "s")
-	args := append([]string{"-N", "-o", "ExitOnForwardFailure=yes", "-L", local + ":" + path}, d.args...)
-	cmd := exec.Command(d.command, args...)
+	args := append([]string{"-o", "ExitOnForwardFailure=yes", "-L", local + ":" + path}, d.args...)
+	cmd := exec.Command(d.command, append(args, "exec cat > /dev/null")...)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("run %s: %w", d.command, err)
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	fail := func(err error) (net.Conn, error) {
+		stdin.Close()
 		cmd.Process.Kill()
 		<-done
 		if msg := lastLine(stderr.String()); msg != "" {
@@ -142,7 +148,7 @@ func (d *sshDialer) forward(path string) (net.Conn, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if c, err := net.Dial("unix", local); err == nil {
-			return &forwardConn{Conn: c, cmd: cmd, done: done}, nil
+			return &forwardConn{Conn: c, cmd: cmd, stdin: stdin, done: done}, nil
 		}
 		select {
 		case <-done:
@@ -158,14 +164,16 @@ func (d *sshDialer) forward(path string) (net.Conn, error) {
 // forwardConn is a connection through an `ssh -L` of its own, which ends with it.
 type forwardConn struct {
 	net.Conn
-	cmd  *exec.Cmd
-	done chan struct{}
-	once sync.Once
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+	once  sync.Once
 }
 
 func (c *forwardConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(func() {
+		c.stdin.Close()
 		c.cmd.Process.Kill()
 		<-c.done
 	})
