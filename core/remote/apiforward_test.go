@@ -164,8 +164,11 @@ func TestForwardMasterKilled(t *testing.T) {
 	}
 	defer master.Process.Kill()
 	go master.Wait() // reaped: a dead master is seen as gone either way
+	// Wait for a connect to succeed: the socket file exists from bind(2),
+	// a moment before listen(2) makes it answer.
 	for i := 0; ; i++ {
-		if _, err := os.Stat(s.forwardPath()); err == nil {
+		if c, err := net.Dial("unix", s.forwardPath()); err == nil {
+			c.Close()
 			break
 		} else if i > 500 {
 			t.Fatal("the fake master did not listen")
