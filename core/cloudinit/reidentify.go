@@ -68,72 +68,118 @@ func (id Identity) validate() error {
 // NewMachineID returns 32 hex digits from random bytes (a systemd machine id).
 func NewMachineID(random []byte) string { return hex.EncodeToString(random[:16]) }
 
-// ReidentifyScript returns the bash script, run as root in the clone, that gives
-// it id. Values enter it only as base64 or as validated tokens: nothing is
-// interpreted by the shell.
+// Reidentify is the script, run as root in the clone, that gives it an
+// Identity, in two parts. First makes the clone answer SSH as itself: clock,
+// host key, hostname, machine id, the user's keys, entropy (and restarts a
+// listening sshd). Rest finishes what must hold before the clone is used but
+// may run while the host's first connection is made: /etc/hosts, cloud-init's
+// record of the instance, the disk's size, then (detached) the journal and the
+// consoles. Rest's last line reads back "reidentified HOSTNAME MACHINE-ID" as
+// the guest sees them (ReadBack).
+type Reidentify struct{ First, Rest string }
+
+// Script is both parts as one script (for a clone reached over SSH).
+func (r Reidentify) Script() string { return r.First + r.Rest }
+
+// ReidentifyScript returns the whole script that gives a clone id.
 func ReidentifyScript(id Identity) (string, error) {
+	r, err := ReidentifyScripts(id)
+	return r.Script(), err
+}
+
+// ReidentifyScripts returns the script's two parts. Values enter them only
+// as base64 or as validated tokens: nothing is interpreted by the shell.
+func ReidentifyScripts(id Identity) (Reidentify, error) {
+	return reidentifyScripts(id, "", true)
+}
+
+// reidentifyScripts writes under root (tests run the script on a directory
+// tree) and, with services, asks systemd for restarts.
+func reidentifyScripts(id Identity, root string, services bool) (Reidentify, error) {
 	if err := id.validate(); err != nil {
-		return "", err
+		return Reidentify{}, err
 	}
 	keys := strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n"
 	priv := id.HostKeyPrivate
 	if !strings.HasSuffix(priv, "\n") {
 		priv += "\n"
 	}
-	// Under TCG every program started costs tens of milliseconds: files are
-	// written with bash's own printf (contents as \xHH escapes in a quoted
-	// format, nothing for the shell to interpret), not by helper programs.
-	var s strings.Builder
-	w := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	// Under TCG every program started costs 40-100 ms: files are written with
+	// bash's own printf (contents as \xHH escapes in a quoted format, nothing
+	// for the shell to interpret), tests are bash's own, and a program runs
+	// only where there is something for it to do.
+	var first, rest strings.Builder
+	s := &first
+	w := func(format string, args ...any) { fmt.Fprintf(s, format+"\n", args...) }
 	put := func(path, content string) { w("printf '%s' > %s", escapeBytes([]byte(content)), path) }
-	w("#!/bin/bash")
-	w("# fvm: make this warm clone its own machine")
-	w("set -eu")
-	w("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	header := func(what string) {
+		w("#!/bin/bash")
+		w("# fvm: make this warm clone its own machine (%s)", what)
+		w("set -eu")
+		w("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+		w("R=%s", root)
+	}
+	header("first part")
 	w("umask 077")
 	if id.SetClock {
 		w("# Clock first: the value is as fresh as it will be.")
 		w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
 	}
-	w("# The clone's own SSH host key. A per-connection sshd (fvm's image: sshd.socket)")
-	w("# reads it at the next connection; a listening one is restarted below.")
-	w("rm -f /etc/ssh/ssh_host_*")
-	put("/etc/ssh/ssh_host_ed25519_key", priv)
+	w("# The clone's own SSH host key, the only one. A per-connection sshd (fvm's image:")
+	w("# sshd.socket) reads it at the next connection; a listening one is restarted below.")
+	w(`for f in "$R"/etc/ssh/ssh_host_*; do`)
+	w(`  case $f in "$R"/etc/ssh/ssh_host_ed25519_key|"$R"/etc/ssh/ssh_host_ed25519_key.pub) ;; *) [ ! -e "$f" ] || rm -f -- "$f" ;; esac`)
+	w("done")
+	put(`"$R"/etc/ssh/ssh_host_ed25519_key`, priv)
 	w("umask 022")
-	put("/etc/ssh/ssh_host_ed25519_key.pub", strings.TrimSpace(id.HostKeyPublic)+"\n")
+	put(`"$R"/etc/ssh/ssh_host_ed25519_key.pub`, strings.TrimSpace(id.HostKeyPublic)+"\n")
 	w("# Hostname.")
-	put("/etc/hostname", id.Hostname+"\n")
-	put("/proc/sys/kernel/hostname", id.Hostname)
+	put(`"$R"/etc/hostname`, id.Hostname+"\n")
+	put(`"$R"/proc/sys/kernel/hostname`, id.Hostname)
+	w("# Machine id (journald and D-Bus follow it).")
+	put(`"$R"/etc/machine-id`, id.MachineID+"\n")
+	w(`if [ -f "$R"/var/lib/dbus/machine-id ] && [ ! -L "$R"/var/lib/dbus/machine-id ]; then`)
+	put(`  "$R"/var/lib/dbus/machine-id`, id.MachineID+"\n")
+	w("fi")
+	w("# The user's keys (a file that exists keeps its owner and mode).")
+	w("umask 077")
+	w(`home=~%s; home=$R$home`, id.User)
+	w(`[ -d "$home/.ssh" ] || { mkdir -p "$home/.ssh"; chown %s: "$home/.ssh"; }`, id.User)
+	w(`new=; [ -e "$home/.ssh/authorized_keys" ] || new=1`)
+	put(`"$home/.ssh/authorized_keys"`, keys)
+	w(`[ -z "$new" ] || chown %s: "$home/.ssh/authorized_keys"`, id.User)
+	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
+	put(`"$R"/dev/urandom`, string(id.Entropy))
+	if services {
+		w("# A listening sshd restarts without blocking (the host polls for the new key).")
+		w("# Globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
+		w("[ -e /etc/systemd/system/sockets.target.wants/sshd.socket ] || systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true")
+	}
+	w("echo keyed")
+
+	s = &rest
+	header("the rest")
+	w("umask 022")
 	old := id.OldHostname
 	if old == "" {
 		old = TemplateHostname
 	}
-	w("sed -i -e 's/\\b%s\\b/%s/g' /etc/hosts", old, id.Hostname)
-	w("# Machine id (journald and D-Bus follow it).")
-	put("/etc/machine-id", id.MachineID+"\n")
-	w("if [ -f /var/lib/dbus/machine-id ] && [ ! -L /var/lib/dbus/machine-id ]; then cat /etc/machine-id > /var/lib/dbus/machine-id; fi")
-	w("# The user's keys.")
-	w("umask 077")
-	w("home=~%s", id.User)
-	w(`[ -d "$home/.ssh" ] || { mkdir -p "$home/.ssh"; chown %s: "$home/.ssh"; }`, id.User)
-	put(`"$home/.ssh/authorized_keys"`, keys)
-	w(`chown %s: "$home/.ssh/authorized_keys"`, id.User)
+	w("# /etc/hosts names the clone where it named the template.")
+	w(`hosts=; read -r -d '' hosts < "$R"/etc/hosts || true`)
+	w(`case $hosts in *%s*) sed -i -e 's/\b%s\b/%s/g' "$R"/etc/hosts ;; esac`, old, old, id.Hostname)
 	w("# cloud-init: the clone's seed is the instance it already ran for (a reboot keeps this identity).")
-	w("umask 022")
-	w("cd /var/lib/cloud")
+	w(`cd "$R"/var/lib/cloud`)
 	w("if [ -d instances/%s ] && [ ! -e instances/%s ]; then mv instances/%s instances/%s; fi", id.OldInstanceID, id.InstanceID, id.OldInstanceID, id.InstanceID)
-	w("[ -d instances/%s ] || mkdir -p instances/%s data", id.InstanceID, id.InstanceID)
+	w("[ -d instances/%s ] && [ -d data ] || mkdir -p instances/%s data", id.InstanceID, id.InstanceID)
 	w("ln -sfn /var/lib/cloud/instances/%s instance", id.InstanceID)
 	put("data/instance-id", id.InstanceID+"\n")
 	put("data/previous-instance-id", id.InstanceID+"\n")
-	w("rm -f instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID)
-	w("# The machine id below is this instance's: the seed's once-per-instance replacement")
+	w("[ ! -e instances/%s/obj.pkl ] || rm -f instances/%s/obj.pkl  # read the clone's seed at the next boot", id.InstanceID, id.InstanceID)
+	w("# The machine id above is this instance's: the seed's once-per-instance replacement")
 	w("# (for clones that boot cold) must not run at the next cold boot.")
 	w("[ -d instances/%s/sem ] || mkdir -p instances/%s/sem", id.InstanceID, id.InstanceID)
 	put(fmt.Sprintf("instances/%s/sem/%s", id.InstanceID, machineIDSemaphore), fmt.Sprintf("0\t%d\n", id.Now.Unix()))
 	w("cd /")
-	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
-	put("/dev/urandom", string(id.Entropy))
 	if id.GrowDisk {
 		w("# Grow the root filesystem to the clone's disk.")
 		w(`root=$(findmnt -no SOURCE /); part=${root##*/}`)
@@ -143,16 +189,27 @@ func ReidentifyScript(id Identity) (string, error) {
 		w("fi")
 		w(`resize2fs "$root" > /dev/null 2>&1 || true`)
 	}
-	w("# A listening sshd restarts without blocking (the host polls for the new key); one sshd")
-	w("# per connection (fvm's image: sshd.socket) reads the new key at the next connection.")
-	w("# Globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
-	w("[ -e /etc/systemd/system/sockets.target.wants/sshd.socket ] || systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true")
-	w("# What only has to follow soon runs two seconds on, detached, so that it does not slow")
-	w("# the host's first connection down: the journal under the new machine id, and the")
-	w("# consoles' login prompts, printed under the template's name, printed again.")
-	w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
-	w("echo reidentified")
-	return s.String(), nil
+	if services {
+		w("# What only has to follow soon runs two seconds on, detached, so that it does not slow")
+		w("# the host's first connection down: the journal under the new machine id, and the")
+		w("# consoles' login prompts, printed under the template's name, printed again.")
+		w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
+	}
+	w("# What the guest now says it is, for the host to check.")
+	w(`h=; m=; read -r h < "$R"/proc/sys/kernel/hostname || true; read -r m < "$R"/etc/machine-id || true`)
+	w(`echo "reidentified $h $m"`)
+	return Reidentify{First: first.String(), Rest: rest.String()}, nil
+}
+
+// ReadBack checks the last line of Rest's output: the guest's hostname and
+// machine id are the clone's.
+func ReadBack(out string, hostname, machineID string) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	got := strings.Fields(lines[len(lines)-1])
+	if len(got) != 3 || got[0] != "reidentified" || got[1] != hostname || got[2] != machineID {
+		return fmt.Errorf("re-identification did not take: the guest reads back %q, want hostname %s and machine id %s", got, hostname, machineID)
+	}
+	return nil
 }
 
 // escapeBytes renders b for a single-quoted printf format: letters and

@@ -2,7 +2,11 @@ package cloudinit
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,40 +24,129 @@ func testIdentity(t *testing.T) Identity {
 
 func TestReidentifyScript(t *testing.T) {
 	id := testIdentity(t)
-	s, err := ReidentifyScript(id)
+	r, err := ReidentifyScripts(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bash, err := exec.LookPath("bash"); err == nil {
-		c := exec.Command(bash, "-n")
-		c.Stdin = strings.NewReader(s)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("bash -n: %v: %s\n%s", err, out, s)
+		for _, s := range []string{r.First, r.Rest, r.Script()} {
+			c := exec.Command(bash, "-n")
+			c.Stdin = strings.NewReader(s)
+			if out, err := c.CombinedOutput(); err != nil {
+				t.Fatalf("bash -n: %v: %s\n%s", err, out, s)
+			}
 		}
 	}
 	for _, want := range []string{
-		"set -eu",
-		"rm -f /etc/ssh/ssh_host_*",
-		"printf '" + escapeBytes([]byte(id.HostKeyPrivate)) + "' > /etc/ssh/ssh_host_ed25519_key",
-		"printf 'clone1' > /proc/sys/kernel/hostname", `s/\bfvm-warm\b/clone1/g`,
-		"printf '" + id.MachineID + "\\x0a' > /etc/machine-id",
-		"mv instances/i-8899aabbccddeeff instances/i-0011223344556677",
-		"printf 'i\\x2d0011223344556677\\x0a' > data/instance-id",
 		"date -u -s @1764600000.123456789",
 		"growpart", "resize2fs",
 		"systemctl restart --no-block systemd-journald",
-		"systemctl try-restart --no-block '[s]sh.service' '[s]shd.service'",
 		`systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"`,
 	} {
-		if !strings.Contains(s, want) {
+		if !strings.Contains(r.Rest, want) && !strings.Contains(r.First, want) {
 			t.Errorf("script lacks %q", want)
 		}
 	}
-	if strings.Index(s, "systemctl restart --no-block") < strings.Index(s, "ssh_host_ed25519_key.pub") {
-		t.Error("sshd restarts before the new key is in place")
+	// A listening sshd restarts in the first part, after the new key is in place.
+	restart := strings.Index(r.First, "systemctl try-restart --no-block '[s]sh.service' '[s]shd.service'")
+	if restart < 0 || restart < strings.Index(r.First, "ssh_host_ed25519_key.pub") {
+		t.Error("the first part does not restart a listening sshd after the new key is in place")
 	}
-	if strings.Index(s, `"getty@*.service"`) < strings.Index(s, "/proc/sys/kernel/hostname") {
-		t.Error("the consoles' prompts are printed again before the hostname is the clone's")
+	if strings.Index(r.First, "date -u -s") > strings.Index(r.First, "ssh_host") {
+		t.Error("the clock is set after other work")
+	}
+}
+
+// TestReidentifyScriptRuns runs both parts on a directory tree laid out as a
+// template's and checks what they leave.
+func TestReidentifyScriptRuns(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	me, err := user.Current()
+	if err != nil || !login.MatchString(me.Username) {
+		t.Skip("no user name the script accepts")
+	}
+	id := testIdentity(t)
+	id.User, id.SetClock, id.GrowDisk = me.Username, false, false
+	root := t.TempDir()
+	home := filepath.Join(root, me.HomeDir)
+	files := map[string]string{
+		"etc/ssh/ssh_host_ed25519_key": "old", "etc/ssh/ssh_host_ed25519_key.pub": "old",
+		"etc/ssh/ssh_host_rsa_key": "old", "etc/ssh/ssh_host_rsa_key.pub": "old", "etc/ssh/sshd_config": "keep",
+		"etc/hostname": "fvm-warm\n", "proc/sys/kernel/hostname": "fvm-warm\n", "etc/machine-id": "0000\n",
+		"var/lib/dbus/machine-id": "0000\n", "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 fvm-warm.lan fvm-warm\n",
+		"dev/urandom": "", "var/lib/cloud/instances/" + id.OldInstanceID + "/obj.pkl": "x",
+		"var/lib/cloud/instances/" + id.OldInstanceID + "/sem/config_x": "x", "var/lib/cloud/data/instance-id": "old\n",
+	}
+	for f, content := range files {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/var/lib/cloud/instances/"+id.OldInstanceID, filepath.Join(root, "var/lib/cloud/instance")); err != nil {
+		t.Fatal(err)
+	}
+	r, err := reidentifyScripts(id, root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(script string) string {
+		c := exec.Command(bash, "-s")
+		c.Stdin = strings.NewReader(script)
+		out, err := c.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return string(out)
+	}
+	if out := run(r.First); strings.TrimSpace(out) != "keyed" {
+		t.Errorf("first part printed %q", out)
+	}
+	if err := ReadBack(run(r.Rest), id.Hostname, id.MachineID); err != nil {
+		t.Error(err)
+	}
+	read := func(f string) string {
+		b, err := os.ReadFile(filepath.Join(root, f))
+		if err != nil {
+			return err.Error()
+		}
+		return string(b)
+	}
+	inst := "var/lib/cloud/instances/" + id.InstanceID
+	for f, want := range map[string]string{
+		"etc/ssh/ssh_host_ed25519_key": id.HostKeyPrivate, "etc/ssh/ssh_host_ed25519_key.pub": strings.TrimSpace(id.HostKeyPublic) + "\n",
+		"etc/ssh/sshd_config": "keep", "etc/hostname": "clone1\n", "proc/sys/kernel/hostname": "clone1",
+		"etc/machine-id": id.MachineID + "\n", "var/lib/dbus/machine-id": id.MachineID + "\n",
+		"etc/hosts": "127.0.0.1 localhost\n127.0.1.1 clone1.lan clone1\n", "dev/urandom": string(id.Entropy),
+		strings.TrimPrefix(home, root+"/") + "/.ssh/authorized_keys": strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n",
+		"var/lib/cloud/data/instance-id": id.InstanceID + "\n", "var/lib/cloud/data/previous-instance-id": id.InstanceID + "\n",
+		inst + "/sem/config_x": "x", inst + "/sem/" + machineIDSemaphore: fmt.Sprintf("0\t%d\n", id.Now.Unix()),
+	} {
+		if got := read(f); got != want {
+			t.Errorf("%s: %q, want %q", f, got, want)
+		}
+	}
+	for _, f := range []string{"etc/ssh/ssh_host_rsa_key", "etc/ssh/ssh_host_rsa_key.pub", inst + "/obj.pkl", "var/lib/cloud/instances/" + id.OldInstanceID} {
+		if _, err := os.Lstat(filepath.Join(root, f)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there (%v)", f, err)
+		}
+	}
+	if l, _ := os.Readlink(filepath.Join(root, "var/lib/cloud/instance")); l != "/var/lib/cloud/instances/"+id.InstanceID {
+		t.Errorf("instance links to %q", l)
+	}
+	if st, err := os.Stat(filepath.Join(root, "etc/ssh/ssh_host_ed25519_key")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("the private host key: %v %v", st.Mode(), err)
+	}
+	// Run again (a retry after a failure): the same outcome.
+	run(r.First)
+	if err := ReadBack(run(r.Rest), id.Hostname, id.MachineID); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -64,7 +64,7 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	if err != nil {
 		return res, err
 	}
-	script, err := cloudinit.ReidentifyScript(id)
+	parts, err := cloudinit.ReidentifyScripts(id)
 	if err != nil {
 		return res, err
 	}
@@ -86,11 +86,16 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 			return res, err
 		}
 	}
+	// Through the agent, the first part runs alone (the clone's key, names
+	// and the user's keys), the rest while the host connects with the
+	// clone's key; over SSH the whole script runs on the template's key.
+	rest := ""
 	if res.Via == ViaAgent {
-		err = runByAgent(ctx, r.Agent, script)
+		_, err = runByAgent(ctx, r.Agent, parts.First, "keyed")
+		rest = parts.Rest
 	} else {
 		res.Via = ViaSSH
-		err = p.runBySSH(ctx, inst, r, snap.HostKeyPublic, script, &res)
+		err = p.runBySSH(ctx, inst, r, snap.HostKeyPublic, parts.Script(), &res)
 	}
 	if err != nil {
 		return res, err
@@ -98,7 +103,7 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	res.mark(api.PhaseReidentify)
 	// What counts is the outcome: the clone's own key answers (the template's
 	// is gone), its hostname and machine id are the new ones.
-	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID, res.Via == ViaAgent); err != nil {
+	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID, rest); err != nil {
 		return res, err
 	}
 	res.mark(api.PhaseKeyLive)
@@ -128,18 +133,18 @@ func (p *Pool) identity(inst *store.Instance, snap Info, userKey string, setCloc
 	}, nil
 }
 
-// runByAgent runs the script as root through the guest agent, on bash's
-// standard input: the private host key in it never lands in a file or on a
-// command line of the guest.
-func runByAgent(ctx context.Context, a driver.GuestAgent, script string) error {
+// runByAgent runs a script as root through the guest agent, on bash's
+// standard input (the private host key in it never lands in a file or on a
+// command line of the guest), and wants done in its output.
+func runByAgent(ctx context.Context, a driver.GuestAgent, script, done string) (string, error) {
 	x, err := a.GuestExec(ctx, []string{"/bin/bash", "-s"}, []byte(script))
 	if err != nil {
-		return fmt.Errorf("re-identify through the guest agent: %w", err)
+		return "", fmt.Errorf("re-identify through the guest agent: %w", err)
 	}
-	if x.Status != 0 || !strings.Contains(string(x.Stdout), "reidentified") {
-		return fmt.Errorf("re-identify through the guest agent (status %d): %s %s", x.Status, oneLine(string(x.Stdout)), oneLine(tail(string(x.Stderr), 600)))
+	if x.Status != 0 || !strings.Contains(string(x.Stdout), done) {
+		return "", fmt.Errorf("re-identify through the guest agent (status %d): %s %s", x.Status, oneLine(string(x.Stdout)), oneLine(tail(string(x.Stderr), 600)))
 	}
-	return nil
+	return string(x.Stdout), nil
 }
 
 // runBySSH runs the script as root over SSH with the template's host key
@@ -167,21 +172,20 @@ func (p *Pool) runBySSH(ctx context.Context, inst *store.Instance, r *driver.Run
 // ownKey connects with the clone's own host key pinned and checks that the
 // guest is the clone now. A listening sshd restarts without blocking (a
 // per-connection one needs no restart): until it has, the template's key may
-// still answer, and the next attempt waits for it. With byAgent the identity
-// is read through the guest agent while SSH connects (an SSH session of its
-// own would cost a login under the guest's PAM after the handshake: a
-// noticeable part of a fork's wait under emulation); else over the
-// connection.
-func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID string, byAgent bool) (*sshx.Client, error) {
+// still answer, and the next attempt waits for it. With rest (the clone
+// re-identified through the agent), the script's rest runs through the agent
+// while SSH connects, and its read-back is the identity check (an SSH session
+// of its own would cost a login under the guest's PAM after the handshake:
+// a noticeable part of a clone's wait under emulation); else the identity is
+// read over the connection.
+func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID, rest string) (*sshx.Client, error) {
 	var agentCheck chan error
-	if byAgent && r.Agent != nil {
+	if rest != "" {
 		agentCheck = make(chan error, 1)
 		go func() {
-			x, err := r.Agent.GuestExec(ctx, []string{"/bin/sh", "-c", identityCheck}, nil)
-			if err != nil {
-				err = fmt.Errorf("read the clone's identity through the guest agent: %w", err)
-			} else {
-				err = checkIdentity(string(x.Stdout), x.Status, inst.Spec.Name, machineID)
+			out, err := runByAgent(ctx, r.Agent, rest, "reidentified")
+			if err == nil {
+				err = cloudinit.ReadBack(out, inst.Spec.Name, machineID)
 			}
 			agentCheck <- err
 		}()
