@@ -125,7 +125,7 @@ func TestReidentifyScriptRuns(t *testing.T) {
 		"etc/machine-id": id.MachineID + "\n", "var/lib/dbus/machine-id": id.MachineID + "\n",
 		"etc/hosts": "127.0.0.1 localhost\n127.0.1.1 clone1.lan clone1\n", "dev/urandom": string(id.Entropy),
 		strings.TrimPrefix(home, root+"/") + "/.ssh/authorized_keys": strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n",
-		"var/lib/cloud/data/instance-id": id.InstanceID + "\n", "var/lib/cloud/data/previous-instance-id": id.InstanceID + "\n",
+		"var/lib/cloud/data/instance-id":                             id.InstanceID + "\n", "var/lib/cloud/data/previous-instance-id": id.InstanceID + "\n",
 		inst + "/sem/config_x": "x", inst + "/sem/" + machineIDSemaphore: fmt.Sprintf("0\t%d\n", id.Now.Unix()),
 	} {
 		if got := read(f); got != want {
