@@ -113,6 +113,25 @@ func hostKeyAlgorithms(keyType string) []string {
 // Close closes the connection.
 func (c *Client) Close() error { return c.c.Close() }
 
+// LoggedIn waits until sshd has finished the login that follows the
+// handshake (PAM's session: the user's logind session and its scope). sshd
+// answers a global request only from its main loop, which it enters after
+// that: one keepalive round trip, where a session of its own would also cost
+// a process in the guest. The first command then costs what any costs.
+func (c *Client) LoggedIn(ctx context.Context) error {
+	res := make(chan error, 1)
+	go func() { _, _, err := c.c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
+	select {
+	case err := <-res:
+		if err != nil {
+			return fmt.Errorf("ssh login: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ssh login: %w", ctx.Err())
+	}
+}
+
 // Conn exposes the underlying connection (port forwards, extra sessions).
 func (c *Client) Conn() *ssh.Client { return c.c }
 

@@ -203,6 +203,7 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	if err != nil || st > 2 { // 0 done, 1 error, 2 degraded: an image whose cloud-init complains still clones
 		return fail(fmt.Errorf("settle the template (status %d): %v %s", st, err, strings.TrimSpace(out.String())))
 	}
+	p.awaitLogout(wctx, inst.Spec.Name, run)
 	if run.Suspend == nil {
 		return fail(errors.New("the template cannot be suspended: " + v.Caps.WhyNot(driver.CapSaveState, v.Name())))
 	}
@@ -240,6 +241,37 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	}
 	store.SyncDir(p.opts.Layout.WarmDir())
 	return info, nil
+}
+
+// loggedOut is true in a guest with no login session (but the user
+// managers' own, class manager, which linger keeps) and no sshd of a
+// connection left (sshd@/ssh@ units: fvm's image runs one per connection).
+const loggedOut = `for i in $(seq 100); do
+  if [ -z "$(loginctl list-sessions --no-legend 2>/dev/null | grep -v ' manager')" ] && [ -z "$(systemctl list-units --no-legend --state=active 'sshd@*' 'ssh@*' 2>/dev/null)" ]; then exit 0; fi
+  sleep 0.2
+done
+exit 1`
+
+// awaitLogout waits until the template's guest has ended the login of the
+// host's connection, closed just before: its memory is saved next, and every
+// clone would otherwise first close that login (sshd, the session's scope,
+// logind) while it should be answering as itself. Without an agent that
+// answers, a short pause does.
+func (p *Pool) awaitLogout(ctx context.Context, name string, run *driver.Run) {
+	if run.Agent != nil {
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		x, err := run.Agent.GuestExec(actx, []string{"/bin/sh", "-c", loggedOut}, nil)
+		if err == nil && x.Status == 0 {
+			return
+		}
+		p.opts.Log.Info("the template's login did not end in time: saved as it is", "vm", name, "status", x.Status, "err", err)
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(2 * time.Second):
+	}
 }
 
 func roundUpGiB(n int64) int64 { return (n + 1<<30 - 1) &^ (1<<30 - 1) }

@@ -202,6 +202,12 @@ func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, 
 	if err != nil {
 		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)
 	}
+	// Ready means the first command costs what any does: the login after the
+	// handshake is done.
+	if err := own.LoggedIn(ctx); err != nil {
+		own.Close()
+		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)
+	}
 	if agentCheck != nil {
 		err = <-agentCheck
 	} else {
