@@ -265,7 +265,10 @@ func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 	defer cancel()
 	cl, err := sshx.WaitReady(ctx, sshx.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "fvm", Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}, nil)
 	if err != nil {
-		return 0, err
+		// The guest's console says why (the directory goes with this run).
+		serial, _ := os.ReadFile(filepath.Join(dir, "serial.log"))
+		lines := strings.Split(strings.TrimSpace(string(serial)), "\n")
+		return 0, fmt.Errorf("%w; the serial console's last lines: %q", err, lines[max(0, len(lines)-8):])
 	}
 	defer cl.Close()
 	// Ready as fvm's host counts it: a command ran (the login is set up).
