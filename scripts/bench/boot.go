@@ -236,7 +236,14 @@ func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	firmware := []string{"-drive", "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd", "-drive", "if=pflash,format=raw,file=" + vars}
-	nic := "virtio-net-pci,netdev=n0"
+	// The NIC's address is the VM's own: its seed's network config names it.
+	var facts struct {
+		MAC string `json:"mac"`
+	}
+	if bs, err := os.ReadFile(filepath.Join(vmDir, "qemu.json")); err != nil || json.Unmarshal(bs, &facts) != nil || facts.MAC == "" {
+		return 0, fmt.Errorf("the NIC address of %s: %v", like, err)
+	}
+	nic := "virtio-net-pci,netdev=n0,mac=" + facts.MAC
 	if k := filepath.Join(vmDir, qemu.BootKernel); fileExists(k) {
 		firmware = []string{"-kernel", k, "-initrd", filepath.Join(vmDir, qemu.BootInitrd), "-append", cmdline}
 		nic += ",romfile="
