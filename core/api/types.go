@@ -113,7 +113,7 @@ const (
 	PhaseTemplate   = "template-ssh" // reached over the template's key (clone, without the agent)
 	PhaseReidentify = "re-identify"  // the clone made its own machine; through the agent, its key, names and user keys (clone)
 	PhaseKeyLive    = "key-live"     // its own host key answered, the login done, the rest of the script run and its identity checked (clone)
-	PhaseSSH        = "first-ssh"    // SSH answered and the login is done (a cold boot: a session ran): the VM is ready
+	PhaseSSH        = "first-ssh"    // SSH answered (a cold boot: a session ran; a clone: the login done): the VM is ready
 )
 
 // Total is the time from the start to the end of its last phase.

@@ -33,11 +33,13 @@ type HolderOptions struct {
 	// accepted, instead of being fatal.
 	InstallerFirst bool
 	// Session: a new connection counts as ready once a command ran on it
-	// (`true`); else once the login ended (Client.LoggedIn). sshd finishes
-	// the login (PAM: the user's logind session, on a cold boot the user's
-	// systemd manager) after the handshake, and the first session waits for
-	// it: so that the first command costs what any command costs, ready
-	// waits instead. Initial counts as checked already.
+	// (`true`). sshd finishes the login (PAM: the user's logind session, on
+	// a cold boot the user's systemd manager) after the handshake, and the
+	// first session waits for it: so that the first command costs what any
+	// command costs, ready waits instead. Initial counts as checked already
+	// (a warm clone's waited for its login: Client.LoggedIn). A resumed
+	// guest's connection is ready at the handshake: resume → SSH stays short,
+	// the first command after it finishes the login.
 	Session bool
 }
 
@@ -99,7 +101,7 @@ func (h *Holder) run() {
 				continue
 			}
 		}
-		if err == nil && c != h.o.Initial && !h.settle(c) {
+		if err == nil && c != h.o.Initial && h.o.Session && !h.settle(c) {
 			continue // lost before its first session: connect again
 		}
 		if err != nil {
@@ -133,21 +135,13 @@ func (h *Holder) run() {
 	}
 }
 
-// settle waits on a new connection until the guest finished its login: with
-// Session, one command ran on it; else the login's end (Client.LoggedIn). It
-// says whether the connection stands (else it is closed). The command's own
-// status, or a guest that runs no commands, does not matter: only a lost
-// connection does.
+// settle runs one command on a new connection and says whether the
+// connection stands (else it is closed). The command's own status, or a guest
+// that runs no commands, does not matter: only a lost connection does.
 func (h *Holder) settle(c *Client) bool {
 	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Minute)
 	defer cancel()
-	var err error
-	if h.o.Session {
-		_, err = c.Exec(ctx, "true", nil, nil, nil)
-	} else {
-		err = c.LoggedIn(ctx)
-	}
-	if err != nil && (h.ctx.Err() != nil || !probe(c.Conn(), h.o.KeepaliveTimeout)) {
+	if _, err := c.Exec(ctx, "true", nil, nil, nil); err != nil && (h.ctx.Err() != nil || !probe(c.Conn(), h.o.KeepaliveTimeout)) {
 		c.Close()
 		return false
 	}
