@@ -117,7 +117,7 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 		w("# fvm: make this warm clone its own machine (%s)", what)
 		w("set -eu")
 		w("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-		w("R=%s", root)
+		w("R='%s'", root) // a test's directory, or ""
 	}
 	header("first part")
 	w("umask 077")
