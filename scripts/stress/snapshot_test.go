@@ -64,7 +64,17 @@ func snapshotKills(t *testing.T, e *env, tl *tally, n int) {
 		case <-time.After(time.Duration(rng.Intn(1500)) * time.Millisecond):
 			e.killHost()
 			kills++
-			<-exited
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				// The CLI started a host of its own on demand after the kill
+				// (before killHost looked for one) and goes on with it: a clone
+				// of this OS-less VM would wait minutes for an SSH that never
+				// answers. The command and that host go too.
+				cmd.Process.Kill()
+				<-exited
+				e.killHost()
+			}
 		}
 		e.killHost()
 		e.startHost()
