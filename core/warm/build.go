@@ -258,7 +258,13 @@ exit 1`
 // logind) while it should be answering as itself. Without an agent that
 // answers, a short pause does.
 func (p *Pool) awaitLogout(ctx context.Context, name string, run *driver.Run) {
-	if run.Agent != nil {
+	answers := false
+	if run.Agent != nil { // a channel to an agent the guest may not run (catalog images)
+		pctx, cancel := context.WithTimeout(ctx, agentWait)
+		answers = run.Agent.GuestPing(pctx) == nil
+		cancel()
+	}
+	if answers {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		x, err := run.Agent.GuestExec(actx, []string{"/bin/sh", "-c", loggedOut}, nil)
