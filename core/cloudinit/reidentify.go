@@ -196,12 +196,21 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 		w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
 	}
 	w("# What the guest now says it is, for the host to check.")
-	w(`h=; m=; read -r h < "$R"/proc/sys/kernel/hostname || true; read -r m < "$R"/etc/machine-id || true`)
-	w(`echo "reidentified $h $m"`)
+	w("%s", readBack(`"$R"`))
 	return Reidentify{First: first.String(), Rest: rest.String()}, nil
 }
 
-// ReadBack checks the last line of Rest's output: the guest's hostname and
+// readBack prints "reidentified HOSTNAME MACHINE-ID" as the guest under root
+// reads them: Rest's last line.
+func readBack(root string) string {
+	return fmt.Sprintf(`h=; m=; read -r h < %[1]s/proc/sys/kernel/hostname || true; read -r m < %[1]s/etc/machine-id || true; echo "reidentified $h $m"`, root)
+}
+
+// ReadBackCommand prints what ReadBack checks, for a clone's identity read
+// over SSH.
+var ReadBackCommand = readBack("")
+
+// ReadBack checks the last line of Rest's output (or ReadBackCommand's): the guest's hostname and
 // machine id are the clone's.
 func ReadBack(out string, hostname, machineID string) error {
 	lines := strings.Split(strings.TrimSpace(out), "\n")

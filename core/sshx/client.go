@@ -119,16 +119,22 @@ func (c *Client) Close() error { return c.c.Close() }
 // that: one keepalive round trip, where a session of its own would also cost
 // a process in the guest. The first command then costs what any costs.
 func (c *Client) LoggedIn(ctx context.Context) error {
+	if err := keepalive(ctx, c.c); err != nil {
+		return fmt.Errorf("ssh login: %w", err)
+	}
+	return nil
+}
+
+// keepalive sends an OpenSSH keepalive and waits for the reply (any reply:
+// sshd says "failure") or ctx's end.
+func keepalive(ctx context.Context, c *ssh.Client) error {
 	res := make(chan error, 1)
-	go func() { _, _, err := c.c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
+	go func() { _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
 	select {
 	case err := <-res:
-		if err != nil {
-			return fmt.Errorf("ssh login: %w", err)
-		}
-		return nil
+		return err
 	case <-ctx.Done():
-		return fmt.Errorf("ssh login: %w", ctx.Err())
+		return ctx.Err()
 	}
 }
 

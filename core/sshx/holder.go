@@ -168,16 +168,11 @@ func (h *Holder) keep(c *Client) {
 	}
 }
 
-// probe sends an OpenSSH keepalive; any reply (sshd says "failure") means alive.
+// probe sends an OpenSSH keepalive; any reply within timeout means alive.
 func probe(c *ssh.Client, timeout time.Duration) bool {
-	res := make(chan error, 1)
-	go func() { _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
-	select {
-	case err := <-res:
-		return err == nil
-	case <-time.After(timeout):
-		return false
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return keepalive(ctx, c) == nil
 }
 
 // drop forgets c (the primary) and closes it; the next request waits for the reconnection.

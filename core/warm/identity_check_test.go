@@ -11,12 +11,13 @@ func TestCheckIdentity(t *testing.T) {
 		status int
 		ok     bool
 	}{
-		{"web2\n" + id + "\n", 0, true},
-		{"web1\n" + id + "\n", 0, false},                       // the template's name
-		{"web2\nfedcba98765432100123456789abcdef\n", 0, false}, // the template's machine id
-		{"web2\n" + id + "\n", 1, false},
-		{"web2\n", 0, false},
-		{"web2\n" + id + "\nmore\n", 0, false},
+		{"reidentified web2 " + id + "\n", 0, true},
+		{"reidentified web1 " + id + "\n", 0, false},                       // the template's name
+		{"reidentified web2 fedcba98765432100123456789abcdef\n", 0, false}, // the template's machine id
+		{"reidentified web2 " + id + "\n", 1, false},
+		{"reidentified web2\n", 0, false},
+		{"reidentified web2 " + id + "\nmore\n", 0, false},
+		{"web2 " + id + "\n", 0, false},
 		{"", 0, false},
 	} {
 		if err := checkIdentity(c.out, c.status, "web2", id); (err == nil) != c.ok {

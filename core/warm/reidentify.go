@@ -213,7 +213,7 @@ func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, 
 	} else {
 		var check bytes.Buffer
 		var st int
-		if st, err = own.Exec(ctx, identityCheck, nil, &check, nil); err != nil {
+		if st, err = own.Exec(ctx, cloudinit.ReadBackCommand, nil, &check, nil); err != nil {
 			err = fmt.Errorf("read the clone's identity over SSH: %w", err)
 		} else {
 			err = checkIdentity(check.String(), st, inst.Spec.Name, machineID)
@@ -226,16 +226,13 @@ func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, 
 	return own, nil
 }
 
-// identityCheck prints what re-identification changed and the host checks.
-const identityCheck = "hostname; cat /etc/machine-id"
-
-// checkIdentity checks identityCheck's output: the clone's name and machine id.
+// checkIdentity checks ReadBackCommand's output and status: the clone's name
+// and machine id.
 func checkIdentity(out string, status int, name, machineID string) error {
-	got := strings.Fields(out)
-	if status != 0 || len(got) != 2 || got[0] != name || got[1] != machineID {
-		return fmt.Errorf("re-identification did not take (%q, status %d)", got, status)
+	if status != 0 {
+		return fmt.Errorf("re-identification did not take: reading it back exited %d: %s", status, oneLine(out))
 	}
-	return nil
+	return cloudinit.ReadBack(out, name, machineID)
 }
 
 // phaseText is phases for a log line: "agent-ready=12ms re-identify=310ms ...".

@@ -240,8 +240,8 @@ func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 	var facts struct {
 		MAC string `json:"mac"`
 	}
-	if bs, err := os.ReadFile(filepath.Join(vmDir, "qemu.json")); err != nil || json.Unmarshal(bs, &facts) != nil || facts.MAC == "" {
-		return 0, fmt.Errorf("the NIC address of %s: %v", like, err)
+	if bs, err := os.ReadFile(filepath.Join(vmDir, qemu.FactsFile)); err != nil || json.Unmarshal(bs, &facts) != nil || facts.MAC == "" {
+		return 0, fmt.Errorf("the NIC address of %s: none in its %s (%v)", like, qemu.FactsFile, err)
 	}
 	nic := "virtio-net-pci,netdev=n0,mac=" + facts.MAC
 	if k := filepath.Join(vmDir, qemu.BootKernel); fileExists(k) {

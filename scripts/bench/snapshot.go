@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/scripts/internal/echoprobe"
 )
 
 // benchSnapshot measures, in one run and beside a cold boot of the same image
@@ -72,7 +73,9 @@ func benchSnapshot(b *bench) error {
 // guest's echo process every 5 ms, and returns the pause fvm reported and the
 // longest round trip seen meanwhile.
 func (b *bench) snapshotWithProbe(name, tag string, port int) (reported, worst time.Duration, err error) {
-	c, err := dialEcho(port)
+	c, err := echoprobe.Dial(port, func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "bench: snapshot: "+format+"\n", args...)
+	})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -127,38 +130,6 @@ func (b *bench) snapshotWithProbe(name, tag string, port int) (reported, worst t
 		}
 	}
 	return 0, 0, fmt.Errorf("snapshot %s is not listed", tag)
-}
-
-// dialEcho connects to the guest's echo process through the forwarded port
-// once it echoes. QEMU's user network accepts a forwarded connection before
-// the guest process listens (it starts in the background, slowly under TCG)
-// and then resets it: such tries are retried for up to a minute.
-func dialEcho(port int) (net.Conn, error) {
-	deadline := time.Now().Add(time.Minute)
-	for tries := 1; ; tries++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-		if err == nil {
-			buf := []byte{'x'}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if _, err = c.Write(buf); err == nil {
-				_, err = c.Read(buf)
-			}
-			if err == nil {
-				if tries > 1 {
-					fmt.Fprintf(os.Stderr, "bench: snapshot: the guest's echo process answered at the %d. try\n", tries)
-				}
-				return c, nil
-			}
-			c.Close()
-		}
-		if tries == 1 {
-			fmt.Fprintf(os.Stderr, "bench: snapshot: the guest's echo process, first try: %v\n", err)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the guest's echo process never answered on host port %d: %w", port, err)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
 }
 
 func freePort() (int, error) {

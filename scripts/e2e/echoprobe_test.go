@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fvmhq/fvm/scripts/internal/echoprobe"
 )
 
 // A guest process that echoes each byte on a port, and a host client that
@@ -31,29 +33,14 @@ type echoProbe struct {
 }
 
 // dialEcho connects to the guest's echo server through 127.0.0.1:port once
-// it answers (a user-network forward accepts before the guest process
-// listens, then resets: those tries are retried for up to a minute).
+// it answers (echoprobe.Dial).
 func dialEcho(t *testing.T, port int) *echoProbe {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for tries := 1; ; tries++ {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
-		if err == nil {
-			p := &echoProbe{c: c, stop: make(chan struct{})}
-			if _, err = p.trip(); err == nil {
-				t.Logf("the guest's echo server answered at try %d", tries)
-				return p
-			}
-			c.Close()
-		}
-		if tries == 1 {
-			t.Logf("the guest's echo server, first try: %v", err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the guest's echo server on host port %d never answered: %v", port, err)
-		}
-		time.Sleep(300 * time.Millisecond)
+	c, err := echoprobe.Dial(port, t.Logf)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &echoProbe{c: c, stop: make(chan struct{})}
 }
 
 // trip sends one byte and waits for it to come back.
