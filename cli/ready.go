@@ -37,6 +37,9 @@ func (a *app) waitReady(ctx context.Context, c *client.Client, v api.VM, t0 time
 		}
 		err = werr
 	}
+	if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		return fmt.Errorf("vm %q: SSH did not answer within %s (boot log: `fvm logs %s`; it may still come up: `fvm wait %s`)", name, sshReadyTimeout, name, name)
+	}
 	if err != nil {
 		return fmt.Errorf("vm %q: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/store"
 )
 
 // TestSharesHostUID: a host user whose uid is not 1000 (a Mac's first user is
@@ -32,6 +33,7 @@ func TestSharesHostUID(t *testing.T) {
 	t.Parallel()
 	ensureImage(t)
 	u := hostUser(t)
+	t.Cleanup(func() { u.dumpLogs(t) })
 	const name = "uid1"
 	share := filepath.Join(u.home, "src")
 	u.mkdir(t, share, 0o755)
@@ -188,7 +190,29 @@ func (u *testUser) stopHost(t *testing.T) {
 		return
 	}
 	info, err := client.New(filepath.Join(u.fvmHome, "run", "fvm.sock")).Ping(context.Background(), 2*time.Second)
-	if err == nil && info.PID > 0 {
-		syscall.Kill(info.PID, syscall.SIGTERM)
+	if err != nil || info.PID <= 0 {
+		return
+	}
+	syscall.Kill(info.PID, syscall.SIGTERM)
+	// Wait for it (it stops its VMs first): userdel refuses a user with processes.
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if syscall.Kill(info.PID, 0) != nil {
+			return
+		}
+	}
+	t.Logf("the host of %s (pid %d) still runs a minute after SIGTERM: killed", u.name, info.PID)
+	syscall.Kill(info.PID, syscall.SIGKILL)
+}
+
+// dumpLogs logs, when the test failed, the user's host log and each of its
+// VMs' serial logs: what CI shows of a boot that went wrong.
+func (u *testUser) dumpLogs(t *testing.T) {
+	if !t.Failed() || u.fvmHome == layout.ConfigDir {
+		return
+	}
+	t.Logf("%s's host log:\n%s", u.name, tailFile(filepath.Join(u.fvmHome, "run", store.DaemonLogName)))
+	logs, _ := filepath.Glob(filepath.Join(u.fvmHome, "data", "vms", "*", store.SerialLog))
+	for _, l := range logs {
+		t.Logf("%s:\n%s", l, tailFile(l))
 	}
 }

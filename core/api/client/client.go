@@ -214,7 +214,10 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if connected.Load() && ctx.Err() == nil {
+		if connected.Load() {
+			if ctx.Err() != nil { // the caller's deadline or cancel, not the host's fault
+				return nil, ctx.Err()
+			}
 			return nil, &HostFailedError{Socket: c.socket, What: method + " " + path, Err: err, Remote: c.remote}
 		}
 		return nil, c.hostError(err)
