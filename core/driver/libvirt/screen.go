@@ -76,16 +76,46 @@ func vncSocket(domXML string) (string, error) {
 
 // Screenshot captures the screen with libvirt's virDomainScreenshot (QEMU
 // sends a PPM, or a PNG from newer QEMU).
+//
+// Now and then (a few calls in a hundred, here with libvirt 9.0 and QEMU
+// 7.2) libvirt ends the picture's stream before its first byte or halfway,
+// or never ends it: each try has a session of its own and a short limit, and
+// such a try is made again.
 func (m *machine) Screenshot(ctx context.Context) (image.Image, error) {
-	var buf bytes.Buffer
+	var err error
+	for try := 1; try <= screenshotTries; try++ {
+		var img image.Image
+		if img, err = m.screenshotOnce(ctx); err == nil {
+			return img, nil
+		}
+		if ctx.Err() != nil || !(errors.Is(err, errCutPicture) || errors.Is(err, errStreamDropped)) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("vm %q: libvirt screenshot: %w", m.inst.Spec.Name, err)
+}
+
+// screenshotTries bounds the tries at a picture; screenshotLimit is one
+// try's (a 1280x800 PPM is 3 MB: well under a second on a local libvirt).
+const (
+	screenshotTries = 4
+	screenshotLimit = 15 * time.Second
+)
+
+// errCutPicture: the stream ended before the picture did.
+var errCutPicture = errors.New("libvirt cut the picture's stream short")
+
+// screenshotOnce is one try.
+func (m *machine) screenshotOnce(ctx context.Context) (image.Image, error) {
+	var buf bytes.Buffer // this try's own: a dropped try's stream may still write
 	var mime golibvirt.OptString
-	err := oneShot(ctx, m.h.c.t, 30*time.Second, "screenshot", func(l *golibvirt.Libvirt) error {
+	err := oneShot(ctx, m.h.c.t, screenshotLimit, "screenshot", func(l *golibvirt.Libvirt) error {
 		dom, err := l.DomainLookupByUUID(m.dom.UUID)
 		if err != nil {
 			return err
 		}
 		mime, err = l.DomainScreenshot(dom, &buf, 0, 0)
-		if err != nil && buf.Len() > 0 && strings.HasPrefix(err.Error(), "xdr:") {
+		if err != nil && strings.HasPrefix(err.Error(), "xdr:") {
 			// go-libvirt decodes the MIME type from the stream's closing
 			// packet, not from the call's reply: it never decodes, though
 			// the picture came whole. The bytes say what they are.
@@ -94,12 +124,18 @@ func (m *machine) Screenshot(ctx context.Context) (image.Image, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vm %q: libvirt screenshot: %w", m.inst.Spec.Name, err)
+		return nil, err
 	}
+	var img image.Image
 	if (len(mime) > 0 && mime[0] == "image/png") || bytes.HasPrefix(buf.Bytes(), []byte("\x89PNG")) {
-		return png.Decode(&buf)
+		img, err = png.Decode(&buf)
+	} else {
+		img, err = decodePPM(&buf)
 	}
-	return decodePPM(&buf)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errCutPicture, err)
+	}
+	return img, nil
 }
 
 // decodePPM decodes a binary PPM (P6, maxval 255), what QEMU's screendump writes.

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -87,12 +88,15 @@ func (s *session) do(ctx context.Context, limit time.Duration, what string, fn f
 		return err
 	case <-t.C:
 		s.close()
-		return fmt.Errorf("%s: no end after %s: the stream was dropped", what, limit)
+		return fmt.Errorf("%s: no end after %s: %w", what, limit, errStreamDropped)
 	case <-ctx.Done():
 		s.close()
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
+
+// errStreamDropped: a call on a session had no end within its limit.
+var errStreamDropped = errors.New("the stream was dropped")
 
 // oneShot runs fn on a session of its own, closed afterwards.
 func oneShot(ctx context.Context, t *target, limit time.Duration, what string, fn func(l *golibvirt.Libvirt) error) error {
