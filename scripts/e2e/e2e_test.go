@@ -322,11 +322,11 @@ func TestVMLifecycle(t *testing.T) {
 	})
 
 	t.Run("kernel-panic-reboots", func(t *testing.T) {
-		// A directly booted guest reboots 5 s after a kernel panic (panic=5 on
-		// its command line) rather than hang: under TCG a cold boot now and then
-		// dies of "Oops: int3".
-		if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "cat", "/proc/sys/kernel/panic")); got != "5" {
-			t.Fatalf("kernel.panic in the guest: %q, want 5", got)
+		// A directly booted guest reboots 5 s after a kernel panic or oops
+		// (panic=5 oops=panic on its command line) rather than hang: under TCG
+		// a cold boot now and then dies of "Oops: int3".
+		if got := strings.Fields(mustFVM(t, "exec", name, "--", "cat", "/proc/sys/kernel/panic", "/proc/sys/kernel/panic_on_oops")); strings.Join(got, " ") != "5 1" {
+			t.Fatalf("kernel.panic and kernel.panic_on_oops in the guest: %q, want 5 and 1", got)
 		}
 		fullOnly(t, "a kernel panic and the cold boot after it, about 70 s")
 		mustFVM(t, "exec", name, "sh", "-c", "echo before-panic > ~/panic-marker && sync")

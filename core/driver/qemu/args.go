@@ -58,8 +58,8 @@ type Config struct {
 	Kernel string // direct kernel boot (the unattended install boot); "" boots the firmware's way
 	Initrd string
 	Append string // kernel command line
-	// PanicReboot adds panic=5 to Append (rebootOnPanic): the guest reboots
-	// after a kernel panic. Not part of the saved state's fingerprint: the
+	// PanicReboot adds panic=5 oops=panic to Append (rebootOnPanic): the
+	// guest reboots after a kernel panic or oops. Not part of the saved state's fingerprint: the
 	// command line is read once, at a cold boot.
 	PanicReboot bool
 	NoReboot    bool // a guest reboot ends QEMU instead

@@ -274,17 +274,26 @@ func kernelFiles(cfg *Config, p paths, clone string, restore bool) error {
 }
 
 // rebootOnPanic has a directly booted guest's kernel reboot 5 s after a
-// panic rather than hang: QEMU restarts it in the same process and the host's
-// wait for SSH goes on. Under multi-threaded TCG (QEMU 7.2 here) about one
-// cold boot in fifteen died of "Oops: int3" while the kernel patched its own
-// code on one CPU as another ran it; such a boot then hung until the
-// client's wait gave up (10 minutes). The panic stays in the serial log.
-// A cmdline that sets panic= itself is kept as it is.
+// panic or an oops rather than hang: QEMU restarts it in the same process
+// and the host's wait for SSH goes on. Under multi-threaded TCG (QEMU 7.2
+// here) about one cold boot in fifteen died of "Oops: int3" while the kernel
+// patched its own code on one CPU as another ran it. In the idle task that
+// is a panic; in a process (kmem_cache_free, seen here) it is an oops the
+// kernel lives on from, half broken: such a boot hung until the client's
+// wait gave up (10 minutes). oops=panic makes the second the first (what
+// RHEL's kernels do by default). Both stay in the serial log. A cmdline that
+// sets panic= or oops= itself is kept as it says.
 func rebootOnPanic(cmdline string) string {
+	hasPanic, hasOops := false, false
 	for _, f := range strings.Fields(cmdline) {
-		if strings.HasPrefix(f, "panic=") {
-			return cmdline
-		}
+		hasPanic = hasPanic || strings.HasPrefix(f, "panic=")
+		hasOops = hasOops || strings.HasPrefix(f, "oops=")
 	}
-	return strings.TrimSpace(cmdline + " panic=5")
+	if !hasPanic {
+		cmdline += " panic=5"
+	}
+	if !hasOops {
+		cmdline += " oops=panic"
+	}
+	return strings.TrimSpace(cmdline)
 }
