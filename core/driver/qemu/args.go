@@ -59,8 +59,8 @@ type Config struct {
 	Initrd string
 	Append string // kernel command line
 	// PanicReboot adds panic=5 oops=panic to Append (rebootOnPanic): the
-	// guest reboots after a kernel panic or oops. Not part of the saved state's fingerprint: the
-	// command line is read once, at a cold boot.
+	// guest reboots after a kernel panic or oops. Not part of the saved
+	// state's fingerprint: the command line is read once, at a cold boot.
 	PanicReboot bool
 	NoReboot    bool // a guest reboot ends QEMU instead
 }

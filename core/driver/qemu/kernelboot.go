@@ -282,16 +282,17 @@ func kernelFiles(cfg *Config, p paths, clone string, restore bool) error {
 // kernel lives on from, half broken: such a boot hung until the client's
 // wait gave up (10 minutes). oops=panic makes the second the first (what
 // RHEL's kernels do by default). Both stay in the serial log. A cmdline that
-// sets panic= or oops= itself is kept as it says.
+// sets panic= itself is kept as it says (panic=0 with oops=panic would turn
+// an oops into a hang for good); one that sets oops= keeps that.
 func rebootOnPanic(cmdline string) string {
-	hasPanic, hasOops := false, false
+	hasOops := false
 	for _, f := range strings.Fields(cmdline) {
-		hasPanic = hasPanic || strings.HasPrefix(f, "panic=")
+		if strings.HasPrefix(f, "panic=") {
+			return cmdline
+		}
 		hasOops = hasOops || strings.HasPrefix(f, "oops=")
 	}
-	if !hasPanic {
-		cmdline += " panic=5"
-	}
+	cmdline += " panic=5"
 	if !hasOops {
 		cmdline += " oops=panic"
 	}

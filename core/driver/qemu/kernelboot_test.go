@@ -160,8 +160,8 @@ func TestWithGuestRootRefusesNonRegular(t *testing.T) {
 func TestRebootOnPanic(t *testing.T) {
 	for in, want := range map[string]string{
 		"root=UUID=x ro console=ttyS0,115200": "root=UUID=x ro console=ttyS0,115200 panic=5 oops=panic",
-		"root=UUID=x panic=0":                 "root=UUID=x panic=0 oops=panic",
-		"root=UUID=x panic=0 oops=continue":   "root=UUID=x panic=0 oops=continue",
+		"root=UUID=x panic=0":                 "root=UUID=x panic=0",
+		"root=UUID=x panic=30 oops=panic":     "root=UUID=x panic=30 oops=panic",
 		"root=UUID=x oops=panic":              "root=UUID=x oops=panic panic=5",
 		"":                                    "panic=5 oops=panic",
 	} {
