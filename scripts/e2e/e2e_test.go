@@ -66,6 +66,9 @@ func cleanup() {
 	for _, line := range strings.Split(string(out), "\n") {
 		if i := strings.Index(line, `"name": "`); i >= 0 {
 			name := strings.SplitN(line[i+9:], `"`, 2)[0]
+			for _, l := range guestCrashLines(filepath.Join(layout.InstanceDir(name), store.SerialLog)) {
+				fmt.Printf("%s in vm %s: %s\n", guestCrashMark, name, l)
+			}
 			exec.Command(fvmBin, "rm", "-f", name).Run()
 		}
 	}
@@ -105,6 +108,7 @@ func fvmTimeout(t *testing.T, limit time.Duration, env []string, args ...string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
+	noteGuestCrashes(t, layout.VMsDir(), vmNames(args)...)
 	cmd := exec.CommandContext(ctx, fvmBin, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)

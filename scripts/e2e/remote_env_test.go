@@ -134,6 +134,7 @@ func (e *remoteEnv) fvmWith(t *testing.T, bin string, stdin io.Reader, args ...s
 	if bin == "" {
 		bin = e.bin
 	}
+	noteGuestCrashes(t, filepath.Join(e.serverHome, "data", "vms"), vmNames(args)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c := e.cmd(ctx, nil, bin, args...)

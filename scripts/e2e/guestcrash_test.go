@@ -1,0 +1,74 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fvmhq/fvm/core/store"
+)
+
+// A guest kernel that oopses under TCG (a cross-CPU code patch gone wrong:
+// "Oops: int3") reboots (oops=panic, panic=5) and a test in the middle of
+// something sees a command fail, a listener vanish, a connection cut. The
+// serial log tells, but `fvm rm` deletes it: the crash is logged first, with
+// a mark the end-of-run summary (scripts/testdigest) shows.
+const guestCrashMark = "GUEST KERNEL CRASH"
+
+var guestCrash = regexp.MustCompile(`Oops: |Kernel panic - not syncing|BUG: |general protection fault|soft lockup|Rebooting in \d+ seconds`)
+
+var (
+	crashMu   sync.Mutex
+	crashSeen = map[string]int{} // serial log → bytes already looked at
+)
+
+// noteGuestCrashes logs the kernel crash lines of the serial log of each VM
+// named, in vmsDir, that it has not logged before.
+func noteGuestCrashes(t testing.TB, vmsDir string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		for _, l := range guestCrashLines(filepath.Join(vmsDir, n, store.SerialLog)) {
+			t.Logf("%s in vm %s: %s", guestCrashMark, n, l)
+		}
+	}
+}
+
+func guestCrashLines(serialLog string) []string {
+	b, err := os.ReadFile(serialLog)
+	if err != nil {
+		return nil
+	}
+	crashMu.Lock()
+	from := crashSeen[serialLog]
+	crashSeen[serialLog] = len(b)
+	crashMu.Unlock()
+	if from > len(b) { // a new VM of the same name
+		from = 0
+	}
+	var got []string
+	for _, l := range strings.Split(string(b[from:]), "\n") {
+		if guestCrash.MatchString(l) && len(got) < 6 {
+			got = append(got, strings.TrimSpace(l))
+		}
+	}
+	return got
+}
+
+// vmNames are the arguments of `fvm rm …` that name VMs.
+func vmNames(args []string) []string {
+	if len(args) == 0 || args[0] != "rm" {
+		return nil
+	}
+	var names []string
+	for _, a := range args[1:] {
+		if !strings.HasPrefix(a, "-") {
+			names = append(names, a)
+		}
+	}
+	return names
+}
