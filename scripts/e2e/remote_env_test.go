@@ -45,7 +45,7 @@ type remoteEnv struct {
 	server     *user.User
 	sshd       *sshdtest.Server
 	host       string // ssh://fvmremote@127.0.0.1:PORT
-	listeners  map[string]bool
+	listeners  map[string][]string
 }
 
 func newRemoteEnv(t *testing.T) *remoteEnv {
@@ -238,14 +238,14 @@ func copyFile(t *testing.T, src, dst string, mode os.FileMode) {
 }
 
 // nonLoopbackListeners are the TCP listeners `ss -ltn` shows on addresses
-// other than loopback.
-func nonLoopbackListeners(t *testing.T) map[string]bool {
+// other than loopback, each with the uids of the processes that hold it.
+func nonLoopbackListeners(t *testing.T) map[string][]string {
 	t.Helper()
-	out, err := exec.Command("ss", "-Hltn").Output()
+	out, err := exec.Command("ss", "-Hltnp").Output()
 	if err != nil {
-		t.Fatalf("ss -ltn: %v", err)
+		t.Fatalf("ss -ltnp: %v", err)
 	}
-	got := map[string]bool{}
+	got := map[string][]string{}
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 4 {
@@ -255,17 +255,41 @@ func nonLoopbackListeners(t *testing.T) map[string]bool {
 		if strings.HasPrefix(addr, "127.") || strings.HasPrefix(addr, "[::1]") || strings.HasPrefix(addr, "[::ffff:127.") {
 			continue
 		}
-		got[addr] = true
+		got[addr] = nil
+		for _, m := range pidField.FindAllStringSubmatch(l, -1) {
+			got[addr] = append(got[addr], processUID(m[1]))
+		}
 	}
 	return got
 }
 
-// newListeners are the non-loopback listeners that were not there at the start.
+var pidField = regexp.MustCompile(`pid=(\d+)`)
+
+// processUID is the real uid of a process, "" once it is gone.
+func processUID(pid string) string {
+	b, _ := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// newListeners are the non-loopback listeners that were not there at the
+// start and that the client's or the server's processes hold: what else
+// runs on the machine (a CI runner's own services) is not the test's.
 func (e *remoteEnv) newListeners(t *testing.T) []string {
 	var extra []string
-	for a := range nonLoopbackListeners(t) {
-		if !e.listeners[a] {
-			extra = append(extra, a)
+	for a, uids := range nonLoopbackListeners(t) {
+		if _, before := e.listeners[a]; before {
+			continue
+		}
+		for _, uid := range uids {
+			if uid == e.client.Uid || uid == e.server.Uid {
+				extra = append(extra, a)
+				break
+			}
 		}
 	}
 	return extra
