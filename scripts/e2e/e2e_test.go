@@ -174,7 +174,8 @@ func TestVMLifecycle(t *testing.T) {
 	r := fvm(t, "run", "-d", "--cold", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
 	setAutoWarm(false)
 	if r.code != 0 {
-		t.Fatalf("run -d failed: %s\nserial log:\n%s", r.stderr, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
+		serial := filepath.Join(layout.InstanceDir(name), store.SerialLog)
+		t.Fatalf("run -d failed %s:\n%s\nserial log:\n%s", serialEnd(serial), r.stderr, tailFile(serial))
 	}
 	t.Logf("MEASURE run -d to SSH-ready: %s", time.Since(t0))
 	for _, phase := range []string{"Created VM", "hypervisor up", "SSH ready", "fvm wait " + name} {

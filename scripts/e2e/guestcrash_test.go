@@ -72,3 +72,19 @@ func vmNames(args []string) []string {
 	}
 	return names
 }
+
+// serialEnd is the last lines of a serial log on one line, for a failure
+// message: where a boot stopped, in the end-of-run summary.
+func serialEnd(serialLog string) string {
+	b, _ := os.ReadFile(serialLog)
+	var last []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			last = append(last, l)
+		}
+	}
+	if len(last) == 0 {
+		return "(serial log: empty)"
+	}
+	return "(serial log ends: " + strings.Join(last[max(0, len(last)-3):], " | ") + ")"
+}

@@ -27,6 +27,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/scripts/internal/sshdtest"
 )
 
@@ -66,7 +67,7 @@ func TestRemoteHost(t *testing.T) {
 	t.Logf("MEASURE remote run -- CMD (a cold boot under TCG, on the server): %s", time.Since(t0))
 	t.Cleanup(func() { e.fvm(t, "rm", "-f", name) })
 	if r.code != 3 || r.stdout != "from the server\n" || !strings.Contains(r.stderr, "err") {
-		t.Fatalf("run -- CMD through the context: %+v", r)
+		t.Fatalf("run -- CMD through the context: %+v %s", r, serialEnd(filepath.Join(e.serverHome, "data", "vms", name, store.SerialLog)))
 	}
 
 	t.Run("exec", func(t *testing.T) {

@@ -45,7 +45,9 @@ func TestSharesHostUID(t *testing.T) {
 	}
 	defer u.stopHost(t)
 	t0 := time.Now()
-	u.must(t, "run", "-d", "debian-local", name, "--memory", "1G", "-v", share+":/mnt/src")
+	if r := u.run(t, "run", "-d", "debian-local", name, "--memory", "1G", "-v", share+":/mnt/src"); r.code != 0 {
+		t.Fatalf("run -d as uid %d: %s %s", u.uid, strings.TrimSpace(r.stderr), serialEnd(filepath.Join(u.fvmHome, "data", "vms", name, store.SerialLog)))
+	}
 	t.Logf("MEASURE run -d with a share, as uid %d: %s", u.uid, time.Since(t0))
 	defer u.run(t, "rm", "-f", name)
 	if id := strings.TrimSpace(u.must(t, "exec", name, "--", "id -u")); id != strconv.Itoa(u.uid) {
