@@ -87,6 +87,7 @@ func newRemoteEnv(t *testing.T) *remoteEnv {
 	}
 
 	e.clientSSH = filepath.Join(e.client.HomeDir, ".ssh")
+	os.Remove(e.clientSSH) // an empty one a killed run left
 	if _, err := os.Stat(e.clientSSH); err == nil {
 		t.Fatalf("%s exists: the test writes its own key there and removes it; move it away", e.clientSSH)
 	}
