@@ -123,7 +123,7 @@ var (
 
 // reasons picks a failed test's failure messages out of its lines: those
 // logged from a line of the source that fails the test (with two lines of
-// their continuation); its last lines when none can be told.
+// their continuation); its last log line when none can be told.
 func (d *digest) reasons(lines []string) []string {
 	var got []string
 	for i, l := range lines {
@@ -144,14 +144,18 @@ func (d *digest) reasons(lines []string) []string {
 			got = append(got, c)
 		}
 	}
-	if len(got) == 0 {
+	if len(got) == 0 { // a failure from a helper: most often the test's last log line
 		var tail []string
 		for _, l := range lines {
-			if !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(strings.TrimSpace(l), "--- ") {
-				tail = append(tail, l)
+			if strings.HasPrefix(l, "=== ") || strings.HasPrefix(strings.TrimSpace(l), "--- ") {
+				continue
 			}
+			if logLine.MatchString(l) {
+				tail = tail[:0]
+			}
+			tail = append(tail, l)
 		}
-		got = tail[max(0, len(tail)-3):]
+		got = tail[:min(len(tail), 3)]
 	}
 	if len(got) > 8 {
 		got = append(got[:8], fmt.Sprintf("(and %d lines more above)", len(got)-8))

@@ -76,13 +76,14 @@ x_test.go:3: CRASH in vm a: [ 2.7] Oops: int3
 	}
 }
 
-func TestSummaryFallsBackToTheLastLinesAndTimeouts(t *testing.T) {
+func TestSummaryFallsBackToTheLastLogLineAndTimeouts(t *testing.T) {
 	in := stream(t,
 		out("TestY", "=== RUN   TestY"),
 		out("TestY", "    helper.go:9: one"),
 		out("TestY", "    helper.go:9: two"),
 		out("TestY", "    helper.go:9: three"),
 		out("TestY", "    helper.go:9: four"),
+		out("TestY", "        its continuation"),
 		out("TestY", "--- FAIL: TestY (1.00s)"),
 		event{Action: "fail", Test: "TestY"},
 		out("", "panic: test timed out after 40m0s"),
@@ -91,7 +92,7 @@ func TestSummaryFallsBackToTheLastLinesAndTimeouts(t *testing.T) {
 	)
 	d := newDigest(&bytes.Buffer{}, t.TempDir(), "")
 	d.feed(strings.NewReader(in))
-	want := "=== what failed (the whole output is above)\nFAILED TestY\n    helper.go:9: two\n    helper.go:9: three\n    helper.go:9: four\n" +
+	want := "=== what failed (the whole output is above)\nFAILED TestY\n    helper.go:9: four\n    its continuation\n" +
 		"panic: test timed out after 40m0s\n    running tests:\n    TestZ (39m59s)\n"
 	if got := d.summary(); got != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", got, want)
