@@ -3,11 +3,13 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/fvmhq/fvm/core/store"
@@ -24,7 +26,7 @@ var guestCrash = regexp.MustCompile(`Oops: |Kernel panic - not syncing|BUG: |gen
 
 var (
 	crashMu   sync.Mutex
-	crashSeen = map[string]int{} // serial log → bytes already looked at
+	crashSeen = map[string]int{} // serial log (path and inode: a VM made again has a new one) → bytes looked at
 )
 
 // noteGuestCrashes logs the kernel crash lines of the serial log of each VM
@@ -40,14 +42,16 @@ func noteGuestCrashes(t testing.TB, vmsDir string, names ...string) {
 
 func guestCrashLines(serialLog string) []string {
 	b, err := os.ReadFile(serialLog)
-	if err != nil {
+	st, err2 := os.Stat(serialLog)
+	if err != nil || err2 != nil {
 		return nil
 	}
+	key := fmt.Sprintf("%s@%d", serialLog, st.Sys().(*syscall.Stat_t).Ino)
 	crashMu.Lock()
-	from := crashSeen[serialLog]
-	crashSeen[serialLog] = len(b)
+	from := crashSeen[key]
+	crashSeen[key] = len(b)
 	crashMu.Unlock()
-	if from > len(b) { // a new VM of the same name
+	if from > len(b) {
 		from = 0
 	}
 	var got []string
