@@ -20,9 +20,7 @@ import (
 func testRegistry(t *testing.T) Registry {
 	t.Helper()
 	d := t.TempDir()
-	return Registry{Layout: store.Layout{
-		ConfigDir: d, CacheDir: filepath.Join(d, "cache"), DataDir: filepath.Join(d, "data"), RunDir: filepath.Join(d, "run"),
-	}}
+	return Registry{Layout: store.HomeLayout(d)}
 }
 
 func TestValidateImageName(t *testing.T) {

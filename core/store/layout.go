@@ -52,16 +52,21 @@ type Layout struct {
 	RunDir    string // socket, daemon log and lock (0700)
 }
 
+// HomeLayout is the layout of a state dir in one place, as FVM_HOME=home gives.
+func HomeLayout(home string) Layout {
+	return Layout{
+		ConfigDir: home,
+		CacheDir:  filepath.Join(home, "cache"),
+		DataDir:   filepath.Join(home, "data"),
+		RunDir:    filepath.Join(home, "run"),
+	}
+}
+
 // DefaultLayout derives the layout from FVM_HOME or the platform defaults.
 func DefaultLayout() Layout {
 	if h := os.Getenv("FVM_HOME"); h != "" {
 		h, _ = filepath.Abs(h)
-		return Layout{
-			ConfigDir: h,
-			CacheDir:  filepath.Join(h, "cache"),
-			DataDir:   filepath.Join(h, "data"),
-			RunDir:    filepath.Join(h, "run"),
-		}
+		return HomeLayout(h)
 	}
 	home, _ := os.UserHomeDir()
 	if runtime.GOOS == "darwin" {

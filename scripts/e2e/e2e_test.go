@@ -66,7 +66,7 @@ func cleanup() {
 	for _, line := range strings.Split(string(out), "\n") {
 		if i := strings.Index(line, `"name": "`); i >= 0 {
 			name := strings.SplitN(line[i+9:], `"`, 2)[0]
-			for _, l := range guestCrashLines(filepath.Join(layout.InstanceDir(name), store.SerialLog)) {
+			for _, l := range guestCrashLines(serialLogOf(layout, name)) {
 				fmt.Printf("%s in vm %s: %s\n", guestCrashMark, name, l)
 			}
 			exec.Command(fvmBin, "rm", "-f", name).Run()
@@ -108,7 +108,7 @@ func fvmTimeout(t *testing.T, limit time.Duration, env []string, args ...string)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
-	noteGuestCrashes(t, layout.VMsDir(), vmNames(args)...)
+	noteGuestCrashes(t, layout, vmNames(args)...)
 	cmd := exec.CommandContext(ctx, fvmBin, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
@@ -174,7 +174,7 @@ func TestVMLifecycle(t *testing.T) {
 	r := fvm(t, "run", "-d", "--cold", "debian-local", name, "-p", fmt.Sprintf("%d:8080", hostPort), "--memory", "1G")
 	setAutoWarm(false)
 	if r.code != 0 {
-		serial := filepath.Join(layout.InstanceDir(name), store.SerialLog)
+		serial := serialLogOf(layout, name)
 		t.Fatalf("run -d failed %s:\n%s\nserial log:\n%s", serialEnd(serial), r.stderr, tailFile(serial))
 	}
 	t.Logf("MEASURE run -d to SSH-ready: %s", time.Since(t0))

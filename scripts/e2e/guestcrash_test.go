@@ -30,20 +30,23 @@ var (
 )
 
 // noteGuestCrashes logs the kernel crash lines of the serial log of each VM
-// named, in vmsDir, that it has not logged before.
-func noteGuestCrashes(t testing.TB, vmsDir string, names ...string) {
+// named, in the state dir l, that it has not logged before.
+func noteGuestCrashes(t testing.TB, l store.Layout, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		for _, l := range guestCrashLines(filepath.Join(vmsDir, n, store.SerialLog)) {
-			t.Logf("%s in vm %s: %s", guestCrashMark, n, l)
+		for _, line := range guestCrashLines(serialLogOf(l, n)) {
+			t.Logf("%s in vm %s: %s", guestCrashMark, n, line)
 		}
 	}
 }
 
 func guestCrashLines(serialLog string) []string {
+	st, err := os.Stat(serialLog)
+	if err != nil {
+		return nil
+	}
 	b, err := os.ReadFile(serialLog)
-	st, err2 := os.Stat(serialLog)
-	if err != nil || err2 != nil {
+	if err != nil {
 		return nil
 	}
 	key := fmt.Sprintf("%s@%d", serialLog, st.Sys().(*syscall.Stat_t).Ino)
@@ -91,4 +94,8 @@ func serialEnd(serialLog string) string {
 		return "(serial log: empty)"
 	}
 	return "(serial log ends: " + strings.Join(last[max(0, len(last)-3):], " | ") + ")"
+}
+
+func serialLogOf(l store.Layout, vm string) string {
+	return filepath.Join(l.InstanceDir(vm), store.SerialLog)
 }

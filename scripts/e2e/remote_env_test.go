@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/scripts/internal/sshdtest"
 )
 
@@ -135,7 +136,7 @@ func (e *remoteEnv) fvmWith(t *testing.T, bin string, stdin io.Reader, args ...s
 	if bin == "" {
 		bin = e.bin
 	}
-	noteGuestCrashes(t, filepath.Join(e.serverHome, "data", "vms"), vmNames(args)...)
+	noteGuestCrashes(t, store.HomeLayout(e.serverHome), vmNames(args)...)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	c := e.cmd(ctx, nil, bin, args...)

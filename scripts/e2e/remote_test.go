@@ -67,7 +67,7 @@ func TestRemoteHost(t *testing.T) {
 	t.Logf("MEASURE remote run -- CMD (a cold boot under TCG, on the server): %s", time.Since(t0))
 	t.Cleanup(func() { e.fvm(t, "rm", "-f", name) })
 	if r.code != 3 || r.stdout != "from the server\n" || !strings.Contains(r.stderr, "err") {
-		t.Fatalf("run -- CMD through the context: %+v %s", r, serialEnd(filepath.Join(e.serverHome, "data", "vms", name, store.SerialLog)))
+		t.Fatalf("run -- CMD through the context: %+v %s", r, serialEnd(serialLogOf(store.HomeLayout(e.serverHome), name)))
 	}
 
 	t.Run("exec", func(t *testing.T) {
@@ -158,7 +158,7 @@ func TestRemoteHost(t *testing.T) {
 	}
 	t.Run("rm", func(t *testing.T) {
 		e.mustFVM(t, "rm", "-f", name)
-		if _, err := os.Stat(filepath.Join(e.serverHome, "data", "vms", name)); !os.IsNotExist(err) {
+		if _, err := os.Stat(store.HomeLayout(e.serverHome).InstanceDir(name)); !os.IsNotExist(err) {
 			t.Errorf("the VM's dir on the server is left: %v", err)
 		}
 		e.mustFVM(t, "image", "rm", "debian-local")

@@ -46,7 +46,7 @@ func TestSharesHostUID(t *testing.T) {
 	defer u.stopHost(t)
 	t0 := time.Now()
 	if r := u.run(t, "run", "-d", "debian-local", name, "--memory", "1G", "-v", share+":/mnt/src"); r.code != 0 {
-		t.Fatalf("run -d as uid %d: %s %s", u.uid, strings.TrimSpace(r.stderr), serialEnd(filepath.Join(u.fvmHome, "data", "vms", name, store.SerialLog)))
+		t.Fatalf("run -d as uid %d: %s %s", u.uid, strings.TrimSpace(r.stderr), serialEnd(serialLogOf(store.HomeLayout(u.fvmHome), name)))
 	}
 	t.Logf("MEASURE run -d with a share, as uid %d: %s", u.uid, time.Since(t0))
 	defer u.run(t, "rm", "-f", name)
@@ -219,7 +219,7 @@ func (u *testUser) dumpLogs(t *testing.T) {
 		return
 	}
 	t.Logf("%s's host log:\n%s", u.name, tailFile(filepath.Join(u.fvmHome, "run", store.DaemonLogName)))
-	logs, _ := filepath.Glob(filepath.Join(u.fvmHome, "data", "vms", "*", store.SerialLog))
+	logs, _ := filepath.Glob(serialLogOf(store.HomeLayout(u.fvmHome), "*"))
 	for _, l := range logs {
 		t.Logf("%s:\n%s", l, tailFile(l))
 	}

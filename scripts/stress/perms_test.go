@@ -100,7 +100,7 @@ func permissions(t *testing.T, img []byte, mirrorURL string, n *tally) {
 		}
 		return out.String()
 	}
-	layout := store.Layout{ConfigDir: home, CacheDir: filepath.Join(home, "cache"), DataDir: filepath.Join(home, "data"), RunDir: filepath.Join(home, "run")}
+	layout := store.HomeLayout(home)
 	defer func() { // the host runs as fvmtest, started on demand: stop it
 		if info, err := client.New(layout.SocketPath()).Ping(context.Background(), time.Second); err == nil {
 			syscall.Kill(info.PID, syscall.SIGTERM)

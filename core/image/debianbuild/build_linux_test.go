@@ -89,7 +89,7 @@ func TestMountsUnderUnescapes(t *testing.T) {
 // An image built from the same inputs is returned without running any tool.
 func TestBuildSkipsWhenUpToDate(t *testing.T) {
 	d := t.TempDir()
-	layout := store.Layout{ConfigDir: d, CacheDir: filepath.Join(d, "cache"), DataDir: filepath.Join(d, "data"), RunDir: filepath.Join(d, "run")}
+	layout := store.HomeLayout(d)
 	sources := filepath.Join(d, "debian.sources")
 	os.WriteFile(sources, []byte("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n"), 0o644)
 	src, _ := os.ReadFile(sources)
