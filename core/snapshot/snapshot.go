@@ -154,15 +154,11 @@ func Bytes(dir string) int64 {
 	return n
 }
 
-// Remove deletes a snapshot directory (its layer stays until nothing reads it).
+// Remove deletes a snapshot directory (its layer stays until nothing reads
+// it), out of sight first: a crash part way leaves a temporary that
+// CleanStale removes, never a snapshot listed without its disk.
 func Remove(dir string) error {
-	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() && e.Type()&fs.ModeSymlink == 0 {
-			os.Chmod(p, 0o600)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
+	return store.RemoveTree(dir, tmpPrefix)
 }
 
 // CleanStale removes snapshots that a crash interrupted (their layer, if it

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,3 +45,29 @@ const TempPrefix = "."
 
 // IsTemp reports whether a directory entry is a temporary of fvm's.
 func IsTemp(name string) bool { return strings.HasPrefix(name, TempPrefix) }
+
+// RemoveTree deletes the directory dir so that, to a reader, it goes in one
+// step: it is renamed first to a temporary beside it (tombPrefix, the base
+// name of dir and a random suffix), then removed. A crash part way through
+// removing leaves that temporary, which the owner's start-up cleaning
+// recognises by tombPrefix, and never a directory that looks whole with files
+// missing (a VM whose spec is there and whose disk is gone). Read-only files
+// are made writable first. A dir that does not exist is no error.
+func RemoveTree(dir, tombPrefix string) error {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tomb := filepath.Join(filepath.Dir(dir), tombPrefix+filepath.Base(dir)+"-"+hex.EncodeToString(rnd[:]))
+	if err := os.Rename(dir, tomb); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	filepath.WalkDir(tomb, func(p string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			os.Chmod(p, 0o600)
+		}
+		return nil
+	})
+	return os.RemoveAll(tomb)
+}

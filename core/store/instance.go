@@ -104,6 +104,10 @@ type Broken struct {
 // Create builds it, Commit renames it into place complete.
 const creatingPrefix = TempPrefix + "creating-"
 
+// removingPrefix names a VM directory being removed: Remove renames it away
+// first, so a VM is listed whole or not at all.
+const removingPrefix = TempPrefix + "removing-"
+
 // List returns all instances sorted by name, and the directories that hold a
 // VM whose spec cannot be read (broken). Temporaries of creates are neither.
 func (s *Store) List() ([]*Instance, []Broken, error) {
@@ -196,13 +200,13 @@ func (s *Store) Discard(inst *Instance) error {
 	return os.RemoveAll(inst.Dir)
 }
 
-// CleanStale removes the temporaries of creates that never finished (the
-// host was killed): only the one host of a state directory makes them, so at
+// CleanStale removes the temporaries of creates and removes that never
+// finished (the host was killed): only the one host of a state directory makes them, so at
 // its start every one is stale.
 func (s *Store) CleanStale() (removed []string) {
 	entries, _ := os.ReadDir(s.Layout.VMsDir())
 	for _, e := range entries {
-		if e.IsDir() && strings.HasPrefix(e.Name(), creatingPrefix) {
+		if e.IsDir() && (strings.HasPrefix(e.Name(), creatingPrefix) || strings.HasPrefix(e.Name(), removingPrefix)) {
 			p := filepath.Join(s.Layout.VMsDir(), e.Name())
 			if os.RemoveAll(p) == nil {
 				removed = append(removed, p)
@@ -232,10 +236,11 @@ func (s *Store) CleanStale() (removed []string) {
 	return removed
 }
 
-// Remove deletes the instance directory and everything in it.
+// Remove deletes the instance directory and everything in it, out of sight
+// first (RemoveTree): a crash part way never leaves a VM listed without its disk.
 func (s *Store) Remove(name string) error {
 	if err := vm.ValidateName(name); err != nil {
 		return err
 	}
-	return os.RemoveAll(s.Layout.InstanceDir(name))
+	return RemoveTree(s.Layout.InstanceDir(name), removingPrefix)
 }

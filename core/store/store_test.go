@@ -160,3 +160,40 @@ func TestDarwinLayout(t *testing.T) {
 		t.Errorf("both exist: %+v, want the new one", l)
 	}
 }
+
+// TestRemoveIsOneStep: a VM being removed leaves the listing before any of
+// its files goes, so a crash part way (simulated: the tomb a rename left)
+// never shows a VM whose disk is gone; the next host's CleanStale removes it.
+func TestRemoveIsOneStep(t *testing.T) {
+	t.Setenv("FVM_HOME", t.TempDir())
+	s := New(DefaultLayout())
+	for _, n := range []string{"gone", "half"} {
+		inst, _ := s.Create(vm.Spec{Name: n})
+		os.WriteFile(inst.Path("disk.qcow2"), []byte("x"), 0o400) // read-only, as bases are
+		os.Mkdir(inst.Path("snapshots"), 0o700)
+		if err := s.Commit(inst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Remove("gone"); err != nil || s.Exists("gone") {
+		t.Fatalf("Remove: %v", err)
+	}
+	if err := s.Remove("never-made"); err != nil {
+		t.Fatalf("Remove of a VM that is not there: %v", err)
+	}
+	// A host killed between the rename and the end of the removal.
+	tomb := filepath.Join(s.Layout.VMsDir(), removingPrefix+"half-0a1b")
+	if err := os.Rename(s.Layout.InstanceDir("half"), tomb); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(tomb, "disk.qcow2"))
+	if l, b, _ := s.List(); len(l)+len(b) != 0 {
+		t.Fatalf("a VM part way through its removal is listed: %v %v", l, b)
+	}
+	if removed := s.CleanStale(); len(removed) != 1 || removed[0] != tomb {
+		t.Fatalf("CleanStale removed %v, want %s", removed, tomb)
+	}
+	if ents, _ := os.ReadDir(s.Layout.VMsDir()); len(ents) != 0 {
+		t.Fatalf("left in the VMs directory: %v", ents)
+	}
+}

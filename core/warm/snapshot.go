@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -130,13 +129,9 @@ func dirBytes(dir string) int64 {
 	return n
 }
 
-// removeTree removes a snapshot directory, whose files are read-only.
+// removeTree removes a snapshot directory, whose files are read-only, out of
+// sight first (under buildPrefix, which CleanBuilds removes at start): a crash
+// part way never leaves a snapshot that loads with files missing.
 func removeTree(dir string) error {
-	filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			os.Chmod(p, 0o600)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
+	return store.RemoveTree(dir, buildPrefix)
 }

@@ -183,6 +183,7 @@ func (e *env) check(done map[string]string) (states int) {
 		if _, se, code := e.fvm("inspect", v.Spec.Name); code != 0 {
 			e.t.Fatalf("vm %s listed but not usable: %s", v.Spec.Name, se)
 		}
+		chainOK(e.t, topOf(e.t, e.l.InstanceDir(v.Spec.Name))) // listed whole: its disk too, even mid-rm
 	}
 	so, se, code = e.fvm("images", "--format", "json")
 	if code != 0 {
