@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -16,11 +19,18 @@ import (
 // injected through cloud-init. It is never retried.
 var ErrHostKeyMismatch = errors.New("host key for vm differs from the one fvm injected: the VM was replaced or someone is intercepting; remove and recreate it")
 
-// DefaultTimeout bounds one TCP connect plus SSH handshake and authentication.
-// It is short because QEMU's port forward accepts TCP even before the guest listens:
-// only a completed handshake says the guest is there. It is still generous enough
-// for a slow (TCG) guest to finish the key exchange.
+// DefaultTimeout bounds one TCP connect and the wait for the server's first
+// byte (its version line). It is short because QEMU's port forward accepts TCP
+// even before the guest listens: only the server speaking says the guest is
+// there.
 const DefaultTimeout = 5 * time.Second
+
+// HandshakeTimeout bounds the key exchange and authentication once the server
+// has spoken. A booting TCG guest can take longer than DefaultTimeout for them
+// (its sshd competes with the rest of the boot), and an attempt given up then
+// only starts again from nothing beside the abandoned one, whose sshd the
+// guest still runs: at boot that cost seconds per retry.
+const HandshakeTimeout = time.Minute
 
 // Target is one SSH endpoint with its pinned host key.
 type Target struct {
@@ -47,21 +57,20 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.Addr)
+	dctx, dcancel := context.WithTimeout(ctx, timeout)
+	conn, err := d.DialContext(dctx, "tcp", t.Addr)
+	dcancel()
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", t.Addr, err)
 	}
-	// The handshake has no context of its own: a deadline bounds it and closing the
+	// The handshake has no context of its own: deadlines bound it (timeout for
+	// the server's first byte, then HandshakeTimeout) and closing the
 	// connection aborts it when ctx ends first.
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
+	conn.SetDeadline(time.Now().Add(timeout))
+	heard := &firstByteConn{Conn: conn}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, t.Addr, cfg)
+	sc, chans, reqs, err := ssh.NewClientConn(heard, t.Addr, cfg)
 	if !stop() {
 		// ctx ended: the connection is closed, whatever the handshake said.
 		if sc != nil {
@@ -71,6 +80,16 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 			err = fmt.Errorf("ssh handshake: %w", ctx.Err())
 		}
 	}
+	if !heard.spoke() && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		err = fmt.Errorf("%w: %w", errUnheard, err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if heard.spoke() {
+			err = fmt.Errorf("ssh handshake: no key exchange and login within %s of the server's version line", HandshakeTimeout)
+		} else {
+			err = fmt.Errorf("ssh handshake: the server said nothing within %s (the guest is not up yet)", timeout)
+		}
+	}
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("ssh %s: %w", t.Addr, err)
@@ -78,6 +97,29 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	conn.SetDeadline(time.Time{})
 	return &Client{c: ssh.NewClient(sc, chans, reqs)}, nil
 }
+
+// errUnheard: the connection was closed before the server said a word. Behind
+// QEMU's port forward that is the guest's network answering with nothing
+// listening on the port yet.
+var errUnheard = errors.New("closed without a word (nothing listens yet)")
+
+// firstByteConn moves the connection's deadline to HandshakeTimeout from the
+// moment the server first sends something: from then on the guest is there.
+type firstByteConn struct {
+	net.Conn
+	heard atomic.Bool
+}
+
+func (c *firstByteConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true)
+		c.Conn.SetDeadline(time.Now().Add(HandshakeTimeout))
+	}
+	return n, err
+}
+
+func (c *firstByteConn) spoke() bool { return c.heard.Load() }
 
 func clientConfig(t Target) (*ssh.ClientConfig, error) {
 	if t.Signer == nil {

@@ -138,7 +138,7 @@ func TestDialWrongClientKey(t *testing.T) {
 
 func TestWaitReadyUntilSSHAnswers(t *testing.T) {
 	s := newTestServer(t)
-	s.mode.Store(modeDrop)
+	s.mode.Store(modeSilent)
 	tg := s.Target()
 	tg.Timeout = 300 * time.Millisecond
 	var attempts atomic.Int32
@@ -147,11 +147,12 @@ func TestWaitReadyUntilSSHAnswers(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	c, err := WaitReady(ctx, tg, func(err error) {
-		// Like a booting VM: the port first drops connections, then accepts
-		// without speaking, then sshd answers.
+		// Like a booting VM: the port first accepts without speaking (the
+		// guest's network is not up), then drops connections (nothing
+		// listens), then sshd answers.
 		switch attempts.Add(1) {
-		case 2:
-			s.mode.Store(modeSilent)
+		case 1:
+			s.mode.Store(modeDrop)
 		case 3:
 			s.mode.Store(modeSSH)
 		}
@@ -168,10 +169,80 @@ func TestWaitReadyUntilSSHAnswers(t *testing.T) {
 	if n := attempts.Load(); n != 3 {
 		t.Errorf("%d failed attempts, want 3: %q", n, errs)
 	}
-	// 2 drops + 1 silent attempt bounded by tg.Timeout + backoffs 100+200+400ms.
+	// 1 silent attempt bounded by tg.Timeout + 2 drops + backoffs 100+200+400ms.
 	t.Logf("ready after %v, attempts: %q", time.Since(start), errs)
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("took %v", d)
+	}
+}
+
+// TestDialWaitsForASlowHandshake: once the server has sent its version line,
+// a key exchange slower than the first-byte timeout is waited for (the guest
+// is there; giving up would make it start again beside the abandoned one),
+// while a server that says nothing is given up on after the timeout, saying so.
+func TestDialWaitsForASlowHandshake(t *testing.T) {
+	s := newTestServer(t)
+	s.SlowAfterVersion.Store(int64(time.Second))
+	tg := s.Target()
+	tg.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	c, err := Dial(context.Background(), tg)
+	if err != nil {
+		t.Fatalf("a slow key exchange after the version line: %v", err)
+	}
+	c.Close()
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("connected in %v: the server was not slow", d)
+	}
+	if n := s.Handshks.Load(); n != 1 {
+		t.Fatalf("%d handshakes, want 1", n)
+	}
+	s.mode.Store(modeSilent)
+	start = time.Now()
+	_, err = Dial(context.Background(), tg)
+	if err == nil || !strings.Contains(err.Error(), "said nothing within 300ms") {
+		t.Fatalf("silent server: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("a silent server was waited on for %v", d)
+	}
+}
+
+// TestWaitReadyWaitsForAListeningGuest: once the guest's network answered
+// (a connection closed without a word), a server slow to say its first word
+// is waited for instead of given up on after the timeout, which would leave
+// its sshd running beside the next attempt's.
+func TestWaitReadyWaitsForAListeningGuest(t *testing.T) {
+	s := newTestServer(t)
+	s.mode.Store(modeDrop)
+	tg := s.Target()
+	tg.Timeout = 300 * time.Millisecond
+	var attempts atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := WaitReady(ctx, tg, func(err error) {
+		if attempts.Add(1) == 1 {
+			s.SlowToSpeak.Store(int64(time.Second))
+			s.mode.Store(modeSSH)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, h := attempts.Load(), s.Handshks.Load(); n != 1 || h != 1 {
+		t.Fatalf("%d failed attempts and %d handshakes, want 1 and 1", n, h)
+	}
+	// Before any answer a silent port is still given up on at the timeout.
+	s2 := newTestServer(t)
+	s2.SlowToSpeak.Store(int64(time.Second))
+	tg2 := s2.Target()
+	tg2.Timeout = 300 * time.Millisecond
+	attempts.Store(0)
+	if _, err := WaitReady(ctx, tg2, func(error) { attempts.Add(1); s2.SlowToSpeak.Store(0) }); err != nil {
+		t.Fatal(err)
+	}
+	if n := attempts.Load(); n == 0 {
+		t.Fatal("a server silent for longer than the timeout, before any answer, was waited for")
 	}
 }
 

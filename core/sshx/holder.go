@@ -41,6 +41,11 @@ type HolderOptions struct {
 	// guest's connection is ready at the handshake: resume → SSH stays short,
 	// the first command after it finishes the login.
 	Session bool
+	// Gate, when set, runs before the first connection attempt (not before
+	// reconnections) and returns when attempts are worth making. A booting
+	// guest behind QEMU's port forward keeps every attempt made before its
+	// network is up pending, and starts an sshd for each once it listens.
+	Gate func(ctx context.Context)
 }
 
 // Holder keeps one pinned SSH connection to a VM open for as long as the VM
@@ -85,6 +90,9 @@ var ErrHolderClosed = errors.New("the VM's SSH connection is closed: the VM stop
 func (h *Holder) run() {
 	defer close(h.done)
 	first := h.o.Initial
+	if first == nil && h.o.Gate != nil {
+		h.o.Gate(h.ctx)
+	}
 	for {
 		var c *Client
 		var err error

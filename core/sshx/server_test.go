@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -51,7 +52,11 @@ type testServer struct {
 	Resizes  chan ptyInfo
 	Signals  chan string
 	Handshks atomic.Int32 // completed SSH handshakes
-	Execs    atomic.Int32 // exec requests
+	// SlowAfterVersion, when set, delays the server's key exchange after its
+	// version line: a loaded guest's sshd. SlowToSpeak delays the version line
+	// itself: a listening guest slow to start its sshd.
+	SlowAfterVersion, SlowToSpeak atomic.Int64 // time.Durations
+	Execs                         atomic.Int32 // exec requests
 }
 
 func newSigner(t *testing.T) ssh.Signer {
@@ -126,7 +131,28 @@ func (s *testServer) serve() {
 	}
 }
 
+// slowConn delays its first write (the version line) by first and its second
+// (the key exchange) by second.
+type slowConn struct {
+	net.Conn
+	first, second time.Duration
+	writes        atomic.Int32
+}
+
+func (c *slowConn) Write(p []byte) (int, error) {
+	switch c.writes.Add(1) {
+	case 1:
+		time.Sleep(c.first)
+	case 2:
+		time.Sleep(c.second)
+	}
+	return c.Conn.Write(p)
+}
+
 func (s *testServer) handle(c net.Conn) {
+	if a, b := time.Duration(s.SlowToSpeak.Load()), time.Duration(s.SlowAfterVersion.Load()); a > 0 || b > 0 {
+		c = &slowConn{Conn: c, first: a, second: b}
+	}
 	cfg := s.cfg
 	if sw := s.swapped.Load(); sw != nil {
 		cfg = sw

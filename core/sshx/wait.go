@@ -19,12 +19,22 @@ const (
 // onAttempt, if set, sees each failed attempt's error. It gives up when ctx ends,
 // with an error wrapping ctx's and the last failure, and at once on a host-key
 // mismatch, which waiting cannot fix.
+//
+// Once an attempt was closed without a word (errUnheard: the guest's network
+// is up and nothing listens yet), a server that stays silent is a listening
+// sshd that is slow to start (a booting TCG guest's systemd and sshd compete
+// with the rest of the boot), not a guest whose network is not up: the
+// attempts from then on wait HandshakeTimeout for its first word instead of
+// giving up after t.Timeout and starting another sshd beside the abandoned one.
 func WaitReady(ctx context.Context, t Target, onAttempt func(err error)) (*Client, error) {
 	delay := waitFirstDelay
 	for {
 		c, err := Dial(ctx, t)
 		if err == nil {
 			return c, nil
+		}
+		if errors.Is(err, errUnheard) && t.Timeout < HandshakeTimeout {
+			t.Timeout = HandshakeTimeout
 		}
 		if errors.Is(err, ErrHostKeyMismatch) {
 			return nil, err
