@@ -109,7 +109,7 @@ type StartPhase struct {
 const (
 	PhaseBoot       = "hypervisor"   // the hypervisor up, the guest booting (cold)
 	PhaseRestore    = "restore"      // the saved memory loaded, the guest running (resumed, clone)
-	PhaseAgent      = "agent-ready"  // the guest agent answered (clone)
+	PhaseAgent      = "agent-ready"  // the guest agent answered (a clone; a cold boot of fvm's own image)
 	PhaseTemplate   = "template-ssh" // reached over the template's key (clone, without the agent)
 	PhaseReidentify = "re-identify"  // the clone made its own machine; through the agent, its key, names and user keys (clone)
 	PhaseKeyLive    = "key-live"     // its own host key answered, the login done, the rest of the script run and its identity checked (clone)

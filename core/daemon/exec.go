@@ -68,6 +68,7 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	}
 	t := sshx.Target{Addr: ep.String(), User: inst.Spec.User, Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
 	return sshx.Hold(t, sshx.HolderOptions{
+		Gate:           d.agentGate(name, m),
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
 		// A cold boot is ready once a command ran (the login set up, the user's
@@ -97,6 +98,46 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 		},
 	}), nil
 }
+
+// agentGate is the holder's gate on a cold boot of an image that runs the
+// guest agent from its boot (nil otherwise): it returns once the agent
+// answers. The agent starts beside sshd's socket, after the guest's network,
+// so SSH is tried only from then on. Before, every attempt made while the
+// guest's network was down stayed pending in QEMU's port forward, and the
+// guest started an sshd for each once it listened (3–6 per boot here under
+// TCG, each closed at once, all competing with the login fvm waits for). An
+// agent that has not answered within agentGateWait (stopped or removed by the
+// VM's user) is gone without: SSH is tried as for any image.
+func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
+	info := m.Info()
+	if info.Boot != driver.BootCold || !info.AgentAtBoot || m.Agent == nil {
+		return nil
+	}
+	wait := agentGateWait
+	if info.Accel != "tcg" {
+		wait /= 6 // a hardware-accelerated boot reaches its agent in seconds
+	}
+	return func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, wait)
+		defer cancel()
+		for ctx.Err() == nil {
+			tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+			err := m.Agent.GuestPing(tctx)
+			if err == nil {
+				tcancel()
+				d.startPhase(name, m, api.PhaseAgent)
+				return
+			}
+			<-tctx.Done() // a ping refused at once (no socket yet) waits out its turn too
+			tcancel()
+		}
+		d.log.Info("the guest agent did not answer: trying SSH without it", "vm", name, "after", wait)
+	}
+}
+
+// agentGateWait bounds the agent gate under TCG, where fvm's image reaches
+// its agent 35–60 s into a cold boot.
+var agentGateWait = 2 * time.Minute // a var: tests shorten it
 
 // setClock sets a restored guest's clock over SSH, where the backend could not.
 func (d *Daemon) setClock(name string) {

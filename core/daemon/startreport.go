@@ -132,6 +132,19 @@ func (d *Daemon) setStartReport(name string, r *driver.Run, rep *startReport) {
 	d.mu.Unlock()
 }
 
+// startPhase ends a phase of the start in progress of a VM run by r.
+func (d *Daemon) startPhase(name string, r *driver.Run, phase string) {
+	d.mu.Lock()
+	var rep *startReport
+	if e := d.vms[name]; e != nil && e.run == r {
+		rep = e.start
+	}
+	d.mu.Unlock()
+	if rep != nil {
+		rep.mark(phase)
+	}
+}
+
 // startReady completes the report of name's run r at its first SSH session.
 func (d *Daemon) startReady(name string, r *driver.Run) {
 	d.mu.Lock()

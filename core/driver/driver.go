@@ -169,6 +169,10 @@ type MachineInfo struct {
 	// ClockStale: the guest was restored and its clock could not be set by the
 	// backend (no guest agent): the host sets it over SSH once that answers.
 	ClockStale bool
+	// AgentAtBoot: the guest starts its agent early in a boot (fvm's own
+	// images): on a cold boot the host waits for it to answer before its
+	// first SSH attempt (see the daemon's holder).
+	AgentAtBoot bool
 }
 
 // How a run began (MachineInfo.Boot).

@@ -264,6 +264,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 		}
 	}
 	facts.Install = cfg.Kernel != "" && !cfg.KernelBoot
+	facts.AgentAtBoot = cfg.KernelBoot
 	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
 		return fail(err)
 	}

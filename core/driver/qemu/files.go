@@ -41,6 +41,9 @@ type runFacts struct {
 	Boot        string      `json:"boot,omitempty"`      // how this run began (driver.MachineInfo.Boot)
 	Virtiofsd   []int       `json:"virtiofsd,omitempty"` // pids of the shares' virtiofsd, which end with QEMU
 	MAC         string      `json:"mac,omitempty"`       // the NIC's address, kept for the VM's life (runMAC)
+	// AgentAtBoot: this run boots the kernel of an image fvm built (its
+	// /etc/fvm/kernel-cmdline), which runs the guest agent from its boot.
+	AgentAtBoot bool `json:"agentAtBoot,omitempty"`
 	// Top is the disk QEMU writes, a name in the instance directory ("":
 	// DiskFile); a snapshot moves it to a new file (layers.go). Kept for the
 	// VM's life, across runs.

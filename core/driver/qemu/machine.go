@@ -79,31 +79,32 @@ func removeStale(p paths, qemuPath string, pid int) error {
 
 // Machine is a running QEMU, started by this host or adopted from an earlier one.
 type Machine struct {
-	name       string
-	pid        int
-	qemu       string
-	accel      string
-	sshPort    int
-	started    time.Time
-	notice     string // why TCG, for the user (set by Start)
-	boot       string // driver.BootCold, BootResumed, BootClone
-	clockStale bool
-	virtiofsd  []int
-	fp         Fingerprint
-	mac        string // the NIC's address (runFacts.MAC), recorded with a saved state
-	p          paths
-	child      *proc.Child // nil when adopted
-	install    bool        // an unattended install boot (runFacts.Install)
-	d          *Driver     // its driver (layers, qemu-img)
-	topMu      sync.Mutex
-	top        string // the disk's top when a snapshot moved it from p.disk
+	name        string
+	pid         int
+	qemu        string
+	accel       string
+	sshPort     int
+	started     time.Time
+	notice      string // why TCG, for the user (set by Start)
+	boot        string // driver.BootCold, BootResumed, BootClone
+	clockStale  bool
+	virtiofsd   []int
+	fp          Fingerprint
+	mac         string // the NIC's address (runFacts.MAC), recorded with a saved state
+	p           paths
+	child       *proc.Child // nil when adopted
+	install     bool        // an unattended install boot (runFacts.Install)
+	agentAtBoot bool        // runFacts.AgentAtBoot
+	d           *Driver     // its driver (layers, qemu-img)
+	topMu       sync.Mutex
+	top         string // the disk's top when a snapshot moved it from p.disk
 
 	end *proc.Ending // Gone is closed after the process vanished and its files were removed
 }
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, boot: f.Boot, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
+		install: f.Install, agentAtBoot: f.AgentAtBoot, boot: f.Boot, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m
@@ -123,7 +124,7 @@ func (m *Machine) exited() bool { return m.end.Exited() }
 // Info is QEMU's pid, the accelerator it runs with (kvm, hvf or tcg) and why
 // TCG was chosen, if it was.
 func (m *Machine) Info() driver.MachineInfo {
-	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started, Boot: m.boot, ClockStale: m.clockStale}
+	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started, Boot: m.boot, ClockStale: m.clockStale, AgentAtBoot: m.agentAtBoot}
 }
 
 // Done is closed, after one value, when the QEMU process has ended.
