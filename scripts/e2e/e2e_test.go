@@ -192,6 +192,7 @@ func TestVMLifecycle(t *testing.T) {
 	if out := mustFVM(t, "exec", name, "--", "loginctl show-user \"$USER\" -p Linger --value; systemctl is-active \"user@$(id -u).service\""); strings.Fields(out)[0] != "yes" || !strings.Contains(out, "active") {
 		t.Errorf("linger and the user's manager: %q", out)
 	}
+	coldBootWaits(t, name)
 	var ds []time.Duration
 	for i := 0; i < 3; i++ {
 		t1 := time.Now()

@@ -28,7 +28,7 @@ func checkRecipe(name string) (string, error) {
 }
 
 // leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
-const leanRecipeVersion = "5-lean"
+const leanRecipeVersion = "6-lean"
 
 // leanHook (customize, "$1" = the root directory, after customizeHook) is
 // what the lean recipe changes, each measured under TCG (BENCHMARKS.md):
@@ -68,6 +68,14 @@ const leanRecipeVersion = "5-lean"
 //     motd=/run/motd.dynamic: run-parts and uname, 0.26 s under emulation on
 //     every login, more right after a restore; the login of a warm clone's
 //     first connection is part of its wait). /etc/motd is still shown.
+//   - cloud-init's config stage (and so its final stage, with the user's
+//     packages) starts once the systemd manager of each lingering user is up.
+//     fvm's seed makes its user linger, and a VM is ready once that user's
+//     first login ran, which waits for that manager: the two no longer
+//     compete for the guest's CPUs right when fvm waits. It waits for
+//     logind first, which queues the lingering users' managers as it starts,
+//     then joins that start job: no polling, and with no lingering user
+//     nothing to wait for. Bounded (60 s) and never fatal.
 //   - /etc/fvm/kernel-cmdline asks fvm's QEMU driver to boot the kernel
 //     directly (what /vmlinuz and /initrd.img point to, read from the VM's
 //     disk at each cold boot, with this command line): no UEFI firmware, no
@@ -132,6 +140,28 @@ cat > "$root/etc/cloud/cloud.cfg.d/91_fvm_lean.cfg" <<'EOF'
 # the network stage that SSH waits for (Debian's lists otherwise).
 cloud_init_modules: [seed_random, bootcmd, write-files, disk_setup, mounts, set_hostname, update_hostname, update_etc_hosts, ca-certs, rsyslog, users-groups, ssh]
 cloud_final_modules: [growpart, resizefs, package-update-upgrade-install, fan, landscape, lxd, write-files-deferred, puppet, chef, mcollective, salt-minion, reset_rmc, scripts-vendor, scripts-per-once, scripts-per-boot, scripts-per-instance, scripts-user, ssh-authkey-fingerprints, keys-to-console, install-hotplug, phone-home, final-message, power-state-change]
+EOF
+mkdir -p "$root/usr/libexec/fvm" "$root/etc/systemd/system/cloud-config.service.d"
+cat > "$root/usr/libexec/fvm/wait-lingering-managers" <<'EOF'
+#!/bin/sh
+# fvm's lean image: returns once the systemd manager of every lingering user
+# is up (cloud-config.service runs it first). logind queues their start as
+# it starts; "systemctl start" joins that job and waits for it.
+set -u
+for f in /var/lib/systemd/linger/*; do
+	[ -e "$f" ] || continue
+	uid=$(id -u "${f##*/}") || continue
+	systemctl start systemd-logind.service
+	timeout 60 systemctl start "user@$uid.service"
+done
+exit 0
+EOF
+chmod 755 "$root/usr/libexec/fvm/wait-lingering-managers"
+cat > "$root/etc/systemd/system/cloud-config.service.d/fvm-lean.conf" <<'EOF'
+# fvm's lean image: the config stage waits for the lingering users' managers,
+# which the first login waits for (/usr/libexec/fvm/wait-lingering-managers).
+[Service]
+ExecStartPre=-/usr/libexec/fvm/wait-lingering-managers
 EOF
 sed -i 's|^session\s\+optional\s\+pam_motd\.so\s\+motd=/run/motd\.dynamic|# fvm lean image: no update-motd.d at each login\n#&|' "$root/etc/pam.d/sshd"
 sed -i 's/\t0\t1$/\t0\t0/' "$root/etc/fstab"
