@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -69,6 +70,7 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 	t := sshx.Target{Addr: ep.String(), User: inst.Spec.User, Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
 	return sshx.Hold(t, sshx.HolderOptions{
 		Gate:           d.agentGate(name, m),
+		OnAttempt:      attemptLogger(d.log, name),
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
 		// A cold boot is ready once a command ran (the login set up, the user's
@@ -98,6 +100,24 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 		},
 	}), nil
 }
+
+// attemptLogger logs a VM's failed SSH attempts, at most one line per
+// attemptLogEvery (with how many failed since the last line): a boot that
+// never answers says why in the host log without a line per attempt.
+func attemptLogger(log *slog.Logger, name string) func(error) {
+	var last time.Time
+	n := 0
+	return func(err error) {
+		n++
+		if time.Since(last) < attemptLogEvery {
+			return
+		}
+		log.Info("ssh not answering yet", "vm", name, "attempts", n, "last", err)
+		last, n = time.Now(), 0
+	}
+}
+
+const attemptLogEvery = 30 * time.Second
 
 // agentGate is the holder's gate on a cold boot of an image that runs the
 // guest agent from its boot (nil otherwise): it returns once the agent

@@ -46,6 +46,8 @@ type HolderOptions struct {
 	// guest behind QEMU's port forward keeps every attempt made before its
 	// network is up pending, and starts an sshd for each once it listens.
 	Gate func(ctx context.Context)
+	// OnAttempt, when set, sees each failed connection attempt's error.
+	OnAttempt func(err error)
 }
 
 // Holder keeps one pinned SSH connection to a VM open for as long as the VM
@@ -99,7 +101,7 @@ func (h *Holder) run() {
 		if first != nil {
 			c, first = first, nil
 		} else {
-			c, err = WaitReady(h.ctx, h.t, nil)
+			c, err = WaitReady(h.ctx, h.t, h.o.OnAttempt)
 		}
 		if err != nil && errors.Is(err, ErrHostKeyMismatch) && h.o.InstallerFirst {
 			select {

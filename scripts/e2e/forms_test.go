@@ -32,7 +32,7 @@ func TestNICAndOriginalForms(t *testing.T) {
 	t0 := time.Now()
 	r := fvm(t, "run", "-d", "--cold", "debian-local", name, "--memory", "1", "--disk", "20")
 	if r.code != 0 {
-		t.Fatalf("run: %s", r.stderr)
+		t.Fatalf("run: %s %s", bootFailure(name), r.stderr)
 	}
 	defer fvm(t, "rm", "-f", name)
 	t.Logf("MEASURE cold run -d → SSH: %s", time.Since(t0))

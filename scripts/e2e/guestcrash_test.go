@@ -99,3 +99,21 @@ func serialEnd(serialLog string) string {
 func serialLogOf(l store.Layout, vm string) string {
 	return filepath.Join(l.InstanceDir(vm), store.SerialLog)
 }
+
+// bootFailure is what a failed boot of vm shows: where its serial log ends
+// (first, for the failure's first line), the log's last lines and the host's
+// log lines about it (its SSH attempts, its start phases).
+func bootFailure(vm string) string {
+	serial := serialLogOf(layout, vm)
+	var host []string
+	log, _ := os.ReadFile(filepath.Join(layout.RunDir, "daemon.log"))
+	for _, l := range strings.Split(string(log), "\n") {
+		if strings.Contains(l, "vm="+vm+" ") || strings.Contains(l, `"`+vm+`"`) {
+			host = append(host, l)
+		}
+	}
+	if len(host) > 30 {
+		host = host[len(host)-30:]
+	}
+	return fmt.Sprintf("%s\nserial log:\n%s\nhost log:\n%s", serialEnd(serial), tailFile(serial), strings.Join(host, "\n"))
+}
