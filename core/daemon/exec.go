@@ -125,9 +125,9 @@ const attemptLogEvery = 30 * time.Second
 // so SSH is tried only from then on. Before, every attempt made while the
 // guest's network was down stayed pending in QEMU's port forward, and the
 // guest started an sshd for each once it listened (3–6 per boot here under
-// TCG, each closed at once, all competing with the login fvm waits for). An
-// agent that has not answered within agentGateWait (stopped or removed by the
-// VM's user) is gone without: SSH is tried as for any image.
+// TCG, each closed at once, all competing with the login fvm waits for). If
+// the agent has not answered within agentGateWait (the VM's user stopped or
+// removed it), SSH is tried as for any image.
 func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 	info := m.Info()
 	if info.Boot != driver.BootCold || !info.AgentAtBoot || m.Agent == nil {
@@ -137,8 +137,8 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 	if info.Accel != "tcg" {
 		wait /= 6 // a hardware-accelerated boot reaches its agent in seconds
 	}
-	return func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, wait)
+	return func(hctx context.Context) {
+		ctx, cancel := context.WithTimeout(hctx, wait)
 		defer cancel()
 		for ctx.Err() == nil {
 			tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
@@ -151,7 +151,9 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 			<-tctx.Done() // a ping refused at once (no socket yet) waits out its turn too
 			tcancel()
 		}
-		d.log.Info("the guest agent did not answer: trying SSH without it", "vm", name, "after", wait)
+		if hctx.Err() == nil { // not the VM's end
+			d.log.Info("the guest agent did not answer: trying SSH without it", "vm", name, "after", wait)
+		}
 	}
 }
 
