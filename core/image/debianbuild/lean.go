@@ -75,7 +75,7 @@ const leanRecipeVersion = "6-lean"
 //     compete for the guest's CPUs right when fvm waits. It waits for
 //     logind first, which queues the lingering users' managers as it starts,
 //     then joins that start job: no polling, and with no lingering user
-//     nothing to wait for. Bounded (60 s) and never fatal.
+//     nothing to wait for. Each wait is bounded (60 s); none is fatal.
 //   - /etc/fvm/kernel-cmdline asks fvm's QEMU driver to boot the kernel
 //     directly (what /vmlinuz and /initrd.img point to, read from the VM's
 //     disk at each cold boot, with this command line): no UEFI firmware, no
@@ -151,7 +151,7 @@ set -u
 for f in /var/lib/systemd/linger/*; do
 	[ -e "$f" ] || continue
 	uid=$(id -u "${f##*/}") || continue
-	systemctl start systemd-logind.service
+	timeout 60 systemctl start systemd-logind.service
 	timeout 60 systemctl start "user@$uid.service"
 done
 exit 0
