@@ -140,16 +140,9 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 	return func(hctx context.Context) {
 		ctx, cancel := context.WithTimeout(hctx, wait)
 		defer cancel()
-		for ctx.Err() == nil {
-			tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
-			err := m.Agent.GuestPing(tctx)
-			if err == nil {
-				tcancel()
-				d.startPhase(name, m, api.PhaseAgent)
-				return
-			}
-			<-tctx.Done() // a ping refused at once (no socket yet) waits out its turn too
-			tcancel()
+		if driver.AwaitAgent(ctx, m.Agent.GuestPing) {
+			d.startPhase(name, m, api.PhaseAgent)
+			return
 		}
 		if hctx.Err() == nil { // not the VM's end
 			d.log.Info("the guest agent did not answer: trying SSH without it", "vm", name, "after", wait)

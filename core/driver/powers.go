@@ -6,6 +6,7 @@ import (
 	"image"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
@@ -276,4 +277,23 @@ func (v *VM) Run(m Machine) *Run {
 		r.Agent = a
 	}
 	return r
+}
+
+// AwaitAgent returns true once ping reaches a guest agent, false when ctx ends
+// first. Each ping gets a turn of two seconds: an agent that starts during a
+// turn answers the request waiting on its channel at once, and a ping refused
+// at once (no channel yet) waits out its turn. The daemon's cold-boot gate
+// and the bench's bare QEMU both wait so.
+func AwaitAgent(ctx context.Context, ping func(context.Context) error) bool {
+	for ctx.Err() == nil {
+		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		err := ping(tctx)
+		if err == nil {
+			tcancel()
+			return true
+		}
+		<-tctx.Done()
+		tcancel()
+	}
+	return false
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
@@ -85,12 +86,21 @@ func benchBoot(b *bench) error {
 	if st != nil {
 		stateMB = float64(st.Size()) / (1 << 20)
 	}
-	// The floor, with nothing else running.
-	floor, err := b.bareQEMU(cold, strings.TrimSpace(cmdline))
+	// The floor, with nothing else running: bare QEMU whose SSH wait starts
+	// when the guest agent answers, as fvm's host does for its own image
+	// (attempts made before the guest's network is up are not dropped by
+	// QEMU's port forward: the guest serves each later); and, for the note,
+	// bare QEMU polling SSH from the start.
+	floor, err := b.bareQEMU(cold, strings.TrimSpace(cmdline), true)
 	if err != nil {
 		return fmt.Errorf("bare qemu: %w", err)
 	}
-	b.add(Row{Name: "cold fvm run -d → SSH", Value: secs(lastCold), Unit: "s", Versus: "bare qemu-system-x86_64, same image and seed", Against: secs(floor), Target: "≈ 1× (fvm adds nothing)", Note: coldPhases})
+	naive, err := b.bareQEMU(cold, strings.TrimSpace(cmdline), false)
+	if err != nil {
+		return fmt.Errorf("bare qemu: %w", err)
+	}
+	b.add(Row{Name: "cold fvm run -d → SSH", Value: secs(lastCold), Unit: "s", Versus: "bare qemu-system-x86_64, same image and seed, SSH once its agent answers", Against: secs(floor), Target: "≈ 1× (fvm adds nothing)",
+		Note: fmt.Sprintf("%s; bare QEMU polling SSH from the start: %.1f s", coldPhases, naive.Seconds())})
 	b.add(Row{Name: "fvm's image (lean) cold run -d → SSH (mean of 2)", Value: secs(coldTime), Unit: "s", Versus: "the classic recipe's image (mean of 2, in turns)", Against: secs(classicTime), Target: "≤ 0.6×", Note: "classic: " + classicPhases})
 	b.add(Row{Name: "suspend (1 GiB guest, cloud-init done)", Value: secs(suspend), Unit: "s", Note: fmt.Sprintf("state %.0f MiB", stateMB)})
 	t0 = time.Now()
@@ -200,8 +210,9 @@ func rssMiB(pid int) float64 {
 // bareQEMU boots the image with qemu-system-x86_64 and the VM's own seed,
 // with nothing of fvm in between, and returns the time to SSH. It boots the
 // way fvm booted the VM like: through UEFI, or (fvm's own image) its kernel
-// directly with cmdline.
-func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
+// directly with cmdline. gated: with a guest agent channel, and SSH tried
+// once the agent answers.
+func (b *bench) bareQEMU(like, cmdline string, gated bool) (time.Duration, error) {
 	var imgs []api.Image
 	out, err := b.run("images", "--format", "json")
 	if err != nil || json.Unmarshal([]byte(out), &imgs) != nil {
@@ -254,6 +265,11 @@ func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 		"-drive", "file="+overlay+",if=virtio,format=qcow2", "-drive", "file="+seed+",if=virtio,format=raw,readonly=on",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", port), "-device", nic,
 		"-device", "virtio-rng-pci", "-display", "none", "-serial", "file:"+filepath.Join(dir, "serial.log"))
+	agent := filepath.Join(dir, "qga.sock")
+	if gated {
+		args = append(args, "-device", "virtio-serial-pci,id=vser0", "-chardev", "socket,id=qga0,server=on,wait=off,path="+agent,
+			"-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0")
+	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	if err := cmd.Start(); err != nil {
 		return 0, err
@@ -270,6 +286,11 @@ func (b *bench) bareQEMU(like, cmdline string) (time.Duration, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	if gated {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Minute) // the daemon's bound under TCG
+		driver.AwaitAgent(actx, func(ctx context.Context) error { return qemu.PingAgent(ctx, agent) })
+		acancel()
+	}
 	cl, err := sshx.WaitReady(ctx, sshx.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "fvm", Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}, nil)
 	if err != nil {
 		// The guest's console says why (the directory goes with this run).

@@ -17,9 +17,19 @@ import (
 
 // GuestPing returns once the guest agent answers (driver.GuestAgent).
 func (m *Machine) GuestPing(ctx context.Context) error {
-	c, err := dialQGA(ctx, m.p.qga)
-	if err != nil {
+	if err := PingAgent(ctx, m.p.qga); err != nil {
 		return fmt.Errorf("vm %q: %w", m.name, err)
+	}
+	return nil
+}
+
+// PingAgent returns once the guest agent on the QEMU chardev socket answers,
+// or an error wrapping driver.ErrNoAgent (for QEMU that fvm did not start:
+// the bench's bare QEMU).
+func PingAgent(ctx context.Context, socket string) error {
+	c, err := dialQGA(ctx, socket)
+	if err != nil {
+		return err
 	}
 	c.Close()
 	return nil
