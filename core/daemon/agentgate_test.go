@@ -36,7 +36,7 @@ func (m *agentMachine) GuestExec(context.Context, []string, []byte) (driver.Gues
 // TestAgentGate: a cold boot of an image that runs the agent from its boot
 // tries SSH once the agent answers; any other start, or a machine without
 // the agent's channel, has no gate; an agent that never answers is given up
-// on after agentGateWait.
+// on after driver.BootAgentWait.
 func TestAgentGate(t *testing.T) {
 	d := newTestDaemon(t, &fakeDriver{running: map[string]*fakeMachine{}})
 	cold := driver.MachineInfo{Boot: driver.BootCold, AgentAtBoot: true, Accel: "tcg"}
@@ -61,12 +61,12 @@ func TestAgentGate(t *testing.T) {
 		t.Errorf("the gate opened after %v, want once the agent answers (0.3–2.3 s)", el)
 	}
 
-	defer func(w time.Duration) { agentGateWait = w }(agentGateWait)
-	agentGateWait = 500 * time.Millisecond
+	defer func(w time.Duration) { driver.BootAgentWait = w }(driver.BootAgentWait)
+	driver.BootAgentWait = 500 * time.Millisecond
 	never := &agentMachine{info: cold, answerAt: time.Now().Add(time.Hour)}
 	start = time.Now()
 	d.agentGate("v", run(never))(context.Background())
 	if el := time.Since(start); el < 500*time.Millisecond || el > 3*time.Second {
-		t.Errorf("an agent that never answers held SSH back for %v, want agentGateWait (0.5 s)", el)
+		t.Errorf("an agent that never answers held SSH back for %v, want driver.BootAgentWait (0.5 s)", el)
 	}
 }

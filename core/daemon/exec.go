@@ -126,17 +126,14 @@ const attemptLogEvery = 30 * time.Second
 // guest's network was down stayed pending in QEMU's port forward, and the
 // guest started an sshd for each once it listened (3–6 per boot here under
 // TCG, each closed at once, all competing with the login fvm waits for). If
-// the agent has not answered within agentGateWait (the VM's user stopped or
-// removed it), SSH is tried as for any image.
+// the agent has not answered within driver.BootAgentBound (the VM's user
+// stopped or removed it), SSH is tried as for any image.
 func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 	info := m.Info()
 	if info.Boot != driver.BootCold || !info.AgentAtBoot || m.Agent == nil {
 		return nil
 	}
-	wait := agentGateWait
-	if info.Accel != "tcg" {
-		wait /= 6 // a hardware-accelerated boot reaches its agent in seconds
-	}
+	wait := driver.BootAgentBound(info.Accel)
 	return func(hctx context.Context) {
 		ctx, cancel := context.WithTimeout(hctx, wait)
 		defer cancel()
@@ -149,10 +146,6 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
 		}
 	}
 }
-
-// agentGateWait bounds the agent gate under TCG, where fvm's image reaches
-// its agent 35–60 s into a cold boot.
-var agentGateWait = 2 * time.Minute // a var: tests shorten it
 
 // setClock sets a restored guest's clock over SSH, where the backend could not.
 func (d *Daemon) setClock(name string) {

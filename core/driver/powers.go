@@ -279,11 +279,25 @@ func (v *VM) Run(m Machine) *Run {
 	return r
 }
 
+// BootAgentWait bounds the wait for the agent of a guest booting cold under
+// TCG, where fvm's image reaches it 35–60 s into a boot (BootAgentBound).
+var BootAgentWait = 2 * time.Minute // a var: tests shorten it
+
+// BootAgentBound is how long to wait for the agent of a guest booting cold
+// on accel before trying SSH without it: a hardware-accelerated boot reaches
+// its agent in seconds.
+func BootAgentBound(accel string) time.Duration {
+	if accel == "tcg" {
+		return BootAgentWait
+	}
+	return BootAgentWait / 6
+}
+
 // AwaitAgent returns true once ping reaches a guest agent, false when ctx ends
 // first. Each ping gets a turn of two seconds: an agent that starts during a
 // turn answers the request waiting on its channel at once, and a ping refused
-// at once (no channel yet) waits out its turn. The daemon's cold-boot gate
-// and the bench's bare QEMU both wait so.
+// at once (no channel yet) waits out its turn. The daemon's cold-boot gate,
+// the warm template's boot and the bench's bare QEMU all wait so.
 func AwaitAgent(ctx context.Context, ping func(context.Context) error) bool {
 	for ctx.Err() == nil {
 		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)

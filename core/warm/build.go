@@ -192,6 +192,14 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	}
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer cancel()
+	if m.Info().AgentAtBoot && run.Agent != nil {
+		// As a VM's cold boot does (the daemon's gate): an SSH attempt made
+		// before the guest's network is up is kept by QEMU's port forward,
+		// and the guest starts an sshd for each once it listens.
+		actx, acancel := context.WithTimeout(wctx, driver.BootAgentBound(m.Info().Accel))
+		driver.AwaitAgent(actx, run.Agent.GuestPing)
+		acancel()
+	}
 	cl, err := sshx.WaitReady(wctx, t, nil)
 	if err != nil {
 		return fail(fmt.Errorf("the template's SSH: %w", err))

@@ -287,7 +287,7 @@ func (b *bench) bareQEMU(like, cmdline string, gated bool) (time.Duration, error
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	if gated {
-		actx, acancel := context.WithTimeout(ctx, 2*time.Minute) // the daemon's bound under TCG
+		actx, acancel := context.WithTimeout(ctx, driver.BootAgentBound("tcg"))
 		driver.AwaitAgent(actx, func(ctx context.Context) error { return qemu.PingAgent(ctx, agent) })
 		acancel()
 	}
