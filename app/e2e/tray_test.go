@@ -80,9 +80,13 @@ func TestTrayMenuOverDBus(t *testing.T) {
 	}
 
 	// A context whose server refuses connections: the Host submenu lists it.
-	if err := (remote.Contexts{Dir: layout.ConfigDir}).Create(remote.Context{Name: "far", Host: "ssh://nobody@127.0.0.1:1"}); err != nil {
+	// Removed at the end: a kept home (FVM_E2E_HOME) runs this test again.
+	contexts := remote.Contexts{Dir: layout.ConfigDir}
+	contexts.Remove("far", true) // left by a run that was killed
+	if err := contexts.Create(remote.Context{Name: "far", Host: "ssh://nobody@127.0.0.1:1"}); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { contexts.Remove("far", true) })
 
 	// A stub browser records the pages the app opens (Open Display, Open Console).
 	browsed := filepath.Join(t.TempDir(), "browsed")
