@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/fvmhq/fvm/core/api"
+	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/driver/qemu"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
@@ -104,6 +105,12 @@ func TestWarmClones(t *testing.T) {
 		if !strings.Contains(string(pinned), f[2]) {
 			t.Errorf("%s: the guest's host key is not the one fvm pinned", n)
 		}
+	}
+	// The template's cold boot tried SSH only once its agent answered, so its
+	// guest served no attempt the host had given up on (its journal, under
+	// the template's name, is on every clone's disk).
+	if n := strings.TrimSpace(mustFVM(t, "exec", "clone1", "--", "sudo journalctl -D /var/log/journal -o cat _HOSTNAME="+cloudinit.TemplateHostname+" | grep -c preauth || true")); n != "0" {
+		t.Errorf("the template's boot served %s abandoned SSH attempts (preauth lines in its journal)", n)
 	}
 	for _, k := range []string{"hostname", "machine-id", "hostkey", "vmgenid", "instance-id"} {
 		if ids["clone1"][k] == ids["clone2"][k] || ids["clone1"][k] == "" {
