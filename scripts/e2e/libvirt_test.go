@@ -135,6 +135,11 @@ func TestLibvirt(t *testing.T) {
 			t.Fatalf("hostname %q", got)
 		}
 		t.Logf("MEASURE exec over the libvirt channel: %s", time.Since(t0))
+		// Booted through UEFI and the image's GRUB, whose command line makes a
+		// kernel panic or oops (TCG's "Oops: int3") a reboot, not a hang.
+		if out := mustFVM(t, "exec", name, "--", "cat", "/proc/cmdline"); !strings.Contains(out, "panic=5 oops=panic") {
+			t.Errorf("the guest's kernel command line: %s", out)
+		}
 		// The guest's network is QEMU's user NIC: no bridge of the host.
 		if out := mustFVM(t, "exec", name, "--", "ip", "-4", "addr"); !strings.Contains(out, "10.0.2.15") {
 			t.Errorf("guest addresses: %s", out)

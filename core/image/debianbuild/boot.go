@@ -13,7 +13,7 @@ import (
 // symlinks that Debian's kernel packages keep current, so kernel upgrades in the guest
 // just work. x86's GRUB also talks to the first 16550 UART; on arm64 the firmware's
 // console already is the PL011 serial port.
-func grubTemplate(r release, a archInfo) string {
+func grubTemplate(r release, a archInfo, kernelArgs string) string {
 	var b strings.Builder
 	b.WriteString("set timeout=0\nset default=0\n")
 	if a.Arch == vm.AMD64 {
@@ -24,10 +24,10 @@ insmod ext2
 insmod all_video
 search --no-floppy --fs-uuid --set=root @ROOT_UUID@
 menuentry 'Debian GNU/Linux %s' {
-	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=hvc0 console=%s,115200
+	linux /vmlinuz root=UUID=@ROOT_UUID@ ro console=tty0 console=hvc0 console=%s,115200%s
 	initrd /initrd.img
 }
-`, r.Version, a.Console)
+`, r.Version, a.Console, kernelArgs)
 	return b.String()
 }
 

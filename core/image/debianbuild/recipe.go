@@ -173,6 +173,11 @@ type recipeInput struct {
 }
 
 func newRecipe(in recipeInput) recipe {
+	lean := in.Recipe != RecipeClassic
+	kernelArgs := ""
+	if lean {
+		kernelArgs = leanGrubKernelArgs
+	}
 	pkgs := append(slices.Clone(basePackages), in.Arch.Kernel)
 	for _, p := range in.Extra {
 		if !slices.Contains(pkgs, p) {
@@ -182,7 +187,7 @@ func newRecipe(in recipeInput) recipe {
 	slices.Sort(pkgs)
 	grub := strings.NewReplacer(
 		"@GRUB_PKG@", in.Arch.GrubPkg,
-		"@GRUB_CFG@", grubTemplate(in.Release, in.Arch),
+		"@GRUB_CFG@", grubTemplate(in.Release, in.Arch, kernelArgs),
 		"@GRUB_ARGS@", shellQuote(grubMkstandaloneArgs(in.Arch.GrubTarget, bootEFI, "/tmp/fvm-grub.cfg")),
 	).Replace(grubBuildHook)
 	r := recipe{
@@ -191,7 +196,7 @@ func newRecipe(in recipeInput) recipe {
 		GrubHook: grub, GrubPurge: grubPurgeHook, EFIFile: in.Arch.EFIFile,
 		Sources: string(in.Sources), RootSize: in.RootSize, ESPSize: espSize,
 	}
-	if in.Recipe != RecipeClassic {
+	if lean {
 		r.Version, r.LeanHook = leanRecipeVersion, strings.ReplaceAll(leanHook, "@CONSOLE@", in.Arch.Console)
 	}
 	return r

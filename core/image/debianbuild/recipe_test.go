@@ -354,7 +354,7 @@ func TestPickSources(t *testing.T) {
 }
 
 func TestGrubConfig(t *testing.T) {
-	cfg := grubTemplate(releases[1], arches[vm.AMD64])
+	cfg := grubTemplate(releases[1], arches[vm.AMD64], "")
 	for _, want := range []string{
 		"search --no-floppy --fs-uuid --set=root " + uuidPlaceholder,
 		"linux /vmlinuz root=UUID=" + uuidPlaceholder + " ro console=tty0 console=hvc0 console=ttyS0,115200",
@@ -366,7 +366,7 @@ func TestGrubConfig(t *testing.T) {
 			t.Errorf("grub.cfg lacks %q:\n%s", want, cfg)
 		}
 	}
-	if arm := grubTemplate(releases[0], arches[vm.ARM64]); !strings.Contains(arm, "console=ttyAMA0,115200") || strings.Contains(arm, "serial") || !strings.Contains(arm, "Debian GNU/Linux 12") {
+	if arm := grubTemplate(releases[0], arches[vm.ARM64], leanGrubKernelArgs); !strings.Contains(arm, "console=ttyAMA0,115200 panic=5 oops=panic\n") || strings.Contains(arm, "serial") || !strings.Contains(arm, "Debian GNU/Linux 12") {
 		t.Errorf("arm64 grub.cfg:\n%s", arm)
 	}
 	args := grubMkstandaloneArgs("arm64-efi", "/w/BOOTAA64.EFI", "/w/grub.cfg")
@@ -533,6 +533,9 @@ func TestRecipes(t *testing.T) {
 	classic := newRecipe(in)
 	if classic.Version != recipeVersion || classic.LeanHook != "" || lean.Version != leanRecipeVersion || lean.LeanHook == "" {
 		t.Fatalf("classic %s, lean %s", classic.Version, lean.Version)
+	}
+	if !strings.Contains(lean.GrubHook, "115200 panic=5 oops=panic") || strings.Contains(classic.GrubHook, "panic=") {
+		t.Error("the lean image's GRUB reboots a guest on a kernel panic or oops; the classic one's as before")
 	}
 	if lean.key() == classic.key() {
 		t.Fatal("the lean and classic images share a cache key")
