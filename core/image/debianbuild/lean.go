@@ -28,7 +28,7 @@ func checkRecipe(name string) (string, error) {
 }
 
 // leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
-const leanRecipeVersion = "8-lean"
+const leanRecipeVersion = "9-lean"
 
 // leanGrubKernelArgs end the kernel command line of the lean image's GRUB
 // (UEFI boots: libvirt, vz, other tools) as fvm's QEMU driver ends the one it
@@ -84,6 +84,11 @@ const leanGrubKernelArgs = " panic=5 oops=panic"
 //     logind first, which queues the lingering users' managers as it starts,
 //     then joins that start job: no polling, and with no lingering user
 //     nothing to wait for. Each wait is bounded (60 s); none is fatal.
+//   - cloud-init's local stage starts once udev has handled the network
+//     interfaces the kernel made (their names final): it writes the network
+//     config under the names it finds, and under TCG udev could still be
+//     about to rename eth0 to enp0s3 then (ifupdown then failed on "eth0":
+//     a VM with no network, its SSH wait running out after 10 minutes).
 //   - systemd's generators that find nothing to do in a VM run by fvm do
 //     not run (masked in /etc/systemd/system-generators): sshd over AF_VSOCK
 //     (its probe loads the vsock and VMCI modules, then fails: fvm reaches
@@ -180,6 +185,35 @@ done
 exit 0
 EOF
 chmod 755 "$root/usr/libexec/fvm/wait-lingering-managers"
+cat > "$root/usr/libexec/fvm/wait-net-names" <<'EOF'
+#!/bin/sh
+# fvm's lean image: returns once udev has handled every network interface the
+# kernel has made so far (its add event done, so its name is final), at most
+# 30 s. cloud-init's local stage (which runs this first) writes the network
+# config under the names it finds: a NIC that udev had yet to rename from
+# eth0 got "auto eth0", and the VM no network at all.
+i=0
+while [ "$i" -lt 300 ]; do
+	pending=
+	for d in /sys/class/net/*; do
+		[ "${d##*/}" != lo ] && [ -r "$d/ifindex" ] || continue
+		read -r idx < "$d/ifindex" || continue
+		[ -e "/run/udev/data/n$idx" ] || pending=1
+	done
+	[ -z "$pending" ] && exit 0
+	sleep 0.1
+	i=$((i + 1))
+done
+exit 0
+EOF
+chmod 755 "$root/usr/libexec/fvm/wait-net-names"
+mkdir -p "$root/etc/systemd/system/cloud-init-local.service.d"
+cat > "$root/etc/systemd/system/cloud-init-local.service.d/fvm-lean.conf" <<'EOF'
+# fvm's lean image: the local stage names the NICs as udev left them
+# (/usr/libexec/fvm/wait-net-names).
+[Service]
+ExecStartPre=-/usr/libexec/fvm/wait-net-names
+EOF
 cat > "$root/etc/systemd/system/cloud-config.service.d/fvm-lean.conf" <<'EOF'
 # fvm's lean image: the config stage waits for the lingering users' managers,
 # which the first login waits for (/usr/libexec/fvm/wait-lingering-managers).
