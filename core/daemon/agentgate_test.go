@@ -56,7 +56,9 @@ func TestAgentGate(t *testing.T) {
 	m := &agentMachine{info: cold, answerAt: time.Now().Add(300 * time.Millisecond)}
 	gate := d.agentGate("v", run(m))
 	start := time.Now()
-	gate(context.Background())
+	if !gate(context.Background()) {
+		t.Error("the gate opened on an answering agent but says the guest is not up")
+	}
 	if el := time.Since(start); el < 300*time.Millisecond || el > 5*time.Second {
 		t.Errorf("the gate opened after %v, want once the agent answers (0.3–2.3 s)", el)
 	}
@@ -65,7 +67,9 @@ func TestAgentGate(t *testing.T) {
 	driver.BootAgentWait = 500 * time.Millisecond
 	never := &agentMachine{info: cold, answerAt: time.Now().Add(time.Hour)}
 	start = time.Now()
-	d.agentGate("v", run(never))(context.Background())
+	if d.agentGate("v", run(never))(context.Background()) {
+		t.Error("the gate says a guest whose agent never answered is up")
+	}
 	if el := time.Since(start); el < 500*time.Millisecond || el > 3*time.Second {
 		t.Errorf("an agent that never answers held SSH back for %v, want driver.BootAgentWait (0.5 s)", el)
 	}

@@ -127,23 +127,25 @@ const attemptLogEvery = 30 * time.Second
 // guest started an sshd for each once it listened (3–6 per boot here under
 // TCG, each closed at once, all competing with the login fvm waits for). If
 // the agent has not answered within driver.BootAgentBound (the VM's user
-// stopped or removed it), SSH is tried as for any image.
-func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) {
+// stopped or removed it), SSH is tried as for any image; once it has, the
+// guest is up and a slow sshd is waited for (sshx.Target.Up).
+func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) bool {
 	info := m.Info()
 	if info.Boot != driver.BootCold || !info.AgentAtBoot || m.Agent == nil {
 		return nil
 	}
 	wait := driver.BootAgentBound(info.Accel)
-	return func(hctx context.Context) {
+	return func(hctx context.Context) bool {
 		ctx, cancel := context.WithTimeout(hctx, wait)
 		defer cancel()
 		if driver.AwaitAgent(ctx, m.Agent.GuestPing) {
 			d.startPhase(name, m, api.PhaseAgent)
-			return
+			return true
 		}
 		if hctx.Err() == nil { // not the VM's end
 			d.log.Info("the guest agent did not answer: trying SSH without it", "vm", name, "after", wait)
 		}
+		return false
 	}
 }
 

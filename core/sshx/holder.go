@@ -45,7 +45,9 @@ type HolderOptions struct {
 	// reconnections) and returns when attempts are worth making. A booting
 	// guest behind QEMU's port forward keeps every attempt made before its
 	// network is up pending, and starts an sshd for each once it listens.
-	Gate func(ctx context.Context)
+	// It returns true when the guest is known to be up (its agent answered):
+	// the first attempts then wait for the server's first word (Target.Up).
+	Gate func(ctx context.Context) bool
 	// OnAttempt, when set, sees each failed connection attempt's error.
 	OnAttempt func(err error)
 }
@@ -92,8 +94,9 @@ var ErrHolderClosed = errors.New("the VM's SSH connection is closed: the VM stop
 func (h *Holder) run() {
 	defer close(h.done)
 	first := h.o.Initial
-	if first == nil && h.o.Gate != nil {
-		h.o.Gate(h.ctx)
+	t := h.t
+	if first == nil && h.o.Gate != nil && h.o.Gate(h.ctx) {
+		t = t.Up()
 	}
 	for {
 		var c *Client
@@ -101,7 +104,8 @@ func (h *Holder) run() {
 		if first != nil {
 			c, first = first, nil
 		} else {
-			c, err = WaitReady(h.ctx, h.t, h.o.OnAttempt)
+			c, err = WaitReady(h.ctx, t, h.o.OnAttempt)
+			t = h.t // reconnections: the guest may be gone
 		}
 		if err != nil && errors.Is(err, ErrHostKeyMismatch) && h.o.InstallerFirst {
 			select {

@@ -243,3 +243,41 @@ func TestHolderSession(t *testing.T) {
 		t.Fatalf("a command ran on the checked initial connection (%d)", n)
 	}
 }
+
+// TestHolderGateUp: a gate that says the guest is up (its agent answered)
+// makes the first attempt wait for an sshd slow to say its version, in one
+// attempt; a gate that could not tell leaves the usual timeout, and a server
+// silent past it is given up on (and so served an attempt nobody waits for).
+func TestHolderGateUp(t *testing.T) {
+	for _, up := range []bool{true, false} {
+		s := newTestServer(t)
+		s.SlowToSpeak.Store(int64(time.Second))
+		tg := s.Target()
+		tg.Timeout = 300 * time.Millisecond
+		var failed int
+		var mu sync.Mutex
+		h := Hold(tg, HolderOptions{
+			Gate: func(context.Context) bool { return up },
+			OnAttempt: func(error) {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				s.SlowToSpeak.Store(0)
+			},
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := h.Ready(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		h.Close()
+		mu.Lock()
+		if up && failed != 0 {
+			t.Errorf("guest up: %d failed attempts before the slow sshd answered, want 0", failed)
+		}
+		if !up && failed == 0 {
+			t.Error("guest not known up: a server silent past the timeout was waited for")
+		}
+		mu.Unlock()
+	}
+}

@@ -14,6 +14,17 @@ const (
 	waitMaxDelay   = time.Second
 )
 
+// Up returns t for a guest known to be up (its agent answered on a cold
+// boot): an sshd that listens but is slow to say its version (under TCG a
+// socket-activated sshd starts on an empty translation cache while the rest
+// of the boot runs) is waited for up to HandshakeTimeout. Giving up after
+// t.Timeout would leave the guest serving an attempt nobody waits for, and
+// the next attempt would start a second sshd beside it.
+func (t Target) Up() Target {
+	t.Timeout = max(t.Timeout, HandshakeTimeout)
+	return t
+}
+
 // WaitReady polls t until an SSH handshake and login succeed and returns the
 // connected client. Each attempt is bounded by t.Timeout (DefaultTimeout when 0);
 // onAttempt, if set, sees each failed attempt's error. It gives up when ctx ends,

@@ -197,7 +197,9 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 		// before the guest's network is up is kept by QEMU's port forward,
 		// and the guest starts an sshd for each once it listens.
 		actx, acancel := context.WithTimeout(wctx, driver.BootAgentBound(m.Info().Accel))
-		driver.AwaitAgent(actx, run.Agent.GuestPing)
+		if driver.AwaitAgent(actx, run.Agent.GuestPing) {
+			t = t.Up()
+		}
 		acancel()
 	}
 	cl, err := sshx.WaitReady(wctx, t, nil)

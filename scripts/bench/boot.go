@@ -286,12 +286,15 @@ func (b *bench) bareQEMU(like, cmdline string, gated bool) (time.Duration, error
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	t := sshx.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "fvm", Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
 	if gated {
 		actx, acancel := context.WithTimeout(ctx, driver.BootAgentBound("tcg"))
-		driver.AwaitAgent(actx, func(ctx context.Context) error { return qemu.PingAgent(ctx, agent) })
+		if driver.AwaitAgent(actx, func(ctx context.Context) error { return qemu.PingAgent(ctx, agent) }) {
+			t = t.Up()
+		}
 		acancel()
 	}
-	cl, err := sshx.WaitReady(ctx, sshx.Target{Addr: fmt.Sprintf("127.0.0.1:%d", port), User: "fvm", Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}, nil)
+	cl, err := sshx.WaitReady(ctx, t, nil)
 	if err != nil {
 		// The guest's console says why (the directory goes with this run).
 		serial, _ := os.ReadFile(filepath.Join(dir, "serial.log"))
