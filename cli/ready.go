@@ -40,6 +40,10 @@ func (a *app) waitReady(ctx context.Context, c *client.Client, v api.VM, t0 time
 	if err != nil && sctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
 		return fmt.Errorf("vm %q: SSH did not answer within %s (boot log: `fvm logs %s`; it may still come up: `fvm wait %s`)", name, sshReadyTimeout, name, name)
 	}
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.Code == api.CodeConflict {
+		return err // the host's own sentence, naming the VM (not running, network down)
+	}
 	if err != nil {
 		return fmt.Errorf("vm %q: ssh not ready: %w (boot log: `fvm logs %s`)", name, err, name)
 	}

@@ -72,6 +72,7 @@ type entry struct {
 	run    *driver.Run   // the running machine and its powers; nil when not running
 	ssh    *sshx.Holder  // the held SSH connection of the running machine (exec.go)
 	sshErr error         // why there is none
+	net    *netWatch     // a cold boot's watch for a network that did not come up (netstall.go)
 	ports  *portForwards // its automatic port forwards (ports.go)
 	serial *console.Mux  // the running machine's serial port, when it can be attached
 	start  *startReport  // the running machine's start, until its first SSH session (startreport.go)
@@ -270,7 +271,7 @@ func (d *Daemon) watch(name string, r *driver.Run) {
 	busy := e != nil && e.op != "" // e.g. a stop: the end was asked for
 	var held *sshx.Holder
 	if e != nil && e.run == r {
-		held, e.ssh, e.sshErr, e.ports = e.ssh, nil, nil, nil
+		held, e.ssh, e.sshErr, e.ports, e.net = e.ssh, nil, nil, nil, nil
 		e.ended(r)
 		if err != nil && e.op == "" {
 			e.err = fmt.Sprintf("hypervisor exited: %v", err)

@@ -24,7 +24,7 @@ var _ server.ExecService = (*Daemon)(nil)
 // or re-adopted): commands then cost a session on it, not a handshake. It is
 // closed by watch when the VM ends.
 func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial *sshx.Client) {
-	h, err := d.holder(name, inst, m, initial)
+	h, nw, err := d.holder(name, inst, m, initial)
 	d.mu.Lock()
 	e := d.entry(name)
 	if e.run != m { // it ended already
@@ -38,11 +38,14 @@ func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial 
 	if err != nil {
 		e.sshErr = err
 	} else {
-		e.ssh = h
+		e.ssh, e.net = h, nw
 		pf = &portForwards{fwd: map[uint16]*activeForward{}}
 		e.ports = pf
 	}
 	d.mu.Unlock()
+	if nw != nil && m.NIC != nil {
+		go d.watchNetwork(name, m.NIC, h, nw)
+	}
 	if pf != nil {
 		go d.watchPorts(name, inst, m, h, pf)
 		if m.Caps.StaticForwardsBySSH {
@@ -54,22 +57,37 @@ func (d *Daemon) hold(name string, inst *store.Instance, m *driver.Run, initial 
 	}
 }
 
-func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initial *sshx.Client) (*sshx.Holder, error) {
+// holder starts holding a VM's connection; on a cold boot gated on its
+// agent it also returns the watch for a network that does not come up.
+func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initial *sshx.Client) (*sshx.Holder, *netWatch, error) {
 	ep, err := m.SSHEndpoint(context.Background())
 	if err != nil {
-		return nil, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
+		return nil, nil, fmt.Errorf("vm %q: ssh endpoint: %w", name, err)
 	}
 	signer, _, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	if err != nil {
-		return nil, fmt.Errorf("fvm ssh key: %w", err)
+		return nil, nil, fmt.Errorf("fvm ssh key: %w", err)
 	}
 	hostKey, err := store.ReadFile(inst.Path(store.HostKeyPubFile))
 	if err != nil {
-		return nil, fmt.Errorf("vm %q: host key: %w", name, err)
+		return nil, nil, fmt.Errorf("vm %q: host key: %w", name, err)
 	}
 	t := sshx.Target{Addr: ep.String(), User: inst.Spec.User, Signer: signer, HostKey: strings.TrimSpace(string(hostKey))}
-	return sshx.Hold(t, sshx.HolderOptions{
-		Gate:           d.agentGate(name, m),
+	var nw *netWatch
+	gate := d.agentGate(name, m)
+	if gate != nil {
+		nw = newNetWatch()
+		agentGate := gate
+		gate = func(ctx context.Context) bool {
+			up := agentGate(ctx)
+			if up {
+				nw.agentUp()
+			}
+			return up
+		}
+	}
+	h := sshx.Hold(t, sshx.HolderOptions{
+		Gate:           gate,
 		OnAttempt:      attemptLogger(d.log, name),
 		InstallerFirst: inst.Spec.ISO != "",
 		Initial:        initial,
@@ -98,7 +116,8 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 			d.mu.Unlock()
 			d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Error, Error: err.Error()})
 		},
-	}), nil
+	})
+	return h, nw, nil
 }
 
 // attemptLogger logs a VM's failed SSH attempts, at most one line per
@@ -173,9 +192,11 @@ func (d *Daemon) running(name string) (*sshx.Holder, error) {
 	}
 	d.mu.Lock()
 	e := d.entry(name)
-	m, h, herr, op := e.run, e.ssh, e.sshErr, e.op
+	m, h, herr, op, nw := e.run, e.ssh, e.sshErr, e.op, e.net
 	d.mu.Unlock()
 	switch {
+	case h != nil && h.Connects() == 0 && nw.stalled() != nil:
+		return nil, api.Errorf(api.CodeConflict, "%s", nw.stalled())
 	case m == nil && op == "starting":
 		return nil, api.Errorf(api.CodeConflict, "vm %q is still starting: try again in a moment", name)
 	case m == nil:
@@ -221,7 +242,13 @@ func (d *Daemon) Wait(ctx context.Context, name string, req api.WaitRequest) (ap
 	if err != nil {
 		return api.WaitResult{}, err
 	}
-	if err := h.Ready(ctx); err != nil {
+	d.mu.Lock()
+	nw := d.entry(name).net
+	d.mu.Unlock()
+	if err := awaitReady(ctx, h, nw); err != nil {
+		if nw.stalled() != nil {
+			return api.WaitResult{}, api.Errorf(api.CodeConflict, "%s", err)
+		}
 		return api.WaitResult{}, fmt.Errorf("vm %q: %w", name, err)
 	}
 	if req.For == api.WaitSSH {

@@ -100,4 +100,29 @@ func TestNICAndOriginalForms(t *testing.T) {
 			t.Error("a key not authorized for the VM's user logged in")
 		}
 	})
+
+	// A boot whose network does not come up is named as such once its agent
+	// answered, not waited on for 10 minutes. The guest gets what a NIC-name
+	// race once gave it: cloud-init's network config naming eth0, which udev
+	// has renamed (ifupdown fails, the NIC gets no address).
+	t.Run("network-down-is-named", func(t *testing.T) {
+		mustFVM(t, "exec", name, "--", "printf 'auto eth0\\niface eth0 inet dhcp\\n' | sudo tee /etc/network/interfaces.d/50-cloud-init > /dev/null")
+		mustFVM(t, "stop", name)
+		t0 := time.Now()
+		r := fvm(t, "start", name)
+		took := time.Since(t0)
+		msg := strings.TrimSpace(r.stderr)
+		last := msg[strings.LastIndex(msg, "\n")+1:]
+		if r.code == 0 || !strings.Contains(last, "network is down") || !strings.Contains(last, "no IPv4") || !strings.Contains(last, "fvm logs "+name) {
+			t.Fatalf("start with the network down: %d %q; want its last line to name the down network", r.code, msg)
+		}
+		t.Logf("MEASURE start → the down network named: %s", took)
+		if took > 4*time.Minute {
+			t.Errorf("the down network was named after %s", took)
+		}
+		// The VM stays for its user to look at.
+		if v := inspectVM(t, name); v.State != "running" {
+			t.Errorf("after the diagnosis the VM is %s, want running", v.State)
+		}
+	})
 }
