@@ -294,13 +294,21 @@ func (d *Daemon) watch(name string, r *driver.Run) {
 
 // Host describes the host process, its backends and what this host lacks.
 func (d *Daemon) Host(ctx context.Context) (api.HostInfo, error) {
-	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid(), Backends: d.backends(ctx)}
-	info.Hostname, _ = os.Hostname() // which machine a remote client talked to
+	info, _ := d.HostBrief(ctx)
+	info.Backends = d.backends(ctx)
 	for _, drv := range d.opts.Drivers {
 		for _, c := range driver.Checks(ctx, drv) {
 			info.Checks = append(info.Checks, api.Check{Name: c.Name, OK: c.OK, Detail: c.Detail, Fix: c.Fix})
 		}
 	}
+	return info, nil
+}
+
+// HostBrief is who the host is, without its backends and checks: what a
+// client's liveness check reads (it must not wait on a slow backend).
+func (d *Daemon) HostBrief(context.Context) (api.HostInfo, error) {
+	info := api.HostInfo{Version: d.opts.Version, APIRevision: api.Revision, PID: os.Getpid()}
+	info.Hostname, _ = os.Hostname() // which machine a remote client talked to
 	return info, nil
 }
 

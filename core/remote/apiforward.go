@@ -79,7 +79,7 @@ func (s *SSH) checkHost(ctx context.Context, c net.Conn) error {
 	}
 	c.SetDeadline(deadline)
 	defer c.SetDeadline(time.Time{})
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host?brief=1", nil)
 	if err != nil {
 		return err
 	}

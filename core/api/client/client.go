@@ -72,11 +72,12 @@ func (c *Client) Remote() bool { return c.remote }
 // host, their ssh processes).
 func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
 
-// Ping checks that a host answers within timeout.
-func (c *Client) Ping(ctx context.Context, timeout time.Duration) (api.HostInfo, error) {
+// Ping checks that a host answers within timeout: who it is, without its
+// backends (which a host older than ?brief=1 adds anyway).
+func (c *Client) Ping(ctx context.Context, timeout time.Duration) (info api.HostInfo, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return c.Host(ctx)
+	return info, c.do(ctx, "GET", "/v1/host?brief=1", nil, &info)
 }
 
 func (c *Client) Host(ctx context.Context) (info api.HostInfo, err error) {
@@ -289,7 +290,7 @@ func (c *Client) revisionError(ctx context.Context, rev string) error {
 		e.Remote = c.socket
 	}
 	e.HostRevision, _ = strconv.Atoi(rev)
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+api.HostName+"/v1/host?brief=1", nil)
 	if err == nil {
 		if resp, err := c.http.Do(req); err == nil {
 			var info api.HostInfo

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/api/server"
+	"github.com/fvmhq/fvm/core/driver"
+)
+
+// stuckChecks is a backend whose checks do not answer (a libvirtd probing
+// QEMU on its first start answers nothing for minutes).
+type stuckChecks struct{ *fakeDriver }
+
+func (stuckChecks) Checks(ctx context.Context) []driver.Check {
+	<-ctx.Done()
+	return nil
+}
+
+// TestPingWithAStuckBackend: a client's liveness check answers at once while
+// a backend's checks hang; the full host info does wait for them. Before,
+// such a host looked dead to the CLI, which then started another host that
+// the first one's lock refused.
+func TestPingWithAStuckBackend(t *testing.T) {
+	d := newTestDaemon(t, stuckChecks{&fakeDriver{running: map[string]*fakeMachine{}}})
+	dir, _ := os.MkdirTemp("", "fvmp")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "fvm.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: server.Handler(d, server.Options{Version: "test"})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	c := client.New(sock)
+	c.Version = "test"
+	start := time.Now()
+	info, err := c.Ping(context.Background(), 2*time.Second)
+	if err != nil || info.PID != os.Getpid() || info.Version != "test" {
+		t.Fatalf("ping: %+v %v", info, err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("ping took %v", el)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.Host(ctx); err == nil {
+		t.Error("the full host info answered without its stuck backend's checks: the test proves nothing")
+	}
+}
