@@ -61,15 +61,19 @@ func (d *Driver) Create(ctx context.Context, inst *store.Instance, in driver.Cre
 	if err != nil {
 		return err
 	}
-	typ, _, err := domainType(f.Types, inst.Spec.Accel)
+	localWhy := ""
+	if d.opts.LocalKVM != nil && localURI(h.URI) {
+		localWhy = d.opts.LocalKVM()
+	}
+	typ, notice, err := domainType(f.Types, inst.Spec.Accel, localWhy)
 	if err != nil {
 		return fmt.Errorf("vm %q: %w", name, err)
 	}
 	accel := "tcg"
 	if typ == "kvm" {
-		accel = "kvm"
+		accel, notice = "kvm", ""
 	}
-	rec := record{Host: h.Name, URI: h.URI, Pool: cfg.Pool, UUID: newUUID(), Domain: DomainPrefix + name, Digest: in.Base.Digest, Accel: accel}
+	rec := record{Host: h.Name, URI: h.URI, Pool: cfg.Pool, UUID: newUUID(), Domain: DomainPrefix + name, Digest: in.Base.Digest, Accel: accel, AccelWhy: notice}
 	if old, err := loadRecord(inst.Dir); err == nil && old.URI == rec.URI {
 		rec.UUID = old.UUID // a second Create keeps the domain
 	}

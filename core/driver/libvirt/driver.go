@@ -35,6 +35,12 @@ type Options struct {
 	Settings func() (config.Libvirt, error)
 	// FVMVersion goes into each domain's metadata.
 	FVMVersion string
+	// LocalKVM, when set, says why KVM on this machine cannot boot a
+	// standard guest ("" when it can). libvirt offers KVM wherever /dev/kvm
+	// exists, even where the kernel behind it hangs a guest (kvm_pvm) or
+	// libvirt's QEMU may not open it; for a daemon on this machine and
+	// --accel auto, a reason here means TCG.
+	LocalKVM func() string
 }
 
 // Driver is the libvirt driver.

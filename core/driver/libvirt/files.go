@@ -28,6 +28,8 @@ type record struct {
 	Base   string `json:"base,omitempty"`
 	Digest string `json:"digest,omitempty"`
 	Accel  string `json:"accel"` // kvm or tcg
+	// AccelWhy says why TCG was chosen ("" for kvm): the start's notice.
+	AccelWhy string `json:"accelWhy,omitempty"`
 }
 
 func loadRecord(dir string) (record, error) {

@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -88,7 +89,9 @@ func domainTypes(caps *libvirtxml.Caps, arch string) []string {
 
 // domainType picks kvm where the host offers it and the spec allows it,
 // qemu (TCG) otherwise, with a notice for the user when TCG is chosen.
-func domainType(types []string, accel string) (typ, notice string, err error) {
+// localWhy (a daemon on this machine whose KVM cannot boot a standard
+// guest, see Options.LocalKVM) makes auto pick TCG though libvirt offers KVM.
+func domainType(types []string, accel, localWhy string) (typ, notice string, err error) {
 	hasKVM := false
 	for _, t := range types {
 		hasKVM = hasKVM || t == "kvm"
@@ -102,12 +105,28 @@ func domainType(types []string, accel string) (typ, notice string, err error) {
 	case "tcg":
 		return "qemu", "", nil
 	case "", "auto":
-		if hasKVM {
+		if hasKVM && localWhy == "" {
 			return "kvm", "", nil
 		}
-		return "qemu", "tcg: the libvirt host offers no KVM for this arch: software emulation (slow)", nil
+		if hasKVM {
+			return "qemu", "tcg: software emulation (slow): " + localWhy, nil
+		}
+		return "qemu", noKVMNotice, nil
 	}
 	return "", "", fmt.Errorf("--accel %s: the libvirt backend takes auto, kvm or tcg", accel)
+}
+
+const noKVMNotice = "tcg: the libvirt host offers no KVM for this arch: software emulation (slow)"
+
+// localURI says whether uri reaches a libvirt daemon on this machine (no
+// host in it, no remote transport), whose KVM LocalKVM can judge.
+func localURI(uri string) bool {
+	u, err := url.Parse(uri)
+	if err != nil || u.Host != "" {
+		return false
+	}
+	_, transport, _ := strings.Cut(u.Scheme, "+")
+	return transport == "" || transport == "unix"
 }
 
 func versionText(v uint64) string {

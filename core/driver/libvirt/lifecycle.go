@@ -44,7 +44,10 @@ func (d *Driver) Start(ctx context.Context, inst *store.Instance, opts driver.St
 	}
 	notice := ""
 	if h.rec.Accel == "tcg" {
-		notice = "tcg: the libvirt host offers no KVM for this arch: software emulation (slow)"
+		notice = h.rec.AccelWhy
+		if notice == "" { // a record from before AccelWhy, or --accel tcg
+			notice = noKVMNotice
+		}
 	}
 	m := d.newMachine(inst, h, dom, driver.MachineInfo{Accel: h.rec.Accel, StartedAt: t0, Boot: boot, Notice: notice, ClockStale: boot == driver.BootResumed})
 	if boot == driver.BootResumed {

@@ -51,7 +51,7 @@ func TestDomainType(t *testing.T) {
 		{[]string{"qemu"}, "kvm", "", false, true},
 		{[]string{"qemu"}, "hvf", "", false, true},
 	} {
-		got, notice, err := domainType(tc.types, tc.accel)
+		got, notice, err := domainType(tc.types, tc.accel, "")
 		if got != tc.want || (notice != "") != tc.notice || (err != nil) != tc.err {
 			t.Errorf("domainType(%v, %q) = %q, %q, %v", tc.types, tc.accel, got, notice, err)
 		}
@@ -169,6 +169,33 @@ func TestForwardRefusesUnsayablePaths(t *testing.T) {
 	for _, p := range []string{"/run/a:b/vnc.sock", "/run/a b/vnc.sock"} {
 		if _, err := d.forward(p); err == nil || !strings.Contains(err.Error(), "cannot name a path") {
 			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
+
+// TestDomainTypeLocalKVM: a daemon on this machine offers KVM wherever
+// /dev/kvm exists; where fvm's own probe says it cannot boot a standard guest
+// (kvm_pvm), auto picks TCG and says why; a forced --accel kvm is kept.
+func TestDomainTypeLocalKVM(t *testing.T) {
+	const why = "/dev/kvm is backed by kvm_pvm"
+	if typ, notice, err := domainType([]string{"kvm", "qemu"}, "auto", why); typ != "qemu" || !strings.Contains(notice, why) || err != nil {
+		t.Errorf("auto with unusable local KVM: %q %q %v", typ, notice, err)
+	}
+	if typ, _, err := domainType([]string{"kvm", "qemu"}, "kvm", why); typ != "kvm" || err != nil {
+		t.Errorf("--accel kvm with unusable local KVM: %q %v, want kvm as asked", typ, err)
+	}
+	for uri, local := range map[string]bool{
+		"qemu:///system":                            true,
+		"qemu:///session":                           true,
+		"qemu+unix:///system?socket=/tmp/x/sock":    true,
+		"qemu+ssh://root@server/system":             false,
+		"qemu+ssh://server:2222/system?keyfile=/k":  false,
+		"qemu+tcp://10.0.0.1/system":                false,
+		"qemu+libssh2://user@host/system?sshauth=x": false,
+		"::bad": false,
+	} {
+		if got := localURI(uri); got != local {
+			t.Errorf("localURI(%q) = %v, want %v", uri, got, local)
 		}
 	}
 }

@@ -36,6 +36,18 @@ func DetectAccel(p HostProbe) (accel, notice string) {
 	return accel, notice
 }
 
+// KVMUnusableHere says why KVM on this machine cannot boot a standard
+// guest ("" when it can): for a backend that runs QEMU through another
+// program on this machine (libvirt's local daemon, which offers KVM
+// wherever /dev/kvm exists).
+func KVMUnusableHere() string {
+	p := ProbeHost()
+	if p.OS != "linux" {
+		return ""
+	}
+	return kvmUnusable(p)
+}
+
 // detectAccel is DetectAccel with the bare reason for not accelerating.
 func detectAccel(p HostProbe) (accel, why string) {
 	switch p.OS {
