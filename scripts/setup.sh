@@ -53,6 +53,7 @@ pkgs=(
 	ruby                                     # tests: ruby -c of the Homebrew formula and cask (make release)
 	libvirt-daemon libvirt-clients           # the libvirt backend's tests: libvirtd + its QEMU driver, virsh to look (not
 	                                         # libvirt-daemon-system: systemd units, polkit and the default NAT network)
+	tini                                     # libvirtd.sh: a subreaper for libvirtd's daemonized QEMUs where no systemd reaps
 	ca-certificates git make
 )
 

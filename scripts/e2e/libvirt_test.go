@@ -79,7 +79,8 @@ func setConfig(t *testing.T, yaml string) {
 // removeLeftovers removes what an earlier run of these tests left in the
 // system daemon when it was killed before its cleanups ran (the daemon keeps
 // domains in /etc/libvirt across runs): only the tests' own names, the
-// domains fvm-lv* and fvm-notmine and the volumes fvm-lv* of the pool fvm.
+// domains fvm-lv* and fvm-notmine, the volumes fvm-lv* of the pool fvm and
+// the pools fvmcut and fvmsmall.
 func removeLeftovers(t *testing.T) {
 	t.Helper()
 	out, _ := virsh(t, "list", "--all", "--name")
@@ -91,6 +92,15 @@ func removeLeftovers(t *testing.T) {
 		virsh(t, "destroy", d)
 		if out, err := virsh(t, "undefine", "--managed-save", "--snapshots-metadata", "--nvram", d); err != nil {
 			t.Fatalf("virsh undefine %s (left by an earlier run): %v\n%s", d, err, out)
+		}
+	}
+	// The pools of TestLibvirtBadInput's cases: a pool left defined lists
+	// volumes whose files the next run's case removes first.
+	for _, p := range []string{"fvmcut", "fvmsmall"} {
+		if _, err := virsh(t, "pool-info", p); err == nil {
+			t.Logf("removing pool %s, left by an earlier run", p)
+			virsh(t, "pool-destroy", p)
+			virsh(t, "pool-undefine", p)
 		}
 	}
 	vols, _ := virsh(t, "vol-list", "fvm")
