@@ -106,6 +106,7 @@ func TestNICAndOriginalForms(t *testing.T) {
 	// race once gave it: cloud-init's network config naming eth0, which udev
 	// has renamed (ifupdown fails, the NIC gets no address).
 	t.Run("network-down-is-named", func(t *testing.T) {
+		fullOnly(t, "a cold boot with the network down and the 30 s wait, about 80 s on the longest parallel test")
 		mustFVM(t, "exec", name, "--", "printf 'auto eth0\\niface eth0 inet dhcp\\n' | sudo tee /etc/network/interfaces.d/50-cloud-init > /dev/null")
 		mustFVM(t, "stop", name)
 		t0 := time.Now()
