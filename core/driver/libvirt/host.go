@@ -3,6 +3,7 @@ package libvirt
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"sort"
 	"strings"
@@ -118,12 +119,17 @@ func domainType(types []string, accel, localWhy string) (typ, notice string, err
 
 const noKVMNotice = "tcg: the libvirt host offers no KVM for this arch: software emulation (slow)"
 
-// localURI says whether uri reaches a libvirt daemon on this machine (no
-// host in it, no remote transport), whose KVM LocalKVM can judge.
+// localURI says whether uri reaches a libvirt daemon on this machine, whose
+// KVM LocalKVM can judge: no host in it and no remote transport, or a
+// loopback host (qemu+ssh://root@127.0.0.1/system is this machine's too).
 func localURI(uri string) bool {
 	u, err := url.Parse(uri)
-	if err != nil || u.Host != "" {
+	if err != nil {
 		return false
+	}
+	if h := u.Hostname(); h != "" {
+		ip := net.ParseIP(h)
+		return h == "localhost" || (ip != nil && ip.IsLoopback())
 	}
 	_, transport, _ := strings.Cut(u.Scheme, "+")
 	return transport == "" || transport == "unix"
