@@ -20,14 +20,20 @@ type candidate struct {
 	Err  error  // why it cannot be asked (unreachable, no QEMU for the arch)
 }
 
+// tieMargin: free memory within this of the best counts as a tie. Each
+// daemon's statistics are read at another moment and move by megabytes in
+// between (two daemons on one machine never tie exactly); a placement that
+// flips on that noise is one nobody can predict.
+const tieMargin = 256 << 20
+
 // pick returns the reachable candidate with the most free memory, if it fits
-// needMiB; an error that names every host and why otherwise. Ties go to the
-// first (hosts are sorted by name).
+// needMiB; an error that names every host and why otherwise. Ties (within
+// tieMargin) go to the first (hosts are sorted by name).
 func pick(cands []candidate, needMiB int) (config.LibvirtHost, error) {
 	need := uint64(needMiB) << 20
 	best := -1
 	for i, c := range cands {
-		if c.Err == nil && (best < 0 || c.Free > cands[best].Free) {
+		if c.Err == nil && (best < 0 || c.Free > cands[best].Free+tieMargin) {
 			best = i
 		}
 	}
