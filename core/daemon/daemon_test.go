@@ -415,9 +415,48 @@ func TestReadoptAfterHostRestart(t *testing.T) {
 	if err != nil || v.State != vm.Running {
 		t.Fatalf("after restart: %+v %v", v.State, err)
 	}
-	// A second host on the same state dir is refused.
+	// A second host on the same state dir is refused, at once: the first serves.
+	t0 := time.Now()
 	if err := New(Options{Layout: h.layout, Drivers: []driver.Driver{drv}}).Serve(ctx); !errors.Is(err, ErrHostRunning) {
 		t.Fatalf("second host: %v", err)
+	}
+	if el := time.Since(t0); el > 3*time.Second {
+		t.Errorf("a second host beside a serving one was refused after %v", el)
+	}
+	cancel()
+	<-errc
+}
+
+// TestHostWaitsForAnExitingHost: a host that starts while another holds the
+// lock without serving (it is exiting) waits for the lock and serves.
+func TestHostWaitsForAnExitingHost(t *testing.T) {
+	t.Setenv("FVM_HOME", t.TempDir())
+	layout := store.DefaultLayout()
+	if err := layout.EnsureRunDir(); err != nil {
+		t.Fatal(err)
+	}
+	held, err := store.TryLock(layout.DaemonLock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(300*time.Millisecond, func() { held.Unlock() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- New(Options{Layout: layout, Drivers: []driver.Driver{&fakeDriver{running: map[string]*fakeMachine{}}}}).Serve(ctx) }()
+	c := client.New(layout.SocketPath())
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := c.Ping(ctx, time.Second); err == nil {
+			break
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("the host did not wait for the exiting host's lock: %v", err)
+		default:
+		}
+		if time.Now().After(end) {
+			t.Fatal("the host did not serve once the lock was free")
+		}
 	}
 	cancel()
 	<-errc

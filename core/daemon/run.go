@@ -15,6 +15,18 @@ import (
 // ErrHostRunning means another host owns this FVM_HOME.
 var ErrHostRunning = server.ErrHostRunning
 
+// exitingHostWait bounds how long a starting host waits for the lock of a
+// host that holds it without serving (one that is exiting). A var: tests.
+var exitingHostWait = 10 * time.Second
+
+func socketAnswers(path string) bool {
+	c, err := net.DialTimeout("unix", path, 500*time.Millisecond)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
+}
+
 // Serve runs the host until ctx ends: it takes the host lock (one host per state
 // directory), re-adopts running VMs and serves the API on the socket. VMs keep
 // running when it returns; the next host adopts them.
@@ -24,6 +36,13 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		return fmt.Errorf("run dir %s: %w", l.RunDir, err)
 	}
 	lock, err := store.TryLock(l.DaemonLock())
+	// A host that is exiting has closed its socket but still holds the lock
+	// for a moment: a command run right then starts this host, which waits
+	// for that lock instead of failing. A host that serves is refused at once.
+	for end := time.Now().Add(exitingHostWait); errors.Is(err, store.ErrLocked) && time.Now().Before(end) && !socketAnswers(l.SocketPath()); {
+		time.Sleep(100 * time.Millisecond)
+		lock, err = store.TryLock(l.DaemonLock())
+	}
 	if errors.Is(err, store.ErrLocked) {
 		return fmt.Errorf("%w for %s (socket %s): use it, or stop it first", ErrHostRunning, l.DataDir, l.SocketPath())
 	}
