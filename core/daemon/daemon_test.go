@@ -443,7 +443,9 @@ func TestHostWaitsForAnExitingHost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- New(Options{Layout: layout, Drivers: []driver.Driver{&fakeDriver{running: map[string]*fakeMachine{}}}}).Serve(ctx) }()
+	go func() {
+		errc <- New(Options{Layout: layout, Drivers: []driver.Driver{&fakeDriver{running: map[string]*fakeMachine{}}}}).Serve(ctx)
+	}()
 	c := client.New(layout.SocketPath())
 	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if _, err := c.Ping(ctx, time.Second); err == nil {
