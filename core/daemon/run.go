@@ -16,9 +16,10 @@ import (
 var ErrHostRunning = server.ErrHostRunning
 
 // exitingHostWait bounds how long a starting host waits for the lock of a
-// host that holds it without serving (one that is exiting). A var: tests.
-var exitingHostWait = 10 * time.Second
+// host that holds it without serving (one that is exiting).
+const exitingHostWait = 10 * time.Second
 
+// socketAnswers says whether a host serves the socket at path.
 func socketAnswers(path string) bool {
 	c, err := net.DialTimeout("unix", path, 500*time.Millisecond)
 	if err == nil {
