@@ -2,15 +2,10 @@ package daemon
 
 import (
 	"context"
-	"net"
-	"net/http"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/fvmhq/fvm/core/api/client"
-	"github.com/fvmhq/fvm/core/api/server"
 	"github.com/fvmhq/fvm/core/driver"
 )
 
@@ -28,21 +23,10 @@ func (stuckChecks) Checks(ctx context.Context) []driver.Check {
 // such a host looked dead to the CLI, which then started another host that
 // the first one's lock refused.
 func TestPingWithAStuckBackend(t *testing.T) {
-	d := newTestDaemon(t, stuckChecks{&fakeDriver{running: map[string]*fakeMachine{}}})
-	dir, _ := os.MkdirTemp("", "fvmp")
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "fvm.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: server.Handler(d, server.Options{Version: "test"})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	c := client.New(sock)
-	c.Version = "test"
+	drv := &fakeDriver{running: map[string]*fakeMachine{}}
+	h := startHostWith(t, Options{Drivers: []driver.Driver{stuckChecks{drv}}}, drv)
 	start := time.Now()
-	info, err := c.Ping(context.Background(), 2*time.Second)
+	info, err := h.c.Ping(context.Background(), 2*time.Second)
 	if err != nil || info.PID != os.Getpid() || info.Version != "test" {
 		t.Fatalf("ping: %+v %v", info, err)
 	}
@@ -51,7 +35,7 @@ func TestPingWithAStuckBackend(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	if _, err := c.Host(ctx); err == nil {
+	if _, err := h.c.Host(ctx); err == nil {
 		t.Error("the full host info answered without its stuck backend's checks: the test proves nothing")
 	}
 }
