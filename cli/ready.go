@@ -64,7 +64,11 @@ func (a *app) waitCloudInit(ctx context.Context, c *client.Client, name string) 
 	}
 	switch r.Status {
 	case "done":
-		a.phase("cloud-init done in %s", since(t))
+		who := "cloud-init"
+		if r.Detail == "fvm-init" { // fvm's image booted by fvm: its own first-boot setup
+			who = "fvm-init"
+		}
+		a.phase("%s done in %s", who, since(t))
 	case "none":
 		a.phase("%s", r.Detail)
 	case "degraded":

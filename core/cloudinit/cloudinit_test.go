@@ -175,6 +175,10 @@ func TestWriteISOReadBack(t *testing.T) {
 		t.Errorf("label %q, want %q", l, VolumeLabel)
 	}
 	want, _ := Files(c)
+	init, _ := InitFiles(c)
+	for name, content := range init {
+		want[name] = content
+	}
 	for name, content := range want {
 		r, err := fs.OpenFile("/"+name, os.O_RDONLY)
 		if err != nil {
@@ -232,7 +236,7 @@ func TestISOWithXorriso(t *testing.T) {
 	if !regexp.MustCompile(`Volume Id\s*:\s*cidata`).MatchString(s) {
 		t.Errorf("volume id not cidata:\n%s", s)
 	}
-	for _, name := range []string{UserDataFile, MetaDataFile, NetworkConfigFile} {
+	for _, name := range []string{UserDataFile, MetaDataFile, NetworkConfigFile, InitDir + "/ssh_host_ed25519_key.pub", InitDir + "/boot.sh"} {
 		if !strings.Contains(s, "'/"+name+"'") {
 			t.Errorf("%s not listed:\n%s", name, s)
 		}

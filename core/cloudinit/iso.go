@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"sort"
 
 	"github.com/diskfs/go-diskfs/backend/file"
 	"github.com/diskfs/go-diskfs/filesystem/iso9660"
@@ -58,11 +60,18 @@ func BuildISO(c Config) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	init, err := InitFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range init {
+		files[name] = b
+	}
 	return buildSeed(files)
 }
 
-// buildSeed lays files (user-data, meta-data, network-config) out as the
-// cidata ISO. go-diskfs writes to a file and stages in a directory: both are
+// buildSeed lays files (user-data, meta-data, network-config, fvm-init's
+// directory) out as the cidata ISO, in name order. go-diskfs writes to a file and stages in a directory: both are
 // private temporaries (the seed holds a private key), removed at once.
 func buildSeed(files map[string][]byte) ([]byte, error) {
 	ws, err := os.MkdirTemp("", "fvm-seed-")
@@ -83,7 +92,17 @@ func buildSeed(files map[string][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	for _, name := range []string{MetaDataFile, NetworkConfigFile, UserDataFile} {
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if dir := path.Dir(name); dir != "." {
+			if err := fs.Mkdir("/" + dir); err != nil {
+				return nil, fmt.Errorf("seed: add %s: %w", dir, err)
+			}
+		}
 		w, err := fs.OpenFile("/"+name, os.O_CREATE|os.O_RDWR)
 		if err != nil {
 			return nil, fmt.Errorf("seed: add %s: %w", name, err)

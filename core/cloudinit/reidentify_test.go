@@ -79,6 +79,7 @@ func TestReidentifyScriptRuns(t *testing.T) {
 		"var/lib/dbus/machine-id": "0000\n", "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 fvm-warm.lan fvm-warm\n",
 		"dev/urandom": "", "var/lib/cloud/instances/" + id.OldInstanceID + "/obj.pkl": "x",
 		"var/lib/cloud/instances/" + id.OldInstanceID + "/sem/config_x": "x", "var/lib/cloud/data/instance-id": "old\n",
+		"var/lib/fvm/instance-id": "old\n",
 	}
 	for f, content := range files {
 		p := filepath.Join(root, f)
@@ -127,6 +128,7 @@ func TestReidentifyScriptRuns(t *testing.T) {
 		strings.TrimPrefix(home, root+"/") + "/.ssh/authorized_keys": strings.Join(trimAll(id.AuthorizedKeys), "\n") + "\n",
 		"var/lib/cloud/data/instance-id":                             id.InstanceID + "\n", "var/lib/cloud/data/previous-instance-id": id.InstanceID + "\n",
 		inst + "/sem/config_x": "x", inst + "/sem/" + machineIDSemaphore: fmt.Sprintf("0\t%d\n", id.Now.Unix()),
+		"var/lib/fvm/instance-id": id.InstanceID + "\n",
 	} {
 		if got := read(f); got != want {
 			t.Errorf("%s: %q, want %q", f, got, want)
@@ -250,5 +252,53 @@ func TestReidentifyMarksMachineIDDone(t *testing.T) {
 	}
 	if got := "bootper." + strings.ReplaceAll(machineIDOnce, "-", "_") + ".instance"; got != machineIDSemaphore {
 		t.Errorf("cloud-init-per names %q's semaphore %s, not %s", machineIDOnce, got, machineIDSemaphore)
+	}
+}
+
+// TestReidentifyWithoutCloudInit: a template that fvm-init provisioned has
+// no cloud-init instance; the script carries on fvm-init's instance id.
+func TestReidentifyWithoutCloudInit(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	me, err := user.Current()
+	if err != nil || !login.MatchString(me.Username) {
+		t.Skip("no user name the script accepts")
+	}
+	id := testIdentity(t)
+	id.User, id.SetClock, id.GrowDisk = me.Username, false, false
+	root := t.TempDir()
+	for f, content := range map[string]string{
+		"etc/hostname": "fvm-warm\n", "proc/sys/kernel/hostname": "fvm-warm\n", "etc/machine-id": "0000\n",
+		"etc/hosts": "127.0.1.1 fvm-warm fvm-warm\n", "dev/urandom": "", "var/lib/fvm/instance-id": id.OldInstanceID + "\n",
+		"etc/ssh/ssh_host_ed25519_key": "old",
+	} {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := reidentifyScripts(id, root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command(bash, "-s")
+	c.Stdin = strings.NewReader(r.Script())
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "var/lib/fvm/instance-id")); string(b) != id.InstanceID+"\n" {
+		t.Errorf("fvm-init's instance id %q, want %q", b, id.InstanceID)
+	}
+	if _, err := os.Stat(filepath.Join(root, "var/lib/cloud")); !os.IsNotExist(err) {
+		t.Errorf("cloud-init state made for a template without it (%v)", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/hosts")); string(b) != "127.0.1.1 clone1 clone1\n" {
+		t.Errorf("/etc/hosts: %q", b)
 	}
 }

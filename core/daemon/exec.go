@@ -12,6 +12,7 @@ import (
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/server"
 	"github.com/fvmhq/fvm/core/api/stream"
+	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
@@ -81,7 +82,12 @@ func (d *Daemon) holder(name string, inst *store.Instance, m *driver.Run, initia
 		gate = func(ctx context.Context) bool {
 			up := agentGate(ctx)
 			if up {
-				nw.agentUp()
+				nw.agentUp() // the network watch's clock runs from here
+				if m.NIC != nil {
+					nctx, ncancel := context.WithTimeout(ctx, guestIPv4Bound)
+					driver.AwaitGuestIPv4(nctx, m.NIC)
+					ncancel()
+				}
 			}
 			return up
 		}
@@ -147,7 +153,8 @@ const attemptLogEvery = 30 * time.Second
 // TCG, each closed at once, all competing with the login fvm waits for). If
 // the agent has not answered within driver.BootAgentBound (the VM's user
 // stopped or removed it), SSH is tried as for any image; once it has, the
-// guest is up and a slow sshd is waited for (sshx.Target.Up).
+// guest is up and a slow sshd is waited for (sshx.Target.Up), after its IPv4
+// address (the holder's gate: driver.AwaitGuestIPv4).
 func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) bool {
 	info := m.Info()
 	if info.Boot != driver.BootCold || !info.AgentAtBoot || m.Agent == nil {
@@ -167,6 +174,12 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) boo
 		return false
 	}
 }
+
+// guestIPv4Bound bounds a cold boot's wait for the guest's address between
+// its agent's answer and the first SSH attempt. fvm's image booted with
+// fvm-init starts its agent beside its network, not after it; an address
+// that does not come is then the network watch's to name.
+const guestIPv4Bound = 30 * time.Second
 
 // setClock sets a restored guest's clock over SSH, where the backend could not.
 func (d *Daemon) setClock(name string) {
@@ -257,15 +270,16 @@ func (d *Daemon) Wait(ctx context.Context, name string, req api.WaitRequest) (ap
 	wctx, cancel := context.WithTimeout(ctx, cloudInitWait)
 	defer cancel()
 	// --wait blocks until every stage ran; the status line is the last one.
-	status, out, err := runQuiet(wctx, h, "cloud-init status --wait 2>&1 | tail -n 3; exit ${PIPESTATUS[0]}")
+	status, out, err := runQuiet(wctx, h, cloudinit.WaitCommand)
 	if err != nil {
 		return api.WaitResult{}, fmt.Errorf("vm %q: cloud-init status: %w", name, err)
 	}
 	return cloudInitResult(status, out), nil
 }
 
-// cloudInitResult reads `cloud-init status --wait`: exit 0 done, 2 done with
-// recoverable errors (cloud-init 23.4+), 1 error; 127 means no cloud-init.
+// cloudInitResult reads `cloud-init status --wait` (cloudinit.WaitCommand):
+// exit 0 done, 2 done with recoverable errors (cloud-init 23.4+), 1 error;
+// 127 means no cloud-init. Done by fvm-init, the detail says "fvm-init".
 func cloudInitResult(status int, out string) api.WaitResult {
 	r := api.WaitResult{For: api.WaitCloudInit, Detail: strings.TrimSpace(out)}
 	switch {
@@ -273,6 +287,8 @@ func cloudInitResult(status int, out string) api.WaitResult {
 		r.Status, r.Detail = "none", "the guest has no cloud-init: nothing to wait for"
 	case status == 0 && strings.Contains(out, "status: disabled"):
 		r.Status = "none"
+	case status == 0 && strings.Contains(out, "(fvm-init)"):
+		r.Status, r.Detail = "done", "fvm-init"
 	case status == 0:
 		r.Status, r.Detail = "done", ""
 	case status == 2:

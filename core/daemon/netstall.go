@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -82,7 +81,7 @@ func (d *Daemon) watchNetwork(name string, nics driver.NICReporter, h *sshx.Hold
 	ctx, cancel := context.WithTimeout(d.bg, 10*time.Second)
 	n, err := nics.NIC(ctx)
 	cancel()
-	if err != nil || n.Error != "" || hasIPv4(n.IPs) || h.Connects() > 0 {
+	if err != nil || n.Error != "" || n.HasIPv4() || h.Connects() > 0 {
 		return
 	}
 	have := "no IPv4 address"
@@ -92,15 +91,6 @@ func (d *Daemon) watchNetwork(name string, nics driver.NICReporter, h *sshx.Hold
 	why := fmt.Errorf("vm %q: the guest's network is down: %s after its agent answered, its NIC %s has %s, so SSH cannot answer; the guest's boot log says why (`fvm logs %s`), `fvm restart %s` boots it again", name, netStallAfter, n.MAC, have, name, name)
 	d.log.Warn("the guest's network is down: SSH cannot answer", "vm", name, "nic", n.MAC, "ips", n.IPs)
 	w.fire(why)
-}
-
-func hasIPv4(ips []string) bool {
-	for _, s := range ips {
-		if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // awaitReady waits until h is connected, ctx ends, or w's diagnosis is made

@@ -199,6 +199,9 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 		actx, acancel := context.WithTimeout(wctx, driver.BootAgentBound(m.Info().Accel))
 		if driver.AwaitAgent(actx, run.Agent.GuestPing) {
 			t = t.Up()
+			if run.NIC != nil {
+				driver.AwaitGuestIPv4(actx, run.NIC)
+			}
 		}
 		acancel()
 	}
@@ -208,7 +211,7 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	}
 	// Settle: cloud-init done, caches dropped (a smaller state), disks synced.
 	var out bytes.Buffer
-	st, err := cl.Exec(wctx, "cloud-init status --wait > /dev/null 2>&1; sudo -n sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches > /dev/null", nil, &out, &out)
+	st, err := cl.Exec(wctx, "("+cloudinit.WaitCommand+") > /dev/null 2>&1; sudo -n sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches > /dev/null", nil, &out, &out)
 	cl.Close()
 	if err != nil || st > 2 { // 0 done, 1 error, 2 degraded: an image whose cloud-init complains still clones
 		return fail(fmt.Errorf("settle the template (status %d): %v %s", st, err, strings.TrimSpace(out.String())))

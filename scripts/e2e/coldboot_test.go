@@ -34,13 +34,37 @@ func coldBootWaits(t *testing.T, name string) {
 	if out := mustFVM(t, "exec", name, "--", "sudo journalctl -b --no-pager -o cat | grep 'preauth' || true"); strings.TrimSpace(out) != "" {
 		t.Errorf("%s: the guest served SSH attempts the host had given up on:\n%s", name, out)
 	}
-	out := strings.Fields(mustFVM(t, "exec", name, "--", "systemctl show -P ActiveEnterTimestampMonotonic \"user@$(id -u).service\"; systemctl show -P ExecMainStartTimestampMonotonic cloud-config.service"))
+	// The stage that comes after the login: cloud-init's config stage, or
+	// fvm-init's growpart (fvm-final) where fvm booted its image directly.
+	out := strings.Fields(mustFVM(t, "exec", name, "--", "u=cloud-config.service; [ ! -e /run/fvm/init ] || u=fvm-final.service; systemctl show -P ActiveEnterTimestampMonotonic \"user@$(id -u).service\"; systemctl show -P ExecMainStartTimestampMonotonic $u"))
 	if len(out) != 2 {
 		t.Fatalf("%s: the user's manager and cloud-config's start: %q", name, out)
 	}
 	user, _ := strconv.ParseInt(out[0], 10, 64)
 	config, _ := strconv.ParseInt(out[1], 10, 64)
 	if user == 0 || config < user {
-		t.Errorf("%s: cloud-init's config stage began at %d µs, the user's manager was up at %d µs: it should wait for it", name, config, user)
+		t.Errorf("%s: cloud-init's config stage (fvm-final with fvm-init) began at %d µs, the user's manager was up at %d µs: it should wait for it", name, config, user)
+	}
+}
+
+// firstBootClean checks that the VM's first-boot setup applied cleanly:
+// fvm-init's units, where fvm booted its image directly (cloud-init then
+// says "disabled"), else cloud-init's "done".
+func firstBootClean(t *testing.T, name string) {
+	t.Helper()
+	out := mustFVM(t, "exec", name, "--", `if [ -e /run/fvm/init ]; then echo fvm-init; fvm=1; fi
+s=$(cloud-init status --wait | tail -n 1); echo "$s"
+[ -z "${fvm:-}" ] || { while [ "$(systemctl is-active fvm-final.service)" = activating ]; do sleep 0.5; done; systemctl is-active fvm-init.service fvm-net.service fvm-final.service | tr '\n' ' '
+  sudo -n passwd -S "$USER" | cut -d' ' -f2; ls /etc/ssh/ | grep -c '^ssh_host_'; }`)
+	f := strings.Fields(out)
+	switch {
+	case len(f) > 0 && f[0] == "fvm-init":
+		// The password locked (no password login), the seed's host key the only one.
+		if got := strings.Join(f[1:], " "); got != "status: disabled active active active L 2" {
+			t.Fatalf("%s: fvm-init's boot: cloud-init, fvm-init's units, the password and the host keys say %q, want cloud-init disabled, the three units active, the password locked (L) and one host key pair\n%s", name, got,
+				fvm(t, "exec", name, "--", "sudo journalctl -b --no-pager -o cat -u fvm-init -u fvm-net -u fvm-final | tail -20").stdout)
+		}
+	case !strings.Contains(out, "done"):
+		t.Fatalf("%s: cloud-init: %s\n%s", name, out, fvm(t, "exec", name, "sudo", "cloud-init", "status", "--long").stdout)
 	}
 }

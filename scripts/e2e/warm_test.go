@@ -73,14 +73,14 @@ func TestWarmClones(t *testing.T) {
 	ids := map[string]map[string]string{}
 	for _, n := range names {
 		before := float64(time.Now().UnixNano()) / 1e9
-		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1; cat /var/lib/cloud/data/instance-id`)
+		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1; cat /var/lib/fvm/instance-id 2>/dev/null || cat /var/lib/cloud/data/instance-id`)
 		f := strings.Fields(out)
 		if len(f) != 8 {
 			t.Fatalf("%s: %q", n, out)
 		}
 		ids[n] = map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4], "instance-id": f[7]}
 		if iid, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.InstanceIDFile)); strings.TrimSpace(string(iid)) != f[7] || f[7] == snap.InstanceID {
-			t.Errorf("%s: cloud-init's instance id %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), snap.InstanceID)
+			t.Errorf("%s: the guest's instance id (fvm-init's, else cloud-init's) %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), snap.InstanceID)
 		}
 		clonePhases(t, n)
 		if f[0] != n {

@@ -28,7 +28,7 @@ func checkRecipe(name string) (string, error) {
 }
 
 // leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
-const leanRecipeVersion = "9-lean"
+const leanRecipeVersion = "10-lean"
 
 // leanGrubKernelArgs end the kernel command line of the lean image's GRUB
 // (UEFI boots: libvirt, vz, other tools) as fvm's QEMU driver ends the one it
@@ -103,10 +103,11 @@ const leanGrubKernelArgs = " panic=5 oops=panic"
 //     disk at each cold boot, with this command line): no UEFI firmware, no
 //     GRUB, seconds less per boot under emulation. The EFI system partition
 //     and GRUB stay, so the image boots anywhere UEFI does.
+//   - That command line turns cloud-init off and fvm-init on (fvminit.go).
 const leanHook = `set -eu
 root="$1"
 mkdir -p "$root/etc/fvm"
-echo 'root=UUID=@ROOT_UUID@ ro console=tty0 console=@CONSOLE@,115200' > "$root/etc/fvm/kernel-cmdline"
+echo 'root=UUID=@ROOT_UUID@ ro console=tty0 console=@CONSOLE@,115200 cloud-init=disabled fvm.init net.ifnames=0' > "$root/etc/fvm/kernel-cmdline"
 cat > "$root/etc/systemd/system/sshd.socket" <<'EOF'
 [Unit]
 Description=OpenBSD Secure Shell server socket, one sshd per connection (fvm)
@@ -225,4 +226,4 @@ sed -i 's/\t0\t1$/\t0\t0/' "$root/etc/fstab"
 chroot "$root" ldconfig
 chroot "$root" journalctl --update-catalog
 if [ -x "$root/usr/lib/systemd/systemd-update-done" ]; then chroot "$root" /usr/lib/systemd/systemd-update-done; fi
-`
+` + fvmInitHook

@@ -557,3 +557,34 @@ func TestRecipes(t *testing.T) {
 		}
 	}
 }
+
+// TestFVMInitScriptsParse: the programs fvm-init's hook writes into the
+// image are bash that parses (the hook's own check does not look into its
+// here-documents).
+func TestFVMInitScriptsParse(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	parts := strings.Split(fvmInitHook, "<<'FVMEOF'\n")
+	n := 0
+	for _, p := range parts[1:] {
+		body, _, ok := strings.Cut(p, "\nFVMEOF\n")
+		if !ok {
+			t.Fatalf("a here-document without its end: %.80q", p)
+		}
+		if !strings.HasPrefix(body, "#!/bin/bash\n") {
+			continue // a unit file
+		}
+		n++
+		if out, err := exec.Command(bash, "-n", "-c", body).CombinedOutput(); err != nil {
+			t.Errorf("%v: %s\n%.200s", err, out, body)
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d scripts, want fvm-init, fvm-net, fvm-final and wait-first-session", n)
+	}
+	if !strings.Contains(leanHook, "cloud-init=disabled fvm.init net.ifnames=0") || !strings.HasSuffix(leanHook, fvmInitHook) {
+		t.Error("the lean hook does not boot fvm-init or does not install it")
+	}
+}
