@@ -26,6 +26,9 @@ package debianbuild
 //     login (fvm's, 60 s at most): grows the root partition and filesystem to
 //     the VM's disk at every boot, as cloud-init's growpart did in its final
 //     stage. `fvm wait` waits for it.
+//   - Logins need not wait for the network (systemd-user-sessions without
+//     After=network.target): the guest has its address, and the host's first
+//     SSH attempt comes, before ifup is done, and pam_nologin refused it.
 //   - The NIC keeps the kernel's name (net.ifnames=0: eth0), so nothing waits
 //     for udev to rename it.
 const fvmInitHook = `
@@ -218,6 +221,12 @@ FVMEOF
 # the seed's filesystem, beside systemd's first units, not in fvm-init.
 mkdir -p "$root/etc/modules-load.d"
 printf 'virtio_net\nisofs\n' > "$root/etc/modules-load.d/fvm-init.conf"
+# Logins are allowed once logind is up, not after the network: Debian's
+# unit as it is, without After=network.target. The guest has its address
+# (and so the host's first SSH attempt) before ifup and network.target are
+# done, and until this unit ran pam_nologin refused that attempt.
+sed '/^After=/s/ network\.target//' "$root/usr/lib/systemd/system/systemd-user-sessions.service" > "$root/etc/systemd/system/systemd-user-sessions.service"
+grep -q '^After=' "$root/etc/systemd/system/systemd-user-sessions.service"
 mkdir -p "$root/etc/systemd/system/ifupdown-pre.service.d"
 cat > "$root/etc/systemd/system/ifupdown-pre.service.d/fvm-lean.conf" <<'FVMEOF'
 # fvm-net waited for the NIC's final name: no need to wait for every udev event.
