@@ -18,10 +18,11 @@ package debianbuild
 //   - fvm-init.service, before sysinit.target (so before sshd's socket,
 //     logind and the guest agent): the per-instance work when the seed's
 //     instance id is new, then the every-boot commands (the shares).
-//   - fvm-net.service, before the network: waits for the NIC with the seed's
-//     MAC under its final name (udev renames eth0; 60 s at most) and writes
+//   - fvm-net.service, before the network: finds the NIC with the seed's MAC
+//     (60 s at most; its driver is loaded early by modules-load.d) and writes
 //     its ifupdown stanza. ifupdown-pre's wait for every udev event (`udevadm
-//     settle`, 13-20 s of a later boot under TCG) is then skipped.
+//     settle`, 13-20 s of a later boot under TCG) is then skipped. Without
+//     net.ifnames=0 it would also wait for udev to have renamed the NIC.
 //   - fvm-final.service, after the lingering users' managers and the first
 //     login (fvm's, 60 s at most): grows the root partition and filesystem to
 //     the VM's disk at every boot, as cloud-init's growpart did in its final
@@ -29,6 +30,9 @@ package debianbuild
 //   - Logins need not wait for the network (systemd-user-sessions without
 //     After=network.target): the guest has its address, and the host's first
 //     SSH attempt comes, before ifup is done, and pam_nologin refused it.
+//   - The guest agent starts after network.target, as it did after
+//     cloud-init's network stage: fvm's first SSH attempt waits for it, and
+//     a network still down 30 s after it answered is named as such.
 //   - The NIC keeps the kernel's name (net.ifnames=0: eth0), so nothing waits
 //     for udev to rename it.
 const fvmInitHook = `
@@ -227,6 +231,14 @@ printf 'virtio_net\nisofs\n' > "$root/etc/modules-load.d/fvm-init.conf"
 # done, and until this unit ran pam_nologin refused that attempt.
 sed '/^After=/s/ network\.target//' "$root/usr/lib/systemd/system/systemd-user-sessions.service" > "$root/etc/systemd/system/systemd-user-sessions.service"
 grep -q '^After=' "$root/etc/systemd/system/systemd-user-sessions.service"
+# fvm tries SSH once the guest agent answers, and names a network that has
+# not come up 30 s after that: the agent starts once the network is up (or
+# failed to come up), as it did after cloud-init's network stage.
+mkdir -p "$root/etc/systemd/system/qemu-guest-agent.service.d"
+cat > "$root/etc/systemd/system/qemu-guest-agent.service.d/fvm-lean.conf" <<'FVMEOF'
+[Unit]
+After=network.target
+FVMEOF
 mkdir -p "$root/etc/systemd/system/ifupdown-pre.service.d"
 cat > "$root/etc/systemd/system/ifupdown-pre.service.d/fvm-lean.conf" <<'FVMEOF'
 # fvm-net waited for the NIC's final name: no need to wait for every udev event.
