@@ -74,6 +74,9 @@ func (a *app) waitCloudInit(ctx context.Context, c *client.Client, name string) 
 	case "degraded":
 		a.phase("cloud-init finished with warnings in %s: %s", since(t), oneLine(r.Detail))
 	default:
+		if strings.Contains(r.Detail, "(fvm-init)") {
+			return fmt.Errorf("vm %q: fvm-init failed: %s (details: `fvm exec %s -- journalctl -b -u fvm-init -u fvm-net -u fvm-final`)", name, oneLine(r.Detail), name)
+		}
 		return fmt.Errorf("vm %q: cloud-init failed: %s (details: `fvm exec %s -- sudo cloud-init status --long`)", name, oneLine(r.Detail), name)
 	}
 	return nil

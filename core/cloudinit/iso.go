@@ -71,8 +71,9 @@ func BuildISO(c Config) ([]byte, error) {
 }
 
 // buildSeed lays files (user-data, meta-data, network-config, fvm-init's
-// directory) out as the cidata ISO, in name order. go-diskfs writes to a file and stages in a directory: both are
-// private temporaries (the seed holds a private key), removed at once.
+// directory) out as the cidata ISO, in name order. go-diskfs writes to a
+// file and stages in a directory: both are private temporaries (the seed
+// holds a private key), removed at once.
 func buildSeed(files map[string][]byte) ([]byte, error) {
 	ws, err := os.MkdirTemp("", "fvm-seed-")
 	if err != nil {
