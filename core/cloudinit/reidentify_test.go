@@ -60,16 +60,7 @@ func TestReidentifyScript(t *testing.T) {
 // TestReidentifyScriptRuns runs both parts on a directory tree laid out as a
 // template's and checks what they leave.
 func TestReidentifyScriptRuns(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
-	me, err := user.Current()
-	if err != nil || !login.MatchString(me.Username) {
-		t.Skip("no user name the script accepts")
-	}
-	id := testIdentity(t)
-	id.User, id.SetClock, id.GrowDisk = me.Username, false, false
+	bash, me, id := runnableIdentity(t)
 	root := t.TempDir()
 	home := filepath.Join(root, me.HomeDir)
 	files := map[string]string{
@@ -81,15 +72,7 @@ func TestReidentifyScriptRuns(t *testing.T) {
 		"var/lib/cloud/instances/" + id.OldInstanceID + "/sem/config_x": "x", "var/lib/cloud/data/instance-id": "old\n",
 		"var/lib/fvm/instance-id": "old\n",
 	}
-	for f, content := range files {
-		p := filepath.Join(root, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	writeTree(t, root, files)
 	if err := os.Symlink("/var/lib/cloud/instances/"+id.OldInstanceID, filepath.Join(root, "var/lib/cloud/instance")); err != nil {
 		t.Fatal(err)
 	}
@@ -258,30 +241,13 @@ func TestReidentifyMarksMachineIDDone(t *testing.T) {
 // TestReidentifyWithoutCloudInit: a template that fvm-init provisioned has
 // no cloud-init instance; the script carries on fvm-init's instance id.
 func TestReidentifyWithoutCloudInit(t *testing.T) {
-	bash, err := exec.LookPath("bash")
-	if err != nil {
-		t.Skip("no bash")
-	}
-	me, err := user.Current()
-	if err != nil || !login.MatchString(me.Username) {
-		t.Skip("no user name the script accepts")
-	}
-	id := testIdentity(t)
-	id.User, id.SetClock, id.GrowDisk = me.Username, false, false
+	bash, _, id := runnableIdentity(t)
 	root := t.TempDir()
-	for f, content := range map[string]string{
+	writeTree(t, root, map[string]string{
 		"etc/hostname": "fvm-warm\n", "proc/sys/kernel/hostname": "fvm-warm\n", "etc/machine-id": "0000\n",
 		"etc/hosts": "127.0.1.1 fvm-warm fvm-warm\n", "dev/urandom": "", "var/lib/fvm/instance-id": id.OldInstanceID + "\n",
 		"etc/ssh/ssh_host_ed25519_key": "old",
-	} {
-		p := filepath.Join(root, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	r, err := reidentifyScripts(id, root, false)
 	if err != nil {
 		t.Fatal(err)
@@ -300,5 +266,36 @@ func TestReidentifyWithoutCloudInit(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "etc/hosts")); string(b) != "127.0.1.1 clone1 clone1\n" {
 		t.Errorf("/etc/hosts: %q", b)
+	}
+}
+
+// runnableIdentity skips a test that cannot run the script here (no bash, a
+// user name it refuses) and returns bash, the user and an identity for it.
+func runnableIdentity(t *testing.T) (string, *user.User, Identity) {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	me, err := user.Current()
+	if err != nil || !login.MatchString(me.Username) {
+		t.Skip("no user name the script accepts")
+	}
+	id := testIdentity(t)
+	id.User, id.SetClock, id.GrowDisk = me.Username, false, false
+	return bash, me, id
+}
+
+// writeTree lays files (path under root: content) out under root.
+func writeTree(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for f, content := range files {
+		p := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
