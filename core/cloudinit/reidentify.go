@@ -73,8 +73,7 @@ func NewMachineID(random []byte) string { return hex.EncodeToString(random[:16])
 // host key, hostname, machine id, the user's keys, entropy (and restarts a
 // listening sshd). Rest finishes what must hold before the clone is used but
 // may run while the host's first connection is made: /etc/hosts, cloud-init's
-// record of the instance, the disk's size, then (detached) the journal and the
-// consoles. Rest's last line reads back "reidentified HOSTNAME MACHINE-ID" as
+// record of the instance, the disk's size, the journal and the consoles. Rest's last line reads back "reidentified HOSTNAME MACHINE-ID" as
 // the guest sees them (ReadBack).
 type Reidentify struct{ First, Rest string }
 
@@ -136,7 +135,10 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 	w("# Hostname.")
 	put(`"$R"/etc/hostname`, id.Hostname+"\n")
 	put(`"$R"/proc/sys/kernel/hostname`, id.Hostname)
-	w("# Machine id (journald and D-Bus follow it).")
+	w("# Machine id (journald and D-Bus follow it). The one it replaces is kept for the rest,")
+	w("# which moves the journal to the new one.")
+	w(`old=; [ ! -f "$R"/etc/machine-id ] || read -r old < "$R"/etc/machine-id || true`)
+	w(`[ ! -d "$R"/run ] || printf '%%s' "$old" > "$R"/%s`, oldMachineIDFile)
 	put(`"$R"/etc/machine-id`, id.MachineID+"\n")
 	w(`if [ -f "$R"/var/lib/dbus/machine-id ] && [ ! -L "$R"/var/lib/dbus/machine-id ]; then`)
 	put(`  "$R"/var/lib/dbus/machine-id`, id.MachineID+"\n")
@@ -196,15 +198,45 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 		w("fi")
 		w(`resize2fs "$root" > /dev/null 2>&1 || true`)
 	}
+	journal(w, id.MachineID, services)
 	if services {
-		w("# What only has to follow soon runs two seconds on, detached, so that it does not slow")
-		w("# the host's first connection down: the journal under the new machine id, and the")
-		w("# consoles' login prompts, printed under the template's name, printed again.")
-		w(`setsid -f bash -c 'sleep 2; systemctl restart --no-block systemd-journald; [ -e /dev/tty1 ] && printf "\033[H\033[2J\033[3J" > /dev/tty1; systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"' < /dev/null > /dev/null 2>&1 || true`)
+		w("# The consoles' login prompts, printed under the template's name: the screen is cleared and")
+		w("# each agetty prints its prompt again (restarting the gettys instead cost about a second of")
+		w("# CPU under emulation; it is what happens where agetty cannot reload).")
+		w(`[ ! -e /dev/tty1 ] || printf "\033[H\033[2J\033[3J" > /dev/tty1 || true`)
+		w(`agetty --reload 2> /dev/null || systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service" || true`)
 	}
 	w("# What the guest now says it is, for the host to check.")
 	w("%s", readBack(`"$R"`))
 	return Reidentify{First: first.String(), Rest: rest.String()}, nil
+}
+
+// oldMachineIDFile is where the first part leaves the machine id it replaced,
+// for the rest (under /run: gone at the next boot).
+const oldMachineIDFile = "run/fvm-reidentify.old-machine-id"
+
+// journal writes the rest's lines that put the journal under the clone's
+// machine id without restarting journald (a second of CPU under emulation,
+// spent right when the host may be starting the next clone): journald goes
+// on writing the files it has open, their directory is renamed to the new
+// id (what journalctl reads as this machine's journal) and the old name
+// links to it (the paths journald rotates and vacuums by). Entries carry
+// the replaced machine id until the next boot, when journald sets that
+// system.journal aside as another machine's and starts a new one. Where
+// nothing was moved or a move went half way, journald restarts instead.
+func journal(w func(string, ...any), newID string, services bool) {
+	w("# The journal under the clone's machine id (see journal in reidentify.go).")
+	w(`old=; [ ! -f "$R"/%s ] || read -r old < "$R"/%s || true`, oldMachineIDFile, oldMachineIDFile)
+	w(`case $old in %s|*[!0-9a-f]*) old= ;; esac; [ ${#old} -eq 32 ] || old=`, newID)
+	w("moved=; broken=")
+	w(`for j in "$R"/var/log/journal "$R"/run/log/journal; do`)
+	w(`  [ -n "$old" ] && [ -d "$j/$old" ] && [ ! -L "$j/$old" ] && [ ! -e "$j/%s" ] || continue`, newID)
+	w(`  if mv -T -- "$j/$old" "$j/%s"; then ln -s %s "$j/$old" && moved=1 || broken=1; fi`, newID, newID)
+	w("done")
+	w(`for j in "$R"/var/log/journal "$R"/run/log/journal; do [ ! -d "$j/%s" ] || moved=1; done`, newID)
+	if services {
+		w(`[ -n "$moved" ] && [ -z "$broken" ] || systemctl restart --no-block systemd-journald || true`)
+	}
 }
 
 // readBack prints "reidentified HOSTNAME MACHINE-ID" as the guest under root

@@ -40,8 +40,9 @@ func TestReidentifyScript(t *testing.T) {
 	for _, want := range []string{
 		"date -u -s @1764600000.123456789",
 		"growpart", "resize2fs",
-		"systemctl restart --no-block systemd-journald",
-		`systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"`,
+		"systemctl restart --no-block systemd-journald", // where the journal could not be moved
+		"agetty --reload",
+		`systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service"`, // where agetty cannot reload
 	} {
 		if !strings.Contains(r.Rest, want) && !strings.Contains(r.First, want) {
 			t.Errorf("script lacks %q", want)
@@ -66,8 +67,8 @@ func TestReidentifyScriptRuns(t *testing.T) {
 	files := map[string]string{
 		"etc/ssh/ssh_host_ed25519_key": "old", "etc/ssh/ssh_host_ed25519_key.pub": "old",
 		"etc/ssh/ssh_host_rsa_key": "old", "etc/ssh/ssh_host_rsa_key.pub": "old", "etc/ssh/sshd_config": "keep",
-		"etc/hostname": "fvm-warm\n", "proc/sys/kernel/hostname": "fvm-warm\n", "etc/machine-id": "0000\n",
-		"var/lib/dbus/machine-id": "0000\n", "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 fvm-warm.lan fvm-warm\n",
+		"etc/hostname": "fvm-warm\n", "proc/sys/kernel/hostname": "fvm-warm\n", "etc/machine-id": oldMachineID + "\n",
+		"var/lib/dbus/machine-id": "0000\n", "run/.keep": "", "var/log/journal/" + oldMachineID + "/system.journal": "entries", "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 fvm-warm.lan fvm-warm\n",
 		"dev/urandom": "", "var/lib/cloud/instances/" + id.OldInstanceID + "/obj.pkl": "x",
 		"var/lib/cloud/instances/" + id.OldInstanceID + "/sem/config_x": "x", "var/lib/cloud/data/instance-id": "old\n",
 		"var/lib/fvm/instance-id": "old\n",
@@ -122,6 +123,7 @@ func TestReidentifyScriptRuns(t *testing.T) {
 			t.Errorf("%s is still there (%v)", f, err)
 		}
 	}
+	journalMoved(t, root, oldMachineID, id.MachineID)
 	if l, _ := os.Readlink(filepath.Join(root, "var/lib/cloud/instance")); l != "/var/lib/cloud/instances/"+id.InstanceID {
 		t.Errorf("instance links to %q", l)
 	}
@@ -132,6 +134,26 @@ func TestReidentifyScriptRuns(t *testing.T) {
 	run(r.First)
 	if err := ReadBack(run(r.Rest), id.Hostname, id.MachineID); err != nil {
 		t.Error(err)
+	}
+	journalMoved(t, root, oldMachineID, id.MachineID)
+}
+
+// oldMachineID is the template's machine id in the trees the script runs on.
+const oldMachineID = "0123456789abcdef0123456789abcdef"
+
+// journalMoved checks that the template's journal directory took the clone's
+// machine id and that the old name links to it.
+func journalMoved(t *testing.T, root, old, new string) {
+	t.Helper()
+	dir := filepath.Join(root, "var/log/journal")
+	if b, err := os.ReadFile(filepath.Join(dir, new, "system.journal")); err != nil || string(b) != "entries" {
+		t.Errorf("the journal under the clone's machine id: %q %v", b, err)
+	}
+	if st, err := os.Lstat(filepath.Join(dir, new)); err != nil || !st.IsDir() {
+		t.Errorf("the clone's journal directory is not a directory: %v", err)
+	}
+	if l, err := os.Readlink(filepath.Join(dir, old)); err != nil || l != new {
+		t.Errorf("the template's journal directory links to %q (%v), want %s", l, err, new)
 	}
 }
 
