@@ -29,6 +29,8 @@ func (m *agentMachine) GuestPing(ctx context.Context) error {
 	return fmt.Errorf("%w: %w", driver.ErrNoAgent, ctx.Err())
 }
 
+func (m *agentMachine) GuestSetTime(context.Context, time.Time) error { return nil }
+
 func (m *agentMachine) GuestExec(context.Context, []string, []byte) (driver.GuestExit, error) {
 	return driver.GuestExit{}, nil
 }

@@ -151,6 +151,8 @@ type (
 		// until it exits and returns its status and output. Only the agent's
 		// own failures are errors: a program's failure is its status.
 		GuestExec(ctx context.Context, argv []string, stdin []byte) (GuestExit, error)
+		// GuestSetTime sets the guest's system clock to t.
+		GuestSetTime(ctx context.Context, t time.Time) error
 	}
 )
 

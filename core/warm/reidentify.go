@@ -60,18 +60,11 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
-	id, err := p.identity(inst, snap, userKey, r.Info().ClockStale)
-	if err != nil {
-		return res, err
-	}
-	parts, err := cloudinit.ReidentifyScripts(id)
-	if err != nil {
-		return res, err
-	}
+	info := r.Info()
 	switch {
 	case r.Agent == nil:
 		res.Note = "the VM has no guest agent channel"
-	case r.Info().ClockStale: // the restore's clock setting found no agent already
+	case info.ClockStale: // the restore's clock setting found no agent already
 		res.Note = "the guest agent did not answer after the restore"
 	default:
 		actx, acancel := context.WithTimeout(ctx, agentWait)
@@ -85,6 +78,17 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 		} else {
 			return res, err
 		}
+	}
+	// The clock, where the restore left it (ClockLeft): set through the agent
+	// while the host connects, before the login; else by the script.
+	agentClock := info.ClockLeft && res.Via == ViaAgent
+	id, err := p.identity(inst, snap, userKey, info.ClockStale || info.ClockLeft && !agentClock)
+	if err != nil {
+		return res, err
+	}
+	parts, err := cloudinit.ReidentifyScripts(id)
+	if err != nil {
+		return res, err
 	}
 	// Through the agent, the first part runs alone (the clone's key, names
 	// and the user's keys), the rest while the host connects with the
@@ -103,7 +107,7 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	res.mark(api.PhaseReidentify)
 	// What counts is the outcome: the clone's own key answers (the template's
 	// is gone), its hostname and machine id are the new ones.
-	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID, rest); err != nil {
+	if res.Client, err = p.ownKey(ctx, inst, r, id.MachineID, rest, agentClock); err != nil {
 		return res, err
 	}
 	res.mark(api.PhaseKeyLive)
@@ -177,12 +181,20 @@ func (p *Pool) runBySSH(ctx context.Context, inst *store.Instance, r *driver.Run
 // while SSH connects, and its read-back is the identity check (an SSH session
 // of its own would cost a login under the guest's PAM after the handshake:
 // a noticeable part of a clone's wait under emulation); else the identity is
-// read over the connection.
-func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID, rest string) (*sshx.Client, error) {
+// read over the connection. With setClock the agent sets the guest's clock
+// first: the handshake takes longer than that, so sshd's login is logged and
+// recorded at the right time.
+func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, machineID, rest string, setClock bool) (*sshx.Client, error) {
 	var agentCheck chan error
 	if rest != "" {
 		agentCheck = make(chan error, 1)
 		go func() {
+			if setClock {
+				if err := r.Agent.GuestSetTime(ctx, time.Now()); err != nil {
+					agentCheck <- fmt.Errorf("set the clone's clock through the guest agent: %w", err)
+					return
+				}
+			}
 			out, err := runByAgent(ctx, r.Agent, rest, "reidentified")
 			if err == nil {
 				err = cloudinit.ReadBack(out, inst.Spec.Name, machineID)

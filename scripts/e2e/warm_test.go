@@ -83,6 +83,7 @@ func TestWarmClones(t *testing.T) {
 			t.Errorf("%s: the guest's instance id (fvm-init's, else cloud-init's) %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), snap.InstanceID)
 		}
 		clonePhases(t, n)
+		cloneJournal(t, n)
 		if f[0] != n {
 			t.Errorf("%s: hostname %q", n, f[0])
 		}
@@ -134,6 +135,7 @@ func TestWarmClones(t *testing.T) {
 		if len(out) != 2 || out[0] != "clone1" || out[1] != ids["clone1"]["machine-id"] {
 			t.Fatalf("after reboot: %q, want clone1 %s", out, ids["clone1"]["machine-id"])
 		}
+		cloneJournal(t, "clone1") // journald set the template's files aside and writes its own
 	})
 
 	t.Run("mismatched-fingerprint-boots-cold", func(t *testing.T) {
@@ -185,9 +187,8 @@ func clonePhases(t *testing.T, name string) {
 		t.Errorf("%s: phases %s", name, got)
 	}
 	// The screen (tty1's text, /dev/vcs1) and the serial console end with the
-	// clone's prompt. The gettys restart two seconds after re-identification,
-	// and the serial one prints its prompt only once its terminal queries
-	// (answered by nobody) time out.
+	// clone's prompt: the screen cleared and the gettys' prompts printed again
+	// once re-identified.
 	want := name + " login:"
 	var screen, serial string
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
@@ -202,6 +203,17 @@ func clonePhases(t *testing.T, name string) {
 	}
 	if i, j := strings.LastIndex(serial, want), strings.LastIndex(serial, "fvm-warm login:"); i < 0 || i < j {
 		t.Errorf("%s: the serial console's last prompt is not the clone's: %q", name, tailFile(filepath.Join(layout.InstanceDir(name), store.SerialLog)))
+	}
+}
+
+// cloneJournal: the clone's journal is this machine's (journalctl without
+// --merge reads the directory named by the machine id) and takes the
+// current boot's new entries.
+func cloneJournal(t *testing.T, name string) {
+	t.Helper()
+	out := mustFVM(t, "exec", name, "--", `logger -t fvmcheck "hello from $(hostname)"; d=/var/log/journal/$(cat /etc/machine-id); sudo test -d "$d" -a ! -L "$d" && echo real-dir; for i in 1 2 3 4 5; do sudo journalctl -b -t fvmcheck -o cat | grep -q "hello from" && break; sleep 1; done; sudo journalctl -b -t fvmcheck -o cat`)
+	if !strings.Contains(out, "real-dir") || !strings.Contains(out, "hello from "+name) {
+		t.Errorf("%s: the journal under its machine id: %q", name, out)
 	}
 }
 

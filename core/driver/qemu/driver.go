@@ -349,8 +349,9 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 		return abort(err)
 	}
 	var clockStale bool
+	clockLeft := state != nil && facts.Boot == driver.BootClone
 	if state != nil {
-		if clockStale, err = d.finishRestore(ctx, c, p, clone != "", spec.DiskBytes); err != nil {
+		if clockStale, err = d.finishRestore(ctx, c, p, clone != "", clockLeft, spec.DiskBytes); err != nil {
 			if errors.Is(err, errRestore) && clone == "" {
 				removeState(p) // it cannot be loaded: keeping it would only fail again
 			}
@@ -359,7 +360,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	}
 	privateSockets(p)
 	m := newMachine(spec.Name, c.Cmd.Process.Pid, rt, facts, p, c)
-	m.notice, m.clockStale, m.d = notice, clockStale, d
+	m.notice, m.clockStale, m.clockLeft, m.d = notice, clockStale, clockLeft, d
 	m.flattenIfDeep(ctx)
 	return m, nil
 }

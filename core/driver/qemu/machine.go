@@ -88,6 +88,7 @@ type Machine struct {
 	notice      string // why TCG, for the user (set by Start)
 	boot        string // driver.BootCold, BootResumed, BootClone
 	clockStale  bool
+	clockLeft   bool // a warm clone's clock, left to its re-identification
 	virtiofsd   []int
 	fp          Fingerprint
 	mac         string // the NIC's address (runFacts.MAC), recorded with a saved state
@@ -124,7 +125,7 @@ func (m *Machine) exited() bool { return m.end.Exited() }
 // Info is QEMU's pid, the accelerator it runs with (kvm, hvf or tcg) and why
 // TCG was chosen, if it was.
 func (m *Machine) Info() driver.MachineInfo {
-	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started, Boot: m.boot, ClockStale: m.clockStale, AgentAtBoot: m.agentAtBoot}
+	return driver.MachineInfo{PID: m.pid, Accel: m.accel, Notice: m.notice, StartedAt: m.started, Boot: m.boot, ClockStale: m.clockStale, ClockLeft: m.clockLeft, AgentAtBoot: m.agentAtBoot}
 }
 
 // Done is closed, after one value, when the QEMU process has ended.

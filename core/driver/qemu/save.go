@@ -305,12 +305,13 @@ const restoreTimeout = 5 * time.Minute
 
 // finishRestore waits until the incoming state is loaded, deletes it (it must
 // never be loaded twice: the disk moves on from now), lets the guest run and
-// sets its clock. A failure to load is errRestore: the caller boots cold.
+// sets its clock (a warm clone's, with leaveClock, is its re-identification's
+// to set). A failure to load is errRestore: the caller boots cold.
 //
 // A clone's state is its snapshot's, shared by every clone: it stays; the
 // clone's disk, made at the snapshot's size, grows to diskBytes while the guest
 // is still paused (the guest sees the change and the host grows its filesystem).
-func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clone bool, diskBytes int64) (clockStale bool, err error) {
+func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clone, leaveClock bool, diskBytes int64) (clockStale bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	for {
@@ -341,6 +342,9 @@ func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clon
 	}
 	if err := qmpDo(ctx, p.qmp, func(q *QMP) error { return q.Execute(ctx, "cont", nil, nil) }); err != nil {
 		return false, fmt.Errorf("resume the guest: %w", err)
+	}
+	if leaveClock {
+		return false, nil // a warm clone's re-identification sets it (driver.MachineInfo.ClockLeft)
 	}
 	tctx, tcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer tcancel()
