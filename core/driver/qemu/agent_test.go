@@ -18,9 +18,11 @@ import (
 // for polls calls, then exited with status and output). Stale bytes of an
 // earlier client come before every sync answer.
 type fakeAgent struct {
-	polls  int
-	status int
-	got    chan map[string]json.RawMessage // guest-exec's arguments
+	polls   int
+	status  int
+	got     chan map[string]json.RawMessage // guest-exec's arguments
+	setTime chan int64                      // guest-set-time's time
+	timeErr string                          // guest-set-time's error, if any
 }
 
 func (f *fakeAgent) serve(t *testing.T, socket string) {
@@ -64,6 +66,15 @@ func (f *fakeAgent) session(conn net.Conn) {
 		case "guest-exec":
 			f.got <- req.Arguments
 			w(map[string]any{"return": map[string]any{"pid": 4242}})
+		case "guest-set-time":
+			var ns int64
+			json.Unmarshal(req.Arguments["time"], &ns)
+			f.setTime <- ns
+			if f.timeErr != "" {
+				w(map[string]any{"error": map[string]string{"class": "GenericError", "desc": f.timeErr}})
+				continue
+			}
+			w(map[string]any{"return": map[string]any{}})
 		case "guest-exec-status":
 			if polled < f.polls {
 				polled++
@@ -106,6 +117,29 @@ func TestGuestExec(t *testing.T) {
 	json.Unmarshal(args["capture-output"], &capture)
 	if path != "/bin/bash" || len(argv) != 1 || argv[0] != "-s" || string(input) != "echo secret\n" || !capture {
 		t.Fatalf("guest-exec got %s", args)
+	}
+}
+
+// GuestSetTime sends the time; a guest without hwclock (the agent sets the
+// clock, then fails to run it) has its clock set all the same.
+func TestGuestSetTime(t *testing.T) {
+	for desc, want := range map[string]bool{
+		"": true,
+		"failed to set hardware clock to system time":          true,
+		"Failed to set time to guest: Operation not permitted": false,
+	} {
+		dir := t.TempDir()
+		f := &fakeAgent{setTime: make(chan int64, 1), timeErr: desc}
+		f.serve(t, filepath.Join(dir, QGASocket))
+		m := &Machine{name: "vm1", p: paths{qga: filepath.Join(dir, QGASocket)}}
+		now := time.Now()
+		err := m.GuestSetTime(context.Background(), now)
+		if (err == nil) != want {
+			t.Errorf("agent error %q: %v", desc, err)
+		}
+		if got := <-f.setTime; got != now.UnixNano() {
+			t.Errorf("set %d, want %d", got, now.UnixNano())
+		}
 	}
 }
 
