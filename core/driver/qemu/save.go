@@ -331,7 +331,7 @@ func (d *Driver) finishRestore(ctx context.Context, c *proc.Child, p paths, clon
 		if ctx.Err() != nil {
 			return false, fmt.Errorf("%w: still loading after %s", errRestore, restoreTimeout)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // a clone waits on each tick
 	}
 	if !clone {
 		if err := removeState(p); err != nil {
