@@ -452,7 +452,9 @@ func (e *remoteEnv) console(t *testing.T, name string) {
 	defer f.Close()
 	var mu sync.Mutex
 	var out bytes.Buffer
+	drained := make(chan struct{})
 	go func() {
+		defer close(drained)
 		b := make([]byte, 4096)
 		for {
 			n, err := f.Read(b)
@@ -483,8 +485,14 @@ func (e *remoteEnv) console(t *testing.T, name string) {
 		cmd.Process.Kill()
 		t.Fatal("console did not detach on Ctrl-]")
 	}
+	// What the console wrote last may still be in the pty once it exited.
+	select {
+	case <-drained:
+	case <-time.After(5 * time.Second):
+	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 || !seen("Detached from "+name) {
-		t.Fatalf("detach: exit %d", code)
+		mu.Lock()
+		t.Fatalf("detach: exit %d, output ends %q", code, tail(out.String()))
 	}
 }
 
