@@ -86,6 +86,6 @@ fvm over SSH, and registers the image there.`,
 	f.StringVar(&opts.Name, "name", "", "name to register the image under (default: debian-local, or what --release and --arch make of it)")
 	f.StringVar(&opts.Sources, "sources", "", "apt sources file to build from (default: the host's when it names the release, else deb.debian.org)")
 	f.BoolVar(&opts.Force, "force", false, "rebuild even when nothing changed")
-	f.StringVar(&opts.Recipe, "recipe", debianbuild.RecipeLean, "lean (made for VMs fvm runs: sshd per connection, less to wait for at boot) or classic (the image as fvm built it before, to compare)")
+	f.StringVar(&opts.Recipe, "recipe", debianbuild.RecipeLean, "lean (made for VMs fvm runs: no cloud-init when fvm boots it, less to wait for at boot) or classic (the image as fvm built it before, to compare)")
 	return cmd
 }

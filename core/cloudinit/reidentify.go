@@ -124,14 +124,24 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 		w("# Clock first: the value is as fresh as it will be.")
 		w("date -u -s @%d.%09d > /dev/null", id.Now.Unix(), id.Now.Nanosecond())
 	}
-	w("# The clone's own SSH host key, the only one. A per-connection sshd (fvm's image:")
-	w("# sshd.socket) reads it at the next connection; a listening one is restarted below.")
+	w("# The clone's own SSH host key, the only one. A listening sshd is told right after;")
+	w("# a per-connection one reads it at the next connection.")
 	w(`for f in "$R"/etc/ssh/ssh_host_*; do`)
 	w(`  case $f in "$R"/etc/ssh/ssh_host_ed25519_key|"$R"/etc/ssh/ssh_host_ed25519_key.pub) ;; *) [ ! -e "$f" ] || rm -f -- "$f" ;; esac`)
 	w("done")
 	put(`"$R"/etc/ssh/ssh_host_ed25519_key`, priv)
 	w("umask 022")
 	put(`"$R"/etc/ssh/ssh_host_ed25519_key.pub`, strings.TrimSpace(id.HostKeyPublic)+"\n")
+	if services {
+		w("# A listening sshd re-executes itself on SIGHUP (same pid, its socket kept or bound")
+		w("# again) and loads the new key while the rest runs; the host polls for that key.")
+		w("# Where there is no such sshd to signal, a listening ssh.service restarts instead;")
+		w("# globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
+		w(`pid=; comm=; [ ! -f /run/sshd.pid ] || read -r pid < /run/sshd.pid || true`)
+		w(`case $pid in ''|*[!0-9]*) pid= ;; *) read -r comm 2> /dev/null < "/proc/$pid/comm" || true ;; esac`)
+		w(`if [ "$comm" = sshd ] && kill -HUP "$pid" 2> /dev/null; then :`)
+		w(`elif [ ! -e /etc/systemd/system/sockets.target.wants/sshd.socket ]; then systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true; fi`)
+	}
 	w("# Hostname.")
 	put(`"$R"/etc/hostname`, id.Hostname+"\n")
 	put(`"$R"/proc/sys/kernel/hostname`, id.Hostname)
@@ -152,11 +162,6 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 	w(`[ -z "$new" ] || chown %s: "$home/.ssh/authorized_keys"`, id.User)
 	w("# Host randomness into the pool (the kernel also reseeded on the new VM generation id).")
 	put(`"$R"/dev/urandom`, string(id.Entropy))
-	if services {
-		w("# A listening sshd restarts without blocking (the host polls for the new key).")
-		w("# Globs match loaded units only: [s]sh is ssh.service itself, never an sshd@ instance.")
-		w("[ -e /etc/systemd/system/sockets.target.wants/sshd.socket ] || systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true")
-	}
 	w("echo keyed")
 
 	s = &rest

@@ -39,6 +39,9 @@ type Target struct {
 	Signer  ssh.Signer // client key
 	HostKey string     // the guest's host key, authorized_keys format
 	Timeout time.Duration
+	// Poll, when set, is WaitReady's pause between attempts, with no backoff:
+	// for an sshd known to answer within moments (a warm clone's).
+	Poll time.Duration
 }
 
 // Client is an authenticated SSH connection to a VM.

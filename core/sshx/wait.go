@@ -39,6 +39,9 @@ func (t Target) Up() Target {
 // giving up after t.Timeout and starting another sshd beside the abandoned one.
 func WaitReady(ctx context.Context, t Target, onAttempt func(err error)) (*Client, error) {
 	delay := waitFirstDelay
+	if t.Poll > 0 {
+		delay = t.Poll
+	}
 	for {
 		c, err := Dial(ctx, t)
 		if err == nil {
@@ -63,6 +66,8 @@ func WaitReady(ctx context.Context, t Target, onAttempt func(err error)) (*Clien
 			return nil, fmt.Errorf("ssh %s not ready: %w (last attempt: %v)", t.Addr, ctx.Err(), err)
 		case <-tm.C:
 		}
-		delay = min(delay*2, waitMaxDelay)
+		if t.Poll == 0 {
+			delay = min(delay*2, waitMaxDelay)
+		}
 	}
 }

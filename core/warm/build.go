@@ -258,9 +258,11 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 
 // loggedOut is true in a guest with no login session (but the user
 // managers' own, class manager, which linger keeps) and no sshd of a
-// connection left (sshd@/ssh@ units: fvm's image runs one per connection).
+// connection left: an sshd-session or sshd-auth process (a listening sshd's
+// connection), or an sshd@/ssh@ unit (one sshd per connection: fvm's image
+// until recipe 10-lean).
 const loggedOut = `for i in $(seq 100); do
-  if [ -z "$(loginctl list-sessions --no-legend 2>/dev/null | grep -v ' manager')" ] && [ -z "$(systemctl list-units --no-legend --state=active 'sshd@*' 'ssh@*' 2>/dev/null)" ]; then exit 0; fi
+  if [ -z "$(loginctl list-sessions --no-legend 2>/dev/null | grep -v ' manager')" ] && [ -z "$(grep -lxs -e sshd-session -e sshd-auth /proc/[0-9]*/comm)" ] && [ -z "$(systemctl list-units --no-legend --state=active 'sshd@*' 'ssh@*' 2>/dev/null)" ]; then exit 0; fi
   sleep 0.2
 done
 exit 1`

@@ -33,6 +33,9 @@ const (
 	ViaSSH   = "ssh"   // over SSH with the template's key
 )
 
+// ownKeyPoll is the pause between attempts to reach a clone with its own key.
+const ownKeyPoll = 25 * time.Millisecond
+
 // agentWait bounds the wait for the guest agent of a restored clone. It ran
 // in the template when its memory was saved, so it answers at once; one that
 // does not is stopped or broken, and SSH takes over.
@@ -202,14 +205,19 @@ func (p *Pool) ownKey(ctx context.Context, inst *store.Instance, r *driver.Run, 
 			agentCheck <- err
 		}()
 	}
+	// A listening sshd re-executing itself on the first part's SIGHUP refuses
+	// connections for a moment, or answers with the template's key if it has
+	// not yet seen the signal: attempts follow each other closely.
+	t := p.opts.Target(inst, r, "")
+	t.Poll = ownKeyPoll
 	var own *sshx.Client
 	var err error
 	for {
-		own, err = sshx.WaitReady(ctx, p.opts.Target(inst, r, ""), nil)
+		own, err = sshx.WaitReady(ctx, t, nil)
 		if err == nil || !errors.Is(err, sshx.ErrHostKeyMismatch) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(ownKeyPoll)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("the clone's own key after re-identification: %w", err)

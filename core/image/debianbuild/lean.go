@@ -28,7 +28,7 @@ func checkRecipe(name string) (string, error) {
 }
 
 // leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
-const leanRecipeVersion = "10-lean"
+const leanRecipeVersion = "11-lean"
 
 // leanGrubKernelArgs end the kernel command line of the lean image's GRUB
 // (UEFI boots: libvirt, vz, other tools) as fvm's QEMU driver ends the one it
@@ -41,15 +41,16 @@ const leanGrubKernelArgs = " panic=5 oops=panic"
 // leanHook (customize, "$1" = the root directory, after customizeHook) is
 // what the lean recipe changes, each measured under TCG (BENCHMARKS.md):
 //
-//   - sshd runs once per connection (sshd.socket, Accept=yes, Debian's own
-//     sshd@.service running `sshd -i`). Each connection reads the host key
-//     files as they are, so a warm clone's new key answers from the next
-//     connection on, without restarting a listener; and SSH answers as soon
-//     as the socket listens, right after cloud-init's network stage wrote the
-//     keys and the user (that stage comes before sysinit.target, sockets
-//     after it), not after multi-user.target's services. ssh.service stays
-//     installed but starts only when sshd.socket is disabled: a user's
-//     `systemctl restart ssh` does no harm.
+//   - sshd listens (ssh.service, replaced by fvm's: `sshd -D` started once
+//     basic.target is reached, not after network.target, which waits for
+//     ifup; no `sshd -t` start before it). A connection costs a fork and
+//     sshd-session's start, where one sshd per connection (sshd.socket,
+//     this recipe until 10-lean) also cost systemd's unit instance and an
+//     sshd start: 0.8 s of a warm clone's first connection under emulation.
+//     A warm clone's new host key is loaded by signalling the listener
+//     (SIGHUP: it re-executes itself, same pid), right after the key is
+//     written, so sshd starts again while the rest of the re-identification
+//     runs and the host polls for the new key.
 //   - sshd-keygen.service is masked: on a first boot it ran `ssh-keygen -A`
 //     before sshd, seconds of RSA under emulation, for keys fvm never uses (it
 //     injects an ed25519 key; cloud-init makes keys when nothing injects one).
@@ -108,46 +109,34 @@ const leanHook = `set -eu
 root="$1"
 mkdir -p "$root/etc/fvm"
 echo 'root=UUID=@ROOT_UUID@ ro console=tty0 console=@CONSOLE@,115200 cloud-init=disabled fvm.init net.ifnames=0' > "$root/etc/fvm/kernel-cmdline"
-cat > "$root/etc/systemd/system/sshd.socket" <<'EOF'
+# sshd listens from early in the boot: no wait for network.target (it binds
+# the wildcard address), no second sshd start to test its config first.
+cat > "$root/etc/systemd/system/ssh.service" <<'EOF'
 [Unit]
-Description=OpenBSD Secure Shell server socket, one sshd per connection (fvm)
-Documentation=man:sshd(8) man:systemd.socket(5)
-ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
-
-[Socket]
-ListenStream=22
-Accept=yes
-
-[Install]
-WantedBy=sockets.target
-EOF
-mkdir -p "$root/etc/systemd/system/ssh.service.d"
-cat > "$root/etc/systemd/system/ssh.service.d/fvm.conf" <<'EOF'
-# fvm's image runs one sshd per connection (sshd.socket): a listening sshd
-# would only fight it for port 22.
-[Unit]
-ConditionPathExists=!/etc/systemd/system/sockets.target.wants/sshd.socket
-EOF
-unit() { [ -e "$root/usr/lib/systemd/system/$1" ] || [ -e "$root/lib/systemd/system/$1" ]; }
-# Debian 13 has sshd@.service; Debian 12 calls it ssh@.service.
-if ! unit sshd@.service; then
-cat > "$root/etc/systemd/system/sshd@.service" <<'EOF'
-[Unit]
-Description=OpenBSD Secure Shell server per-connection daemon (fvm)
+Description=OpenBSD Secure Shell server (fvm: listening from early in the boot)
 Documentation=man:sshd(8) man:sshd_config(5)
-After=auditd.service
+After=nss-user-lookup.target auditd.service
+ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
 
 [Service]
 EnvironmentFile=-/etc/default/ssh
-ExecStart=-/usr/sbin/sshd -i $SSHD_OPTS
-StandardInput=socket
+ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+ExecReload=/usr/sbin/sshd -t
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
+Restart=on-failure
+RestartPreventExitStatus=255
+Type=notify
 RuntimeDirectory=sshd
-RuntimeDirectoryPreserve=yes
 RuntimeDirectoryMode=0755
+
+[Install]
+WantedBy=multi-user.target
+Alias=sshd.service
 EOF
-fi
-chroot "$root" systemctl disable ssh.service
-chroot "$root" systemctl enable sshd.socket
+unit() { [ -e "$root/usr/lib/systemd/system/$1" ] || [ -e "$root/lib/systemd/system/$1" ]; }
+if unit ssh.socket; then chroot "$root" systemctl disable ssh.socket; fi
+chroot "$root" systemctl reenable ssh.service
 if unit sshd-keygen.service; then chroot "$root" systemctl mask sshd-keygen.service; fi
 if unit e2scrub_reap.service; then chroot "$root" systemctl disable e2scrub_reap.service; fi
 mkdir -p "$root/etc/systemd/system-generators"

@@ -248,7 +248,7 @@ func TestMmdebstrapArgs(t *testing.T) {
 			include = s
 		}
 	}
-	if len(hooks) != 5 || !strings.Contains(hooks[4], "systemctl enable sshd.socket") || !strings.Contains(hooks[4], "root=UUID="+uuid+" ro console=tty0 console=ttyAMA0,115200") {
+	if len(hooks) != 5 || !strings.Contains(hooks[4], "systemctl reenable ssh.service") || !strings.Contains(hooks[4], "root=UUID="+uuid+" ro console=tty0 console=ttyAMA0,115200") {
 		t.Fatalf("the lean recipe's hook is not last: %q", hooks)
 	}
 	if !strings.Contains(hooks[0], "grub-mkstandalone") || !strings.HasPrefix(hooks[1], "download ") ||
