@@ -54,8 +54,10 @@ func TestSharesHostUID(t *testing.T) {
 		t.Fatalf("the guest's user is uid %s, want the host user's %d", id, u.uid)
 	}
 	u.must(t, "wait", name) // the share is mounted at boot
-	if got := strings.TrimSpace(u.must(t, "exec", name, "--", "stat -c %u /mnt/src; cat /mnt/src/from-host; echo hello > /mnt/src/from-guest && mkdir /mnt/src/dir-from-guest")); got != fmt.Sprintf("%d\nmine", u.uid) {
-		t.Fatalf("in the guest: %q", got)
+	if r := u.run(t, "exec", name, "--", "stat -c %u /mnt/src; cat /mnt/src/from-host; echo hello > /mnt/src/from-guest && mkdir /mnt/src/dir-from-guest"); strings.TrimSpace(r.stdout) != fmt.Sprintf("%d\nmine", u.uid) {
+		// Once under parallel load the share was not mounted: what fvm-init said of its mount.
+		diag := u.run(t, "exec", name, "--", "sudo journalctl -b -u fvm-init -o cat --no-pager | tail -20; findmnt /mnt/src; lsmod | grep -e 9p -e virtiofs")
+		t.Fatalf("in the guest: %q %q; fvm-init's journal, mounts and modules:\n%s", r.stdout, r.stderr, diag.stdout)
 	}
 	for _, f := range []string{"from-guest", "dir-from-guest"} {
 		st, err := os.Stat(filepath.Join(share, f))
