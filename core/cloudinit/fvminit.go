@@ -69,7 +69,9 @@ func InitFiles(c Config) (map[string][]byte, error) {
 // per line; a failing one does not stop the next.
 func initBootScript(c Config) string {
 	var cmds [][]string
+	retry := map[int]bool{} // a share's mount is tried again a second later
 	for _, m := range c.Mounts {
+		retry[len(cmds)] = true
 		cmds = append(cmds, mountCommand(m))
 	}
 	if c.Rosetta {
@@ -85,7 +87,13 @@ func initBootScript(c Config) string {
 		for i, w := range cmd {
 			q[i] = shellQuote(w)
 		}
-		fmt.Fprintf(&b, "%s || echo 'fvm-init: boot command %d failed' >&2\n", strings.Join(q, " "), n+1)
+		line := strings.Join(q, " ")
+		if retry[n] {
+			// fvm-init runs while udev loads the share's transport: once under
+			// load 9p found no device with the share's tag yet.
+			line += " || { sleep 1; " + line + "; }"
+		}
+		fmt.Fprintf(&b, "%s || echo 'fvm-init: boot command %d failed' >&2\n", line, n+1)
 	}
 	return b.String()
 }
