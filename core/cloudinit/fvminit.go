@@ -69,9 +69,7 @@ func InitFiles(c Config) (map[string][]byte, error) {
 // per line; a failing one does not stop the next.
 func initBootScript(c Config) string {
 	var cmds [][]string
-	retry := map[int]bool{} // a share's mount is tried again a second later
 	for _, m := range c.Mounts {
-		retry[len(cmds)] = true
 		cmds = append(cmds, mountCommand(m))
 	}
 	if c.Rosetta {
@@ -88,7 +86,7 @@ func initBootScript(c Config) string {
 			q[i] = shellQuote(w)
 		}
 		line := strings.Join(q, " ")
-		if retry[n] {
+		if n < len(c.Mounts) { // the shares' mounts come first
 			// fvm-init runs while udev loads the share's transport: once under
 			// load 9p found no device with the share's tag yet.
 			line += " || { sleep 1; " + line + "; }"
