@@ -100,6 +100,9 @@ func New(opts Options) *Daemon {
 	d.images = d.newImageService()
 	d.console = console.New(console.Options{Host: consoleHost{d}, Log: opts.Log})
 	d.warm = d.newWarmPool()
+	for _, drv := range opts.Drivers {
+		driver.WatchLayers(drv, d.layersFreed)
+	}
 	return d
 }
 

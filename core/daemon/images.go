@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/server"
 	"github.com/fvmhq/fvm/core/config"
 	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
 
@@ -53,8 +55,20 @@ func (d *Daemon) vmBases() (map[string]bool, error) {
 		return nil, err
 	}
 	for _, e := range dirs {
+		if e.IsDir() && store.IsCreating(e.Name()) {
+			// A clone being made reads its origin's frozen layer, which its
+			// source may have flattened away already: what of it can be told
+			// is in use (its base is held by Resolve).
+			for _, drv := range d.opts.Drivers {
+				bases, _ := drv.BasesInUse(filepath.Join(d.opts.Layout.VMsDir(), e.Name()))
+				for _, b := range bases {
+					used[b] = true
+				}
+			}
+			continue
+		}
 		if !e.IsDir() || vm.ValidateName(e.Name()) != nil {
-			continue // temporaries of creates in progress hold their base (Resolve)
+			continue
 		}
 		dir := d.opts.Layout.InstanceDir(e.Name())
 		if inst, err := d.store.Get(e.Name()); err == nil && inst.Spec.BaseImage != "" {

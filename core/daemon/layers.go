@@ -79,6 +79,19 @@ func (d *Daemon) pruneLayers(ctx context.Context) (removed []string, freed int64
 	return removed, freed, err
 }
 
+// layersFreed prunes once a driver said layers may have fallen out of use
+// on their own (a running VM's disk flattened: driver.LayerWatcher).
+func (d *Daemon) layersFreed() {
+	go func() {
+		if d.bg.Err() != nil {
+			return
+		}
+		if _, _, err := d.pruneLayers(d.bg); err != nil {
+			d.log.Warn("prune disk layers after a flattening", "err", err)
+		}
+	}()
+}
+
 // keptNotes says, of the layers a VM or snapshot read before it went, which
 // stay and who still reads them: one line per set of readers.
 func (d *Daemon) keptNotes(before []string) []string {

@@ -29,6 +29,7 @@ type snapDriver struct {
 	layers string
 	mu     sync.Mutex
 	starts []driver.StartOptions
+	freed  func() // the host's driver.LayerWatcher callback
 }
 
 const fakeState = "fake-state"
@@ -387,4 +388,53 @@ func TestCloneOverSocket(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(h.layout.LayersDir(), "*")); len(left) != 0 {
 		t.Fatalf("layers left when nothing reads them: %v", left)
 	}
+}
+
+func (s *snapDriver) WatchLayers(freed func()) {
+	s.mu.Lock()
+	s.freed = freed
+	s.mu.Unlock()
+}
+
+// TestFlattenedLayersPruned: once a driver says a flattening ended, the
+// layers nothing reads go at once, and a clone being made (its directory
+// not yet in place) keeps the layer its origin reads.
+func TestFlattenedLayersPruned(t *testing.T) {
+	h, drv := snapHost(t)
+	ctx := context.Background()
+	if _, err := h.c.Create(ctx, api.CreateRequest{Spec: newSpec("web1"), Start: true}); err != nil {
+		t.Fatal(err)
+	}
+	inst := &store.Instance{Dir: h.layout.InstanceDir("web1")}
+	flat, err := drv.newLayer(inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	making := filepath.Join(h.layout.VMsDir(), ".creating-c1-123")
+	os.MkdirAll(filepath.Join(making, store.OriginDir), 0o700)
+	held := filepath.Join(drv.layers, "0123456789ab.qcow2") // another VM's frozen disk
+	os.WriteFile(held, []byte("frozen"), 0o400)
+	os.WriteFile(filepath.Join(making, store.OriginDir, fakeDisk), []byte("base="+held), 0o600)
+	os.WriteFile(inst.Path(fakeDisk), []byte("flat"), 0o600) // its layer streamed into the top
+	drv.mu.Lock()
+	freed := drv.freed
+	drv.mu.Unlock()
+	if freed == nil {
+		t.Fatal("the host did not watch the driver's layers")
+	}
+	freed()
+	for end := time.Now().Add(5 * time.Second); isFile(flat) && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if isFile(flat) {
+		t.Errorf("the flattened layer %s stayed", flat)
+	}
+	if !isFile(held) {
+		t.Errorf("the layer of a clone being made went: %s", held)
+	}
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }

@@ -68,6 +68,14 @@ type (
 		PruneLayers(used func() (map[string]bool, error)) (removed []string, freed int64, err error)
 	}
 
+	// LayerWatcher is a snapshotting driver whose frozen layers can fall out
+	// of use on their own, with no command of the host's: a running VM's
+	// disk flattened in the hypervisor's background. It calls freed (from
+	// any goroutine) once a flattening ended, and the host prunes then.
+	LayerWatcher interface {
+		WatchLayers(freed func())
+	}
+
 	// LiveSnapshotter is a running machine that snapshots itself
 	// (Caps.Snapshots) into dir: its disk frozen and, with memory, its
 	// memory and devices saved, the guest paused as briefly as the driver
@@ -161,6 +169,14 @@ type (
 func LayersOf(d Driver) Snapshotter {
 	s, _ := d.(Snapshotter)
 	return s
+}
+
+// WatchLayers has freed called whenever one of d's running VMs may have
+// left frozen layers unread (LayerWatcher); nothing for other drivers.
+func WatchLayers(d Driver, freed func()) {
+	if w, ok := d.(LayerWatcher); ok {
+		w.WatchLayers(freed)
+	}
 }
 
 // GuestExit is how a program run by a guest agent ended.

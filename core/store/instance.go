@@ -104,6 +104,10 @@ type Broken struct {
 // Create builds it, Commit renames it into place complete.
 const creatingPrefix = TempPrefix + "creating-"
 
+// IsCreating says whether a name in the VMs' directory is a VM being built
+// (Create made it, Commit has not renamed it yet): what it reads is in use.
+func IsCreating(name string) bool { return strings.HasPrefix(name, creatingPrefix) }
+
 // removingPrefix names a VM directory being removed: Remove renames it away
 // first, so a VM is listed whole or not at all.
 const removingPrefix = TempPrefix + "removing-"

@@ -114,7 +114,7 @@ func TestConfigPerArch(t *testing.T) {
 		t.Errorf("x86 on a KVM host: %+v, %v", cfg, err)
 	}
 	probeOK = false
-	d2 := *d
+	d2 := &Driver{opts: d.opts}
 	d2.opts.QEMUPath = func(vm.Arch) (string, error) { return fakeBin(t, "older qemu"), nil }
 	if cfg, _, _, err := d2.config(ctx, arm, p, true, ""); err != nil || cfg.PauthImpdef {
 		t.Errorf("arm64 with a QEMU without the property: %+v, %v", cfg, err)

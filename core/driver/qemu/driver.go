@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -54,7 +55,10 @@ type Options struct {
 const DefaultTCGCacheMiB = 256
 
 // Driver is the QEMU driver.
-type Driver struct{ opts Options }
+type Driver struct {
+	opts  Options
+	freed atomic.Pointer[func()] // driver.LayerWatcher's callback
+}
 
 var _ driver.Driver = (*Driver)(nil)
 
@@ -482,6 +486,7 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 	if err := m.settle(ctx); err != nil {
 		fmt.Fprintf(d.opts.Log, "%v\n", err)
 	}
+	m.watchFlattening(ctx)
 	return m, nil
 }
 

@@ -434,28 +434,6 @@ func (m *Machine) settleLocked(ctx context.Context) error {
 	return nil
 }
 
-// flattenIfDeep starts streaming the VM's own layers into its top, in QEMU's
-// background, when there are more than the limit of them.
-func (m *Machine) flattenIfDeep(ctx context.Context) {
-	if m.d == nil {
-		return
-	}
-	ch, err := chain(m.topPath())
-	if err != nil {
-		return
-	}
-	base, deep := flattenBase(m.d.layersDir(m.p.dir), ch, m.d.maxLayers())
-	if !deep {
-		return
-	}
-	err = qmpDo(ctx, m.p.qmp, func(q *QMP) error { return startStream(ctx, q, base) })
-	if err != nil {
-		fmt.Fprintf(m.d.opts.Log, "vm %q: flatten its disk's %d layers: %v\n", m.name, len(ch), err)
-		return
-	}
-	fmt.Fprintf(m.d.opts.Log, "vm %q: flattening its disk's layers into its top in the background\n", m.name)
-}
-
 // topPath is the file the VM's disk writes now (a snapshot moves it).
 func (m *Machine) topPath() string {
 	m.topMu.Lock()
