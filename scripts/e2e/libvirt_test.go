@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"image"
 	"image/png"
 	"io"
 	"net"
@@ -205,26 +206,19 @@ func TestLibvirt(t *testing.T) {
 	})
 	t.Run("screenshot", func(t *testing.T) {
 		// Text on the screen first: a login prompt alone lights too few pixels to tell from blank.
-		mustFVM(t, "exec", name, "--", "sudo dmesg -n 1; printf 'libvirt-screen\n%.0s' $(seq 20) | sudo tee /dev/tty1 >/dev/null")
-		png1 := filepath.Join(t.TempDir(), "s.png")
-		mustFVM(t, "screenshot", name, png1)
-		f, err := os.Open(png1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := png.Decode(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// Written again before each of a few tries: once (CI, under load) the screen was black
+		// right after the write, the guest's console still being set up by its late boot.
+		var b image.Rectangle
 		lit := 0
-		b := img.Bounds()
-		for y := b.Min.Y; y < b.Max.Y; y += 4 {
-			for x := b.Min.X; x < b.Max.X; x += 4 {
-				if r, g, bl, _ := img.At(x, y).RGBA(); r+g+bl > 0x3000 {
-					lit++
-				}
+		for try := 0; try < 5 && (b.Dx() < 640 || lit < 50); try++ {
+			if try > 0 {
+				t.Logf("screenshot %v with %d lit samples: trying again", b, lit)
+				time.Sleep(2 * time.Second)
 			}
+			mustFVM(t, "exec", name, "--", "sudo dmesg -n 1; printf 'libvirt-screen\n%.0s' $(seq 20) | sudo tee /dev/tty1 >/dev/null")
+			png1 := filepath.Join(t.TempDir(), "s.png")
+			mustFVM(t, "screenshot", name, png1)
+			b, lit = litSamples(t, png1)
 		}
 		if b.Dx() < 640 || lit < 50 {
 			t.Fatalf("screenshot %v with %d lit samples: blank", b, lit)
@@ -453,4 +447,28 @@ func fileDigest(path string) (string, error) {
 		return "", err
 	}
 	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
+}
+
+// litSamples is a PNG's bounds and how many of its pixels, one in 16, are not black.
+func litSamples(t *testing.T, path string) (image.Rectangle, int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lit := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 4 {
+		for x := b.Min.X; x < b.Max.X; x += 4 {
+			if r, g, bl, _ := img.At(x, y).RGBA(); r+g+bl > 0x3000 {
+				lit++
+			}
+		}
+	}
+	return b, lit
 }
