@@ -206,6 +206,7 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 	}
 	journal(w, id.MachineID, services)
 	if services {
+		resumeTimers(w)
 		w("# The consoles' login prompts, printed under the template's name: the screen is cleared and")
 		w("# each agetty prints its prompt again (restarting the gettys instead cost about a second of")
 		w("# CPU under emulation; it is what happens where agetty cannot reload).")

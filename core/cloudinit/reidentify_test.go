@@ -324,3 +324,44 @@ func writeTree(t *testing.T, root string, files map[string]string) {
 		}
 	}
 }
+
+// TestPauseAndResumeTimers: the template's command stops and lists the
+// active calendar timers only (a fake systemctl answers as systemd does);
+// the rest's lines start exactly those again and remove the list.
+func TestPauseAndResumeTimers(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o755)
+	log := filepath.Join(dir, "calls")
+	show := "Id=apt-daily.timer\nActiveState=active\nTimersCalendar={ OnCalendar=*-*-* 06,18:00:00 ; next_elapse=n/a }\n\n" +
+		"Id=systemd-tmpfiles-clean.timer\nActiveState=active\nTimersCalendar=\n\n" +
+		"Id=fstrim.timer\nTimersCalendar={ OnCalendar=Mon *-*-* 00:00:00 ; next_elapse=n/a }\nActiveState=active\n\n" +
+		"Id=old.timer\nActiveState=inactive\nTimersCalendar={ OnCalendar=daily ; next_elapse=n/a }\n"
+	os.WriteFile(filepath.Join(dir, "show"), []byte(show), 0o644)
+	os.WriteFile(filepath.Join(bin, "systemctl"), []byte("#!/bin/sh\nif [ \"$1\" = show ]; then cat "+dir+"/show; else echo \"$*\" >> "+log+"; fi\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "sudo"), []byte("#!/bin/sh\n[ \"$1\" != -n ] || shift\nexec \"$@\"\n"), 0o755)
+	list := filepath.Join(dir, pausedTimersFile)
+	os.MkdirAll(filepath.Dir(list), 0o755)
+	pause := strings.ReplaceAll(PauseTimersCommand, "/"+pausedTimersFile, list)
+	cmd := exec.Command("bash", "-c", pause)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("pause: %v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(list); string(b) != "apt-daily.timer\nfstrim.timer\n" {
+		t.Errorf("listed %q, want the two active calendar timers", b)
+	}
+	var s strings.Builder
+	resumeTimers(func(f string, a ...any) { fmt.Fprintf(&s, f+"\n", a...) })
+	cmd = exec.Command("bash", "-c", "set -eu; R="+dir+"\n"+s.String())
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("resume: %v: %s", err, out)
+	}
+	if b, _ := os.ReadFile(log); string(b) != "stop apt-daily.timer fstrim.timer\nstart --no-block -- apt-daily.timer fstrim.timer\n" {
+		t.Errorf("systemctl called as:\n%s", b)
+	}
+	if _, err := os.Stat(list); err == nil {
+		t.Error("the list stayed")
+	}
+}

@@ -84,6 +84,7 @@ func TestWarmClones(t *testing.T) {
 		}
 		clonePhases(t, n)
 		cloneJournal(t, n)
+		cloneTimers(t, n)
 		if f[0] != n {
 			t.Errorf("%s: hostname %q", n, f[0])
 		}
@@ -214,6 +215,17 @@ func cloneJournal(t *testing.T, name string) {
 	out := mustFVM(t, "exec", name, "--", `logger -t fvmcheck "hello from $(hostname)"; d=/var/log/journal/$(cat /etc/machine-id); sudo test -d "$d" -a ! -L "$d" && echo real-dir; for i in 1 2 3 4 5; do sudo journalctl -b -t fvmcheck -o cat | grep -q "hello from" && break; sleep 1; done; sudo journalctl -b -t fvmcheck -o cat`)
 	if !strings.Contains(out, "real-dir") || !strings.Contains(out, "hello from "+name) {
 		t.Errorf("%s: the journal under its machine id: %q", name, out)
+	}
+}
+
+// cloneTimers: the calendar timers the template stopped before its save run
+// again in the clone (scheduled from its clock: none overdue), and their
+// list is gone.
+func cloneTimers(t *testing.T, name string) {
+	t.Helper()
+	out := mustFVM(t, "exec", name, "--", `systemctl is-active apt-daily.timer dpkg-db-backup.timer fstrim.timer; test -e /run/fvm-paused-timers && echo list-stayed; systemctl show -p ExecMainStartTimestampMonotonic --value dpkg-db-backup.service`)
+	if f := strings.Fields(out); len(f) != 4 || f[0] != "active" || f[1] != "active" || f[2] != "active" || f[3] != "0" {
+		t.Errorf("%s: its calendar timers (active, active, active, never run): %q", name, out)
 	}
 }
 
