@@ -30,7 +30,7 @@ func resumeTimers(w func(string, ...any)) {
 	w("# The calendar timers the template stopped before its memory was saved (see timers.go),")
 	w("# started again now that the clock is the clone's: scheduled from now, none overdue.")
 	w(`if [ -s "$R"/%s ]; then`, pausedTimersFile)
-	w(`  mapfile -t timers < "$R"/%s; rm -f -- "$R"/%s`, pausedTimersFile, pausedTimersFile)
+	w(`  mapfile -t timers < "$R"/%s; : > "$R"/%s  # emptied, not removed: no program to start`, pausedTimersFile, pausedTimersFile)
 	w(`  systemctl start --no-block -- "${timers[@]}" || true`)
 	w("fi")
 }
