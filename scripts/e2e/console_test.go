@@ -275,15 +275,7 @@ func TestConsole(t *testing.T) {
 	t.Run("fvm-screenshot", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "screen.png")
 		mustFVM(t, "screenshot", name, file)
-		f, err := os.Open(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		img, err := png.Decode(f)
-		if err != nil {
-			t.Fatal(err)
-		}
+		img := pngFile(t, file)
 		if _, lit := compareImages(img, img); img.Bounds().Dx() < 640 || lit < 200 {
 			t.Errorf("screenshot %v with %d lit pixels", img.Bounds(), lit)
 		}
@@ -373,6 +365,21 @@ func canvasImage(t *testing.T, ctx context.Context) image.Image {
 	img, err := png.Decode(base64Reader(b64))
 	if err != nil {
 		t.Fatal(err)
+	}
+	return img
+}
+
+// pngFile decodes the PNG at path (a screenshot fvm wrote).
+func pngFile(t *testing.T, path string) image.Image {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", path, err)
 	}
 	return img
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"net"
 	"os"
@@ -449,18 +448,11 @@ func fileDigest(path string) (string, error) {
 	return fmt.Sprintf("sha256:%x", h.Sum(nil)), nil
 }
 
-// litSamples is a PNG's bounds and how many of its pixels, one in 16, are not black.
+// litSamples is a screenshot's bounds and how many of its pixels, one in 16,
+// are not black.
 func litSamples(t *testing.T, path string) (image.Rectangle, int) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	img := pngFile(t, path)
 	lit := 0
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y += 4 {

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -600,15 +599,7 @@ func (e *remoteEnv) display(t *testing.T, name string) {
 	for try := 0; ; try++ {
 		canvas := canvasImage(t, bctx)
 		e.mustFVM(t, "screenshot", name, shot)
-		f, err := os.Open(shot)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dump, err := png.Decode(f)
-		f.Close()
-		if err != nil {
-			t.Fatalf("fvm screenshot through the context: %v", err)
-		}
+		dump := pngFile(t, shot)
 		diff, lit := compareImages(canvas, dump)
 		last = fmt.Sprintf("canvas %v, screenshot %v: %.3f%% of pixels differ; %d lit pixels", canvas.Bounds().Size(), dump.Bounds().Size(), 100*diff, lit)
 		if canvas.Bounds() == dump.Bounds() && diff < 0.002 && lit > 200 {
