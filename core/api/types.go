@@ -113,6 +113,8 @@ const (
 	PhaseTemplate   = "template-ssh" // reached over the template's key (clone, without the agent)
 	PhaseReidentify = "re-identify"  // the clone made its own machine; through the agent, its key, names and user keys (clone)
 	PhaseKeyLive    = "key-live"     // its own host key answered, the login done, the rest of the script run and its identity checked (clone)
+	PhaseThaw       = "thaw"         // a spare clone's guest going on, its clock set (spare)
+	PhaseRename     = "rename"       // a spare clone named as the VM, its directory moved and adopted (spare)
 	PhaseSSH        = "first-ssh"    // SSH answered (a cold boot: a session ran; a clone: the login done): the VM is ready
 )
 
@@ -169,6 +171,9 @@ type CreateRequest struct {
 // an image for VMs of this shape (the spec's image, arch, cpus, memory, user).
 type WarmRequest struct {
 	Spec vm.Spec `json:"spec"`
+	// Spare, when set, turns on (or off) a spare clone of the snapshot kept
+	// ready, frozen, for the next VM of its image and shape.
+	Spare *bool `json:"spare,omitempty"`
 }
 
 // WarmSnapshot is one warm snapshot of an image: a VM of its shape booted once
@@ -182,7 +187,8 @@ type WarmSnapshot struct {
 	DiskBytes int64     `json:"diskBytes"` // clones need a --disk at least this large
 	Bytes     int64     `json:"bytes"`     // on disk
 	CreatedAt time.Time `json:"createdAt"`
-	Current   bool      `json:"current"` // it fits this host's QEMU and fvm (else it is not used, and prune removes it)
+	Current   bool      `json:"current"`         // it fits this host's QEMU and fvm (else it is not used, and prune removes it)
+	Spare     bool      `json:"spare,omitempty"` // a spare clone of it is ready (fvm image warm --spare)
 }
 
 // StopRequest stops a VM: ACPI shutdown, then kill after Timeout; Force kills at once.

@@ -34,13 +34,17 @@ type Identity struct {
 	Now            time.Time // for the clock, when SetClock
 	SetClock       bool      // the backend could not set the clock (no guest agent): set it here
 	GrowDisk       bool      // the disk is larger than the template's: grow the root filesystem
+	// Spare: the clone waits, frozen, to be handed over under a VM's name
+	// (RenameScript): its calendar timers stay paused until then, when its
+	// clock is set.
+	Spare bool
 }
 
 var (
-	hexID  = regexp.MustCompile(`^[0-9a-f]{32}$`)
-	instID = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	name   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-	login  = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	hexID      = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	instID     = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	hostnameRe = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
+	login      = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 )
 
 func (id Identity) validate() error {
@@ -50,8 +54,8 @@ func (id Identity) validate() error {
 			errs = append(errs, fmt.Errorf("re-identify: %s", what))
 		}
 	}
-	check(name.MatchString(id.Hostname), "bad hostname")
-	check(id.OldHostname == "" || name.MatchString(id.OldHostname), "bad template hostname")
+	check(hostnameRe.MatchString(id.Hostname), "bad hostname")
+	check(id.OldHostname == "" || hostnameRe.MatchString(id.OldHostname), "bad template hostname")
 	check(login.MatchString(id.User), "bad user")
 	check(hexID.MatchString(id.MachineID), "bad machine id")
 	check(instID.MatchString(id.InstanceID) && instID.MatchString(id.OldInstanceID), "bad instance id")
@@ -143,9 +147,7 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 		w(`if [ "$comm" = sshd ] && kill -HUP "$pid" 2> /dev/null; then :`)
 		w(`elif [ ! -e /etc/systemd/system/sockets.target.wants/sshd.socket ]; then systemctl try-restart --no-block '[s]sh.service' '[s]shd.service' || true; fi`)
 	}
-	w("# Hostname.")
-	put(`"$R"/etc/hostname`, id.Hostname+"\n")
-	put(`"$R"/proc/sys/kernel/hostname`, id.Hostname)
+	hostname(put, id.Hostname)
 	w("# Machine id (journald and D-Bus follow it). The one it replaces is kept for the rest,")
 	w("# which moves the journal to the new one.")
 	w(`old=; [ ! -f "$R"/etc/machine-id ] || read -r old < "$R"/etc/machine-id || true`)
@@ -172,9 +174,7 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 	if old == "" {
 		old = TemplateHostname
 	}
-	w("# /etc/hosts names the clone where it named the template.")
-	w(`hosts=; read -r -d '' hosts < "$R"/etc/hosts || true`)
-	w(`case $hosts in *%s*) sed -i -e 's/\b%s\b/%s/g' "$R"/etc/hosts ;; esac`, old, old, id.Hostname)
+	hosts(w, old, id.Hostname)
 	w("# cloud-init: the clone's seed is the instance it already ran for (a reboot keeps this identity).")
 	w("# A template that fvm-init provisioned has no cloud-init instance to carry on.")
 	w(`if [ -d "$R"/var/lib/cloud/instances ]; then`)
@@ -206,16 +206,68 @@ func reidentifyScripts(id Identity, root string, services bool) (Reidentify, err
 	}
 	journal(w, id.MachineID, services)
 	if services {
-		resumeTimers(w)
-		w("# The consoles' login prompts, printed under the template's name: the screen is cleared and")
-		w("# each agetty prints its prompt again (restarting the gettys instead cost about a second of")
-		w("# CPU under emulation; it is what happens where agetty cannot reload).")
-		w(`[ ! -e /dev/tty1 ] || printf "\033[H\033[2J\033[3J" > /dev/tty1 || true`)
-		w(`agetty --reload 2> /dev/null || systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service" || true`)
+		if !id.Spare {
+			resumeTimers(w)
+		}
+		consoles(w)
 	}
 	w("# What the guest now says it is, for the host to check.")
 	w("%s", readBack(`"$R"`))
 	return Reidentify{First: first.String(), Rest: rest.String()}, nil
+}
+
+// hostname writes the lines that name the guest.
+func hostname(put func(path, content string), name string) {
+	put(`"$R"/etc/hostname`, name+"\n")
+	put(`"$R"/proc/sys/kernel/hostname`, name)
+}
+
+// hosts writes the lines that make /etc/hosts name the guest where it named old.
+func hosts(w func(string, ...any), old, name string) {
+	w("# /etc/hosts names the clone where it named the template.")
+	w(`hosts=; read -r -d '' hosts < "$R"/etc/hosts || true`)
+	w(`case $hosts in *%s*) sed -i -e 's/\b%s\b/%s/g' "$R"/etc/hosts ;; esac`, old, old, name)
+}
+
+// consoles writes the lines that print the consoles' login prompts again
+// under the guest's new name.
+func consoles(w func(string, ...any)) {
+	w("# The consoles' login prompts, printed under the old name: the screen is cleared and")
+	w("# each agetty prints its prompt again (restarting the gettys instead cost about a second of")
+	w("# CPU under emulation; it is what happens where agetty cannot reload).")
+	w(`[ ! -e /dev/tty1 ] || printf "\033[H\033[2J\033[3J" > /dev/tty1 || true`)
+	w(`agetty --reload 2> /dev/null || systemctl try-restart --no-block "getty@*.service" "serial-getty@*.service" || true`)
+}
+
+// RenameScript is what hands a spare clone (Identity.Spare) over as the VM
+// name: its hostname and /etc/hosts, its calendar timers started (its clock
+// was set just before, by the host), its consoles' prompts printed again, and
+// ReadBack's line. Everything else of its own it got when it was made.
+func RenameScript(name, old string) (string, error) {
+	return renameScript(name, old, "", true)
+}
+
+func renameScript(name, old, root string, services bool) (string, error) {
+	if !hostnameRe.MatchString(name) || !hostnameRe.MatchString(old) {
+		return "", fmt.Errorf("rename a spare clone: bad hostname %q or %q", name, old)
+	}
+	var s strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	put := func(path, content string) { w("printf '%s' > %s", escapeBytes([]byte(content)), path) }
+	w("#!/bin/bash")
+	w("# fvm: hand a spare clone over under its VM's name")
+	w("set -eu")
+	w("export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	w("R='%s'", root)
+	w("umask 022")
+	hostname(put, name)
+	hosts(w, old, name)
+	if services {
+		resumeTimers(w)
+		consoles(w)
+	}
+	w("%s", readBack(`"$R"`))
+	return s.String(), nil
 }
 
 // oldMachineIDFile is where the first part leaves the machine id it replaced,

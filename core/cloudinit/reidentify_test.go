@@ -365,3 +365,48 @@ func TestPauseAndResumeTimers(t *testing.T) {
 		t.Errorf("the list stayed: %q %v", b, err)
 	}
 }
+
+// A spare clone keeps its calendar timers paused until its handover, whose
+// script names it, starts them and reads back what it is.
+func TestSpareRename(t *testing.T) {
+	_, _, id := runnableIdentity(t)
+	id.Spare = true
+	r, err := reidentifyScripts(id, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(r.Rest, pausedTimersFile) {
+		t.Error("a spare's rest starts its paused timers")
+	}
+	id.Spare = false
+	if r, _ = reidentifyScripts(id, "", true); !strings.Contains(r.Rest, pausedTimersFile) {
+		t.Error("a clone's rest does not start its paused timers")
+	}
+	if s, _ := RenameScript("web1", "spare-0a1b"); !strings.Contains(s, pausedTimersFile) || !strings.Contains(s, "agetty --reload") {
+		t.Errorf("the handover starts no timers or prints no prompts:\n%s", s)
+	}
+	root := t.TempDir()
+	writeTree(t, root, map[string]string{"etc/hostname": "spare-0a1b\n", "proc/sys/kernel/hostname": "spare-0a1b\n",
+		"etc/machine-id": oldMachineID + "\n", "etc/hosts": "127.0.0.1 localhost\n127.0.1.1 spare-0a1b.lan spare-0a1b\n"})
+	s, err := renameScript("web1", "spare-0a1b", root, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := exec.Command("bash", "-s")
+	c.Stdin = strings.NewReader(s)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if err := ReadBack(string(out), "web1", oldMachineID); err != nil {
+		t.Error(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/hosts")); string(b) != "127.0.0.1 localhost\n127.0.1.1 web1.lan web1\n" {
+		t.Errorf("/etc/hosts: %q", b)
+	}
+	for _, bad := range [][2]string{{"Web1", "spare-0a1b"}, {"web1", "spare;rm"}, {"", "x"}} {
+		if _, err := RenameScript(bad[0], bad[1]); err == nil {
+			t.Errorf("RenameScript(%q, %q) took it", bad[0], bad[1])
+		}
+	}
+}

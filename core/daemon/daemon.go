@@ -55,7 +55,8 @@ type Daemon struct {
 	consoleErr error // why the web console does not listen, if it does not
 
 	// warm is the warm snapshots and clones (core/warm).
-	warm *warm.Pool
+	warm   *warm.Pool
+	spares spares // spare clones kept ready (spare.go)
 
 	// bg is the context of the host's own background work (warm snapshots,
 	// port watchers): it ends when Serve returns, which waits for the warm

@@ -128,6 +128,7 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 			gone[img.Path] = true
 		}
 	}
+	d.dropSparesOn(gone) // a spare reads the snapshot it was cloned from
 	if used, err := d.vmBases(); err == nil && len(gone) > 0 {
 		d.warm.Remove(ctx, used, gone, false)
 	}
@@ -138,15 +139,16 @@ func (d *Daemon) RemoveImage(ctx context.Context, name string, arch vm.Arch) ([]
 // PruneImages removes warm snapshots no clone reads whose image is gone or
 // that no longer fit this host's QEMU and fvm, then what the image service prunes.
 func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
-	used, err := d.vmBases()
-	if err != nil {
-		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
-	}
 	orphans := map[string]bool{}
 	for _, base := range d.warm.Bases() {
 		if !d.imageNames(base) {
 			orphans[base] = true
 		}
+	}
+	d.dropSparesOn(orphans)
+	used, err := d.vmBases()
+	if err != nil {
+		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)
 	}
 	removed, freed := d.warm.Remove(ctx, used, orphans, true)
 	uploads, ufreed := d.pruneUploads() // uploads no VM names any more (remote.go)

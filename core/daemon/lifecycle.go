@@ -52,11 +52,21 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 		return api.VM{}, err
 	}
 	defer releaseOnPanic(done)
-	inst, notice, err := d.create(ctx, spec, !req.Cold)
+	t0 := time.Now()
+	inst, notice, handed, err := d.create(ctx, spec, !req.Cold, req.Start, t0)
 	if err != nil {
 		done(nil) // nothing is left of the VM: no error to remember
 		d.forget(spec.Name)
 		return api.VM{}, err
+	}
+	if handed != nil { // a spare clone, running already (spare.go)
+		d.runHandedOver(inst, handed)
+		done(nil)
+		d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
+		d.events.publish(api.Event{Type: api.EventVMState, VM: spec.Name, State: vm.Running})
+		v := d.describe(ctx, inst)
+		v.Notice = notice
+		return v, nil
 	}
 	done(nil)
 	d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
@@ -83,40 +93,42 @@ func (d *Daemon) forget(name string) {
 }
 
 // create makes the VM's directory; with clone, from its image's warm snapshot
-// when one fits (the notice says why not when one exists but does not).
-func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.Instance, string, error) {
+// when one fits (the notice says why not when one exists but does not). With
+// start too, a spare clone of that snapshot becomes the VM when there is one
+// that fits: it is returned running (handed), its start reported from t0.
+func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone, start bool, t0 time.Time) (_ *store.Instance, _ string, _ *handedOver, err error) {
 	if d.store.Exists(spec.Name) {
-		return nil, "", errExists(spec.Name)
+		return nil, "", nil, errExists(spec.Name)
 	}
 	var in driver.CreateInput
 	if spec.Blank && spec.ISO == "" { // no image, no installer yet (blank.go)
 		resolveBlank(&spec)
 	} else if spec.ISO != "" || spec.AutoInstall { // installed from an ISO: no base image (install.go)
 		if err := d.resolveISO(&spec); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	} else {
 		img, release, err := d.images.Resolve(ctx, spec.Image, spec.Arch)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		defer release() // once the VM's spec names the base, or nothing is left of it
 		if err := setImage(&spec, img); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		in.Base = &driver.Base{Path: img.Path, Format: img.Format, VirtualSize: img.Virtual, Digest: img.Digest}
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, "", api.Errorf(api.CodeInvalid, "%v", err)
+		return nil, "", nil, api.Errorf(api.CodeInvalid, "%v", err)
 	}
 	for _, m := range spec.Mounts {
 		if st, err := os.Stat(m.HostPath); err != nil || !st.IsDir() {
-			return nil, "", api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on the VM's host (%s): create it there or fix the path", m.String(), m.HostPath, hostname())
+			return nil, "", nil, api.Errorf(api.CodeInvalid, "share %q: %q is not a directory on the VM's host (%s): create it there or fix the path", m.String(), m.HostPath, hostname())
 		}
 	}
 	v, err := d.chooseDriver(ctx, &spec) // saves the choice in spec.Backend
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	var notice string
 	if clone {
@@ -125,13 +137,20 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		if dec.Dir != "" { // a clone's spec: what it is (its NIC, for one) follows from its snapshot
 			v = driver.Bind(ctx, v.Driver, &spec)
 		}
+		if sp := d.takeSpare(dec.Dir, &spec, start); sp != nil {
+			h, err := d.handOverSpare(ctx, sp, spec, t0, nil)
+			if err == nil {
+				return h.inst, notice, h, nil
+			}
+			d.log.Warn("spare clone not handed over: cloning as usual", "vm", spec.Name, "err", err)
+		}
 	}
 	inst, err := d.store.Create(spec) // in a temporary directory, renamed into place by Commit
 	if errors.Is(err, store.ErrExists) {
-		return nil, "", api.Errorf(api.CodeConflict, "%v", err)
+		return nil, "", nil, api.Errorf(api.CodeConflict, "%v", err)
 	}
 	if err != nil {
-		return nil, "", hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
+		return nil, "", nil, hostError(fmt.Errorf("vm %q: create its directory: %w", spec.Name, err))
 	}
 	defer func() {
 		if r := recover(); r != nil { // a driver's bug: nothing of the VM stays either
@@ -148,12 +167,12 @@ func (d *Daemon) create(ctx context.Context, spec vm.Spec, clone bool) (*store.I
 		}
 	}
 	if err != nil { // leave no stray VM dir behind
-		return nil, "", errors.Join(hostError(err), v.Delete(ctx, inst), d.store.Discard(inst))
+		return nil, "", nil, errors.Join(hostError(err), v.Delete(ctx, inst), d.store.Discard(inst))
 	}
 	d.mu.Lock()
 	d.entry(spec.Name).vm = v
 	d.mu.Unlock()
-	return inst, notice, nil
+	return inst, notice, nil, nil
 }
 
 // fill writes a new instance's identity, then lets its driver make the disks
@@ -216,6 +235,17 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 	}
 	t0 := time.Now()
 	dec := d.warm.ForStart(ctx, v, inst)
+	// The first start of a warm clone takes a spare of its snapshot that fits.
+	if sp := d.takeSpare(dec.Dir, &inst.Spec, dec.Dir == inst.Spec.Warm); sp != nil {
+		h, err := d.handOverSpare(ctx, sp, inst.Spec, t0, inst)
+		if err == nil {
+			d.runHandedOver(h.inst, h)
+			done(nil)
+			d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
+			return d.describe(ctx, h.inst), nil
+		}
+		d.log.Warn("spare clone not handed over: cloning as usual", "vm", name, "err", err)
+	}
 	m, notice, err := d.boot(ctx, inst, v, driver.StartOptions{Clone: dec.Dir}, dec.Notice, t0)
 	done(err)
 	if err != nil {

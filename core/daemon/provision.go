@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/sshx"
@@ -16,10 +17,6 @@ import (
 // NIC by mac ("" for cloudinit.DefaultMAC) and whose guest serves sshd on the
 // virtio-serial port sshPort too ("" for none).
 func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byte, error) {
-	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
-	if err != nil {
-		return nil, fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
-	}
 	priv, pub, err := sshx.GenerateEd25519()
 	if err != nil {
 		return nil, err
@@ -30,6 +27,41 @@ func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byt
 	if err := store.WriteFileAtomic(inst.Path(store.HostKeyPubFile), []byte(pub+"\n"), store.PrivateFile); err != nil {
 		return nil, err
 	}
+	id := cloudinit.NewInstanceID()
+	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), store.PrivateFile); err != nil {
+		return nil, err
+	}
+	return seed(l, inst, priv, pub, id, mac, sshPort)
+}
+
+// reprovision writes again what names the VM (its known_hosts line and its
+// seed's hostname) with the key and instance id it has: a spare clone handed
+// over under its VM's name. The seed is placed where the driver keeps it.
+func reprovision(l store.Layout, inst *store.Instance, mac, sshPort string) error {
+	var files [3][]byte
+	for i, f := range []string{store.HostKeyFile, store.HostKeyPubFile, store.InstanceIDFile} {
+		b, err := store.ReadFile(inst.Path(f))
+		if err != nil {
+			return err
+		}
+		files[i] = b
+	}
+	iso, err := seed(l, inst, files[0], strings.TrimSpace(string(files[1])), strings.TrimSpace(string(files[2])), mac, sshPort)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(inst.Path(store.SeedFile)); err != nil {
+		return nil // a driver that keeps its seed elsewhere made it from the spec
+	}
+	return store.WriteFileAtomic(inst.Path(store.SeedFile), iso, 0o600)
+}
+
+// seed writes the VM's known_hosts line and returns its cloud-init seed.
+func seed(l store.Layout, inst *store.Instance, priv []byte, pub, id, mac, sshPort string) ([]byte, error) {
+	_, userKey, err := sshx.LoadOrCreateKey(l.UserKey())
+	if err != nil {
+		return nil, fmt.Errorf("fvm ssh key %s: %w", l.UserKey(), err)
+	}
 	line := sshx.KnownHostsLine(sshx.HostAlias(inst.Spec.Name), pub)
 	if err := store.WriteFileAtomic(inst.Path(store.KnownHostsFile), []byte(line+"\n"), store.PrivateFile); err != nil {
 		return nil, err
@@ -37,10 +69,6 @@ func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byt
 	build := cloudinit.BuildISO
 	if inst.Spec.AutoInstall { // the same settings, as answers to Ubuntu's installer
 		build = cloudinit.BuildAutoinstallISO
-	}
-	id := cloudinit.NewInstanceID()
-	if err := store.WriteFileAtomic(inst.Path(store.InstanceIDFile), []byte(id+"\n"), store.PrivateFile); err != nil {
-		return nil, err
 	}
 	return build(cloudinit.Config{
 		InstanceID:     id,

@@ -58,6 +58,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	}
 	// Under the host lock nothing else of ours runs: what a crash left half-made
 	// (temporaries of creates, imports, downloads, atomic writes) goes now.
+	d.killInterrupted(ctx) // a spare's hypervisor, before its directory goes
 	for _, p := range append(d.store.CleanStale(), d.images.CleanStale()...) {
 		d.log.Info("removed what an interrupted operation left", "path", p)
 	}
@@ -73,6 +74,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 		d.mu.Unlock()
 	}()
 	d.Adopt(ctx)
+	d.keepSpares(spareRefill)
 	defer d.serveConsole(ctx)()
 	// Request contexts derive from ctx, so streams (events, logs -f) end with the host.
 	srv := &http.Server{Handler: server.Handler(d, server.Options{Log: d.log, Version: d.opts.Version}), ReadHeaderTimeout: 10 * time.Second,
@@ -90,6 +92,7 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	srv.Shutdown(sctx) // event streams end with the handlers' contexts
 	d.bgCancel()       // unfinished warm snapshots: their template VMs are killed and removed
 	d.warm.Wait()
+	d.stopSpares()
 	d.stopEphemeral(context.Background())
 	return nil
 }

@@ -78,7 +78,14 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 	if _, err := d.chooseDriver(ctx, &spec); err != nil {
 		return api.WarmSnapshot{}, err
 	}
-	return d.warm.MakeNow(spec)
+	snap, err := d.warm.MakeNow(spec)
+	if err == nil && req.Spare != nil {
+		err = d.SetSpare(ctx, snap.Dir, spec, *req.Spare)
+	}
+	if err == nil {
+		snap.Spare = d.hasSpare(snap.Dir)
+	}
+	return snap, err
 }
 
 // startClone makes a clone the driver restored (m) its own machine
@@ -89,7 +96,7 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	var re warm.Reidentified
 	if err == nil {
-		re, err = d.warm.Reidentify(ctx, inst, v.Run(m), userKey)
+		re, err = d.warm.Reidentify(ctx, inst, v.Run(m), userKey, false)
 	}
 	if err == nil {
 		rep.reidentified(re)

@@ -84,6 +84,15 @@ type (
 		Snapshot(ctx context.Context, dir string, memory bool) (SnapshotResult, error)
 	}
 
+	// Freezer is a running machine whose guest can wait frozen in place
+	// (no CPU spent) and go on later, and whose directory may be renamed
+	// while it runs: the driver's Attach finds it at the new path. The host
+	// keeps spare clones so (core/daemon/spare.go).
+	Freezer interface {
+		Freeze(ctx context.Context) error
+		Thaw(ctx context.Context) error
+	}
+
 	// Suspender is a machine whose run can be saved (Caps.SaveState): Suspend
 	// saves the VM's memory and device state and ends the hypervisor. The
 	// driver's next Start resumes from that state.

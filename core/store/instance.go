@@ -196,6 +196,24 @@ func (s *Store) Commit(inst *Instance) error {
 	return nil
 }
 
+// Replace puts created, a directory made by Create, in the place of the VM
+// of its name, in one atomic exchange: the VM's old files are then in
+// created's temporary directory, which is returned for Discard. The VM is
+// whole at every moment (a crash leaves the temporary to CleanStale).
+func (s *Store) Replace(created *Instance) (old *Instance, err error) {
+	final := s.Layout.InstanceDir(created.Spec.Name)
+	if !strings.HasPrefix(filepath.Base(created.Dir), creatingPrefix) {
+		return nil, fmt.Errorf("vm %q: %s is no temporary of a create", created.Spec.Name, created.Dir)
+	}
+	if err := exchange(created.Dir, final); err != nil {
+		return nil, fmt.Errorf("vm %q: put its new directory in place: %w", created.Spec.Name, err)
+	}
+	SyncDir(s.Layout.VMsDir())
+	old = &Instance{Dir: created.Dir, Spec: created.Spec}
+	created.Dir = final
+	return old, nil
+}
+
 // Discard removes an instance that was created but not committed.
 func (s *Store) Discard(inst *Instance) error {
 	if !strings.HasPrefix(filepath.Base(inst.Dir), creatingPrefix) {

@@ -197,3 +197,46 @@ func TestRemoveIsOneStep(t *testing.T) {
 		t.Fatalf("left in the VMs directory: %v", ents)
 	}
 }
+
+// Replace exchanges a created directory with a VM's in one step: the VM's
+// old files end in the temporary, which Discard removes.
+func TestReplace(t *testing.T) {
+	t.Setenv("FVM_HOME", t.TempDir())
+	s := New(DefaultLayout())
+	old, _ := s.Create(vm.Spec{Name: "web"})
+	os.WriteFile(old.Path("mine"), []byte("old"), 0o600)
+	if err := s.Commit(old); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := s.Create(vm.Spec{Name: "spare-1"}) // made under another name, then named as the VM
+	fresh.Spec.Name = "web"
+	fresh.SaveSpec()
+	os.WriteFile(fresh.Path("mine"), []byte("new"), 0o600)
+	tmp := fresh.Dir
+	gone, err := s.Replace(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh.Dir != s.Layout.InstanceDir("web") || gone.Dir != tmp {
+		t.Fatalf("dirs after Replace: %s, %s", fresh.Dir, gone.Dir)
+	}
+	if b, _ := os.ReadFile(fresh.Path("mine")); string(b) != "new" {
+		t.Errorf("the VM's directory holds %q", b)
+	}
+	if b, _ := os.ReadFile(gone.Path("mine")); string(b) != "old" {
+		t.Errorf("the temporary holds %q", b)
+	}
+	if err := s.Discard(gone); err != nil {
+		t.Fatal(err)
+	}
+	if l, _, _ := s.List(); len(l) != 1 || l[0].Spec.Name != "web" {
+		t.Errorf("List = %v", l)
+	}
+	if _, err := s.Replace(fresh); err == nil {
+		t.Error("Replace took a directory that is no temporary of a create")
+	}
+	lone, _ := s.Create(vm.Spec{Name: "nothing-there"})
+	if _, err := s.Replace(lone); err == nil {
+		t.Error("Replace put a directory in place of no VM")
+	}
+}

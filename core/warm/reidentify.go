@@ -20,11 +20,12 @@ import (
 type Reidentified struct {
 	// Client is connected with the clone's own host key, and saw the clone's
 	// hostname and machine id: the VM's first SSH connection.
-	Client *sshx.Client
-	Via    string // ViaAgent or ViaSSH
-	Note   string // why not through the agent, when it was not
-	Phases []api.StartPhase
-	last   time.Time
+	Client    *sshx.Client
+	Via       string // ViaAgent or ViaSSH
+	Note      string // why not through the agent, when it was not
+	Phases    []api.StartPhase
+	MachineID string // the clone's new one
+	last      time.Time
 }
 
 // How a clone was re-identified (Reidentified.Via).
@@ -55,7 +56,10 @@ func (r *Reidentified) mark(name string) {
 // Afterwards only the clone's own key is accepted; the result holds a
 // connection made with that key, checked to see the new hostname and machine
 // id. Any clone of a snapshot (inst.Spec.Warm names it) is re-identified so.
-func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.Run, userKey string) (Reidentified, error) {
+//
+// A spare (a clone the host keeps ready, handed over later under a VM's
+// name with cloudinit.RenameScript) keeps its calendar timers paused.
+func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.Run, userKey string, spare bool) (Reidentified, error) {
 	res := Reidentified{last: time.Now()}
 	snap, err := Load(inst.Spec.Warm)
 	if err != nil {
@@ -89,6 +93,7 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	if err != nil {
 		return res, err
 	}
+	id.Spare, res.MachineID = spare, id.MachineID
 	parts, err := cloudinit.ReidentifyScripts(id)
 	if err != nil {
 		return res, err
@@ -116,6 +121,21 @@ func (p *Pool) Reidentify(ctx context.Context, inst *store.Instance, r *driver.R
 	res.mark(api.PhaseKeyLive)
 	p.opts.Log.Info("re-identified", "vm", inst.Spec.Name, "via", res.Via, "note", res.Note, "phases", phaseText(res.Phases))
 	return res, nil
+}
+
+// Rename hands a spare clone over as the VM name (cloudinit.RenameScript)
+// through its guest agent, and checks what it reads back: the name, and the
+// machine id the spare was given.
+func (p *Pool) Rename(ctx context.Context, r *driver.Run, name, spareName, machineID string) error {
+	script, err := cloudinit.RenameScript(name, spareName)
+	if err != nil {
+		return err
+	}
+	out, err := runByAgent(ctx, r.Agent, script, "reidentified")
+	if err != nil {
+		return err
+	}
+	return cloudinit.ReadBack(out, name, machineID)
 }
 
 // identity is what the clone gets of its own: the keys and instance id the

@@ -217,10 +217,10 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	fail := func(err error) (*Machine, error) { return nil, fmt.Errorf("vm %q: %w", spec.Name, err) }
 
 	old, _ := loadFacts(inst)
-	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, old.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, old.QEMU, p.launchedAs(old).pidArg) {
 		return fail(fmt.Errorf("already running (qemu pid %d)", pid))
 	}
-	if err := removeStale(p, old.QEMU, 0); err != nil {
+	if err := removeStale(p.launchedAs(old), old.QEMU, 0); err != nil {
 		return fail(err)
 	}
 	layerMu.Lock()
@@ -253,7 +253,7 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	if err := ensureVars(inst, cfg.Firmware); err != nil {
 		return fail(err)
 	}
-	facts := runFacts{QEMU: qemuPath, VMGenID: old.VMGenID, Boot: driver.BootCold, Top: old.Top}
+	facts := runFacts{QEMU: qemuPath, PIDArg: p.pid, VMGenID: old.VMGenID, Boot: driver.BootCold, Top: old.Top}
 	if facts.VMGenID == "" || (restore && clone != "" && opts.Restore) { // a restored snapshot: its memory repeats, the guest must reseed
 		facts.VMGenID = newUUID()
 	}
@@ -461,13 +461,13 @@ func waitQMP(ctx context.Context, c *proc.Child, p paths, timeout time.Duration)
 // driver.ErrNotRunning. A confirmed QEMU whose QMP does not answer is still
 // adopted, so that it can be seen (State reports the error) and killed.
 func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machine, error) {
-	p := pathsOf(inst)
 	facts, err := loadFacts(inst)
 	if err != nil {
 		return nil, fmt.Errorf("vm %q: %w", inst.Spec.Name, err)
 	}
+	p := pathsOf(inst).launchedAs(facts)
 	pid := proc.ReadPIDFile(p.pid)
-	if !isOurQEMU(pid, facts.QEMU, p.pid) {
+	if !isOurQEMU(pid, facts.QEMU, p.pidArg) {
 		layerMu.Lock()
 		serr := settle(inst, "") // a snapshot the crash that ended it interrupted
 		layerMu.Unlock()
@@ -492,14 +492,14 @@ func (d *Driver) Attach(ctx context.Context, inst *store.Instance) (driver.Machi
 
 // Delete makes sure no QEMU of the instance remains; the caller removes the directory.
 func (d *Driver) Delete(_ context.Context, inst *store.Instance) error {
-	p := pathsOf(inst)
 	rt, _ := loadFacts(inst)
+	p := pathsOf(inst).launchedAs(rt)
 	defer killPIDs(rt.Virtiofsd) // they end with QEMU; a stray one goes here
-	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, rt.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, rt.QEMU, p.pidArg) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("vm %q: kill qemu (pid %d): %w", inst.Spec.Name, pid, err)
 		}
-		for end := time.Now().Add(killWait); isOurQEMU(pid, rt.QEMU, p.pid); time.Sleep(50 * time.Millisecond) {
+		for end := time.Now().Add(killWait); isOurQEMU(pid, rt.QEMU, p.pidArg); time.Sleep(50 * time.Millisecond) {
 			if time.Now().After(end) {
 				return fmt.Errorf("vm %q: qemu (pid %d) is still there %s after SIGKILL", inst.Spec.Name, pid, killWait)
 			}

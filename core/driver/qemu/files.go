@@ -35,6 +35,7 @@ const maxVarsFile = 256 << 20
 // recognise the process.
 type runFacts struct {
 	QEMU        string      `json:"qemu"`                // executable, to recognise the pid again
+	PIDArg      string      `json:"pidArg,omitempty"`    // the -pidfile it was launched with, to recognise it after its directory moved (paths.launchedAs)
 	Install     bool        `json:"install,omitempty"`   // an unattended install boot from the ISO
 	VMGenID     string      `json:"vmgenid,omitempty"`   // the VM generation ID, kept for the VM's life
 	Fingerprint Fingerprint `json:"fingerprint"`         // what a state saved from this run fits

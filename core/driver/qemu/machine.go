@@ -24,6 +24,7 @@ const killWait = 10 * time.Second
 // how a QEMU process is recognised (its -pidfile argument), so it must be stable.
 type paths struct {
 	dir, disk, seed, vars, pid, qmp, serial, log string
+	pidArg                                       string // the -pidfile QEMU was launched with (launchedAs)
 	qga, state, stateMeta                        string // guest agent, saved state
 	vnc, serialSock                              string // display and serial port sockets
 	kernel, initrd                               string // ISO installs
@@ -37,7 +38,7 @@ func pathsOf(inst *store.Instance) paths {
 	j := func(n string) string { return filepath.Join(dir, n) }
 	sock := func(n string) string { return store.SocketPath(dir, n) } // short enough to bind (store/sockets.go)
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
-		pid: j(PIDFile), qmp: sock(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
+		pid: j(PIDFile), pidArg: j(PIDFile), qmp: sock(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
 		qga: sock(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: sock(VNCSocket), serialSock: sock(SerialSocket),
 		kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
@@ -64,13 +65,23 @@ func isOurQEMU(pid int, qemuPath, pidFile string) bool {
 	return false
 }
 
+// launchedAs is p for a run whose facts f say where QEMU's pid file was
+// when it was launched: a directory renamed while QEMU runs (a spare clone
+// handed over under its VM's name) keeps the old path on QEMU's command line.
+func (p paths) launchedAs(f runFacts) paths {
+	if f.PIDArg != "" {
+		p.pidArg = f.PIDArg
+	}
+	return p
+}
+
 // sockets are the Unix sockets QEMU serves, for the length and mode checks.
 func (p paths) sockets() []string { return []string{p.qmp, p.vnc, p.serialSock, p.qga} }
 
 // removeStale deletes the pid file and sockets a dead QEMU left, unless a live
 // QEMU of this instance (another than pid) owns them by now.
 func removeStale(p paths, qemuPath string, pid int) error {
-	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pid) {
+	if cur := proc.ReadPIDFile(p.pid); cur != 0 && cur != pid && isOurQEMU(cur, qemuPath, p.pidArg) {
 		return nil
 	}
 	dumps, _ := filepath.Glob(filepath.Join(p.dir, ScreenDumps)) // a host that died mid-screenshot
@@ -113,7 +124,7 @@ func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *
 
 // watch records the end of QEMU (proc.Ending.Watch).
 func (m *Machine) watch() {
-	m.end.Watch(m.name, m.child, func() bool { return isOurQEMU(m.pid, m.qemu, m.p.pid) },
+	m.end.Watch(m.name, m.child, func() bool { return isOurQEMU(m.pid, m.qemu, m.p.pidArg) },
 		func(err error) error {
 			return fmt.Errorf("vm %q: qemu exited: %w%s", m.name, err, proc.TailSuffix(m.p.log, 4))
 		},
@@ -141,7 +152,7 @@ func (m *Machine) SSHEndpoint(context.Context) (netip.AddrPort, error) {
 
 // State derives the state from the live process and QMP's query-status.
 func (m *Machine) State(ctx context.Context) (vm.State, error) {
-	if m.exited() || !isOurQEMU(m.pid, m.qemu, m.p.pid) {
+	if m.exited() || !isOurQEMU(m.pid, m.qemu, m.p.pidArg) {
 		return vm.Stopped, nil
 	}
 	var status string
@@ -183,7 +194,7 @@ func (m *Machine) Shutdown(ctx context.Context) error {
 
 // Kill ends QEMU with SIGKILL and waits until it is gone and its files removed.
 func (m *Machine) Kill() error {
-	return m.end.Kill(m.name, m.pid, "qemu", isOurQEMU(m.pid, m.qemu, m.p.pid), killWait)
+	return m.end.Kill(m.name, m.pid, "qemu", isOurQEMU(m.pid, m.qemu, m.p.pidArg), killWait)
 }
 
 var (
@@ -191,3 +202,14 @@ var (
 	_ driver.InstallBoot   = (*Machine)(nil)
 	_ driver.Screenshotter = (*Machine)(nil)
 )
+
+// Freeze stops the guest's CPUs in place (QMP stop); QEMU and its sockets
+// stay (driver.Freezer).
+func (m *Machine) Freeze(ctx context.Context) error {
+	return qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.Execute(ctx, "stop", nil, nil) })
+}
+
+// Thaw lets a frozen guest go on (QMP cont).
+func (m *Machine) Thaw(ctx context.Context) error {
+	return qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.Execute(ctx, "cont", nil, nil) })
+}

@@ -43,7 +43,7 @@ func (d *Driver) Snapshot(ctx context.Context, inst *store.Instance, dir string)
 	layerMu.Lock()
 	defer layerMu.Unlock()
 	f, _ := loadFacts(inst)
-	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, f.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, f.QEMU, p.launchedAs(f).pidArg) {
 		return fail(errors.New("it is running: its machine takes the snapshot"))
 	}
 	if err := settle(inst, ""); err != nil {
@@ -91,7 +91,7 @@ func (d *Driver) Revert(ctx context.Context, inst *store.Instance, dir string) e
 	layerMu.Lock()
 	defer layerMu.Unlock()
 	f, _ := loadFacts(inst)
-	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, f.QEMU, p.pid) {
+	if pid := proc.ReadPIDFile(p.pid); isOurQEMU(pid, f.QEMU, p.launchedAs(f).pidArg) {
 		return fail(errors.New("it is running: stop it first"))
 	}
 	if err := settle(inst, ""); err != nil {

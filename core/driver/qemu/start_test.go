@@ -338,3 +338,61 @@ func TestAttachLegacyLayout(t *testing.T) {
 		t.Fatalf("adopted state = %s, %v", st, err)
 	}
 }
+
+// TestFrozenMachineMoves: a spare clone's QEMU is frozen and thawed, and its
+// directory renamed while it runs (handed over under a VM's name) is found
+// again by a new host's Attach and Delete: its command line keeps the old
+// pid file path, which its facts record.
+func TestFrozenMachineMoves(t *testing.T) {
+	d := fakeDriver(t, "ok")
+	inst := readyInstance(t)
+	ctx := context.Background()
+	m, err := d.Start(ctx, inst, driver.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := m.Info().PID
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	f, ok := m.(driver.Freezer)
+	if !ok {
+		t.Fatal("a qemu machine is no driver.Freezer")
+	}
+	if err := f.Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := func() string {
+		var st string
+		qmpDo(ctx, m.(*Machine).p.qmp, func(q *QMP) (err error) { st, err = q.QueryStatus(ctx); return err })
+		return st
+	}
+	if st := status(); st != "paused" {
+		t.Errorf("frozen, its status is %q", st)
+	}
+	if err := f.Thaw(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(); st != "running" {
+		t.Errorf("thawed, its status is %q", st)
+	}
+	moved := &store.Instance{Dir: filepath.Join(filepath.Dir(inst.Dir), "moved"), Spec: inst.Spec}
+	if err := os.Rename(inst.Dir, moved.Dir); err != nil {
+		t.Fatal(err)
+	}
+	a, err := fakeDriver(t, "ok").Attach(ctx, moved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Info().PID != pid {
+		t.Errorf("adopted pid %d, started %d", a.Info().PID, pid)
+	}
+	if st, err := a.State(ctx); err != nil || st != vm.Running {
+		t.Errorf("adopted at its new path: %s, %v", st, err)
+	}
+	if err := fakeDriver(t, "ok").Delete(ctx, moved); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, m)
+	if _, err := fakeDriver(t, "ok").Attach(ctx, moved); !errors.Is(err, driver.ErrNotRunning) {
+		t.Errorf("after Delete: %v, want ErrNotRunning", err)
+	}
+}
