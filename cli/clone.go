@@ -80,6 +80,6 @@ func (a *app) clone(ctx context.Context, c *client.Client, src string, req api.C
 		a.phase("Created VM %s from %s in %s: `fvm start %s` starts it", v.Spec.Name, src, since(t0), v.Spec.Name)
 		return v, nil
 	}
-	a.phase("%s %s from %s (%s, %s): hypervisor up in %s", bootVerb(v.Boot), v.Spec.Name, src, v.Backend, accelText(v.Accel), since(t0))
+	a.phase("%s %s from %s (%s, %s): hypervisor up in %s", bootVerb(v), v.Spec.Name, src, v.Backend, accelText(v.Accel), since(t0))
 	return v, nil
 }

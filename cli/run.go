@@ -80,7 +80,7 @@ after "--" it runs it, prints its output and exits with its status.`,
 			if v.Notice != "" {
 				a.phase("Note: %s", v.Notice)
 			}
-			a.phase("%s %s (%s, %s): hypervisor up in %s", bootVerb(v.Boot), name, v.Backend, accelText(v.Accel), since(tb))
+			a.phase("%s %s (%s, %s): hypervisor up in %s", bootVerb(v), name, v.Backend, accelText(v.Accel), since(tb))
 			if err := a.waitReady(ctx, c, v, t0, wait); err != nil {
 				return cleanup(err)
 			}

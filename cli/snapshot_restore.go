@@ -31,7 +31,7 @@ discarded: a running VM needs --force.`,
 			if v.Notice != "" {
 				a.phase("Note: %s", v.Notice)
 			}
-			a.phase("%s %s to snapshot %s (%s): hypervisor up in %s", bootVerb(v.Boot), args[0], args[1], accelText(v.Accel), since(t0))
+			a.phase("%s %s to snapshot %s (%s): hypervisor up in %s", bootVerb(v), args[0], args[1], accelText(v.Accel), since(t0))
 			return a.waitReady(ctx, c, v, t0, wait)
 		},
 	}

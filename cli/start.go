@@ -9,8 +9,11 @@ import (
 )
 
 // bootVerb says how a run began, for the progress line.
-func bootVerb(boot string) string {
-	switch boot {
+func bootVerb(v api.VM) string {
+	if v.LastStart != nil && v.LastStart.Via == "spare" {
+		return "Handed a spare clone (made ahead, kept ready) as"
+	}
+	switch v.Boot {
 	case "resumed":
 		return "Resumed"
 	case "clone":
@@ -52,7 +55,7 @@ then: --wait returns only once it finished (user-data, packages), like "fvm wait
 				if v.Notice != "" {
 					a.phase("Note: %s", v.Notice)
 				}
-				a.phase("%s %s (%s): hypervisor up in %s", bootVerb(v.Boot), name, accelText(v.Accel), since(t0))
+				a.phase("%s %s (%s): hypervisor up in %s", bootVerb(v), name, accelText(v.Accel), since(t0))
 				if noWait {
 					continue
 				}

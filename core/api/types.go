@@ -114,7 +114,8 @@ const (
 	PhaseReidentify = "re-identify"  // the clone made its own machine; through the agent, its key, names and user keys (clone)
 	PhaseKeyLive    = "key-live"     // its own host key answered, the login done, the rest of the script run and its identity checked (clone)
 	PhaseThaw       = "thaw"         // a spare clone's guest going on, its clock set (spare)
-	PhaseRename     = "rename"       // a spare clone named as the VM, its directory moved and adopted (spare)
+	PhaseRename     = "rename"       // a spare clone's guest named as the VM, its timers started (spare)
+	PhaseAdopt      = "adopt"        // a spare clone's directory put in place, its hypervisor adopted under the VM's name (spare)
 	PhaseSSH        = "first-ssh"    // SSH answered (a cold boot: a session ran; a clone: the login done): the VM is ready
 )
 

@@ -65,7 +65,7 @@ func (d *Daemon) Create(ctx context.Context, req api.CreateRequest) (api.VM, err
 		d.events.publish(api.Event{Type: api.EventVMCreated, VM: spec.Name, State: vm.Stopped})
 		d.events.publish(api.Event{Type: api.EventVMState, VM: spec.Name, State: vm.Running})
 		v := d.describe(ctx, inst)
-		v.Notice = notice
+		v.Notice, v.LastStart = notice, loadStartReport(inst)
 		return v, nil
 	}
 	done(nil)
@@ -242,7 +242,9 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 			d.runHandedOver(h.inst, h)
 			done(nil)
 			d.events.publish(api.Event{Type: api.EventVMState, VM: name, State: vm.Running})
-			return d.describe(ctx, h.inst), nil
+			out := d.describe(ctx, h.inst)
+			out.LastStart = loadStartReport(h.inst) // says it was a spare
+			return out, nil
 		}
 		d.log.Warn("spare clone not handed over: cloning as usual", "vm", name, "err", err)
 	}

@@ -221,12 +221,16 @@ func (d *Daemon) makeSpare(ctx context.Context, snap string, spec vm.Spec) (err 
 	}
 	s.mu.Lock()
 	closed := s.closed
-	if !closed {
+	_, werr := os.Stat(d.spareWishFile(snap)) // turned off while this one was made
+	if !closed && werr == nil {
 		s.ready[snap] = sp
 	}
 	s.mu.Unlock()
 	if closed {
 		return errors.New("the host is stopping")
+	}
+	if werr != nil {
+		return errors.New("spares of the snapshot were turned off")
 	}
 	d.log.Info("spare clone ready", "snapshot", filepath.Base(snap), "spare", spec.Name, "took", time.Since(t0).Round(time.Millisecond), "phases", phasesText(api.StartReport{Phases: re.Phases}))
 	return nil
@@ -326,6 +330,7 @@ func (d *Daemon) handOver(ctx context.Context, sp *spare, spec vm.Spec, rep *sta
 	if err = d.warm.Rename(ctx, r, spec.Name, sp.inst.Spec.Name, sp.machineID); err != nil {
 		return nil, nil, nil, err
 	}
+	rep.mark(api.PhaseRename)
 	inst = sp.inst
 	snap := inst.Spec.Warm
 	inst.Spec = spec
@@ -360,7 +365,7 @@ func (d *Daemon) handOver(ctx context.Context, sp *spare, spec vm.Spec, rep *sta
 			d.log.Warn("remove the files a spare clone replaced", "vm", spec.Name, "dir", old.Dir, "err", rerr)
 		}
 	}
-	rep.mark(api.PhaseRename)
+	rep.mark(api.PhaseAdopt)
 	d.keepSpares(spareRefill)
 	return inst, v, m, nil
 }

@@ -72,41 +72,7 @@ func TestWarmClones(t *testing.T) {
 
 	ids := map[string]map[string]string{}
 	for _, n := range names {
-		before := float64(time.Now().UnixNano()) / 1e9
-		out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1; cat /var/lib/fvm/instance-id 2>/dev/null || cat /var/lib/cloud/data/instance-id`)
-		f := strings.Fields(out)
-		if len(f) != 8 {
-			t.Fatalf("%s: %q", n, out)
-		}
-		ids[n] = map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4], "instance-id": f[7]}
-		if iid, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.InstanceIDFile)); strings.TrimSpace(string(iid)) != f[7] || f[7] == snap.InstanceID {
-			t.Errorf("%s: the guest's instance id (fvm-init's, else cloud-init's) %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), snap.InstanceID)
-		}
-		clonePhases(t, n)
-		cloneJournal(t, n)
-		cloneTimers(t, n)
-		if f[0] != n {
-			t.Errorf("%s: hostname %q", n, f[0])
-		}
-		if f[3] == "0" {
-			t.Errorf("%s: the guest's vmgenid driver is not bound", n)
-		}
-		if f[4] == "0" {
-			t.Errorf("%s: the kernel did not reseed its CRNG on the new VM generation ID", n)
-		}
-		if g, _ := strconv.ParseFloat(f[5], 64); g < before-2 {
-			t.Errorf("%s: guest clock %s is %.1f s behind the host's", n, f[5], before-g)
-		}
-		if sz, _ := strconv.Atoi(f[6]); sz < 18 {
-			t.Errorf("%s: root filesystem %s GiB, want it grown to ~20G", n, f[6])
-		}
-		var facts struct{ VMGenID string }
-		store.ReadJSON(filepath.Join(layout.InstanceDir(n), qemu.FactsFile), &facts)
-		ids[n]["vmgenid"] = facts.VMGenID
-		pinned, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.HostKeyPubFile))
-		if !strings.Contains(string(pinned), f[2]) {
-			t.Errorf("%s: the guest's host key is not the one fvm pinned", n)
-		}
+		ids[n] = cloneIdentity(t, n, snap.InstanceID, "agent", agentPhases)
 	}
 	// The template's cold boot tried SSH only once its agent answered, so its
 	// guest served no attempt the host had given up on (its journal, under
@@ -166,25 +132,73 @@ func TestWarmClones(t *testing.T) {
 	})
 }
 
-// clonePhases checks that a clone was re-identified through the guest agent,
-// with its phases in `fvm inspect`, and that its consoles show the clone:
-// the login prompts printed again under its own name.
-func clonePhases(t *testing.T, name string) {
+// agentPhases are a warm clone's start phases, re-identified through its agent.
+const agentPhases = "restore,agent-ready,re-identify,key-live,first-ssh"
+
+// cloneIdentity checks that clone n is its own machine, as the guest says:
+// hostname, instance id (not the template's), a bound vmgenid and a reseeded
+// CRNG, its clock, its grown disk, its pinned host key, its start (via,
+// phases), journal and timers; it returns what sets it apart.
+func cloneIdentity(t *testing.T, n, templateInstanceID, via, phases string) map[string]string {
+	t.Helper()
+	before := float64(time.Now().UnixNano()) / 1e9
+	out := mustFVM(t, "exec", n, "--", `hostname; cat /etc/machine-id; sudo cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2; ls /sys/bus/acpi/drivers/vmgenid/ /sys/bus/platform/drivers/vmgenid/ 2>/dev/null | grep -c : ; sudo dmesg | grep -c "crng reseeded due to virtual machine fork"; date +%s.%N; df -B1G --output=size / | tail -1; cat /var/lib/fvm/instance-id 2>/dev/null || cat /var/lib/cloud/data/instance-id`)
+	f := strings.Fields(out)
+	if len(f) != 8 {
+		t.Fatalf("%s: %q", n, out)
+	}
+	id := map[string]string{"hostname": f[0], "machine-id": f[1], "hostkey": f[2], "vmgenid-bound": f[3], "reseeded": f[4], "instance-id": f[7]}
+	if iid, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.InstanceIDFile)); strings.TrimSpace(string(iid)) != f[7] || f[7] == templateInstanceID {
+		t.Errorf("%s: the guest's instance id (fvm-init's, else cloud-init's) %s, want its seed's %s (the template's was %s)", n, f[7], strings.TrimSpace(string(iid)), templateInstanceID)
+	}
+	clonePhases(t, n, via, phases)
+	cloneJournal(t, n)
+	cloneTimers(t, n)
+	if f[0] != n {
+		t.Errorf("%s: hostname %q", n, f[0])
+	}
+	if f[3] == "0" {
+		t.Errorf("%s: the guest's vmgenid driver is not bound", n)
+	}
+	if f[4] == "0" {
+		t.Errorf("%s: the kernel did not reseed its CRNG on the new VM generation ID", n)
+	}
+	if g, _ := strconv.ParseFloat(f[5], 64); g < before-2 {
+		t.Errorf("%s: guest clock %s is %.1f s behind the host's", n, f[5], before-g)
+	}
+	if sz, _ := strconv.Atoi(f[6]); sz < 18 {
+		t.Errorf("%s: root filesystem %s GiB, want it grown to ~20G", n, f[6])
+	}
+	var facts struct{ VMGenID string }
+	store.ReadJSON(filepath.Join(layout.InstanceDir(n), qemu.FactsFile), &facts)
+	id["vmgenid"] = facts.VMGenID
+	pinned, _ := os.ReadFile(filepath.Join(layout.InstanceDir(n), store.HostKeyPubFile))
+	if !strings.Contains(string(pinned), f[2]) {
+		t.Errorf("%s: the guest's host key is not the one fvm pinned", n)
+	}
+	return id
+}
+
+// clonePhases checks that a clone was made its own via via (the guest
+// agent, or a spare's handover), with its phases in `fvm inspect`, and that
+// its consoles show the clone: the login prompts printed again under its own
+// name.
+func clonePhases(t *testing.T, name, via, phases string) {
 	t.Helper()
 	var v api.VM
 	if err := json.Unmarshal([]byte(mustFVM(t, "inspect", name)), &v); err != nil {
 		t.Fatal(err)
 	}
 	ls := v.LastStart
-	if ls == nil || ls.Boot != "clone" || ls.Via != "agent" {
-		t.Fatalf("%s: last start %+v, want a clone re-identified through the guest agent", name, ls)
+	if ls == nil || ls.Boot != "clone" || ls.Via != via {
+		t.Fatalf("%s: last start %+v, want a clone made its own via %s", name, ls, via)
 	}
 	var names []string
 	for _, p := range ls.Phases {
 		names = append(names, p.Name)
 		t.Logf("MEASURE %s start phase %s: %.3f s", name, p.Name, p.Seconds)
 	}
-	if got := strings.Join(names, ","); got != "restore,agent-ready,re-identify,key-live,first-ssh" {
+	if got := strings.Join(names, ","); got != phases {
 		t.Errorf("%s: phases %s", name, got)
 	}
 	// The screen (tty1's text, /dev/vcs1) and the serial console end with the
