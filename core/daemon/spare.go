@@ -111,7 +111,11 @@ func (d *Daemon) SetSpare(ctx context.Context, snap string, spec vm.Spec, on boo
 	if err := store.WriteJSON(d.spareWishFile(snap), spareWish{Snapshot: snap, Spec: spec}); err != nil {
 		return hostError(err)
 	}
-	return d.makeSpare(ctx, snap, spec)
+	if err := d.makeSpare(ctx, snap, spec); err != nil {
+		os.Remove(d.spareWishFile(snap)) // not wished for again at every host start
+		return fmt.Errorf("no spare clone of %s: %w", spec.Image, err)
+	}
+	return nil
 }
 
 // keepSpares makes, after delay, the spares wished for that are missing

@@ -3,14 +3,19 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/sshx"
 	"github.com/fvmhq/fvm/core/store"
 )
@@ -65,6 +70,9 @@ func TestSpareClones(t *testing.T) {
 		if left, _ := filepath.Glob(filepath.Join(layout.VMsDir(), ".creating-*")); i == 0 && len(left) > 0 {
 			t.Errorf("after the handover: %v", left) // the next spare comes 20 s later
 		}
+		if i == 0 {
+			t.Run("host-kill-readopt", func(t *testing.T) { spareReadopt(t, n, warmArgs) })
+		}
 	}
 	for _, k := range []string{"hostname", "machine-id", "hostkey", "vmgenid", "instance-id"} {
 		if ids["spare1"][k] == ids["spare2"][k] || ids["spare1"][k] == "" {
@@ -85,6 +93,11 @@ func TestSpareClones(t *testing.T) {
 		}
 	})
 
+	t.Run("host-killed-mid-handover", func(t *testing.T) {
+		fullOnly(t, "eight host kills during spare handovers, about 3 minutes")
+		spareKills(t, warmArgs, shape, 8)
+	})
+
 	t.Run("off", func(t *testing.T) {
 		mustFVM(t, append(warmArgs, "--spare=false")...)
 		if left, _ := filepath.Glob(filepath.Join(layout.VMsDir(), ".creating-*")); len(left) > 0 {
@@ -99,6 +112,108 @@ func TestSpareClones(t *testing.T) {
 			}
 		}
 	})
+}
+
+// spareReadopt: a VM handed a spare runs on when the host is killed, and the
+// next host adopts it where it was moved (its QEMU launched under the spare's
+// directory); the ready spare the killed host left is ended, and made again.
+func spareReadopt(t *testing.T, name string, warmArgs []string) {
+	waitSpare(t, warmArgs)
+	pid, qemuPID := hostPID(), readPID(t, name)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 100 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out := mustFVM(t, "ps"); !strings.Contains(out, name) || !strings.Contains(out, "running") {
+		t.Fatalf("after the host's kill: %s", out)
+	}
+	if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "hostname")); got != name || readPID(t, name) != qemuPID {
+		t.Fatalf("re-adopted: hostname %q, qemu %d (was %d)", got, readPID(t, name), qemuPID)
+	}
+	qemus := spareQEMUs(t)
+	if left, _ := filepath.Glob(filepath.Join(layout.VMsDir(), ".creating-*")); len(left) > 0 || len(qemus) > 0 {
+		t.Errorf("the killed host's spare stayed: %v, qemu %v", left, qemus)
+	}
+}
+
+// spareKills kills the host at random moments of `fvm run -d` handed a
+// spare: afterwards the VM is whole (running as itself, or stopped and
+// startable as itself, or never made) and no spare's QEMU is left behind
+// but the one spare a host keeps.
+func spareKills(t *testing.T, warmArgs, shape []string, rounds int) {
+	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
+	for i := 0; i < rounds; i++ {
+		if r := fvm(t, append(warmArgs, "--spare")...); !strings.Contains(r.stderr, spareReady) {
+			waitSpare(t, warmArgs)
+		}
+		name := fmt.Sprintf("spkill%d", i)
+		cmd := exec.Command(fvmBin, append([]string{"run", "-d", "debian-local", name}, shape...)...)
+		cmd.Start()
+		delay := time.Duration(rng.Intn(900)) * time.Millisecond
+		time.Sleep(delay)
+		if pid := hostPID(); pid > 0 {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			cmd.Process.Kill()
+			<-done
+		}
+		var vms []api.VM
+		json.Unmarshal([]byte(mustFVM(t, "ls", "--format", "json")), &vms)
+		state := "absent"
+		for _, v := range vms {
+			if v.Spec.Name == name {
+				state = string(v.State)
+			}
+		}
+		switch state {
+		case "absent":
+		case "running":
+			mustFVM(t, "wait", "--for", "ssh", name)
+		default:
+			mustFVM(t, "start", name)
+		}
+		if state != "absent" {
+			if got := strings.TrimSpace(mustFVM(t, "exec", name, "--", "hostname")); got != name {
+				t.Errorf("round %d (kill after %s): %s is %s, its hostname %q", i, delay, name, state, got)
+			}
+		}
+		t.Logf("round %d: host killed %s into run -d: the VM was %s", i, delay, state)
+		if state != "absent" {
+			mustFVM(t, "rm", "-f", name)
+		}
+		if q := spareQEMUs(t); len(q) > 1 {
+			t.Errorf("round %d: %d spare QEMUs: %v", i, len(q), q)
+		}
+	}
+}
+
+// spareQEMUs lists the QEMU processes launched in a spare's directory that
+// still hold it (a spare handed over runs on under its VM's name).
+func spareQEMUs(t *testing.T) []string {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-af", "qemu-system").Output()
+	var spares []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.Contains(l, ".creating-"+"spare-") {
+			continue
+		}
+		f := strings.Fields(l)
+		for j := 0; j+1 < len(f); j++ {
+			if f[j] == "-pidfile" {
+				if _, err := os.Stat(f[j+1]); err == nil {
+					spares = append(spares, f[j+1])
+				}
+			}
+		}
+	}
+	return spares
 }
 
 // waitSpare waits until the snapshot of warmArgs has its spare again.
