@@ -110,8 +110,15 @@ func warmText(ws []api.WarmSnapshot) string {
 		return "-"
 	}
 	var n int64
+	spares := 0
 	for _, w := range ws {
 		n += w.Bytes
+		if w.Spare {
+			spares++
+		}
+	}
+	if spares > 0 {
+		return fmt.Sprintf("%d (%s, %d spare)", len(ws), vm.FormatSize(n), spares)
 	}
 	return fmt.Sprintf("%d (%s)", len(ws), vm.FormatSize(n))
 }

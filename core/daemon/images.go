@@ -96,6 +96,9 @@ func (d *Daemon) Images(ctx context.Context) ([]api.Image, error) {
 	for i := range imgs {
 		if imgs[i].Path != "" {
 			imgs[i].Warm = d.warm.List(ctx, imgs[i].Path)
+			for j := range imgs[i].Warm {
+				imgs[i].Warm[j].Spare = d.hasSpare(imgs[i].Warm[j].Dir)
+			}
 		}
 	}
 	return imgs, nil
