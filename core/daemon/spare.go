@@ -101,6 +101,7 @@ func (d *Daemon) SetSpare(ctx context.Context, snap string, spec vm.Spec, on boo
 		d.dropSpare(snap)
 		return err
 	}
+	ctx = context.WithoutCancel(ctx) // a client gone (Ctrl-C) leaves a whole spare or none
 	if !spareFits(&spec) {
 		return api.Errorf(api.CodeInvalid, "a spare clone is made without -p forwards, --ssh-key or shares: drop them from `fvm image warm --spare`")
 	}
@@ -237,7 +238,26 @@ func (d *Daemon) makeSpare(ctx context.Context, snap string, spec vm.Spec) (err 
 		return errors.New("spares of the snapshot were turned off")
 	}
 	d.log.Info("spare clone ready", "snapshot", filepath.Base(snap), "spare", spec.Name, "took", time.Since(t0).Round(time.Millisecond), "phases", phasesText(api.StartReport{Phases: re.Phases}))
+	go d.watchSpare(sp)
 	return nil
+}
+
+// watchSpare drops a spare whose hypervisor ended while it waited (killed
+// from outside, out of memory) and makes another.
+func (d *Daemon) watchSpare(sp *spare) {
+	err := <-sp.m.Done()
+	s := &d.spares
+	s.mu.Lock()
+	mine := s.ready[sp.snap] == sp
+	if mine {
+		delete(s.ready, sp.snap)
+	}
+	s.mu.Unlock()
+	if mine {
+		d.log.Warn("a spare clone's hypervisor ended while it waited", "spare", sp.inst.Spec.Name, "err", err)
+		d.discardSpare(sp)
+		d.keepSpares(spareRefill)
+	}
 }
 
 // hasSpare says whether a spare of snap is ready.
