@@ -50,8 +50,8 @@ func TestSpareClones(t *testing.T) {
 	}
 	ids := map[string]map[string]string{}
 	for i, n := range []string{"spare1", "spare2"} {
-		if i > 0 { // the next spare, made after the handover
-			waitSpare(t, warmArgs)
+		if i > 0 { // the next spare
+			ensureSpare(t, warmArgs)
 		}
 		t0 := time.Now()
 		r := fvm(t, append([]string{"run", "-d", "debian-local", n}, shape...)...)
@@ -80,9 +80,28 @@ func TestSpareClones(t *testing.T) {
 		}
 	}
 
+	t.Run("suspend-resume", func(t *testing.T) {
+		// Its QEMU was adopted where it moved: its memory is saved and loaded as any VM's.
+		mustFVM(t, "suspend", "spare2")
+		mustFVM(t, "start", "spare2")
+		if out := strings.Fields(mustFVM(t, "exec", "spare2", "--", "hostname; cat /etc/machine-id")); len(out) != 2 || out[0] != "spare2" || out[1] != ids["spare2"]["machine-id"] {
+			t.Errorf("after suspend and resume: %q", out)
+		}
+	})
+
+	t.Run("reboot-keeps-identity", func(t *testing.T) {
+		fullOnly(t, "a cold reboot of a VM handed a spare, about 50 s")
+		// Its seed was written again under its name, with the spare's instance id.
+		mustFVM(t, "restart", "spare1")
+		mustFVM(t, "wait", "--for", "ssh", "spare1")
+		if out := strings.Fields(mustFVM(t, "exec", "spare1", "--", "hostname; cat /etc/machine-id; cat /var/lib/fvm/instance-id")); len(out) != 3 || out[0] != "spare1" || out[1] != ids["spare1"]["machine-id"] || out[2] != ids["spare1"]["instance-id"] {
+			t.Errorf("after a cold reboot: %q, want spare1 %s %s", out, ids["spare1"]["machine-id"], ids["spare1"]["instance-id"])
+		}
+	})
+
 	t.Run("not-for-other-specs", func(t *testing.T) {
 		// A VM with its own forwards is cloned as usual; the spare waits on.
-		waitSpare(t, warmArgs)
+		ensureSpare(t, warmArgs)
 		r := fvm(t, append([]string{"run", "-d", "debian-local", "spare3", "-p", fmt.Sprintf("%d:8080", freePort(t))}, shape...)...)
 		if r.code != 0 {
 			t.Fatalf("run spare3: %+v", r)
@@ -118,7 +137,7 @@ func TestSpareClones(t *testing.T) {
 // next host adopts it where it was moved (its QEMU launched under the spare's
 // directory); the ready spare the killed host left is ended, and made again.
 func spareReadopt(t *testing.T, name string, warmArgs []string) {
-	waitSpare(t, warmArgs)
+	ensureSpare(t, warmArgs)
 	pid, qemuPID := hostPID(), readPID(t, name)
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -145,9 +164,7 @@ func spareReadopt(t *testing.T, name string, warmArgs []string) {
 func spareKills(t *testing.T, warmArgs, shape []string, rounds int) {
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	for i := 0; i < rounds; i++ {
-		if r := fvm(t, append(warmArgs, "--spare")...); !strings.Contains(r.stderr, spareReady) {
-			waitSpare(t, warmArgs)
-		}
+		ensureSpare(t, warmArgs)
 		name := fmt.Sprintf("spkill%d", i)
 		cmd := exec.Command(fvmBin, append([]string{"run", "-d", "debian-local", name}, shape...)...)
 		cmd.Start()
@@ -214,6 +231,15 @@ func spareQEMUs(t *testing.T) []string {
 		}
 	}
 	return spares
+}
+
+// ensureSpare has the host make the spare now (the host makes it by itself
+// 20 s after a handover or its start), or waits for the one it is making.
+func ensureSpare(t *testing.T, warmArgs []string) {
+	t.Helper()
+	if r := fvm(t, append(warmArgs, "--spare")...); !strings.Contains(r.stderr, spareReady) {
+		waitSpare(t, warmArgs)
+	}
 }
 
 // waitSpare waits until the snapshot of warmArgs has its spare again.
