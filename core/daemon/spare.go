@@ -366,6 +366,7 @@ func (d *Daemon) handOver(ctx context.Context, sp *spare, spec vm.Spec, rep *sta
 		return nil, nil, nil, err
 	}
 	var old *store.Instance // the replaced VM's files, once exchanged
+	from := inst.Dir
 	if replace == nil {
 		err = d.store.Commit(inst) // its directory renamed to the VM's
 	} else {
@@ -388,6 +389,10 @@ func (d *Daemon) handOver(ctx context.Context, sp *spare, spec vm.Spec, rep *sta
 		if rerr := errors.Join(driver.Bind(ctx, sp.v.Driver, &replace.Spec).Delete(ctx, old), d.store.Discard(old)); rerr != nil {
 			d.log.Warn("remove the files a spare clone replaced", "vm", spec.Name, "dir", old.Dir, "err", rerr)
 		}
+	}
+	if merr := sp.m.(driver.Freezer).Moved(from, inst.Dir); merr != nil {
+		// Runs as it is; what the hypervisor opens again by its old path fails (a suspend, a snapshot).
+		d.log.Warn("a spare clone's old path", "vm", spec.Name, "err", merr)
 	}
 	rep.mark(api.PhaseAdopt)
 	d.keepSpares(spareRefill)
@@ -469,6 +474,9 @@ const killWaitSpare = 10 * time.Second
 func (d *Daemon) killInterrupted(ctx context.Context) {
 	dirs, _ := filepath.Glob(filepath.Join(d.opts.Layout.VMsDir(), ".creating-"+sparePrefix+"*"))
 	for _, dir := range dirs {
+		if st, err := os.Lstat(dir); err != nil || !st.IsDir() {
+			continue // a handed-over spare's old path, a link to its VM (driver.Freezer.Moved)
+		}
 		var spec vm.Spec
 		if store.ReadJSON(filepath.Join(dir, store.SpecFile), &spec) != nil { // named as its VM when a handover was cut short
 			continue

@@ -86,11 +86,15 @@ type (
 
 	// Freezer is a running machine whose guest can wait frozen in place
 	// (no CPU spent) and go on later, and whose directory may be renamed
-	// while it runs: the driver's Attach finds it at the new path. The host
-	// keeps spare clones so (core/daemon/spare.go).
+	// while it runs: the driver's Attach finds it at the new path, and Moved
+	// (told the old and new directory once the rename is done) keeps working
+	// what the hypervisor opens again by the path it was given (QEMU reopens
+	// a disk by name to change its access: on a suspend, a snapshot). The
+	// host keeps spare clones so (core/daemon/spare.go).
 	Freezer interface {
 		Freeze(ctx context.Context) error
 		Thaw(ctx context.Context) error
+		Moved(from, to string) error
 	}
 
 	// Suspender is a machine whose run can be saved (Caps.SaveState): Suspend

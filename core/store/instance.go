@@ -233,6 +233,11 @@ func (s *Store) CleanStale() (removed []string) {
 			if os.RemoveAll(p) == nil {
 				removed = append(removed, p)
 			}
+		} else if p := filepath.Join(s.Layout.VMsDir(), e.Name()); e.Type()&fs.ModeSymlink != 0 && strings.HasPrefix(e.Name(), creatingPrefix) && !exists(p) {
+			// The old path of a spare clone handed over (a link to its VM's directory) whose VM is gone.
+			if os.Remove(p) == nil {
+				removed = append(removed, p)
+			}
 		} else if IsTemp(e.Name()) && e.Type().IsRegular() && IsStale(filepath.Join(s.Layout.VMsDir(), e.Name())) {
 			os.Remove(filepath.Join(s.Layout.VMsDir(), e.Name()))
 		}
@@ -265,4 +270,10 @@ func (s *Store) Remove(name string) error {
 		return err
 	}
 	return RemoveTree(s.Layout.InstanceDir(name), removingPrefix)
+}
+
+// exists says whether p leads to something (a link: to something that is there).
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -240,3 +240,26 @@ func TestReplace(t *testing.T) {
 		t.Error("Replace put a directory in place of no VM")
 	}
 }
+
+// A handed-over spare's old path (a link to its VM) goes at a host start only
+// once its VM is gone.
+func TestCleanStaleSpareLinks(t *testing.T) {
+	t.Setenv("FVM_HOME", t.TempDir())
+	s := New(DefaultLayout())
+	vm1, _ := s.Create(vm.Spec{Name: "web"})
+	s.Commit(vm1)
+	link := filepath.Join(s.Layout.VMsDir(), ".creating-spare-1-2")
+	os.Symlink("web", link)
+	s.CleanStale()
+	if _, err := os.Lstat(link); err != nil {
+		t.Fatalf("the link to a VM that is there went: %v", err)
+	}
+	if _, err := os.Stat(vm1.Dir); err != nil {
+		t.Fatalf("the VM went: %v", err)
+	}
+	os.RemoveAll(vm1.Dir)
+	s.CleanStale()
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Errorf("the dangling link stayed: %v", err)
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -85,7 +87,23 @@ func removeStale(p paths, qemuPath string, pid int) error {
 		return nil
 	}
 	dumps, _ := filepath.Glob(filepath.Join(p.dir, ScreenDumps)) // a host that died mid-screenshot
-	return proc.RemoveFiles(append(append([]string{p.pid}, p.sockets()...), dumps...)...)
+	return errors.Join(proc.RemoveFiles(append(append([]string{p.pid}, p.sockets()...), dumps...)...), p.dropAlias())
+}
+
+// dropAlias removes the link Moved left at the directory QEMU was launched
+// in, once that QEMU is gone: only a link, and only one to this directory.
+func (p paths) dropAlias() error {
+	from := filepath.Dir(p.pidArg)
+	if from == p.dir {
+		return nil
+	}
+	if to, err := os.Readlink(from); err != nil || filepath.Join(filepath.Dir(from), to) != p.dir {
+		return nil
+	}
+	if err := os.Remove(from); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Machine is a running QEMU, started by this host or adopted from an earlier one.
@@ -207,6 +225,18 @@ var (
 // stay (driver.Freezer).
 func (m *Machine) Freeze(ctx context.Context) error {
 	return qmpDo(ctx, m.p.qmp, func(q *QMP) error { return q.Execute(ctx, "stop", nil, nil) })
+}
+
+// Moved leaves a link at from, the directory QEMU was launched in, to to,
+// where it is now: QEMU keeps the paths it was given and opens a disk or the
+// firmware's variables again by name when their access changes (a suspend
+// inactivates them, a snapshot moves the top). The link goes with QEMU
+// (dropAlias).
+func (m *Machine) Moved(from, to string) error {
+	if filepath.Dir(from) != filepath.Dir(to) {
+		return fmt.Errorf("vm %q: moved from %s to %s: not a rename within one directory", m.name, from, to)
+	}
+	return os.Symlink(filepath.Base(to), from)
 }
 
 // Thaw lets a frozen guest go on (QMP cont).

@@ -378,6 +378,12 @@ func TestFrozenMachineMoves(t *testing.T) {
 	if err := os.Rename(inst.Dir, moved.Dir); err != nil {
 		t.Fatal(err)
 	}
+	if err := f.Moved(inst.Dir, moved.Dir); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(inst.Dir, DiskFile)); err != nil || string(b) != "disk" {
+		t.Errorf("the disk by the path QEMU was given: %q, %v", b, err)
+	}
 	a, err := fakeDriver(t, "ok").Attach(ctx, moved)
 	if err != nil {
 		t.Fatal(err)
@@ -392,6 +398,9 @@ func TestFrozenMachineMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitDone(t, m)
+	if _, err := os.Lstat(inst.Dir); !os.IsNotExist(err) {
+		t.Errorf("the link at the old path outlived QEMU: %v", err)
+	}
 	if _, err := fakeDriver(t, "ok").Attach(ctx, moved); !errors.Is(err, driver.ErrNotRunning) {
 		t.Errorf("after Delete: %v, want ErrNotRunning", err)
 	}
