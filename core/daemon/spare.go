@@ -377,11 +377,17 @@ func (d *Daemon) handOver(ctx context.Context, sp *spare, spec vm.Spec, rep *sta
 	}
 	v = driver.Bind(ctx, sp.v.Driver, &inst.Spec)
 	if m, err = v.Attach(ctx, inst); err != nil {
-		if old != nil { // the VM's own files back in place; the spare's go
-			sp.inst = old
-			if _, xerr := d.store.Replace(old); xerr != nil {
-				err = errors.Join(err, xerr)
+		// The VM's own files (or none) back in place; the spare's go with it.
+		if old != nil {
+			back, xerr := d.store.Replace(old) // exchanged again: the spare's files in the temporary
+			if xerr != nil {
+				return nil, nil, nil, errors.Join(err, xerr)
 			}
+			sp.inst = back
+		} else if rerr := os.Rename(inst.Dir, from); rerr == nil {
+			inst.Dir = from
+		} else {
+			err = errors.Join(err, rerr)
 		}
 		return nil, nil, nil, err
 	}
