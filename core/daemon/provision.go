@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/fvmhq/fvm/core/cloudinit"
 	"github.com/fvmhq/fvm/core/sshx"
@@ -38,15 +37,11 @@ func provision(l store.Layout, inst *store.Instance, mac, sshPort string) ([]byt
 // seed's hostname) with the key and instance id it has: a spare clone handed
 // over under its VM's name. The seed is placed where the driver keeps it.
 func reprovision(l store.Layout, inst *store.Instance, mac, sshPort string) error {
-	var files [3][]byte
-	for i, f := range []string{store.HostKeyFile, store.HostKeyPubFile, store.InstanceIDFile} {
-		b, err := store.ReadFile(inst.Path(f))
-		if err != nil {
-			return err
-		}
-		files[i] = b
+	priv, pub, instanceID, err := inst.ReadIdentity()
+	if err != nil {
+		return err
 	}
-	iso, err := seed(l, inst, files[0], strings.TrimSpace(string(files[1])), strings.TrimSpace(string(files[2])), mac, sshPort)
+	iso, err := seed(l, inst, priv, pub, instanceID, mac, sshPort)
 	if err != nil {
 		return err
 	}

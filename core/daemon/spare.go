@@ -114,7 +114,7 @@ func (d *Daemon) SetSpare(ctx context.Context, snap string, spec vm.Spec, on boo
 	}
 	if err := d.makeSpare(ctx, snap, spec); err != nil {
 		os.Remove(d.spareWishFile(snap)) // not wished for again at every host start
-		return fmt.Errorf("no spare clone of %s: %w", spec.Image, err)
+		return fmt.Errorf("no spare clone of %s: %w (the warm snapshot is there: leave out --spare)", spec.Image, err)
 	}
 	return nil
 }
@@ -303,7 +303,7 @@ type handedOver struct {
 // spare's replace.
 func (d *Daemon) handOverSpare(ctx context.Context, sp *spare, spec vm.Spec, t0 time.Time, replace *store.Instance) (*handedOver, error) {
 	rep := newStartReport(&store.Instance{Dir: sp.inst.Dir, Spec: spec}, t0)
-	rep.r.Boot, rep.r.Via = driver.BootClone, ViaSpare
+	rep.r.Boot, rep.r.Via = driver.BootClone, warm.ViaSpare
 	rep.r.Note = fmt.Sprintf("a spare clone made %s before (its own host key, machine id, entropy and login then)", time.Since(sp.made).Round(time.Second))
 	inst, v, m, err := d.handOver(ctx, sp, spec, rep, replace)
 	if err != nil {
@@ -312,9 +312,6 @@ func (d *Daemon) handOverSpare(ctx context.Context, sp *spare, spec vm.Spec, t0 
 	rep.inst = inst
 	return &handedOver{inst: inst, v: v, m: m, client: sp.client, rep: rep}, nil
 }
-
-// ViaSpare is api.StartReport.Via for a spare clone handed over.
-const ViaSpare = "spare"
 
 // runHandedOver records a handed-over spare as the VM's running machine, as
 // boot does for a start.

@@ -45,6 +45,18 @@ func (i *Instance) LoadRuntime() (Runtime, error) {
 // SaveRuntime writes runtime.json atomically.
 func (i *Instance) SaveRuntime(rt Runtime) error { return WriteJSON(i.Path(RuntimeFile), rt) }
 
+// ReadIdentity reads what the host wrote at the VM's create to pin and name
+// it: its SSH host key (private, and public trimmed) and its seed's instance id.
+func (i *Instance) ReadIdentity() (hostKey []byte, hostKeyPub, instanceID string, err error) {
+	var files [3][]byte
+	for n, f := range []string{HostKeyFile, HostKeyPubFile, InstanceIDFile} {
+		if files[n], err = ReadFile(i.Path(f)); err != nil {
+			return nil, "", "", err
+		}
+	}
+	return files[0], strings.TrimSpace(string(files[1])), strings.TrimSpace(string(files[2])), nil
+}
+
 // SaveSpec writes spec.json atomically.
 func (i *Instance) SaveSpec() error { return WriteJSON(i.Path(SpecFile), i.Spec) }
 

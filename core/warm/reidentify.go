@@ -32,6 +32,7 @@ type Reidentified struct {
 const (
 	ViaAgent = "agent" // the guest agent ran the script: no SSH until the clone's own key answers
 	ViaSSH   = "ssh"   // over SSH with the template's key
+	ViaSpare = "spare" // a spare clone, made its own ahead of time, handed over (core/daemon/spare.go)
 )
 
 // ownKeyPoll is the pause between attempts to reach a clone with its own key.
@@ -142,20 +143,16 @@ func (p *Pool) Rename(ctx context.Context, r *driver.Run, name, spareName, machi
 // host wrote at create, a new machine id and host randomness. The hostname it
 // replaces is the snapshot's (a named snapshot's VM), else the template's.
 func (p *Pool) identity(inst *store.Instance, snap Info, userKey string, setClock bool) (cloudinit.Identity, error) {
-	var files [3][]byte
-	for i, f := range []string{store.HostKeyFile, store.HostKeyPubFile, store.InstanceIDFile} {
-		b, err := store.ReadFile(inst.Path(f))
-		if err != nil {
-			return cloudinit.Identity{}, err
-		}
-		files[i] = b
+	priv, pub, instanceID, err := inst.ReadIdentity()
+	if err != nil {
+		return cloudinit.Identity{}, err
 	}
 	random := make([]byte, 80)
 	rand.Read(random)
 	return cloudinit.Identity{
 		Hostname: inst.Spec.Name, OldHostname: snap.Hostname, User: inst.Spec.User, AuthorizedKeys: cloudinit.AuthorizedKeys(userKey, inst.Spec.SSHKeys),
-		HostKeyPrivate: string(files[0]), HostKeyPublic: string(files[1]), MachineID: cloudinit.NewMachineID(random[64:]),
-		InstanceID: strings.TrimSpace(string(files[2])), OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
+		HostKeyPrivate: string(priv), HostKeyPublic: pub, MachineID: cloudinit.NewMachineID(random[64:]),
+		InstanceID: instanceID, OldInstanceID: snap.InstanceID, Entropy: random[:64], Now: time.Now(),
 		SetClock: setClock, GrowDisk: inst.Spec.DiskBytes > snap.DiskBytes,
 	}, nil
 }
