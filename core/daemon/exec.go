@@ -177,9 +177,9 @@ func (d *Daemon) agentGate(name string, m *driver.Run) func(context.Context) boo
 
 // guestIPv4Bound bounds a cold boot's wait for the guest's address between
 // its agent's answer and the first SSH attempt. An agent can answer before
-// the address is there (fvm's image starts it after network.target, which a
-// slow or failed DHCP does not hold up); an address that does not come is
-// then the network watch's to name.
+// the address is there (fvm's image starts it once its network stage is
+// done, which a slow or failed DHCP does not hold up); an address that does
+// not come is then the network watch's to name.
 const guestIPv4Bound = 30 * time.Second
 
 // setClock sets a restored guest's clock over SSH, where the backend could not.

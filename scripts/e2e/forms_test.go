@@ -105,10 +105,11 @@ func TestNICAndOriginalForms(t *testing.T) {
 	// answered, not waited on for 10 minutes. The guest gets what a NIC-name
 	// race once gave it under cloud-init (a network config naming eth0, which
 	// udev has renamed: ifupdown fails, the NIC gets no address); under
-	// fvm-init, which writes its own stanza at each boot, ifupdown is masked.
+	// fvm-init, whose fvm-net sets the address itself at each boot, fvm-net
+	// and ifupdown are masked.
 	t.Run("network-down-is-named", func(t *testing.T) {
 		fullOnly(t, "a cold boot with the network down and the 30 s wait, about 80 s on the longest parallel test")
-		mustFVM(t, "exec", name, "--", "printf 'auto eth0\\niface eth0 inet dhcp\\n' | sudo tee /etc/network/interfaces.d/50-cloud-init > /dev/null; [ ! -e /run/fvm/init ] || sudo systemctl mask -q networking.service")
+		mustFVM(t, "exec", name, "--", "printf 'auto eth0\\niface eth0 inet dhcp\\n' | sudo tee /etc/network/interfaces.d/50-cloud-init > /dev/null; [ ! -e /run/fvm/init ] || sudo systemctl mask -q fvm-net.service networking.service")
 		mustFVM(t, "stop", name)
 		t0 := time.Now()
 		r := fvm(t, "start", name)

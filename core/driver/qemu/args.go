@@ -62,7 +62,11 @@ type Config struct {
 	// guest reboots after a kernel panic or oops. Not part of the saved
 	// state's fingerprint: the command line is read once, at a cold boot.
 	PanicReboot bool
-	NoReboot    bool // a guest reboot ends QEMU instead
+	// GuestNet adds fvm.net= (guestnet.go) to an Append that turns fvm-init
+	// on: the guest sets its address itself, without DHCP. Outside the
+	// fingerprint as PanicReboot is.
+	GuestNet bool
+	NoReboot bool // a guest reboot ends QEMU instead
 }
 
 // BuildArgs returns QEMU's arguments (without the binary) for cfg.
@@ -265,8 +269,12 @@ func memoryBackend(cfg Config) string {
 
 // appendLine is the kernel command line QEMU gets.
 func appendLine(cfg Config) string {
+	line := cfg.Append
 	if cfg.PanicReboot {
-		return rebootOnPanic(cfg.Append)
+		line = rebootOnPanic(line)
 	}
-	return cfg.Append
+	if cfg.GuestNet {
+		line = withGuestNet(line)
+	}
+	return line
 }

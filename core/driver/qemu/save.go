@@ -80,6 +80,7 @@ func deviceSet(cfg Config) string {
 	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming, n.MAC = "", 0, nil, "", "", ""
 	n.AudioDev = ""       // where the sound goes is the host's, not the saved state's
 	n.PanicReboot = false // read at a cold boot only; states saved before it existed still fit
+	n.GuestNet = false    // the same
 	base := func(p string) string {
 		if p == "" {
 			return ""

@@ -9,8 +9,8 @@ package debianbuild
 // no user-data of its users', so what cloud-init did with fvm's seed is all
 // there is to do: the user with its keys and passwordless sudo, the host
 // key, the hostname and /etc/hosts, sshd's drop-in, linger, a machine id of
-// its own for a copy of another VM's disk, DHCP on the NIC with the seed's
-// MAC, the shares at every boot, and growpart. Under TCG cloud-init's Python
+// its own for a copy of another VM's disk, the address of the NIC with the
+// seed's MAC, the shares at every boot, and growpart. Under TCG cloud-init's Python
 // start-up and its stages before sysinit.target were half of a cold boot's
 // userspace (BENCHMARKS.md). Booted through GRUB (libvirt, vz, any UEFI) the
 // image runs cloud-init on the same seed, as before.
@@ -19,8 +19,13 @@ package debianbuild
 //     logind and the guest agent): the per-instance work when the seed's
 //     instance id is new, then the every-boot commands (the shares).
 //   - fvm-net.service, before the network: finds the NIC with the seed's MAC
-//     (60 s at most; its driver is loaded early by modules-load.d) and writes
-//     its ifupdown stanza. ifupdown-pre's wait for every udev event (`udevadm
+//     (60 s at most; its driver is loaded early by modules-load.d). With
+//     fvm.net= on the command line (fvm's QEMU driver: the fixed addresses of
+//     its user-mode network) it sets the address, route and DNS server at
+//     once, one program, and writes an ifupdown stanza without "auto" for
+//     them; else it writes a DHCP stanza that networking.service brings up
+//     (ifup, dhclient and their hooks: 8-14 s of a cold boot under TCG,
+//     which the agent and so SSH waited for). ifupdown-pre's wait for every udev event (`udevadm
 //     settle`, 13-20 s of a later boot under TCG) is then skipped. Without
 //     net.ifnames=0 it would also wait for udev to have renamed the NIC.
 //   - fvm-final.service, after the lingering users' managers and the first
@@ -30,9 +35,9 @@ package debianbuild
 //   - Logins need not wait for the network (systemd-user-sessions without
 //     After=network.target): the guest has its address, and the host's first
 //     SSH attempt comes, before ifup is done, and pam_nologin refused it.
-//   - The guest agent starts after network.target, as it did after
-//     cloud-init's network stage: fvm's first SSH attempt waits for it, and
-//     a network still down 30 s after it answered is named as such.
+//   - The guest agent starts once the network is up (fvm-net's address, or
+//     cloud-init's network stage through GRUB): fvm's first SSH attempt waits
+//     for it, and a network still down 30 s after it answered is named.
 //   - The NIC keeps the kernel's name (net.ifnames=0: eth0), so nothing waits
 //     for udev to rename it.
 const fvmInitHook = `
@@ -113,15 +118,21 @@ exit 0
 FVMEOF
 cat > "$root/usr/libexec/fvm/fvm-net" <<'FVMEOF'
 #!/bin/bash
-# fvm-net: DHCP on the NIC with the seed's MAC, under the name udev gave it.
+# fvm-net: the NIC with the seed's MAC, under the name udev gave it: the
+# address fvm.net= on the command line gives, set here and now, or DHCP.
 set -u
 say() { echo "fvm-net: $*"; }
 read -r mac < /run/fvm/mac || { say "no MAC from fvm-init"; exit 0; }
 # With net.ifnames=0 (fvm's direct boot) the kernel's name is final; else
 # udev may be about to rename eth0, and its database says when it is done.
-named=
+named= static=
 read -r cmdline < /proc/cmdline
-case " $cmdline " in *" net.ifnames=0 "*) named=1 ;; esac
+for w in $cmdline; do
+	case $w in
+	net.ifnames=0) named=1 ;;
+	fvm.net=*) static=${w#fvm.net=} ;;
+	esac
+done
 name=
 for ((i = 0; i < 600; i++)); do
 	for n in /sys/class/net/*; do
@@ -137,7 +148,23 @@ if [ -z "$name" ]; then
 	exit 0
 fi
 conf=/etc/network/interfaces.d/50-fvm
-want=$(printf '# written by fvm-net: the NIC with MAC %s\nauto %s\niface %s inet dhcp' "$mac" "$name" "$name")
+# fvm.net=ADDRESS/PREFIX,GATEWAY,DNS: fvm's QEMU driver gives the addresses
+# of its user-mode network, the same for every VM (each has its own QEMU).
+# Set with one program, no DHCP (ifup, dhclient and their hooks held the
+# network for 8-14 s of a cold boot under emulation). The stanza records
+# them for ifupdown, without "auto": networking.service's ifup -a leaves
+# the NIC as it is set here.
+want=
+if [ -n "$static" ]; then
+	IFS=, read -r addr gw dns <<< "$static"
+	if [ -n "$addr" ] && [ -n "$gw" ] && printf 'link set dev %s up\naddr replace %s dev %s\nroute replace default via %s dev %s\n' "$name" "$addr" "$name" "$gw" "$name" | ip -batch -; then
+		[ -z "$dns" ] || [ -L /etc/resolv.conf ] || printf '# written by fvm-net (fvm.net= on the kernel command line)\nnameserver %s\n' "$dns" > /etc/resolv.conf
+		want=$(printf '# written by fvm-net: the NIC with MAC %s, set by fvm-net at boot (fvm.net=)\niface %s inet static\n\taddress %s\n\tgateway %s' "$mac" "$name" "$addr" "$gw")
+	else
+		say "fvm.net=$static: could not set $name's address that way; DHCP instead"
+	fi
+fi
+[ -n "$want" ] || want=$(printf '# written by fvm-net: the NIC with MAC %s\nauto %s\niface %s inet dhcp' "$mac" "$name" "$name")
 [ -e "$conf" ] && [ "$(< "$conf")" = "$want" ] || printf '%s\n' "$want" > "$conf"
 rm -f /etc/network/interfaces.d/50-cloud-init
 : > /run/fvm/net
@@ -187,7 +214,7 @@ WantedBy=sysinit.target
 FVMEOF
 cat > "$root/etc/systemd/system/fvm-net.service" <<'FVMEOF'
 [Unit]
-Description=fvm: DHCP on the VM's NIC
+Description=fvm: the VM's network address
 DefaultDependencies=no
 ConditionKernelCommandLine=fvm.init
 After=fvm-init.service
@@ -233,11 +260,16 @@ sed '/^After=/s/ network\.target//' "$root/usr/lib/systemd/system/systemd-user-s
 grep -q '^After=' "$root/etc/systemd/system/systemd-user-sessions.service"
 # fvm tries SSH once the guest agent answers, and names a network that has
 # not come up 30 s after that: the agent starts once the network is up (or
-# failed to come up), as it did after cloud-init's network stage.
+# failed to come up). Booted by fvm's QEMU driver that is once fvm-net set
+# the address (before network-pre.target), not after networking.service's
+# ifup -a, which then has only lo to do and took 4-5 s of a cold boot under
+# TCG; booted through GRUB it is after cloud-init's network stage (itself
+# after networking.service), as before. An ordering after a unit that does
+# not run is none.
 mkdir -p "$root/etc/systemd/system/qemu-guest-agent.service.d"
 cat > "$root/etc/systemd/system/qemu-guest-agent.service.d/fvm-lean.conf" <<'FVMEOF'
 [Unit]
-After=network.target
+After=network-pre.target cloud-init-network.service
 FVMEOF
 mkdir -p "$root/etc/systemd/system/ifupdown-pre.service.d"
 cat > "$root/etc/systemd/system/ifupdown-pre.service.d/fvm-lean.conf" <<'FVMEOF'

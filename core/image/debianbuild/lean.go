@@ -28,7 +28,7 @@ func checkRecipe(name string) (string, error) {
 }
 
 // leanRecipeVersion is the lean recipe's version (recipeVersion is the classic one's).
-const leanRecipeVersion = "11-lean"
+const leanRecipeVersion = "12-lean"
 
 // leanGrubKernelArgs end the kernel command line of the lean image's GRUB
 // (UEFI boots: libvirt, vz, other tools) as fvm's QEMU driver ends the one it
