@@ -149,6 +149,7 @@ func (d *Daemon) PruneImages(ctx context.Context) (api.PruneResult, error) {
 		}
 	}
 	d.dropSparesOn(orphans)
+	d.retireStaleSpares(ctx) // a stale snapshot's spare would keep it
 	used, err := d.vmBases()
 	if err != nil {
 		return api.PruneResult{}, fmt.Errorf("prune: %w (nothing was removed)", err)

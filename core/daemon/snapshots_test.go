@@ -30,6 +30,7 @@ type snapDriver struct {
 	mu     sync.Mutex
 	starts []driver.StartOptions
 	freed  func() // the host's driver.LayerWatcher callback
+	fp     string // WarmFingerprint's answer when set (fakeFP otherwise): another QEMU
 }
 
 const fakeState = "fake-state"
@@ -158,8 +159,15 @@ func (s *snapDriver) Attach(ctx context.Context, inst *store.Instance) (driver.M
 	return &snapMachine{fakeMachine: m.(*fakeMachine), d: s, inst: inst}, nil
 }
 
-func (s *snapDriver) WarmFingerprint(context.Context, *vm.Spec) (string, error) { return fakeFP, nil }
-func (s *snapDriver) FreezeSnapshot(*store.Instance) (string, error)            { return fakeFP, nil }
+func (s *snapDriver) WarmFingerprint(context.Context, *vm.Spec) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fp != "" {
+		return s.fp, nil
+	}
+	return fakeFP, nil
+}
+func (s *snapDriver) FreezeSnapshot(*store.Instance) (string, error) { return fakeFP, nil }
 func (s *snapDriver) HasSavedState(inst *store.Instance) bool {
 	_, err := os.Stat(inst.Path(fakeState))
 	return err == nil

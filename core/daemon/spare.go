@@ -120,7 +120,7 @@ func (d *Daemon) SetSpare(ctx context.Context, snap string, spec vm.Spec, on boo
 }
 
 // keepSpares makes, after delay, the spares wished for that are missing
-// (at host start, after a handover).
+// (at host start, after a handover, after a warm snapshot was made).
 func (d *Daemon) keepSpares(delay time.Duration) {
 	go func() {
 		select {
@@ -128,16 +128,7 @@ func (d *Daemon) keepSpares(delay time.Duration) {
 		case <-d.bg.Done():
 			return
 		}
-		files, _ := filepath.Glob(filepath.Join(d.sparesDir(), "*.json"))
-		for _, f := range files {
-			var w spareWish
-			if err := store.ReadJSON(f, &w); err != nil {
-				continue
-			}
-			if _, err := warm.Load(w.Snapshot); err != nil { // the snapshot is gone (pruned, replaced)
-				os.Remove(f)
-				continue
-			}
+		for _, w := range d.retireStaleSpares(d.bg) {
 			if err := d.makeSpare(d.bg, w.Snapshot, w.Spec); err != nil && d.bg.Err() == nil {
 				d.log.Warn("make a spare clone", "snapshot", w.Snapshot, "err", err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/fvmhq/fvm/core/driver"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
+	"github.com/fvmhq/fvm/core/warm"
 )
 
 // readySpare puts a spare of snap for VMs of spec (without a machine) into
@@ -141,5 +142,71 @@ func TestSpareKey(t *testing.T) {
 		if spareFits(&s) {
 			t.Errorf("%+v fits a spare", s)
 		}
+	}
+}
+
+// A spare of a snapshot new VMs no longer clone from (another QEMU since) is
+// dropped: never taken, it would hold its memory and keep the snapshot from
+// being pruned. Its wish waits for the snapshot that serves now, then moves
+// to it.
+func TestStaleSpareRetired(t *testing.T) {
+	drv := newSnapDriver()
+	d := newTestDaemon(t, drv)
+	ctx := context.Background()
+	spec := newSpec("")
+	spec.BaseImage, spec.Backend, spec.CPUs, spec.MemoryMiB, spec.User = "/bases/a.qcow2", "fake", 2, 1024, "fvm"
+	snapshot := func() string {
+		dir, err := d.warm.Serving(ctx, spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(dir, 0o700)
+		if err := store.WriteJSON(filepath.Join(dir, warm.InfoFile), warm.Info{Shape: warm.ShapeKey(&spec), Image: "tiny", Base: spec.BaseImage}); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	old := snapshot()
+	spec.Warm = old
+	sp := readySpare(t, d, drv, old, spec)
+	if keep := d.retireStaleSpares(ctx); len(keep) != 1 || keep[0].Snapshot != old || !d.hasSpare(old) {
+		t.Fatalf("a current snapshot's spare or wish was touched: %+v", keep)
+	}
+
+	drv.mu.Lock()
+	drv.fp = strings.Repeat("e", 64) // QEMU upgraded under the running host
+	drv.mu.Unlock()
+	if keep := d.retireStaleSpares(ctx); len(keep) != 0 {
+		t.Errorf("a spare is still wished for a snapshot that no longer serves, before its successor: %+v", keep)
+	}
+	if d.hasSpare(old) {
+		t.Error("the stale snapshot's spare stayed")
+	}
+	if _, err := os.Stat(sp.inst.Dir); !os.IsNotExist(err) {
+		t.Errorf("its directory stayed: %v", err)
+	}
+	if _, err := os.Stat(d.spareWishFile(old)); err != nil {
+		t.Errorf("the wish went before a snapshot that serves was made: %v", err)
+	}
+
+	now := snapshot()
+	keep := d.retireStaleSpares(ctx)
+	if len(keep) != 1 || keep[0].Snapshot != now || keep[0].Spec.Warm != now {
+		t.Fatalf("the wish did not move to the snapshot that serves now (%s): %+v", now, keep)
+	}
+	var w spareWish
+	if err := store.ReadJSON(d.spareWishFile(now), &w); err != nil || w.Snapshot != now {
+		t.Errorf("the moved wish on disk: %+v %v", w, err)
+	}
+	if _, err := os.Stat(d.spareWishFile(old)); !os.IsNotExist(err) {
+		t.Errorf("the old wish stayed: %v", err)
+	}
+
+	os.RemoveAll(now) // pruned, its image gone: the wish goes
+	if keep := d.retireStaleSpares(ctx); len(keep) != 0 {
+		t.Errorf("a wish for a snapshot that is gone: %+v", keep)
+	}
+	if _, err := os.Stat(d.spareWishFile(now)); !os.IsNotExist(err) {
+		t.Errorf("the wish for a snapshot that is gone stayed: %v", err)
 	}
 }

@@ -36,6 +36,7 @@ func (d *Daemon) newWarmPool() *warm.Pool {
 		Enabled: d.warmEnabled,
 		Made: func(image string, arch vm.Arch) {
 			d.events.publish(api.Event{Type: api.EventImageWarm, Image: image, Arch: arch})
+			d.keepSpares(spareRefill) // a wish for the snapshot this one succeeds moves to it
 		},
 		Target: d.target,
 	})

@@ -97,6 +97,18 @@ func (p *Pool) Bases() []string {
 	return out
 }
 
+// Serving is the directory of the snapshot new VMs of spec clone from now,
+// which may not exist yet: after a QEMU, firmware or device change it is
+// another than the one they cloned from before (where a spare clone's wish
+// moves).
+func (p *Pool) Serving(ctx context.Context, spec vm.Spec) (string, error) {
+	fp, err := p.fingerprint(ctx, &spec)
+	if err != nil {
+		return "", err
+	}
+	return p.dir(ShapeKey(&spec), fp), nil
+}
+
 // current says whether new VMs would still clone from a snapshot.
 func (p *Pool) current(ctx context.Context, dir string, info Info) bool {
 	s := info.templateSpec()
