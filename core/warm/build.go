@@ -209,11 +209,12 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	if err != nil {
 		return fail(fmt.Errorf("the template's SSH: %w", err))
 	}
-	// Settle: cloud-init done, calendar timers paused for the clones
-	// (cloudinit.PauseTimersCommand), caches dropped (a smaller state),
-	// disks synced.
+	// Settle: cloud-init done, udev's coldplug done (fvm's image lets it
+	// yield to the boot: clones must not inherit a half-done one), calendar
+	// timers paused for the clones (cloudinit.PauseTimersCommand), caches
+	// dropped (a smaller state), disks synced.
 	var out bytes.Buffer
-	st, err := cl.Exec(wctx, "("+cloudinit.WaitCommand+") > /dev/null 2>&1; ("+cloudinit.PauseTimersCommand+") > /dev/null 2>&1; sudo -n sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches > /dev/null", nil, &out, &out)
+	st, err := cl.Exec(wctx, "("+cloudinit.WaitCommand+") > /dev/null 2>&1; sudo -n udevadm settle --timeout=60 > /dev/null 2>&1; ("+cloudinit.PauseTimersCommand+") > /dev/null 2>&1; sudo -n sync; echo 3 | sudo -n tee /proc/sys/vm/drop_caches > /dev/null", nil, &out, &out)
 	cl.Close()
 	if err != nil || st > 2 { // 0 done, 1 error, 2 degraded: an image whose cloud-init complains still clones
 		return fail(fmt.Errorf("settle the template (status %d): %v %s", st, err, strings.TrimSpace(out.String())))
