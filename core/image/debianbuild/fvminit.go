@@ -10,9 +10,9 @@ package debianbuild
 // there is to do: the user with its keys and passwordless sudo, the host
 // key, the hostname and /etc/hosts, sshd's drop-in, linger, a machine id of
 // its own for a copy of another VM's disk, the address of the NIC with the
-// seed's MAC, the shares at every boot, and growpart. Under TCG cloud-init's Python
-// start-up and its stages before sysinit.target were half of a cold boot's
-// userspace (BENCHMARKS.md). Booted through GRUB (libvirt, vz, any UEFI) the
+// seed's MAC, the shares at every boot, and growpart. Under TCG cloud-init's
+// Python start-up and its stages before sysinit.target were half of a cold
+// boot's userspace (BENCHMARKS.md). Booted through GRUB (libvirt, vz, any UEFI) the
 // image runs cloud-init on the same seed, as before.
 //
 //   - fvm-init.service, before sysinit.target (so before sshd's socket,
@@ -25,9 +25,10 @@ package debianbuild
 //     once, one program, and writes an ifupdown stanza without "auto" for
 //     them; else it writes a DHCP stanza that networking.service brings up
 //     (ifup, dhclient and their hooks: 8-14 s of a cold boot under TCG,
-//     which the agent and so SSH waited for). ifupdown-pre's wait for every udev event (`udevadm
-//     settle`, 13-20 s of a later boot under TCG) is then skipped. Without
-//     net.ifnames=0 it would also wait for udev to have renamed the NIC.
+//     which the agent and so SSH waited for). ifupdown-pre's wait for every
+//     udev event (`udevadm settle`, 13-20 s of a later boot under TCG) is
+//     then skipped. Without net.ifnames=0 it would also wait for udev to
+//     have renamed the NIC.
 //   - fvm-final.service, after the lingering users' managers and the first
 //     login (fvm's, 60 s at most): grows the root partition and filesystem to
 //     the VM's disk at every boot, as cloud-init's growpart did in its final
@@ -126,8 +127,8 @@ read -r mac < /run/fvm/mac || { say "no MAC from fvm-init"; exit 0; }
 # With net.ifnames=0 (fvm's direct boot) the kernel's name is final; else
 # udev may be about to rename eth0, and its database says when it is done.
 named= static=
-read -r cmdline < /proc/cmdline
-for w in $cmdline; do
+read -r -a words < /proc/cmdline
+for w in "${words[@]}"; do
 	case $w in
 	net.ifnames=0) named=1 ;;
 	fvm.net=*) static=${w#fvm.net=} ;;
