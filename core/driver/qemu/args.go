@@ -58,15 +58,14 @@ type Config struct {
 	Kernel string // direct kernel boot (the unattended install boot); "" boots the firmware's way
 	Initrd string
 	Append string // kernel command line
-	// PanicReboot adds panic=5 oops=panic to Append (rebootOnPanic): the
-	// guest reboots after a kernel panic or oops. Not part of the saved
-	// state's fingerprint: the command line is read once, at a cold boot.
-	PanicReboot bool
-	// GuestNet adds fvm.net= (guestnet.go) to an Append that turns fvm-init
-	// on: the guest sets its address itself, without DHCP. Outside the
-	// fingerprint as PanicReboot is.
-	GuestNet bool
-	NoReboot bool // a guest reboot ends QEMU instead
+	// GuestCmdline: Append is the guest's own command line (a direct boot of
+	// its kernel), to which fvm adds panic=5 oops=panic (rebootOnPanic: the
+	// guest reboots after a kernel panic or oops) and, where it turns fvm-init
+	// on, fvm.net= (withGuestNet: the guest sets its address without DHCP).
+	// Not part of the saved state's fingerprint: the command line is read
+	// once, at a cold boot.
+	GuestCmdline bool
+	NoReboot     bool // a guest reboot ends QEMU instead
 }
 
 // BuildArgs returns QEMU's arguments (without the binary) for cfg.
@@ -269,12 +268,8 @@ func memoryBackend(cfg Config) string {
 
 // appendLine is the kernel command line QEMU gets.
 func appendLine(cfg Config) string {
-	line := cfg.Append
-	if cfg.PanicReboot {
-		line = rebootOnPanic(line)
+	if cfg.GuestCmdline {
+		return withGuestNet(rebootOnPanic(cfg.Append))
 	}
-	if cfg.GuestNet {
-		line = withGuestNet(line)
-	}
-	return line
+	return cfg.Append
 }

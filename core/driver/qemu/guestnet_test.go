@@ -23,11 +23,11 @@ func TestWithGuestNet(t *testing.T) {
 // warm snapshot of a template booted with DHCP still fits (its guest has the
 // same address), and the next cold boot of its clones reads the new line.
 func TestGuestNetOutsideTheFingerprint(t *testing.T) {
-	cfg := Config{Name: "a", Disk: "/d/disk.qcow2", KernelBoot: true, Kernel: "/d/" + BootKernel, Initrd: "/d/" + BootInitrd, Append: "root=UUID=1 ro fvm.init", PanicReboot: true}
+	cfg := Config{Name: "a", Disk: "/d/disk.qcow2", KernelBoot: true, Kernel: "/d/" + BootKernel, Initrd: "/d/" + BootInitrd, Append: "root=UUID=1 ro fvm.init"}
 	with := cfg
-	with.GuestNet = true
+	with.GuestCmdline = true
 	if deviceSet(cfg) != deviceSet(with) {
-		t.Error("GuestNet changes the device set: saved states of older VMs would not fit")
+		t.Error("GuestCmdline changes the device set: saved states of older VMs would not fit")
 	}
 	if args := strings.Join(BuildArgs(with), " "); !strings.Contains(args, "-append root=UUID=1 ro fvm.init panic=5 oops=panic "+guestNetArg) {
 		t.Errorf("QEMU's args: %s", args)

@@ -269,7 +269,7 @@ func kernelFiles(cfg *Config, p paths, clone string, restore bool) error {
 	if err != nil {
 		return err
 	}
-	cfg.Append, cfg.PanicReboot, cfg.GuestNet = cmdline, true, true
+	cfg.Append, cfg.GuestCmdline = cmdline, true
 	return nil
 }
 

@@ -96,7 +96,7 @@ func TestKernelBootFromDisk(t *testing.T) {
 		t.Fatalf("clone: %+v %v", c, err)
 	}
 	c = cfg
-	if err := kernelFiles(&c, paths{disk: disk}, "", false); err != nil || c.Append != gb.Cmdline || !c.PanicReboot || !isFile(c.Kernel) {
+	if err := kernelFiles(&c, paths{disk: disk}, "", false); err != nil || c.Append != gb.Cmdline || !c.GuestCmdline || !isFile(c.Kernel) {
 		t.Fatalf("cold boot: %+v %v", c, err)
 	}
 }
@@ -176,14 +176,14 @@ func TestRebootOnPanic(t *testing.T) {
 func TestPanicRebootOutsideTheFingerprint(t *testing.T) {
 	cfg := Config{Name: "a", Disk: "/d/disk.qcow2", KernelBoot: true, Kernel: "/d/" + BootKernel, Initrd: "/d/" + BootInitrd, Append: "root=UUID=1 ro"}
 	with := cfg
-	with.PanicReboot = true
+	with.GuestCmdline = true
 	if deviceSet(cfg) != deviceSet(with) {
-		t.Error("PanicReboot changes the device set: saved states of older VMs would not fit")
+		t.Error("GuestCmdline changes the device set: saved states of older VMs would not fit")
 	}
 	if args := strings.Join(BuildArgs(with), " "); !strings.Contains(args, "-append root=UUID=1 ro panic=5") {
 		t.Errorf("QEMU's args: %s", args)
 	}
 	if args := strings.Join(BuildArgs(cfg), " "); strings.Contains(args, "panic=") {
-		t.Errorf("QEMU's args without PanicReboot: %s", args)
+		t.Errorf("QEMU's args without GuestCmdline: %s", args)
 	}
 }

@@ -78,9 +78,8 @@ func deviceSet(cfg Config) string {
 	// The MAC is the VM's identity, not its device set: a clone runs with its
 	// snapshot's (GuestMAC), so it never differs between a save and its restore.
 	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming, n.MAC = "", 0, nil, "", "", ""
-	n.AudioDev = ""       // where the sound goes is the host's, not the saved state's
-	n.PanicReboot = false // read at a cold boot only; states saved before it existed still fit
-	n.GuestNet = false    // the same
+	n.AudioDev = ""        // where the sound goes is the host's, not the saved state's
+	n.GuestCmdline = false // read at a cold boot only; states saved before its additions existed still fit
 	base := func(p string) string {
 		if p == "" {
 			return ""

@@ -56,7 +56,7 @@ func (d *Driver) config(ctx context.Context, spec *vm.Spec, p paths, seed bool, 
 			return Config{}, "", "", fmt.Errorf("disk %s: %w", bootDisk, err)
 		}
 		if gb.Cmdline != "" {
-			cfg.KernelBoot, cfg.Append, cfg.PanicReboot, cfg.GuestNet = true, gb.Cmdline, true, true
+			cfg.KernelBoot, cfg.Append, cfg.GuestCmdline = true, gb.Cmdline, true
 			cfg.Kernel, cfg.Initrd = kernelBootFiles(p.dir)
 		}
 	}
