@@ -266,6 +266,7 @@ func (d *Daemon) Start(ctx context.Context, name string, req api.StartRequest) (
 // when the start began, for its report.
 func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, opts driver.StartOptions, notice string, t0 time.Time) (driver.Machine, string, error) {
 	name := inst.Spec.Name
+	logFrom := serialSize(inst.Path(store.SerialLog))
 	m, err := v.Start(ctx, inst, opts)
 	rep := newStartReport(inst, t0)
 	var held *sshx.Client // a checked connection to hand to the holder
@@ -274,7 +275,7 @@ func (d *Daemon) boot(ctx context.Context, inst *store.Instance, v *driver.VM, o
 	}
 	if err == nil && m.Info().Boot == driver.BootClone {
 		var why string
-		if m, held, why, err = d.startClone(ctx, inst, v, m, rep); why != "" {
+		if m, held, why, err = d.startClone(ctx, inst, v, m, opts, logFrom, rep); why != "" {
 			notice = why
 		}
 	}

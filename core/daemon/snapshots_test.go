@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -31,6 +32,9 @@ type snapDriver struct {
 	starts []driver.StartOptions
 	freed  func() // the host's driver.LayerWatcher callback
 	fp     string // WarmFingerprint's answer when set (fakeFP otherwise): another QEMU
+	// crashes is how many restores of a clone the fake guest's kernel
+	// survives not: each writes a panic to the serial log.
+	crashes int
 }
 
 const fakeState = "fake-state"
@@ -147,6 +151,14 @@ func (s *snapDriver) Start(ctx context.Context, inst *store.Instance, opts drive
 		boot = driver.BootRestored
 	case opts.Clone != "":
 		boot = driver.BootClone
+		s.mu.Lock()
+		if s.crashes > 0 {
+			s.crashes--
+			f, _ := os.OpenFile(inst.Path(store.SerialLog), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+			fmt.Fprintf(f, "[  114.617806] Kernel panic - not syncing: Fatal exception\r\n[  117.640823] Rebooting in 5 seconds..\r\n")
+			f.Close()
+		}
+		s.mu.Unlock()
 	}
 	return &snapMachine{fakeMachine: m.(*fakeMachine), d: s, inst: inst, boot: boot}, nil
 }

@@ -55,7 +55,7 @@ func (s *startReport) started(m driver.Machine) {
 func (s *startReport) reidentified(re warm.Reidentified) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.r.Via, s.r.Note = re.Via, re.Note
+	s.r.Via, s.r.Note = re.Via, driver.JoinNotices(s.r.Note, re.Note) // after a crash's note
 	for _, ph := range re.Phases {
 		s.r.Phases = append(s.r.Phases, ph)
 		s.last = s.last.Add(time.Duration(ph.Seconds * float64(time.Second)))
@@ -68,6 +68,16 @@ func (s *startReport) fellBack(why string) {
 	s.mark("clone-failed")
 	s.mu.Lock()
 	s.r.Boot, s.r.Via, s.r.Note = driver.BootCold, "", why
+	s.mu.Unlock()
+}
+
+// crashed records that the restored clone's guest kernel crashed (the
+// serial line that says so) and that it is restored again: what it took so
+// far is one phase, and the note says why the start took longer.
+func (s *startReport) crashed(line string) {
+	s.mark("clone-crashed")
+	s.mu.Lock()
+	s.r.Note = "the clone's guest kernel crashed after its restore (" + line + "): restored again"
 	s.mu.Unlock()
 }
 

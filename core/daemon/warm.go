@@ -89,15 +89,36 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 	return snap, err
 }
 
-// startClone makes a clone the driver restored (m) its own machine
-// (warm.Pool.Reidentify) and returns the checked connection to hold. When
-// that fails it kills the clone and boots the VM cold, with why.
-func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver.VM, m driver.Machine, rep *startReport) (driver.Machine, *sshx.Client, string, error) {
+// startClone makes a clone the driver restored (m, with opts) its own
+// machine (warm.Pool.Reidentify) and returns the checked connection to hold.
+// A clone whose guest kernel crashed meanwhile (its serial log after
+// logFrom says so) is restored once more; when that fails too it kills the
+// clone and boots the VM cold, with why.
+func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver.VM, m driver.Machine, opts driver.StartOptions, logFrom int64, rep *startReport) (driver.Machine, *sshx.Client, string, error) {
 	name := inst.Spec.Name
+	serial := inst.Path(store.SerialLog)
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	var re warm.Reidentified
 	if err == nil {
-		re, err = d.warm.Reidentify(ctx, inst, v.Run(m), userKey, false)
+		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, serial, logFrom)
+	}
+	live, retried := m, false // live is killed before the cold boot
+	if crash := guestCrashed(serial, logFrom); err != nil && crash != "" && v.Snaps != nil && opts.Clone != "" {
+		d.log.Warn("the restored clone's guest kernel crashed: restoring it again", "vm", name, "crash", crash, "err", err)
+		m.Kill()
+		<-m.Done()
+		live, retried = nil, true
+		rep.crashed(crash)
+		// What the crashed guest wrote (its reboot provisions the disk) does
+		// not go with the snapshot's memory: the clone starts on a new top.
+		logFrom = serialSize(serial)
+		if err = v.Snaps.Revert(ctx, inst, opts.Clone); err == nil {
+			if m, err = v.Start(ctx, inst, opts); err == nil {
+				live = m
+				rep.started(m)
+				re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, serial, logFrom)
+			}
+		}
 	}
 	if err == nil {
 		rep.reidentified(re)
@@ -106,9 +127,19 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	// Never worse than a cold boot: the clone's disk boots, and cloud-init
 	// provisions its own seed (a new instance id) as on a first boot.
 	d.log.Warn("clone re-identification failed: booting cold", "vm", name, "err", err)
-	m.Kill()
-	<-m.Done()
+	if live != nil {
+		live.Kill()
+		<-live.Done()
+	}
 	why := fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", err)
+	switch crash := guestCrashed(serial, logFrom); {
+	case crash != "" && retried:
+		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore, twice (%q): booted cold", crash)
+	case crash != "":
+		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore (%q): booted cold", crash)
+	case retried:
+		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore; restored again, it could not be re-identified (%v): booted cold", err)
+	}
 	rep.fellBack(why)
 	m, err = v.Start(ctx, inst, driver.StartOptions{})
 	if err == nil {

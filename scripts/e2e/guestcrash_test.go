@@ -24,6 +24,14 @@ const guestCrashMark = "GUEST KERNEL CRASH"
 
 var guestCrash = regexp.MustCompile(`Oops: |Kernel panic - not syncing|BUG: |general protection fault|soft lockup|Rebooting in \d+ seconds`)
 
+// crashTrace are the lines of an oops that say where it happened: the
+// faulting instruction, the task, the call trace's frames.
+var crashTrace = regexp.MustCompile(`RIP: |Comm: |Call Trace:|Workqueue: |\+0x[0-9a-f]+/0x[0-9a-f]+`)
+
+// crashLinesMax bounds what one serial log adds to a test's output: the
+// first oops whole, with its trace, is what tells a cause.
+const crashLinesMax = 40
+
 var (
 	crashMu   sync.Mutex
 	crashSeen = map[string]int{} // serial log (path and inode: a VM made again has a new one) → bytes looked at
@@ -59,7 +67,7 @@ func guestCrashLines(serialLog string) []string {
 	}
 	var got []string
 	for _, l := range strings.Split(string(b[from:]), "\n") {
-		if guestCrash.MatchString(l) && len(got) < 6 {
+		if len(got) < crashLinesMax && (guestCrash.MatchString(l) || len(got) > 0 && crashTrace.MatchString(l)) {
 			got = append(got, strings.TrimSpace(l))
 		}
 	}

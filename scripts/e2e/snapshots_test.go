@@ -160,6 +160,8 @@ func TestSnapshots(t *testing.T) {
 		}
 	})
 
+	t.Run("fork-crash-restored-again", func(t *testing.T) { forkCrashRestoredAgain(t, parent) })
+
 	t.Run("rm-parent-clones-live-on", func(t *testing.T) {
 		mustFVM(t, "stop", "fork1")
 		r := fvm(t, "rm", "-f", parent)
