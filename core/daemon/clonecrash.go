@@ -30,10 +30,10 @@ const crashPoll = 250 * time.Millisecond
 // wait for its SSH would otherwise last until the guest rebooted by itself.
 var errGuestCrashed = errors.New("the guest kernel crashed")
 
-// reidentifyWatched re-identifies a restored clone (warm.Pool.Reidentify)
-// while it watches the clone's serial log (after from) for a kernel crash,
-// which ends the wait at once.
-func (d *Daemon) reidentifyWatched(ctx context.Context, inst *store.Instance, r *driver.Run, userKey, serial string, from int64) (warm.Reidentified, error) {
+// reidentifyWatched re-identifies a restored clone (warm.Pool.Reidentify;
+// spare: one kept ready) while it watches the clone's serial log (after
+// from) for a kernel crash, which ends the wait at once.
+func (d *Daemon) reidentifyWatched(ctx context.Context, inst *store.Instance, r *driver.Run, userKey string, spare bool, serial string, from int64) (warm.Reidentified, error) {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	go func() {
@@ -51,7 +51,7 @@ func (d *Daemon) reidentifyWatched(ctx context.Context, inst *store.Instance, r 
 			}
 		}
 	}()
-	re, err := d.warm.Reidentify(ctx, inst, r, userKey, false)
+	re, err := d.warm.Reidentify(ctx, inst, r, userKey, spare)
 	if err != nil && errors.Is(context.Cause(ctx), errGuestCrashed) {
 		err = errGuestCrashed
 	}

@@ -204,7 +204,7 @@ func (d *Daemon) makeSpare(ctx context.Context, snap string, spec vm.Spec) (err 
 	if err != nil {
 		return err
 	}
-	re, err := d.warm.Reidentify(ctx, inst, v.Run(sp.m), userKey, true)
+	re, err := d.reidentifyWatched(ctx, inst, v.Run(sp.m), userKey, true, inst.Path(store.SerialLog), 0) // a crashed one is dropped at once
 	if err != nil {
 		return err
 	}

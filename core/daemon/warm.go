@@ -100,7 +100,7 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	_, userKey, err := sshx.LoadOrCreateKey(d.opts.Layout.UserKey())
 	var re warm.Reidentified
 	if err == nil {
-		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, serial, logFrom)
+		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 	}
 	live, retried := m, false // live is killed before the cold boot
 	if crash := guestCrashed(serial, logFrom); err != nil && crash != "" && v.Snaps != nil && opts.Clone != "" {
@@ -116,7 +116,7 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 			if m, err = v.Start(ctx, inst, opts); err == nil {
 				live = m
 				rep.started(m)
-				re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, serial, logFrom)
+				re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 			}
 		}
 	}
