@@ -261,16 +261,44 @@ sed '/^After=/s/ network\.target//' "$root/usr/lib/systemd/system/systemd-user-s
 grep -q '^After=' "$root/etc/systemd/system/systemd-user-sessions.service"
 # fvm tries SSH once the guest agent answers, and names a network that has
 # not come up 30 s after that: the agent starts once the network is up (or
-# failed to come up). Booted by fvm's QEMU driver that is once fvm-net set
-# the address (before network-pre.target), not after networking.service's
-# ifup -a, which then has only lo to do and took 4-5 s of a cold boot under
-# TCG; booted through GRUB it is after cloud-init's network stage (itself
-# after networking.service), as before. An ordering after a unit that does
-# not run is none.
-mkdir -p "$root/etc/systemd/system/qemu-guest-agent.service.d"
-cat > "$root/etc/systemd/system/qemu-guest-agent.service.d/fvm-lean.conf" <<'FVMEOF'
+# failed to come up) and sshd listens. Booted by fvm's QEMU driver that is
+# once fvm-net set the address (before network-pre.target), not after
+# networking.service's ifup -a, which then has only lo to do and took 4-5 s
+# of a cold boot under TCG; booted through GRUB it is after cloud-init's
+# network stage (itself after networking.service), as before. An ordering
+# after a unit that does not run is none.
+# Debian's unit binds the agent to udev's device for its port, which comes
+# when udev's coldplug gets to that port: 3.5-6 s after sshd listened in a
+# cold boot under TCG, the whole time the host waited. The kernel's node for
+# the port (devtmpfs) is there from the virtio console driver's probe, early
+# in the boot: the agent opens that one. The unit lives in /usr/local (it
+# outlives an upgrade of the package, and "systemctl mask" still works).
+cat > "$root/usr/libexec/fvm/qemu-ga-port" <<'FVMEOF'
+#!/bin/sh
+# qemu-ga-port: the QEMU guest agent on its virtio port's kernel node, found
+# by the port's name; where none is found, on the agent's default path.
+for d in /sys/class/virtio-ports/*; do
+	name=; read -r name < "$d/name" 2> /dev/null || true
+	if [ "$name" = org.qemu.guest_agent.0 ] && [ -c "/dev/${d##*/}" ]; then
+		exec /usr/sbin/qemu-ga --method=virtio-serial --path="/dev/${d##*/}"
+	fi
+done
+exec /usr/sbin/qemu-ga
+FVMEOF
+chmod 755 "$root/usr/libexec/fvm/qemu-ga-port"
+mkdir -p "$root/usr/local/lib/systemd/system"
+cat > "$root/usr/local/lib/systemd/system/qemu-guest-agent.service" <<'FVMEOF'
 [Unit]
-After=network-pre.target cloud-init-network.service
+Description=QEMU Guest Agent (fvm: on its port's kernel node, once the network is set and sshd listens)
+After=network-pre.target cloud-init-network.service ssh.service systemd-user-sessions.service
+
+[Service]
+ExecStart=-/usr/libexec/fvm/qemu-ga-port
+Restart=always
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
 FVMEOF
 mkdir -p "$root/etc/systemd/system/ifupdown-pre.service.d"
 cat > "$root/etc/systemd/system/ifupdown-pre.service.d/fvm-lean.conf" <<'FVMEOF'
@@ -278,5 +306,5 @@ cat > "$root/etc/systemd/system/ifupdown-pre.service.d/fvm-lean.conf" <<'FVMEOF'
 [Unit]
 ConditionPathExists=!/run/fvm/net
 FVMEOF
-chroot "$root" systemctl enable fvm-init.service fvm-net.service fvm-final.service
+chroot "$root" systemctl enable fvm-init.service fvm-net.service fvm-final.service qemu-guest-agent.service
 `
