@@ -77,6 +77,25 @@ func TestCloneKernelCrashRestoredAgain(t *testing.T) {
 			t.Errorf("%s: start report %+v has no clone-crashed phase", c.name, rep)
 		}
 	}
+	// A driver that cannot restore the clone again boots it cold itself: no
+	// re-identification of a cold boot, and the start says why.
+	drv.mu.Lock()
+	drv.crashes, drv.coldAfterRevert, drv.starts, drv.calls = 1, true, nil, nil
+	drv.mu.Unlock()
+	v, err := h.c.Clone(ctx, "web1", api.CloneRequest{Name: "c4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(drv.starts) != 2 || !strings.Contains(v.Notice, "could not be restored again") {
+		t.Fatalf("a clone the driver booted cold on its second restore: starts %+v, notice %q", drv.starts, v.Notice)
+	}
+	if rep := loadStartReport(&store.Instance{Dir: h.layout.InstanceDir("c4")}); rep == nil || rep.Boot != "cold" {
+		t.Fatalf("c4's start report %+v, want a cold boot", rep)
+	}
+	drv.mu.Lock()
+	drv.coldAfterRevert = false
+	drv.mu.Unlock()
+
 	// A clone whose restore did not crash boots cold at once, as before.
 	drv.mu.Lock()
 	drv.crashes, drv.starts, drv.calls = 0, nil, nil

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,6 +36,9 @@ type snapDriver struct {
 	// crashes is how many restores of a clone the fake guest's kernel
 	// survives not: each writes a panic to the serial log.
 	crashes int
+	// coldAfterRevert makes a clone's restore after a Revert fail, as a
+	// driver that boots cold instead does.
+	coldAfterRevert bool
 }
 
 const fakeState = "fake-state"
@@ -151,6 +155,12 @@ func (s *snapDriver) Start(ctx context.Context, inst *store.Instance, opts drive
 		boot = driver.BootRestored
 	case opts.Clone != "":
 		boot = driver.BootClone
+		s.fakeDriver.mu.Lock()
+		reverted := slices.Contains(s.calls, "revert "+inst.Spec.Name)
+		s.fakeDriver.mu.Unlock()
+		if s.coldAfterRevert && reverted {
+			boot = driver.BootCold
+		}
 		s.mu.Lock()
 		if s.crashes > 0 {
 			s.crashes--

@@ -81,6 +81,14 @@ func (s *startReport) crashed(line string) {
 	s.mu.Unlock()
 }
 
+// coldNote records why a clone's start ended in a cold boot the driver made
+// by itself (its restore failed).
+func (s *startReport) coldNote(why string) {
+	s.mu.Lock()
+	s.r.Boot, s.r.Via, s.r.Note = driver.BootCold, "", why
+	s.mu.Unlock()
+}
+
 // ready ends the start: the first SSH session ran. It saves the report and
 // returns it, once; later calls (reconnections) return false.
 func (s *startReport) ready() (api.StartReport, bool) {

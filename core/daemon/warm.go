@@ -116,6 +116,11 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 			if m, err = v.Start(ctx, inst, opts); err == nil {
 				live = m
 				rep.started(m)
+				if m.Info().Boot != driver.BootClone { // the driver could not restore it: it booted cold
+					why := driver.JoinNotices("the warm clone's guest kernel crashed after its restore and it could not be restored again: booted cold", m.Info().Notice)
+					rep.coldNote(why)
+					return m, nil, why, nil
+				}
 				re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 			}
 		}
