@@ -276,14 +276,21 @@ grep -q '^After=' "$root/etc/systemd/system/systemd-user-sessions.service"
 cat > "$root/usr/libexec/fvm/qemu-ga-port" <<'FVMEOF'
 #!/bin/sh
 # qemu-ga-port: the QEMU guest agent on its virtio port's kernel node, found
-# by the port's name; where none is found, on the agent's default path.
+# by the port's name, else on udev's link to it. A VM without the port (QEMU
+# run without the agent's channel) has no agent: this exits quietly, and
+# udev's rule for the port starts the unit again if one comes.
+port=org.qemu.guest_agent.0
 for d in /sys/class/virtio-ports/*; do
 	name=; read -r name < "$d/name" 2> /dev/null || true
-	if [ "$name" = org.qemu.guest_agent.0 ] && [ -c "/dev/${d##*/}" ]; then
+	if [ "$name" = "$port" ] && [ -c "/dev/${d##*/}" ]; then
 		exec /usr/sbin/qemu-ga --method=virtio-serial --path="/dev/${d##*/}"
 	fi
 done
-exec /usr/sbin/qemu-ga
+if [ -e "/dev/virtio-ports/$port" ]; then
+	exec /usr/sbin/qemu-ga --method=virtio-serial --path="/dev/virtio-ports/$port"
+fi
+echo "qemu-ga-port: no virtio port named $port: no guest agent" >&2
+exit 0
 FVMEOF
 chmod 755 "$root/usr/libexec/fvm/qemu-ga-port"
 mkdir -p "$root/usr/local/lib/systemd/system"
@@ -293,8 +300,8 @@ Description=QEMU Guest Agent (fvm: on its port's kernel node, once the network i
 After=network-pre.target cloud-init-network.service ssh.service systemd-user-sessions.service
 
 [Service]
-ExecStart=-/usr/libexec/fvm/qemu-ga-port
-Restart=always
+ExecStart=/usr/libexec/fvm/qemu-ga-port
+Restart=on-failure
 RestartSec=1
 
 [Install]
