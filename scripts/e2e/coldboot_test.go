@@ -56,14 +56,16 @@ func firstBootClean(t *testing.T, name string) {
 s=$(cloud-init status --wait | tail -n 1); echo "$s"
 [ -z "${fvm:-}" ] || { while [ "$(systemctl is-active fvm-final.service)" = activating ]; do sleep 0.5; done; systemctl is-active fvm-init.service fvm-net.service fvm-final.service | tr '\n' ' '
   sudo -n passwd -S "$USER" | cut -d' ' -f2; ls /etc/ssh/ | grep -c '^ssh_host_'
-  ip -4 route show default | cut -d' ' -f3; grep -c '^nameserver 10.0.2.3$' /etc/resolv.conf; pgrep -c dhclient || true; grep -c 'inet static' /etc/network/interfaces.d/50-fvm; }`)
+  ip -4 route show default | cut -d' ' -f3; grep -c '^nameserver 10.0.2.3$' /etc/resolv.conf; pgrep -c dhclient || true; grep -c 'inet static' /etc/network/interfaces.d/50-fvm
+  tr '\0' ' ' < "/proc/$(systemctl show -p MainPID --value qemu-guest-agent.service)/cmdline" | grep -c -- '--path=/dev/vport' || true; }`)
 	f := strings.Fields(out)
 	switch {
 	case len(f) > 0 && f[0] == "fvm-init":
 		// The password locked (no password login), the seed's host key the
-		// only one, the address fvm.net= gave set by fvm-net with no DHCP.
-		if got := strings.Join(f[1:], " "); got != "status: disabled active active active L 2 10.0.2.2 1 0 1" {
-			t.Fatalf("%s: fvm-init's boot: cloud-init, fvm-init's units, the password, the host keys and the network say %q, want cloud-init disabled, the three units active, the password locked (L), one host key pair, the default route via 10.0.2.2, QEMU's DNS in resolv.conf, no dhclient and a static stanza\n%s", name, got,
+		// only one, the address fvm.net= gave set by fvm-net with no DHCP,
+		// the guest agent on its port's kernel node (not udev's link).
+		if got := strings.Join(f[1:], " "); got != "status: disabled active active active L 2 10.0.2.2 1 0 1 1" {
+			t.Fatalf("%s: fvm-init's boot: cloud-init, fvm-init's units, the password, the host keys, the network and the agent say %q, want cloud-init disabled, the three units active, the password locked (L), one host key pair, the default route via 10.0.2.2, QEMU's DNS in resolv.conf, no dhclient, a static stanza and the agent on /dev/vport*\n%s", name, got,
 				fvm(t, "exec", name, "--", "sudo journalctl -b --no-pager -o cat -u fvm-init -u fvm-net -u fvm-final | tail -20").stdout)
 		}
 	case !strings.Contains(out, "done"):
