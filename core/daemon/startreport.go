@@ -66,9 +66,7 @@ func (s *startReport) reidentified(re warm.Reidentified) {
 // what it took so far is one phase.
 func (s *startReport) fellBack(why string) {
 	s.mark("clone-failed")
-	s.mu.Lock()
-	s.r.Boot, s.r.Via, s.r.Note = driver.BootCold, "", why
-	s.mu.Unlock()
+	s.coldNote(why)
 }
 
 // crashed records that the restored clone's guest kernel crashed (the

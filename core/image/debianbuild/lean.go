@@ -112,11 +112,11 @@ const leanGrubKernelArgs = " panic=5 oops=panic"
 //     sshd, logind, the user's manager) runs first, the sound card, the
 //     framebuffer and the CPU's crypto and KVM modules load a few seconds
 //     later. Five cold boots each, in turns: SSH ready 27.2 s against 32.4 s
-//     on average, each pair 3.5-8.4 s apart. The guest agent's port is
-//     coldplugged first (--prioritized-subsystem gains virtio-ports: fvm's
-//     first SSH attempt waits for the agent), and the display's USB keyboard
-//     and tablet drivers load early beside the boot (fvm-input.service), so
-//     that typing into the display works as soon as a login prompt shows.
+//     on average, each pair 3.5-8.4 s apart. The guest agent does not wait
+//     for udev (it opens its port's kernel node: fvminit.go), and the
+//     display's USB keyboard and tablet drivers load early beside the boot
+//     (fvm-input.service), so that typing into the display works as soon as
+//     a login prompt shows.
 //     A warm snapshot's template waits for udev to be done before it is
 //     saved, so clones never inherit a half-done coldplug.
 //   - That command line turns cloud-init off and fvm-init on (fvminit.go).
@@ -160,22 +160,13 @@ for g in systemd-ssh-generator systemd-gpt-auto-generator systemd-hibernate-resu
 		ln -sf /dev/null "$root/etc/systemd/system-generators/$g"
 	fi
 done
-mkdir -p "$root/etc/systemd/system/systemd-udevd.service.d" "$root/etc/systemd/system/systemd-udev-trigger.service.d"
+mkdir -p "$root/etc/systemd/system/systemd-udevd.service.d"
 cat > "$root/etc/systemd/system/systemd-udevd.service.d/fvm-lean.conf" <<'EOF'
 # fvm's lean image: udev's coldplug yields the CPUs while the system starts;
 # what SSH and the first login wait for runs first.
 [Service]
 StartupCPUWeight=20
 EOF
-trigger="$root/usr/lib/systemd/system/systemd-udev-trigger.service"
-if [ "$(grep -c '^ExecStart=' "$trigger")" = 1 ]; then
-	cmd=$(sed -n 's/^ExecStart=//p' "$trigger")
-	case $cmd in
-	*--prioritized-subsystem=*) cmd=$(printf '%s' "$cmd" | sed 's/--prioritized-subsystem=\([^ ]*\)/--prioritized-subsystem=\1,virtio-ports/') ;;
-	*) cmd="$cmd --prioritized-subsystem=virtio-ports" ;;
-	esac
-	printf '# fvm lean image: the guest agent port is coldplugged first (fvm waits for the agent).\n[Service]\nExecStart=\nExecStart=%s\n' "$cmd" > "$root/etc/systemd/system/systemd-udev-trigger.service.d/fvm-lean.conf"
-fi
 cat > "$root/etc/systemd/system/fvm-input.service" <<'EOF'
 [Unit]
 Description=fvm: the display's USB keyboard and tablet drivers, early
