@@ -202,11 +202,6 @@ func (m *Menu) setBusy(s string) {
 
 // render draws the state into the tray; m.mu must be held.
 func (m *Menu) render() {
-	tip := ""
-	if m.hostErr != nil {
-		tip = m.hostErr.Error()
-	}
-	m.status.set(m.statusLine(), tip, false)
 	m.renderHosts()
 	shown := min(len(m.vms), len(m.slots))
 	for i, s := range m.slots {
@@ -221,6 +216,13 @@ func (m *Menu) render() {
 	m.more.show(extra > 0 && m.hostErr == nil)
 	m.empty.show(len(m.vms) == 0 && m.hostErr == nil && m.host != nil)
 	m.newVM.enable(m.hostErr == nil && !m.quitting)
+	// The status line goes last: it sums up the rest, so whoever sees it
+	// change (a person, a test) sees the items it speaks of already drawn.
+	tip := ""
+	if m.hostErr != nil {
+		tip = m.hostErr.Error()
+	}
+	m.status.set(m.statusLine(), tip, false)
 	running := m.running()
 	tip = "fvm"
 	if len(running) > 0 {
