@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -234,6 +235,19 @@ func (s *Store) Discard(inst *Instance) error {
 	return os.RemoveAll(inst.Dir)
 }
 
+// removeAllSettling removes a half-made directory that a helper of the
+// killed host (qemu-img creating a disk in it) may still be writing into as
+// it dies: a file made during the removal fails it ("directory not
+// empty"), so it is tried again for up to a second.
+func removeAllSettling(p string) error {
+	err := os.RemoveAll(p)
+	for i := 0; err != nil && i < 20; i++ {
+		time.Sleep(50 * time.Millisecond)
+		err = os.RemoveAll(p)
+	}
+	return err
+}
+
 // CleanStale removes the temporaries of creates and removes that never
 // finished (the host was killed): only the one host of a state directory makes them, so at
 // its start every one is stale.
@@ -242,7 +256,7 @@ func (s *Store) CleanStale() (removed []string) {
 	for _, e := range entries {
 		if e.IsDir() && (strings.HasPrefix(e.Name(), creatingPrefix) || strings.HasPrefix(e.Name(), removingPrefix)) {
 			p := filepath.Join(s.Layout.VMsDir(), e.Name())
-			if os.RemoveAll(p) == nil {
+			if removeAllSettling(p) == nil {
 				removed = append(removed, p)
 			}
 		} else if p := filepath.Join(s.Layout.VMsDir(), e.Name()); e.Type()&fs.ModeSymlink != 0 && strings.HasPrefix(e.Name(), creatingPrefix) && !exists(p) {

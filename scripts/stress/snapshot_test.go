@@ -165,6 +165,15 @@ func snapshotInvariants(t *testing.T, e *env, src string) {
 	}
 	if ents, _ := filepath.Glob(filepath.Join(e.l.VMsDir(), ".creating-*")); len(ents) != 0 {
 		t.Errorf("half-made clones stayed: %v", ents)
+		for _, d := range ents {
+			var files []string
+			filepath.WalkDir(d, func(p string, _ os.DirEntry, _ error) error { files = append(files, p); return nil })
+			t.Logf("%s holds %q", d, files)
+		}
+		t.Logf("the host's log, last lines:\n%s", hostLogTail(e, 60))
+		if b, err := store.ReadTail(e.l.DaemonLog(), 8<<10); err == nil {
+			t.Logf("the log of hosts the CLI started, last 8 KiB:\n%s", b)
+		}
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/fvmhq/fvm/core/driver"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 	"github.com/fvmhq/fvm/core/vm"
 )
@@ -69,7 +70,7 @@ func (d *Driver) qemuImgCreate(ctx context.Context, disk string, size int64, ext
 	if size > 0 {
 		args = append(args, strconv.FormatInt((size+511)&^511, 10)) // QEMU sizes disks in whole sectors
 	}
-	cmd := exec.CommandContext(ctx, qemuImg, args...)
+	cmd := proc.DiesWithHost(exec.CommandContext(ctx, qemuImg, args...))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("create disk %s: qemu-img: %s: %w", disk, strings.TrimSpace(string(out)), err)

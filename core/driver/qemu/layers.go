@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/fvmhq/fvm/core/image"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -293,7 +294,7 @@ func (d *Driver) newTop(ctx context.Context, top, layer string, size int64) erro
 	}
 	tmp := top + ".tmp"
 	os.Remove(tmp)
-	cmd := exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", layer, tmp, fmt.Sprint((size+511)&^511))
+	cmd := proc.DiesWithHost(exec.CommandContext(ctx, qemuImg, "create", "-q", "-f", "qcow2", "-u", "-F", "qcow2", "-b", layer, tmp, fmt.Sprint((size+511)&^511)))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("create the new top %s: qemu-img: %s: %w", top, strings.TrimSpace(string(out)), err)
@@ -386,7 +387,7 @@ func (d *Driver) flattenStopped(ctx context.Context, top string) (bool, error) {
 		}
 		args = append(args, "-F", string(info.Format))
 	}
-	if out, err := exec.CommandContext(ctx, qemuImg, append(args, top)...).CombinedOutput(); err != nil {
+	if out, err := proc.DiesWithHost(exec.CommandContext(ctx, qemuImg, append(args, top)...)).CombinedOutput(); err != nil {
 		return false, fmt.Errorf("flatten %s: qemu-img: %s: %w", top, strings.TrimSpace(string(out)), err)
 	}
 	return true, nil
