@@ -57,15 +57,18 @@ s=$(cloud-init status --wait | tail -n 1); echo "$s"
 [ -z "${fvm:-}" ] || { while [ "$(systemctl is-active fvm-final.service)" = activating ]; do sleep 0.5; done; systemctl is-active fvm-init.service fvm-net.service fvm-final.service | tr '\n' ' '
   sudo -n passwd -S "$USER" | cut -d' ' -f2; ls /etc/ssh/ | grep -c '^ssh_host_'
   ip -4 route show default | cut -d' ' -f3; grep -c '^nameserver 10.0.2.3$' /etc/resolv.conf; pgrep -c dhclient || true; grep -c 'inet static' /etc/network/interfaces.d/50-fvm
-  tr '\0' ' ' < "/proc/$(systemctl show -p MainPID --value qemu-guest-agent.service)/cmdline" | grep -c -- '--path=/dev/vport' || true; }`)
+  tr '\0' ' ' < "/proc/$(systemctl show -p MainPID --value qemu-guest-agent.service)/cmdline" | grep -c -- '--path=/dev/vport' || true
+  a=/run/user/$(id -u)/openssh_agent; systemctl --user show-environment | grep -cx "SSH_AUTH_SOCK=$a" || true; SSH_AUTH_SOCK=$a ssh-add -l >/dev/null 2>&1; echo "$?"; }`)
 	f := strings.Fields(out)
 	switch {
 	case len(f) > 0 && f[0] == "fvm-init":
 		// The password locked (no password login), the seed's host key the
 		// only one, the address fvm.net= gave set by fvm-net with no DHCP,
-		// the guest agent on its port's kernel node (not udev's link).
-		if got := strings.Join(f[1:], " "); got != "status: disabled active active active L 2 10.0.2.2 1 0 1 1" {
-			t.Fatalf("%s: fvm-init's boot: cloud-init, fvm-init's units, the password, the host keys, the network and the agent say %q, want cloud-init disabled, the three units active, the password locked (L), one host key pair, the default route via 10.0.2.2, QEMU's DNS in resolv.conf, no dhclient, a static stanza and the agent on /dev/vport*\n%s", name, got,
+		// the guest agent on its port's kernel node (not udev's link), the
+		// user's manager with SSH_AUTH_SOCK naming its ssh-agent socket, which
+		// answers (ssh-add -l: 1, no identities; 2 is no agent).
+		if got := strings.Join(f[1:], " "); got != "status: disabled active active active L 2 10.0.2.2 1 0 1 1 1 1" {
+			t.Fatalf("%s: fvm-init's boot: cloud-init, fvm-init's units, the password, the host keys, the network, the agent and the user's ssh-agent say %q, want cloud-init disabled, the three units active, the password locked (L), one host key pair, the default route via 10.0.2.2, QEMU's DNS in resolv.conf, no dhclient, a static stanza, the agent on /dev/vport*, SSH_AUTH_SOCK in the user's manager and its agent answering\n%s", name, got,
 				fvm(t, "exec", name, "--", "sudo journalctl -b --no-pager -o cat -u fvm-init -u fvm-net -u fvm-final | tail -20").stdout)
 		}
 	case !strings.Contains(out, "done"):

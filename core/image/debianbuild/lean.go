@@ -119,6 +119,11 @@ const leanGrubKernelArgs = " panic=5 oops=panic"
 //     a login prompt shows.
 //     A warm snapshot's template waits for udev to be done before it is
 //     saved, so clones never inherit a half-done coldplug.
+//   - The user's ssh-agent socket (Debian's, started with the user's
+//     manager) no longer runs `systemctl --user set-environment` as it
+//     starts: environment.d gives the manager SSH_AUTH_SOCK. That systemctl
+//     was 0.2-0.4 s of the manager's start under emulation, which the first
+//     login (and so `run -d`) waits for.
 //   - That command line turns cloud-init off and fvm-init on (fvminit.go).
 const leanHook = `set -eu
 root="$1"
@@ -248,6 +253,18 @@ cat > "$root/etc/systemd/system/cloud-config.service.d/fvm-lean.conf" <<'EOF'
 [Service]
 ExecStartPre=-/usr/libexec/fvm/wait-lingering-managers
 EOF
+if [ -e "$root/usr/lib/systemd/user/ssh-agent.socket" ]; then
+	mkdir -p "$root/etc/systemd/user/ssh-agent.socket.d" "$root/etc/environment.d"
+	cat > "$root/etc/systemd/user/ssh-agent.socket.d/fvm-lean.conf" <<'EOF'
+# fvm's lean image: the user's manager has SSH_AUTH_SOCK from environment.d
+# (/etc/environment.d/90-fvm-ssh-agent.conf), not from a systemctl run as
+# this socket starts, which the first login waited for.
+[Socket]
+ExecStartPost=
+ExecStopPre=
+EOF
+	echo 'SSH_AUTH_SOCK=${XDG_RUNTIME_DIR}/openssh_agent' > "$root/etc/environment.d/90-fvm-ssh-agent.conf"
+fi
 sed -i 's|^session\s\+optional\s\+pam_motd\.so\s\+motd=/run/motd\.dynamic|# fvm lean image: no update-motd.d at each login\n#&|' "$root/etc/pam.d/sshd"
 sed -i 's/\t0\t1$/\t0\t0/' "$root/etc/fstab"
 chroot "$root" ldconfig
