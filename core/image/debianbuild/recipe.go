@@ -58,7 +58,9 @@ var (
 // essentialHook runs after the essential packages, before the kernel is installed, so
 // the initramfs is built lean the first time: only the modules a VM's boot disk needs
 // (virtio, NVMe for vz, ext4) instead of MODULES=most. Under software emulation that
-// is seconds less per boot (a ~30 MB initrd takes ~7 s just to unpack).
+// is seconds less per boot (a ~30 MB initrd takes ~7 s just to unpack). udev's
+// hardware database stays out of it too (13 of its 33 MB; the kernel's unpack
+// of the initrd 0.3 s shorter under TCG, in turns on one VM).
 const essentialHook = `set -eu
 root="$1"
 mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
@@ -70,6 +72,13 @@ case "$1" in prereqs) exit 0 ;; esac
 manual_add_modules virtio_pci virtio_blk virtio_scsi sd_mod nvme ext4 crc32c_generic
 EOF
 chmod 0755 "$root/etc/initramfs-tools/hooks/fvm-modules"
+cat > "$root/etc/initramfs-tools/hooks/fvm-no-hwdb" <<'EOF'
+#!/bin/sh
+# fvm: udev's hardware database (13 MB) finds no use in finding the root disk.
+case "$1" in prereqs) exit 0 ;; esac
+rm -f "$DESTDIR/usr/lib/udev/hwdb.bin" "$DESTDIR/etc/udev/hwdb.bin"
+EOF
+chmod 0755 "$root/etc/initramfs-tools/hooks/fvm-no-hwdb"
 `
 
 // customizeHook runs (via sh -c, "$1" = the root directory) after the packages are in.
