@@ -89,11 +89,24 @@ func (d *Daemon) WarmImage(ctx context.Context, req api.WarmRequest) (api.WarmSn
 	return snap, err
 }
 
+// cloneRestores is how many times a clone is restored before a guest kernel
+// crash after each sends it to a cold boot. Such a crash (an emulator's: seen
+// under multi-threaded TCG) does not follow from the snapshot, and a restore
+// costs a second or two where a cold boot costs tens.
+const cloneRestores = 3
+
+func times(n int) string {
+	if n == 2 {
+		return "twice"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
 // startClone makes a clone the driver restored (m, with opts) its own
 // machine (warm.Pool.Reidentify) and returns the checked connection to hold.
 // A clone whose guest kernel crashed meanwhile (its serial log after
-// logFrom says so) is restored once more; when that fails too it kills the
-// clone and boots the VM cold, with why.
+// logFrom says so) is restored again, up to cloneRestores restores in all;
+// when that fails too it kills the clone and boots the VM cold, with why.
 func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver.VM, m driver.Machine, opts driver.StartOptions, logFrom int64, rep *startReport) (driver.Machine, *sshx.Client, string, error) {
 	name := inst.Spec.Name
 	serial := inst.Path(store.SerialLog)
@@ -102,28 +115,31 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	if err == nil {
 		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 	}
-	live, retried := m, false // live is killed before the cold boot
-	if crash := guestCrashed(serial, logFrom); err != nil && crash != "" && v.Snaps != nil && opts.Clone != "" {
+	live, crashes := m, 0 // live is killed before the cold boot
+	for crash := guestCrashed(serial, logFrom); err != nil && crash != "" && v.Snaps != nil && opts.Clone != "" && crashes < cloneRestores-1; crash = guestCrashed(serial, logFrom) {
 		d.log.Warn("the restored clone's guest kernel crashed: restoring it again", "vm", name, "crash", crash, "err", err)
 		m.Kill()
 		<-m.Done()
-		live, retried = nil, true
+		live = nil
+		crashes++
 		rep.crashed(crash)
 		// What the crashed guest wrote (its reboot provisions the disk) does
 		// not go with the snapshot's memory: the clone starts on a new top.
 		logFrom = serialSize(serial)
-		if err = v.Snaps.Revert(ctx, inst, opts.Clone); err == nil {
-			if m, err = v.Start(ctx, inst, opts); err == nil {
-				live = m
-				rep.started(m)
-				if m.Info().Boot != driver.BootClone { // the driver could not restore it: it booted cold
-					why := driver.JoinNotices("the warm clone's guest kernel crashed after its restore and it could not be restored again: booted cold", m.Info().Notice)
-					rep.coldNote(why)
-					return m, nil, why, nil
-				}
-				re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
-			}
+		if err = v.Snaps.Revert(ctx, inst, opts.Clone); err != nil {
+			break
 		}
+		if m, err = v.Start(ctx, inst, opts); err != nil {
+			break
+		}
+		live = m
+		rep.started(m)
+		if m.Info().Boot != driver.BootClone { // the driver could not restore it: it booted cold
+			why := driver.JoinNotices("the warm clone's guest kernel crashed after its restore and it could not be restored again: booted cold", m.Info().Notice)
+			rep.coldNote(why)
+			return m, nil, why, nil
+		}
+		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 	}
 	if err == nil {
 		rep.reidentified(re)
@@ -138,11 +154,11 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	}
 	why := fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", err)
 	switch crash := guestCrashed(serial, logFrom); {
-	case crash != "" && retried:
-		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore, twice (%q): booted cold", crash)
+	case crash != "" && crashes > 0:
+		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore, %s (%q): booted cold", times(crashes+1), crash)
 	case crash != "":
 		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore (%q): booted cold", crash)
-	case retried:
+	case crashes > 0:
 		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore; restored again, it could not be re-identified (%v): booted cold", err)
 	}
 	rep.fellBack(why)

@@ -66,8 +66,12 @@ done
 	if r.code != 0 || !strings.Contains(r.stderr, "Cloned "+name) || strings.Contains(r.stderr, "booted cold") {
 		t.Fatalf("clone %s with a crash after its restore: %+v (serial: %q)", name, r, crash)
 	}
-	if n := asks.Load(); n != 2 || len(crash) == 0 {
-		t.Fatalf("the fork asked %d times (want 2: the crash, then the restore again) and its serial log has crash lines %q", n, crash)
+	// A third ask: the second restore crashed too, on its own (an emulator's
+	// crash, which fvm meets with a third restore).
+	if n := asks.Load(); n < 2 || n > 3 || len(crash) == 0 {
+		t.Fatalf("the fork asked %d times (want 2: the crash, then the restore again; or 3 after a crash of the emulator's) and its serial log has crash lines %q", n, crash)
+	} else if n == 3 {
+		t.Logf("the second restore crashed on its own; the third came up: %q", crash)
 	}
 	v := inspectVM(t, name)
 	if v.LastStart == nil || v.LastStart.Boot != "clone" || !strings.Contains(v.LastStart.Note, "crashed") ||

@@ -109,6 +109,44 @@ func (e *env) killHost() {
 		syscall.Kill(info.PID, syscall.SIGKILL)
 		time.Sleep(50 * time.Millisecond)
 	}
+	// One still starting (the lock taken, not serving yet) does not answer
+	// that ping, yet would serve the next command: found by its environment.
+	for _, pid := range daemonsOf(e.home) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil {
+				break
+			}
+			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(b), ") Z ") {
+				break // a zombie: dead, its parent (a killed CLI) not reaping it yet
+			}
+		}
+	}
+}
+
+// daemonsOf lists the `fvm daemon` processes whose FVM_HOME is home.
+func daemonsOf(home string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, d := range ents {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
+		if len(args) < 2 || args[1] != "daemon" || filepath.Base(args[0]) != "fvm" {
+			continue
+		}
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if kv == "FVM_HOME="+home {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
 }
 
 // mirror serves a Debian-like layout over loopback, slowly enough that a
