@@ -99,7 +99,12 @@ func TestConsole(t *testing.T) {
 	})
 
 	t.Run("keys-reach-the-guest", func(t *testing.T) {
-		before := screendump(t, c, name)
+		// The display's driver (virtio-gpu, loaded by udev's coldplug, which
+		// yields the CPUs while the system starts) takes the screen over from
+		// VGA text about when SSH is up: type once it has and its console is
+		// drawn, or the screen compared is a blank one both times.
+		mustFVM(t, "exec", name, "--", "sudo udevadm settle --timeout=120")
+		before := stableScreen(t, c, name)
 		failed := failedLogins(t, name, "tty1")
 		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#screen canvas")), chromedp.KeyEvent("fvmkeys\r")); err != nil {
 			t.Fatal(err)
@@ -400,6 +405,23 @@ func screendump(t *testing.T, c *client.Client, name string) image.Image {
 // compareImages returns the fraction of pixels of a that differ from b by more
 // than a small tolerance on some channel (all of them when the sizes differ),
 // and how many pixels of a are not black.
+// stableScreen returns the VM's screen once two dumps a second apart match
+// (a blinking cursor aside), within 30 s.
+func stableScreen(t *testing.T, c *client.Client, name string) image.Image {
+	t.Helper()
+	prev := screendump(t, c, name)
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		time.Sleep(time.Second)
+		cur := screendump(t, c, name)
+		if diff, lit := compareImages(prev, cur); diff < 0.0002 && lit > 0 {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatal("the screen did not settle within 30 s")
+	return nil
+}
+
 func compareImages(a, b image.Image) (diff float64, lit int) {
 	r := a.Bounds()
 	same := r == b.Bounds()
