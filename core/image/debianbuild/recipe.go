@@ -59,8 +59,8 @@ var (
 // the initramfs is built lean the first time: only the modules a VM's boot disk needs
 // (virtio, NVMe for vz, ext4) instead of MODULES=most. Under software emulation that
 // is seconds less per boot (a ~30 MB initrd takes ~7 s just to unpack). udev's
-// hardware database stays out of it too (13 of its 33 MB; the kernel's unpack
-// of the initrd 0.3 s shorter under TCG, in turns on one VM).
+// hardware database stays out of it too (13 of its 33 MB: under TCG, in turns on
+// one VM, the root was mounted 0.7 s sooner, 0.2 s of it the kernel's unpack).
 const essentialHook = `set -eu
 root="$1"
 mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
