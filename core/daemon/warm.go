@@ -116,7 +116,11 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 	}
 	live, crashes := m, 0 // live is killed before the cold boot
-	for crash := guestCrashed(serial, logFrom); err != nil && crash != "" && v.Snaps != nil && opts.Clone != "" && crashes < cloneRestores-1; crash = guestCrashed(serial, logFrom) {
+	for err != nil && v.Snaps != nil && opts.Clone != "" && crashes < cloneRestores-1 {
+		crash := guestCrashed(serial, logFrom)
+		if crash == "" {
+			break // not a crash: the cold boot below, with why
+		}
 		d.log.Warn("the restored clone's guest kernel crashed: restoring it again", "vm", name, "crash", crash, "err", err)
 		m.Kill()
 		<-m.Done()

@@ -402,9 +402,6 @@ func screendump(t *testing.T, c *client.Client, name string) image.Image {
 	return img
 }
 
-// compareImages returns the fraction of pixels of a that differ from b by more
-// than a small tolerance on some channel (all of them when the sizes differ),
-// and how many pixels of a are not black.
 // stableScreen returns the VM's screen once two dumps a second apart match
 // (a blinking cursor aside), within 30 s.
 func stableScreen(t *testing.T, c *client.Client, name string) image.Image {
@@ -422,6 +419,9 @@ func stableScreen(t *testing.T, c *client.Client, name string) image.Image {
 	return nil
 }
 
+// compareImages returns the fraction of pixels of a that differ from b by more
+// than a small tolerance on some channel (all of them when the sizes differ),
+// and how many pixels of a are not black.
 func compareImages(a, b image.Image) (diff float64, lit int) {
 	r := a.Bounds()
 	same := r == b.Bounds()

@@ -39,6 +39,7 @@ import (
 
 	"github.com/fvmhq/fvm/core/api"
 	"github.com/fvmhq/fvm/core/api/client"
+	"github.com/fvmhq/fvm/core/proc"
 	"github.com/fvmhq/fvm/core/store"
 )
 
@@ -114,11 +115,8 @@ func (e *env) killHost() {
 	for _, pid := range daemonsOf(e.home) {
 		syscall.Kill(pid, syscall.SIGKILL)
 		for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d/cmdline", pid)); err != nil {
-				break
-			}
-			if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); strings.Contains(string(b), ") Z ") {
-				break // a zombie: dead, its parent (a killed CLI) not reaping it yet
+			if _, _, err := proc.Info(pid); err != nil {
+				break // gone, or a zombie its parent (a killed CLI) has yet to reap
 			}
 		}
 	}
@@ -133,9 +131,8 @@ func daemonsOf(home string) []int {
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
-		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		args := strings.Split(strings.TrimRight(string(cmd), "\x00"), "\x00")
-		if len(args) < 2 || args[1] != "daemon" || filepath.Base(args[0]) != "fvm" {
+		exe, args, err := proc.Info(pid)
+		if err != nil || len(args) < 2 || args[1] != "daemon" || filepath.Base(exe) != "fvm" {
 			continue
 		}
 		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
