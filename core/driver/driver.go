@@ -120,6 +120,10 @@ type StartOptions struct {
 	// re-identification; a new VM generation ID, since its memory repeats):
 	// the run is BootRestored.
 	Restore bool
+	// Template: the VM is booted to become a warm snapshot (core/warm). A
+	// driver that can keeps its memory where its clones map it instead of
+	// loading a copy each (qemu: memfile.go); others boot it as any VM.
+	Template bool
 }
 
 // SnapshotResult is what a driver made of a snapshot.

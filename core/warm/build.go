@@ -178,7 +178,7 @@ func (p *Pool) build(ctx context.Context, v *driver.VM, spec vm.Spec, shape, wan
 	if err := v.Create(ctx, inst, in); err != nil {
 		return fail(err)
 	}
-	m, err := v.Start(ctx, inst, driver.StartOptions{})
+	m, err := v.Start(ctx, inst, driver.StartOptions{Template: true})
 	if err != nil {
 		return fail(err)
 	}

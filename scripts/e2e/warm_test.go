@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,6 +84,20 @@ func TestWarmClones(t *testing.T) {
 	for _, k := range []string{"hostname", "machine-id", "hostkey", "vmgenid", "instance-id"} {
 		if ids["clone1"][k] == ids["clone2"][k] || ids["clone1"][k] == "" {
 			t.Errorf("the two clones share their %s (%q)", k, ids["clone1"][k])
+		}
+	}
+	// Both map the template's memory copy-on-write (memfile.go): resident is
+	// what each touched, not a copy of the whole guest (1.2 GiB before).
+	for _, n := range names {
+		pid := readPID(t, n)
+		maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+		if err != nil || !strings.Contains(string(maps), filepath.Join(snapDir, qemu.MemoryFile)) {
+			t.Errorf("%s's QEMU does not map the template's memory file (%v)", n, err)
+		}
+		rss := rssMiB(t, pid)
+		t.Logf("MEASURE warm clone QEMU RSS (1 GiB guest): %d MiB", rss)
+		if rss > 700 {
+			t.Errorf("%s's QEMU is %d MiB resident: it holds a copy of its template's memory", n, rss)
 		}
 	}
 	// The template's host key works for neither.
@@ -274,4 +289,21 @@ func dialWithHostKey(t *testing.T, name, hostKey string) error {
 		c.Close()
 	}
 	return err
+}
+
+// rssMiB is the resident memory of process pid.
+func rssMiB(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.Atoi(f[1])
+			return kb >> 10
+		}
+	}
+	t.Fatalf("no VmRSS for pid %d", pid)
+	return 0
 }

@@ -32,7 +32,12 @@ type Config struct {
 	PIDFile      string
 	QGASocket    string // the guest agent's channel; "" for none
 	VMGenID      string // the VM generation ID (a UUID; x86-64): a new one tells a clone's kernel to reseed
-	Incoming     string // restore the saved state from this migration URI ("fd:3") instead of booting
+	Incoming     string // restore the saved state from this migration URI ("fd:3"; "defer": QMP says, memfile.go) instead of booting
+	// MemoryFile maps the guest's memory from this file (memfile.go): shared
+	// (a warm template, whose memory the file then holds) with
+	// MemoryShared, else private (a clone, copy-on-write over its template's).
+	MemoryFile   string
+	MemoryShared bool
 	Shares       []Share
 	TBSizeMiB    int // TCG's translation cache (0: QEMU's default, 1 GiB on 64-bit hosts)
 	// Display: a graphics card with USB keyboard and tablet, served as VNC on
@@ -83,6 +88,8 @@ func BuildArgs(cfg Config) []string {
 	}
 	if sharedMemory(cfg) { // virtiofsd maps the guest's memory
 		a = append(a, "-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB))
+	} else if cfg.MemoryFile != "" {
+		a = append(a, "-object", memoryFileObject(cfg))
 	}
 	if !cfg.KernelBoot {
 		a = append(a,
@@ -262,6 +269,9 @@ func escape(path string) string { return strings.ReplaceAll(path, ",", ",,") }
 func memoryBackend(cfg Config) string {
 	if sharedMemory(cfg) {
 		return ",memory-backend=mem"
+	}
+	if cfg.MemoryFile != "" {
+		return ",memory-backend=" + ramID(cfg.Arch)
 	}
 	return ""
 }

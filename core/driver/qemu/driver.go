@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,16 +273,32 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 	if cfg.Shares, err = planShares(spec.Mounts, p); err != nil {
 		return fail(err)
 	}
+	if opts.Template && !sharedMemory(cfg) { // its memory where its clones map it (memfile.go)
+		if err := os.Remove(p.mem); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fail(err)
+		}
+		cfg.MemoryFile, cfg.MemoryShared, facts.SharedMemory = p.mem, true, true
+	}
 	if facts.Fingerprint, err = d.fingerprint(ctx, qemuPath, cfg); err != nil {
 		notice = driver.JoinNotices(notice, fmt.Sprintf("this run cannot be suspended: %v", err))
 	}
 	var state *os.File // the saved state to restore, passed as fd 3
 	switch {
 	case restore && clone != "": // the host decided that it fits (core/warm)
-		if state, _, err = store.OpenRegular(pathsOf(&store.Instance{Dir: clone}).state); err != nil {
+		sp := pathsOf(&store.Instance{Dir: clone})
+		if cfg.MemoryFile, err = templateMemory(sp); err != nil {
+			return fail(err) // errRestore: a cold boot
+		}
+		if cfg.MemoryFile != "" && sharedMemory(cfg) {
+			return fail(fmt.Errorf("%w: a VM with shared folders cannot map its template's memory", errRestore))
+		}
+		if state, _, err = store.OpenRegular(sp.state); err != nil {
 			return fail(fmt.Errorf("warm snapshot: %w", err))
 		}
 		cfg.Incoming, facts.Boot = "fd:3", driver.BootClone
+		if cfg.MemoryFile != "" {
+			cfg.Incoming, facts.MappedMemory = "defer", true // loadIncoming, once QMP answers
+		}
 		if opts.Restore {
 			facts.Boot = driver.BootRestored
 		}
@@ -351,6 +368,11 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 			}
 		}
 		return abort(err)
+	}
+	if state != nil && cfg.Incoming == "defer" {
+		if err := loadIncoming(ctx, p); err != nil {
+			return abort(fmt.Errorf("%w: %v", errRestore, err))
+		}
 	}
 	var clockStale bool
 	clockLeft := state != nil && facts.Boot == driver.BootClone

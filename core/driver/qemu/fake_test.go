@@ -136,15 +136,40 @@ func fakeQEMU(mode string, args []string) int {
 		}
 	}
 	status := "running"
-	if opt["-incoming"] == "fd:3" { // restore: the state must be one this fake saved
+	// Memory in a file (memfile.go): a template's, shared, holds its memory;
+	// a clone's, private, must be one a template wrote.
+	memPath, memShared := fakeMemoryFile(args)
+	if memShared {
+		os.WriteFile(memPath, []byte("fake memory of "+opt["-name"]+"\n"), 0o600)
+	}
+	var ignoreShared bool // the migration capability x-ignore-shared
+	load := func() bool { // the state on fd 3, as QEMU checks it
 		b, _ := io.ReadAll(os.NewFile(3, "incoming"))
-		if !strings.HasPrefix(string(b), fakeStateMagic) {
+		msg := fakeLoadError(string(b), ignoreShared, memPath, memShared)
+		if msg != "" {
+			fmt.Fprintln(os.Stderr, "qemu-system-x86_64: "+msg)
 			fmt.Fprintln(os.Stderr, "qemu-system-x86_64: load of migration failed: Invalid argument")
 			os.Remove(pidFile)
 			os.Remove(sock)
-			return 1
+			return false
 		}
 		status = "paused" // as the source was when it saved
+		return true
+	}
+	switch opt["-incoming"] {
+	case "fd:3": // restore: the state must be one this fake saved
+		if !load() {
+			return 1
+		}
+	case "defer": // migrate-incoming says when
+		status = "inmigrate"
+	}
+	saved := func(extra string) string { // a saved state's one line
+		where := "memory in stream"
+		if ignoreShared && memShared {
+			where = "memory in file"
+		}
+		return fmt.Sprintf("%s memory of %s, status %s%s, %s, ignore-shared=%v\n", fakeStateMagic, opt["-name"], status, extra, where, ignoreShared)
 	}
 	fds := map[string]*os.File{}
 	var pendingFD *os.File
@@ -153,6 +178,7 @@ func fakeQEMU(mode string, args []string) int {
 	var pauseBefore bool
 	migration := "none" // none, pre-switchover, completed, cancelled
 	var migrateTo *os.File
+	var stoppedFirst string // a live migration's guest was paused before it began
 	var jobs []string
 	for {
 		c, err := ln.Accept()
@@ -177,8 +203,11 @@ func fakeQEMU(mode string, args []string) int {
 				}
 				json.Unmarshal(raw, &a)
 				for _, c := range a.Capabilities {
-					if c.Capability == "pause-before-switchover" {
+					switch c.Capability {
+					case "pause-before-switchover":
 						pauseBefore = c.State
+					case "x-ignore-shared":
+						ignoreShared = c.State
 					}
 				}
 				return nil, nil
@@ -226,10 +255,20 @@ func fakeQEMU(mode string, args []string) int {
 				if migration != "pre-switchover" {
 					return nil, &QMPError{"GenericError", "Migration not in expected state: " + migration}
 				}
-				fmt.Fprintf(migrateTo, "%s memory of %s, status %s, disk %s\n", fakeStateMagic, opt["-name"], status, top)
+				fmt.Fprint(migrateTo, saved(", disk "+top+stoppedFirst))
 				migrateTo.Close()
 				migration = "completed"
 				status = "postmigrate"
+				return nil, nil
+			case "migrate-incoming":
+				if status != "inmigrate" {
+					return nil, &QMPError{"GenericError", "The incoming migration has already been started"}
+				}
+				var a struct{ URI string }
+				json.Unmarshal(raw, &a)
+				if a.URI != "fd:3" || !load() {
+					os.Exit(1) // QEMU ends when an incoming state fails to load
+				}
 				return nil, nil
 			case "migrate_cancel":
 				if migration == "pre-switchover" {
@@ -258,10 +297,13 @@ func fakeQEMU(mode string, args []string) int {
 					return nil, &QMPError{"GenericError", "File descriptor named '" + a.URI + "' has not been found"}
 				}
 				if pauseBefore { // live: the guest runs until the last pass stops it
+					if stoppedFirst = ""; status == "paused" {
+						stoppedFirst = ", stopped before the copy"
+					}
 					migrateTo, migration, status = f, "pre-switchover", "finish-migrate"
 					return nil, nil
 				}
-				fmt.Fprintf(f, "%s memory of %s, status %s\n", fakeStateMagic, opt["-name"], status)
+				fmt.Fprint(f, saved(""))
 				f.Close()
 				migration = "completed"
 				return nil, nil
@@ -341,6 +383,44 @@ func serialSocket(args []string) string {
 			if p, ok := strings.CutPrefix(kv, "path="); ok {
 				return p
 			}
+		}
+	}
+	return ""
+}
+
+// fakeMemoryFile is the file of a memory-backend-file -object in args, and
+// whether it is shared.
+func fakeMemoryFile(args []string) (path string, shared bool) {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-object" || !strings.HasPrefix(args[i+1], "memory-backend-file,") {
+			continue
+		}
+		for _, kv := range strings.Split(args[i+1], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "mem-path":
+				path = v
+			case "share":
+				shared = v == "on"
+			}
+		}
+	}
+	return path, shared
+}
+
+// fakeLoadError is what QEMU would say of loading state with the capability
+// ignoreShared and memory mapped from memPath ("" when it loads).
+func fakeLoadError(state string, ignoreShared bool, memPath string, memShared bool) string {
+	if !strings.HasPrefix(state, fakeStateMagic) {
+		return "not a saved state"
+	}
+	if sent := strings.Contains(state, "ignore-shared=true"); sent != ignoreShared {
+		return fmt.Sprintf("Capability x-ignore-shared is %v, but received capability is %v", ignoreShared, sent)
+	}
+	if strings.Contains(state, "memory in file") {
+		b, err := os.ReadFile(memPath)
+		if memPath == "" || memShared || err != nil || !strings.HasPrefix(string(b), "fake memory of ") {
+			return "the state left the memory out, and no template's memory is mapped"
 		}
 	}
 	return ""

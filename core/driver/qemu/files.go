@@ -22,6 +22,7 @@ const (
 	QGASocket       = "qga.sock"          // the guest agent's channel (qga.go)
 	StateFile       = "state.qemu"        // memory and devices of a suspended VM (save.go)
 	StateMetaFile   = "state.json"        // what the state fits (stateMeta); the state counts only with it
+	MemoryFile      = "memory.ram"        // a warm template's guest memory, which its clones map copy-on-write (memfile.go)
 	InstallerKernel = "installer-vmlinuz" // kernel taken from the ISO for an unattended install boot
 	InstallerInitrd = "installer-initrd"  // its initrd
 )
@@ -51,6 +52,12 @@ type runFacts struct {
 	Top string `json:"top,omitempty"`
 	// Next journals a switch of Top in progress (a snapshot or a revert).
 	Next *topSwitch `json:"next,omitempty"`
+	// SharedMemory: the guest's memory is MemoryFile, shared (a warm
+	// template): its saved state leaves the memory out (memfile.go).
+	SharedMemory bool `json:"sharedMemory,omitempty"`
+	// MappedMemory: the guest's memory maps its template's MemoryFile
+	// privately (a warm clone's first run): snapshots pause it (memfile.go).
+	MappedMemory bool `json:"mappedMemory,omitempty"`
 }
 
 // loadFacts reads FactsFile. A VM started by an fvm from before drivers had

@@ -28,6 +28,7 @@ type paths struct {
 	dir, disk, seed, vars, pid, qmp, serial, log string
 	pidArg                                       string // the -pidfile QEMU was launched with (launchedAs)
 	qga, state, stateMeta                        string // guest agent, saved state
+	mem                                          string // a warm template's memory (memfile.go)
 	vnc, serialSock                              string // display and serial port sockets
 	kernel, initrd                               string // ISO installs
 }
@@ -41,7 +42,7 @@ func pathsOf(inst *store.Instance) paths {
 	sock := func(n string) string { return store.SocketPath(dir, n) } // short enough to bind (store/sockets.go)
 	return paths{dir: dir, disk: j(DiskFile), seed: j(store.SeedFile), vars: j(store.EFIVarsFile),
 		pid: j(PIDFile), pidArg: j(PIDFile), qmp: sock(QMPSocket), serial: j(store.SerialLog), log: j(LogFile),
-		qga: sock(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), vnc: sock(VNCSocket), serialSock: sock(SerialSocket),
+		qga: sock(QGASocket), state: j(StateFile), stateMeta: j(StateMetaFile), mem: j(MemoryFile), vnc: sock(VNCSocket), serialSock: sock(SerialSocket),
 		kernel: j(InstallerKernel), initrd: j(InstallerInitrd)}
 }
 
@@ -125,6 +126,8 @@ type Machine struct {
 	child       *proc.Child // nil when adopted
 	install     bool        // an unattended install boot (runFacts.Install)
 	agentAtBoot bool        // runFacts.AgentAtBoot
+	sharedMem   bool        // runFacts.SharedMemory: a warm template's memory, in p.mem
+	mappedMem   bool        // runFacts.MappedMemory: a clone's, over its template's file
 	d           *Driver     // its driver (layers, qemu-img)
 	topMu       sync.Mutex
 	top         string // the disk's top when a snapshot moved it from p.disk
@@ -134,7 +137,7 @@ type Machine struct {
 
 func newMachine(name string, pid int, rt store.Runtime, f runFacts, p paths, c *proc.Child) *Machine {
 	m := &Machine{name: name, pid: pid, qemu: f.QEMU, accel: rt.Accel, sshPort: rt.SSHPort, p: p, child: c,
-		install: f.Install, agentAtBoot: f.AgentAtBoot, boot: f.Boot, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
+		install: f.Install, agentAtBoot: f.AgentAtBoot, boot: f.Boot, sharedMem: f.SharedMemory, mappedMem: f.MappedMemory, fp: f.Fingerprint, mac: f.MAC, virtiofsd: f.Virtiofsd, end: proc.NewEnding()}
 	m.started, _ = time.Parse(time.RFC3339, rt.StartedAt)
 	go m.watch()
 	return m

@@ -41,6 +41,10 @@ type stateMeta struct {
 	// back and the guest's network config names ("": cloudinit.DefaultMAC,
 	// a run from before addresses were per VM). Clones run with it (GuestMAC).
 	MAC string `json:"mac,omitempty"`
+	// SharedMemory: the state left the guest's memory out; it is MemoryFile
+	// beside it, MemoryBytes long (a warm template's: memfile.go).
+	SharedMemory bool  `json:"sharedMemory,omitempty"`
+	MemoryBytes  int64 `json:"memoryBytes,omitempty"`
 }
 
 // Fingerprint is what a saved state depends on: the QEMU that wrote it (its
@@ -78,6 +82,9 @@ func deviceSet(cfg Config) string {
 	// The MAC is the VM's identity, not its device set: a clone runs with its
 	// snapshot's (GuestMAC), so it never differs between a save and its restore.
 	n.Name, n.SSHPort, n.Ports, n.VMGenID, n.Incoming, n.MAC = "", 0, nil, "", "", ""
+	// Where the memory lives is not the device set: a clone maps its
+	// template's file, and its own saved state resumes without it (memfile.go).
+	n.MemoryFile, n.MemoryShared = "", false
 	n.AudioDev = ""        // where the sound goes is the host's, not the saved state's
 	n.GuestCmdline = false // read at a cold boot only; states saved before its additions existed still fit
 	base := func(p string) string {
@@ -229,9 +236,9 @@ func (m *Machine) Suspend(ctx context.Context) error {
 		if err := q.Execute(ctx, "stop", nil, nil); err != nil {
 			return err
 		}
-		// A snapshot's migration pauses before switching over; this one must not.
-		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{
-			{"capability": "pause-before-switchover", "state": false}}}, nil); err != nil {
+		// A snapshot's migration pauses before switching over; this one must
+		// not. A template's shared memory stays in its file (memfile.go).
+		if err := q.Execute(ctx, "migrate-set-capabilities", saveCaps(m.sharedMem, false), nil); err != nil {
 			return err
 		}
 		// QEMU caps migration at 128 MiB/s by default; a local file takes what the disk gives.
@@ -257,6 +264,13 @@ func (m *Machine) Suspend(ctx context.Context) error {
 		return fail(err)
 	}
 	meta := stateMeta{Fingerprint: m.fp, SavedAt: time.Now().UTC(), Bytes: st.Size(), Seconds: time.Since(t0).Seconds(), MAC: m.mac}
+	if m.sharedMem {
+		mst, err := os.Stat(m.p.mem)
+		if err != nil {
+			return fail(fmt.Errorf("the template's memory file: %w", err))
+		}
+		meta.SharedMemory, meta.MemoryBytes = true, mst.Size()
+	}
 	if err := os.Rename(part, m.p.state); err != nil {
 		return fail(err)
 	}

@@ -222,8 +222,8 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 	var running, paused, resumed time.Time
 	var downtime int64
 	err = qmpDo(ctx, m.p.qmp, func(q *QMP) error {
-		if err := q.Execute(ctx, "migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{
-			{"capability": "pause-before-switchover", "state": true}}}, nil); err != nil {
+		// A snapshot carries its memory, wherever the VM's memory is (memfile.go).
+		if err := q.Execute(ctx, "migrate-set-capabilities", saveCaps(false, true), nil); err != nil {
 			return err
 		}
 		defer q.Execute(context.Background(), "migrate-set-capabilities", map[string]any{"capabilities": []map[string]any{
@@ -237,8 +237,13 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 			return err
 		}
 		running = time.Now()
+		if m.mappedMem { // memfile.go: copied with the guest paused
+			if err := q.Execute(ctx, "stop", nil, nil); err != nil {
+				return err
+			}
+		}
 		if err := q.Execute(ctx, "migrate", map[string]any{"uri": "fd:fvm-snapshot"}, nil); err != nil {
-			return err
+			return abortMigration(q, err)
 		}
 		// A guest that dirties its memory faster than the file takes it would
 		// never converge: the allowed last pass grows with the wait.
@@ -262,7 +267,9 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 			if st.Status == "failed" || st.Status == "cancelled" {
 				return fmt.Errorf("migration %s: %s", st.Status, st.ErrorMsg)
 			}
-			running = time.Now() // still copying: the guest ran until at least now
+			if !m.mappedMem {
+				running = time.Now() // still copying: the guest ran until at least now
+			}
 			select {
 			case <-ctx.Done():
 				return abortMigration(q, fmt.Errorf("the memory copy did not converge: %w", ctx.Err()))

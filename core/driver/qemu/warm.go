@@ -87,6 +87,11 @@ func (d *Driver) FreezeSnapshot(inst *store.Instance) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("template %s has no saved state", inst.Dir)
 	}
+	if meta.SharedMemory {
+		if err := syncMemoryFile(p); err != nil {
+			return "", fmt.Errorf("template %s: its memory file: %w", inst.Dir, err)
+		}
+	}
 	for _, f := range []string{p.disk, p.vars, p.state, p.stateMeta} {
 		if err := os.Chmod(f, store.ReadOnlyFile); err != nil {
 			return "", fmt.Errorf("freeze %s: %w", f, err)
