@@ -264,8 +264,8 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 				paused = time.Now()
 				break
 			}
-			if st.Status == "failed" || st.Status == "cancelled" {
-				return fmt.Errorf("migration %s: %s", st.Status, st.ErrorMsg)
+			if st.Status == "failed" || st.Status == "cancelled" { // a guest fvm paused goes on
+				return abortMigration(q, fmt.Errorf("migration %s: %s", st.Status, st.ErrorMsg))
 			}
 			if !m.mappedMem {
 				running = time.Now() // still copying: the guest ran until at least now
