@@ -97,6 +97,27 @@ func TestTemplateMemory(t *testing.T) {
 	if f, _ := loadFacts(inst); !f.MappedMemory || f.SharedMemory {
 		t.Fatalf("clone facts %+v", f)
 	}
+	// A host that died between stopping it for a snapshot's copy and the
+	// copy: the next one lets it go (the disk switch was journalled).
+	mc := c.(*Machine)
+	f, _ := loadFacts(inst)
+	if _, err := d.beginSwitch(ctx, inst, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := qmpDo(ctx, mc.p.qmp, func(q *QMP) error { return q.Execute(ctx, "stop", nil, nil) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := mc.settle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var run string
+	qmpDo(ctx, mc.p.qmp, func(q *QMP) (err error) { run, err = q.QueryStatus(ctx); return })
+	if run != "running" {
+		t.Fatalf("a clone stopped for a snapshot its host did not finish is %q", run)
+	}
+	if f, _ := loadFacts(inst); f.Next != nil {
+		t.Fatalf("the switch is still journalled: %+v", f.Next)
+	}
 	// Its snapshot carries its memory, copied with the guest paused.
 	dir := snapDir(t)
 	if _, err := c.(driver.LiveSnapshotter).Snapshot(ctx, dir, true); err != nil {

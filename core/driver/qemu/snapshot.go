@@ -414,9 +414,13 @@ func (m *Machine) settleLocked(ctx context.Context) error {
 				return err
 			}
 		default:
-			// A completed snapshot whose guest was not let go again. A paused
-			// guest may be a clone awaiting re-identification: left alone.
-			if run, err := q.QueryStatus(ctx); err == nil && run == "postmigrate" {
+			// A completed snapshot whose guest was not let go again, or a
+			// mapped clone's stopped for its copy (memfile.go) by a host that
+			// died before the migration began: the switch is journalled. Any
+			// other paused guest may be a clone awaiting re-identification:
+			// left alone.
+			run, err := q.QueryStatus(ctx)
+			if err == nil && (run == "postmigrate" || run == "paused" && f.Next != nil && f.MappedMemory) {
 				if err := q.Execute(ctx, "cont", nil, nil); err != nil {
 					return err
 				}
