@@ -351,6 +351,12 @@ func TestPauseAndResumeTimers(t *testing.T) {
 	if b, _ := os.ReadFile(list); string(b) != "apt-daily.timer\nfstrim.timer\n" {
 		t.Errorf("listed %q, want the two active calendar timers", b)
 	}
+	// apt-daily ran in the image, a day before: its stamp comes to now.
+	stamps := filepath.Join(dir, "var/lib/systemd/timers")
+	os.MkdirAll(stamps, 0o755)
+	old := time.Now().Add(-26 * time.Hour)
+	os.WriteFile(filepath.Join(stamps, "stamp-apt-daily.timer"), nil, 0o644)
+	os.Chtimes(filepath.Join(stamps, "stamp-apt-daily.timer"), old, old)
 	var s strings.Builder
 	resumeTimers(func(f string, a ...any) { fmt.Fprintf(&s, f+"\n", a...) })
 	cmd = exec.Command("bash", "-c", "set -eu; R="+dir+"\n"+s.String())
@@ -363,6 +369,12 @@ func TestPauseAndResumeTimers(t *testing.T) {
 	}
 	if b, err := os.ReadFile(list); err != nil || len(b) != 0 {
 		t.Errorf("the list stayed: %q %v", b, err)
+	}
+	if st, err := os.Stat(filepath.Join(stamps, "stamp-apt-daily.timer")); err != nil || time.Since(st.ModTime()) > time.Minute {
+		t.Errorf("apt-daily's stamp was not brought to now (%v): it would catch up at once", err)
+	}
+	if _, err := os.Stat(filepath.Join(stamps, "stamp-fstrim.timer")); err == nil {
+		t.Error("a stamp was made for a timer that had none")
 	}
 }
 

@@ -31,6 +31,11 @@ func resumeTimers(w func(string, ...any)) {
 	w("# started again now that the clock is the clone's: scheduled from now, none overdue.")
 	w(`if [ -s "$R"/%s ]; then`, pausedTimersFile)
 	w(`  mapfile -t timers < "$R"/%s; : > "$R"/%s  # emptied, not removed: no program to start`, pausedTimersFile, pausedTimersFile)
+	w("  # A persistent timer runs at its start what it missed since its stamp (the template's or")
+	w("  # the image's): its stamp is brought to now, so what came due while the template waited")
+	w("  # does not run at once (a CI run across midnight saw dpkg-db-backup start in the clone).")
+	w(`  stamps=(); for t in "${timers[@]}"; do [ ! -e "$R/var/lib/systemd/timers/stamp-$t" ] || stamps+=("$R/var/lib/systemd/timers/stamp-$t"); done`)
+	w(`  [ ${#stamps[@]} -eq 0 ] || touch -c -- "${stamps[@]}" || true`)
 	w(`  systemctl start --no-block -- "${timers[@]}" || true`)
 	w("fi")
 }
