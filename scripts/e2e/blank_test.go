@@ -18,7 +18,7 @@ func TestBlankThenISO(t *testing.T) {
 	needTools(t)
 	iso := buildInstallerISO(t)
 	const name = "blank1"
-	r := fvm(t, "create", "--name", name, "--disk", "4", "--memory", "1G")
+	r := fvm(t, "create", "--name", name, "--disk", "4", "--memory", "1G", "--cpus", installerCPUs)
 	if r.code != 0 || strings.TrimSpace(r.stdout) != name || !strings.Contains(r.stderr, "fvm start "+name+" --iso FILE") {
 		t.Fatalf("create --name: %+v", r)
 	}
