@@ -274,9 +274,16 @@ func (d *Driver) start(ctx context.Context, inst *store.Instance, opts driver.St
 		return fail(err)
 	}
 	if opts.Template && !sharedMemory(cfg) { // its memory where its clones map it (memfile.go)
+		// A new, empty file of the store's mode (QEMU would make it 0644) that
+		// QEMU sizes; a previous one is the memory of a run that is over.
 		if err := os.Remove(p.mem); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fail(err)
 		}
+		mf, err := os.OpenFile(p.mem, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fail(err)
+		}
+		mf.Close()
 		cfg.MemoryFile, cfg.MemoryShared, facts.SharedMemory = p.mem, true, true
 	}
 	if facts.Fingerprint, err = d.fingerprint(ctx, qemuPath, cfg); err != nil {

@@ -140,7 +140,7 @@ func fakeQEMU(mode string, args []string) int {
 	// a clone's, private, must be one a template wrote.
 	memPath, memShared := fakeMemoryFile(args)
 	if memShared {
-		os.WriteFile(memPath, []byte("fake memory of "+opt["-name"]+"\n"), 0o600)
+		os.WriteFile(memPath, []byte("fake memory of "+opt["-name"]+"\n"), 0o644) // QEMU makes a missing file 0644
 	}
 	var ignoreShared bool // the migration capability x-ignore-shared
 	load := func() bool { // the state on fd 3, as QEMU checks it
@@ -271,8 +271,10 @@ func fakeQEMU(mode string, args []string) int {
 				}
 				return nil, nil
 			case "migrate_cancel":
-				if migration == "pre-switchover" {
-					migration, status = "cancelled", "running"
+				if migration == "pre-switchover" { // QEMU restarts only a guest that ran before
+					if migration, status = "cancelled", "running"; stoppedFirst != "" {
+						status = "postmigrate"
+					}
 				}
 				return nil, nil
 			case "stop":

@@ -66,6 +66,9 @@ func TestTemplateMemory(t *testing.T) {
 	if err != nil || store.ReadJSON(tmpl.Path(StateMetaFile), &meta) != nil || !meta.SharedMemory || meta.MemoryBytes != st.Size() {
 		t.Fatalf("template state meta %+v (%v)", meta, err)
 	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("the template's memory file is %v, want 0600 as the store's files", st.Mode())
+	}
 	if b, _ := os.ReadFile(tmpl.Path(StateFile)); !strings.Contains(string(b), "memory in file") {
 		t.Fatalf("the template's state carries its memory: %q", b)
 	}
@@ -146,6 +149,23 @@ func TestTemplateMemory(t *testing.T) {
 		if strings.Contains(a, "memory-backend-file") {
 			t.Fatalf("the resumed clone maps a file: %q", args)
 		}
+	}
+	c.Kill()
+
+	// A snapshot that fails once the clone is stopped for its copy (here the
+	// disk's switch) lets the clone go on.
+	t.Setenv("FVM_FAKE_QEMU_SNAPSHOT", "fail")
+	failing := newClone(t)
+	c, err = d.Start(ctx, failing, driver.StartOptions{Clone: tmpl.Dir})
+	if err != nil || c.Info().Boot != driver.BootClone {
+		t.Fatalf("a second clone: %v %+v", err, c)
+	}
+	if _, err := c.(driver.LiveSnapshotter).Snapshot(ctx, snapDir(t), true); err == nil || !strings.Contains(err.Error(), "Permission denied") {
+		t.Fatalf("a failing snapshot of a mapped clone: %v", err)
+	}
+	qmpDo(ctx, c.(*Machine).p.qmp, func(q *QMP) (err error) { run, err = q.QueryStatus(ctx); return })
+	if run != "running" {
+		t.Fatalf("after a failed snapshot the clone is %q", run)
 	}
 	c.Kill()
 

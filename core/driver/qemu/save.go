@@ -223,8 +223,11 @@ func (m *Machine) Suspend(ctx context.Context) error {
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(part)
-		// Let the guest go on; a failed suspend must not leave it paused.
-		if cerr := qmpDo(context.Background(), m.p.qmp, func(q *QMP) error { return q.Execute(ctx, "cont", nil, nil) }); cerr != nil && !m.exited() {
+		// Let the guest go on; a failed suspend must not leave it paused, nor
+		// one its caller gave up on (ctx is over then).
+		cctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		defer cancel()
+		if cerr := qmpDo(cctx, m.p.qmp, func(q *QMP) error { return abortMigration(q, nil) }); cerr != nil && !m.exited() {
 			err = errors.Join(err, fmt.Errorf("resume after the failed save: %w", cerr))
 		}
 		return fmt.Errorf("vm %q: save state: %w", m.name, err)

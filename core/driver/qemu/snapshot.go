@@ -165,8 +165,10 @@ func (m *Machine) Snapshot(ctx context.Context, dir string, memory bool) (driver
 	}
 	if err != nil {
 		// Whatever happened, the facts must say which top QEMU writes now.
-		serr := qmpDo(context.Background(), m.p.qmp, func(q *QMP) error {
-			cur, err := queryTop(ctx, q)
+		qctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		defer cancel()
+		serr := qmpDo(qctx, m.p.qmp, func(q *QMP) error {
+			cur, err := queryTop(qctx, q)
 			if err == nil {
 				err = settle(inst, cur)
 			}
@@ -258,7 +260,7 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 			}
 			st, err := q.QueryMigrate(ctx)
 			if err != nil {
-				return err
+				return abortMigration(q, err)
 			}
 			if st.Status == "pre-switchover" {
 				paused = time.Now()
@@ -279,26 +281,30 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 		if err := snapshotTop(ctx, q, top, node); err != nil {
 			return abortMigration(q, err)
 		}
+		// The disk switched: from here the migration runs to its end and the
+		// guest goes on, even if the caller gave up (a ^C, the timeout).
+		fin, cancel := context.WithTimeout(context.Background(), finishTimeout)
+		defer cancel()
 		if err := copyFile(m.p.vars, vars); err != nil {
-			// The disk switched: the migration goes on to completion, only the snapshot fails.
-			q.Execute(ctx, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil)
-			waitMigration(ctx, q)
-			q.Execute(ctx, "cont", nil, nil)
+			// Only the snapshot fails.
+			q.Execute(fin, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil)
+			waitMigration(fin, q)
+			resumeGuest(fin, q)
 			return err
 		}
-		if err := q.Execute(ctx, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil); err != nil {
+		if err := q.Execute(fin, "migrate-continue", map[string]any{"state": "pre-switchover"}, nil); err != nil {
 			return abortMigration(q, err)
 		}
-		werr := waitMigration(ctx, q)
+		werr := waitMigration(fin, q)
 		// The guest goes on whatever the migration did (cont takes the disks back).
-		if err := resumeGuest(ctx, q); err != nil {
+		if err := resumeGuest(fin, q); err != nil {
 			return errors.Join(werr, err)
 		}
 		resumed = time.Now()
 		if werr != nil {
 			return werr
 		}
-		st, _ := q.QueryMigrate(ctx)
+		st, _ := q.QueryMigrate(fin)
 		downtime = st.Downtime
 		return nil
 	})
@@ -326,6 +332,12 @@ func (m *Machine) saveLive(ctx context.Context, dir, top, node, vars string) (dr
 	}
 	return driver.SnapshotResult{Memory: true, Fingerprint: m.fp.Key(), Pause: pause}, nil
 }
+
+// finishTimeout bounds what a snapshot does after its caller may have gone:
+// the migration's last pass once the disk switched, the guest's resume, the
+// journal's settling. The guest is stopped for the last pass: the copy of
+// what it dirtied since the previous pass and its devices.
+const finishTimeout = 2 * time.Minute
 
 // abortMigration cancels a migration that has not switched over; the guest
 // runs on (QEMU restarts it, or cont does).
