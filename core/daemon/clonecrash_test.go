@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -95,8 +96,20 @@ func TestCloneKernelCrashRestoredAgain(t *testing.T) {
 	if rep := loadStartReport(&store.Instance{Dir: h.layout.InstanceDir("c4")}); rep == nil || rep.Boot != "cold" {
 		t.Fatalf("c4's start report %+v, want a cold boot", rep)
 	}
+	// A clone that cannot be put back on its snapshot's disk says that, not
+	// that its re-identification failed.
 	drv.mu.Lock()
-	drv.coldAfterRevert = false
+	drv.crashes, drv.coldAfterRevert, drv.revertErr, drv.starts = 1, false, errors.New("disk layer gone"), nil
+	drv.mu.Unlock()
+	v, err = h.c.Clone(ctx, "web1", api.CloneRequest{Name: "c9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(v.Notice, "could not be restored again (disk layer gone)") || strings.Contains(v.Notice, "re-identified") {
+		t.Fatalf("a clone whose revert failed: notice %q", v.Notice)
+	}
+	drv.mu.Lock()
+	drv.coldAfterRevert, drv.revertErr = false, nil
 	drv.mu.Unlock()
 
 	// A clone whose restore did not crash boots cold at once, as before.

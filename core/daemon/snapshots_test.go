@@ -39,6 +39,7 @@ type snapDriver struct {
 	// coldAfterRevert makes a clone's restore after a Revert fail, as a
 	// driver that boots cold instead does.
 	coldAfterRevert bool
+	revertErr       error // what Revert fails with, when set
 }
 
 const fakeState = "fake-state"
@@ -85,6 +86,9 @@ func (s *snapDriver) Snapshot(_ context.Context, inst *store.Instance, dir strin
 
 func (s *snapDriver) Revert(_ context.Context, inst *store.Instance, dir string) error {
 	s.record("revert", inst)
+	if s.revertErr != nil {
+		return s.revertErr
+	}
 	b, err := os.ReadFile(filepath.Join(dir, fakeDisk))
 	if err != nil {
 		return err

@@ -116,6 +116,7 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 		re, err = d.reidentifyWatched(ctx, inst, v.Run(m), userKey, false, serial, logFrom)
 	}
 	live, crashes := m, 0 // live is killed before the cold boot
+	var again error       // why a crashed clone could not be restored again
 	for err != nil && v.Snaps != nil && opts.Clone != "" && crashes < cloneRestores-1 {
 		crash := guestCrashed(serial, logFrom)
 		if crash == "" {
@@ -131,9 +132,11 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 		// not go with the snapshot's memory: the clone starts on a new top.
 		logFrom = serialSize(serial)
 		if err = v.Snaps.Revert(ctx, inst, opts.Clone); err != nil {
+			again = err
 			break
 		}
 		if m, err = v.Start(ctx, inst, opts); err != nil {
+			again = err
 			break
 		}
 		live = m
@@ -158,6 +161,8 @@ func (d *Daemon) startClone(ctx context.Context, inst *store.Instance, v *driver
 	}
 	why := fmt.Sprintf("the warm clone could not be re-identified (%v): booted cold", err)
 	switch crash := guestCrashed(serial, logFrom); {
+	case again != nil:
+		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore and it could not be restored again (%v): booted cold", again)
 	case crash != "" && crashes > 0:
 		why = fmt.Sprintf("the warm clone's guest kernel crashed after its restore, %s (%q): booted cold", times(crashes+1), crash)
 	case crash != "":
