@@ -36,8 +36,9 @@ import (
 // memory with the guest paused (saveLive): copied live under TCG (QEMU 7.2)
 // with pause-before-switchover, the forks of such clones crashed in their
 // kernel after the restore in 4 of 6 tries (a bare QEMU: 3 of 11, 0 of 5
-// without that pause, 0 of 8 with ordinary memory); paused, none did. A host that dies between the stop and the copy
-// leaves the switch journalled, and settle lets the guest go.
+// without that pause, 0 of 8 with ordinary memory); paused, none did. A host
+// that dies between the stop and the copy leaves the switch journalled, and
+// settle lets the guest go.
 
 // ramID is the id QEMU gives the guest's memory on a plain -m: the memory
 // object takes it, so the state of a VM run one way loads into the other
